@@ -1,0 +1,66 @@
+"""Random problem instances, drawn from a generator seeded per student, question and case.
+
+A regrade of the same student draws the same instances; two students draw different ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+SEED_ENV = "MATH_PRIMER_STUDENT"
+"""Environment variable holding the student id; the kit's grading engines set it."""
+
+SALT = "math-primer-2026"
+
+
+def seed_key() -> str:
+    """The per-student key of the current grading run ("" when no engine set one)."""
+    return os.environ.get(SEED_ENV, "")
+
+
+def rng_for(question: str, case: str, *, key: str) -> np.random.Generator:
+    """A generator seeded reproducibly from the student key, the question and the case."""
+    digest = hashlib.sha256(f"{SALT}|{key}|{question}|{case}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+# Sizes per case: (n, d) for the linear-algebra questions, N for softmax.
+LINEAR_SIZES = {"typical": ((3, 5), (4, 4), (5, 2)), "edge": ((1, 4), (3, 1), (1, 1))}
+SOFTMAX_SIZES = {"typical": (3, 5, 10), "large": (4, 6), "edge": (1,)}
+LSQ_SIZES = {"typical": ((8, 3), (20, 5), (4, 4)), "ill_conditioned": ((12, 4), (30, 6)),
+             "edge": ((1, 1), (5, 1))}
+LSQ_CONDITION = {"typical": 10.0, "ill_conditioned": 1e6, "edge": 10.0}
+
+
+def matrix(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    """A random (n, d) matrix with entries of order one, kept away from zero and from symmetry."""
+    return rng.uniform(0.5, 2.0, (n, d)) * rng.choice([-1.0, 1.0], (n, d))
+
+
+def vector(rng: np.random.Generator, d: int) -> np.ndarray:
+    """A random vector with entries of order one."""
+    return rng.uniform(0.5, 2.0, d) * rng.choice([-1.0, 1.0], d)
+
+
+def logits(rng: np.random.Generator, size: int, *, large: bool, sign: float = 1.0) -> np.ndarray:
+    """Logits of order one, or around ``sign * 1000`` (a naive softmax overflows on them)."""
+    z = rng.normal(0.0, 2.0, size)
+    return z + sign * 1000.0 if large else z
+
+
+def soft_labels(rng: np.random.Generator, size: int, *, hard: bool) -> np.ndarray:
+    """A target vector: one-hot when ``hard``, else a random probability vector."""
+    if hard:
+        return np.eye(size)[rng.integers(size)]
+    return rng.dirichlet(np.ones(size))
+
+
+def design(rng: np.random.Generator, n: int, d: int, *, condition: float) -> np.ndarray:
+    """A full-column-rank (n, d) design matrix with the given condition number (n >= d)."""
+    u, _ = np.linalg.qr(rng.standard_normal((n, d)))
+    v, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    singular = np.logspace(0.0, -np.log10(condition), d) if d > 1 else np.ones(1)
+    return 3.0 * (u * singular) @ v.T

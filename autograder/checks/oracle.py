@@ -1,0 +1,134 @@
+"""The oracle is mathematics, not stored answers.
+
+Reference Jacobians come from central finite differences in float64 of the forward maps below and,
+for small sizes, from sympy's exact differentiation of the same maps (see :func:`exact_jacobian`).
+Each forward map is written once for numpy and once for sympy, side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+Vector = np.ndarray
+ElementwiseFn = tuple[str, Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
+
+# Elementwise functions for q1c: (name, f, f'). Their sympy twins are looked up by name.
+ELEMENTWISE: tuple[ElementwiseFn, ...] = (
+    ("sin", np.sin, np.cos),
+    ("tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2),
+    ("cube", lambda x: x**3, lambda x: 3.0 * x**2),
+    ("softplus", lambda x: np.logaddexp(0.0, x), lambda x: 0.5 * (1.0 + np.tanh(x / 2))),
+)
+
+
+def fd_jacobian(f: Callable[[Vector], Vector], x: Vector, *, h: float = 1e-5) -> np.ndarray:
+    """Central finite-difference Jacobian of ``f`` at ``x``: shape ``(len(f(x)), len(x))``.
+
+    The step is absolute: the maps used here have curvature of order one whatever the size of
+    their inputs (softmax is shift-invariant), so a relative step would only lose accuracy.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    columns = []
+    for j in range(x.size):
+        e = np.zeros_like(x)
+        e[j] = h
+        columns.append((np.atleast_1d(f(x + e)) - np.atleast_1d(f(x - e))) / (2 * h))
+    return np.stack(columns, axis=1)
+
+
+def fd_gradient(f: Callable[[Vector], float], x: Vector, *, h: float = 1e-5) -> Vector:
+    """Central finite-difference gradient of a scalar function."""
+    return fd_jacobian(lambda v: np.array([f(v)]), x, h=h)[0]
+
+
+# --- forward maps, numpy -------------------------------------------------------------------------
+
+
+def softmax(z: Vector) -> Vector:
+    """Numerically stable softmax."""
+    e = np.exp(z - np.max(z))
+    return e / e.sum()
+
+
+def log_softmax(z: Vector) -> Vector:
+    """Numerically stable log-softmax."""
+    shifted = z - np.max(z)
+    return shifted - np.log(np.sum(np.exp(shifted)))
+
+
+def cross_entropy(z: Vector, y: Vector) -> float:
+    """Cross-entropy ``-sum(y * log softmax(z))`` of logits ``z`` against targets ``y``."""
+    return float(-np.sum(y * log_softmax(z)))
+
+
+def smooth_loss(z: Vector, c: Vector) -> float:
+    """A smooth scalar loss of ``z`` for q1d: ``sum_k c_k log cosh z_k + z_k / 2``."""
+    return float(np.sum(c * (np.logaddexp(z, -z) - np.log(2.0)) + 0.5 * z))
+
+
+def mse(w: Vector, X: np.ndarray, y: Vector) -> float:
+    """Mean squared error of ``Xw`` against ``y``."""
+    r = X @ w - y
+    return float(r @ r / len(y))
+
+
+def mse_minimizer(X: np.ndarray, y: Vector) -> Vector:
+    """The minimiser of the MSE by an SVD least-squares solve (stable for ill-conditioned X)."""
+    return np.linalg.lstsq(X, y, rcond=None)[0]
+
+
+# --- the same maps, sympy -------------------------------------------------------------------------
+
+
+def _sympy_elementwise(name: str):
+    import sympy as sp
+
+    return {
+        "sin": sp.sin,
+        "tanh": sp.tanh,
+        "cube": lambda t: t**3,
+        "softplus": lambda t: sp.log(1 + sp.exp(t)),
+    }[name]
+
+
+def symbolic_map(kind: str, **params: object):
+    """The sympy version of a forward map, as a function of a list of symbols."""
+    import sympy as sp
+
+    if kind == "linear":
+        W = sp.Matrix(np.asarray(params["W"]).tolist())
+        return lambda v: list(W * sp.Matrix(v))
+    if kind == "elementwise":
+        f = _sympy_elementwise(str(params["name"]))
+        return lambda v: [f(t) for t in v]
+    if kind == "loss_of_W":
+        x, c = np.asarray(params["x"]), np.asarray(params["c"])
+        n, d = int(params["n"]), x.size
+
+        def loss(v):
+            z = [sum(v[i * d + j] * float(x[j]) for j in range(d)) for i in range(n)]
+            return [sum(float(c[i]) * sp.log(sp.cosh(z[i])) + z[i] / 2 for i in range(n))]
+
+        return loss
+    if kind == "softmax":
+        return lambda v: [sp.exp(t) / sum(sp.exp(s) for s in v) for t in v]
+    if kind == "cross_entropy":
+        y = np.asarray(params["y"])
+        return lambda v: [
+            -sum(float(y[k]) * sp.log(sp.exp(v[k]) / sum(sp.exp(s) for s in v)) for k in range(len(v)))
+        ]
+    raise ValueError(f"unknown forward map {kind!r}")
+
+
+def exact_jacobian(kind: str, at: Vector, **params: object) -> np.ndarray:
+    """Exact Jacobian of a forward map by sympy, evaluated at ``at`` (for small sizes only)."""
+    import sympy as sp
+
+    at = np.asarray(at, dtype=np.float64)
+    symbols = list(sp.symbols(f"v0:{at.size}"))
+    outputs = sp.Matrix(symbolic_map(kind, **params)(symbols))
+    jac = outputs.jacobian(symbols)
+    values = {s: sp.Float(float(a), 30) for s, a in zip(symbols, at)}
+    return np.array(jac.evalf(30, subs=values).tolist(), dtype=np.float64)
