@@ -1,0 +1,328 @@
+"""Collate per-student results into one gradebook DataFrame, and write results and gradebook.
+
+A per-student result is a plain dict (written to ``OUT/results/<student>.json``)::
+
+    {"student": "ann", "status": "graded", "total": 9.5, "possible": 12.0,
+     "questions": {"q1a": {"score": 1.0, "possible": 1.0, "tags": [], "feedback": ""}, ...}}
+
+``status`` is one of :data:`~autograder.contract.STATUSES`; for statuses other than ``graded``,
+``questions`` may be ``{}`` and ``total`` 0. The gradebook is collated once, in a fixed column
+order: :data:`~autograder.contract.GRADEBOOK_COLUMNS`, then the roster's extra columns, then
+``on_roster`` when a roster is given.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import numbers
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from autograder.contract import BY_NAME, GRADEBOOK_COLUMNS, QUESTION_NAMES, STATUSES, TOTAL_POINTS
+
+logger = logging.getLogger(__name__)
+
+SCORE_DECIMALS = 4
+"""Decimals kept for points in ``gradebook.csv``."""
+PERCENT_DECIMALS = 2
+"""Decimals kept for the ``percent`` column."""
+_POINTS_TOLERANCE = 1e-6
+
+
+class GradebookError(Exception):
+    """Results or roster cannot be collated without losing or inventing data."""
+
+
+def collate(results: list[dict], *, roster: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Build the gradebook: one row per student, sorted by student, in a fixed column order.
+
+    Points per question come from ``result["questions"][q]["score"]`` (0 when the question is
+    absent); ``total`` is their sum and ``percent`` is ``100 * total / TOTAL_POINTS`` rounded to
+    2 decimals.
+
+    Args:
+        results: One result dict per submission (see the module docstring).
+        roster: Optional DataFrame with a ``student`` column and any other columns (``name``,
+            ``email``, ...). Every roster student gets a row (status ``missing`` and zeros when
+            nothing was submitted); submissions not on the roster are kept and flagged with
+            ``on_roster = False``. Extra roster columns go after ``status``, followed by the
+            boolean ``on_roster``.
+
+    Returns:
+        The gradebook DataFrame with a fresh RangeIndex.
+
+    Raises:
+        GradebookError: If a result is malformed (unknown status or question, score out of
+            range, total inconsistent with the scores), two results share a student id, or the
+            roster is invalid.
+    """
+    rows = [_result_row(result, index) for index, result in enumerate(results)]
+    duplicates = _duplicates(row["student"] for row in rows)
+    if duplicates:
+        raise GradebookError(
+            f"several results for student(s) {', '.join(duplicates)}; every submission needs "
+            "its own student id (fix the submissions folder, e.g. rename one)"
+        )
+    columns = list(GRADEBOOK_COLUMNS)
+    table = pd.DataFrame(rows, columns=columns)
+
+    if roster is not None:
+        roster = _checked_roster(roster)
+        submitted = set(table["student"])
+        absent = [s for s in roster["student"] if s not in submitted]
+        if absent:
+            missing = pd.DataFrame([_missing_row(s) for s in absent], columns=columns)
+            table = pd.concat([table, missing], ignore_index=True) if rows else missing
+        off_roster = sorted(submitted - set(roster["student"]))
+        if off_roster:
+            logger.warning("submissions not on the roster: %s", ", ".join(off_roster))
+        extra = [c for c in roster.columns if c != "student"]
+        table = table.merge(roster, on="student", how="left", validate="one_to_one")
+        table["on_roster"] = table["student"].isin(set(roster["student"]))
+        columns += [*extra, "on_roster"]
+
+    table = table.sort_values("student", kind="stable", ignore_index=True)
+    table = table[columns]
+    points = [*QUESTION_NAMES, "total", "percent"]
+    table[points] = table[points].astype(float)
+    return table.astype({"student": str, "status": str})
+
+
+def read_roster(path: Path) -> pd.DataFrame:
+    """Read a roster CSV with a ``student`` column (and any others, e.g. ``name``, ``email``).
+
+    All columns are read as strings (``007`` stays ``007``); column names and student ids are
+    stripped of surrounding whitespace; empty cells become empty strings.
+
+    Args:
+        path: The roster CSV.
+
+    Returns:
+        The roster, one row per student, in file order.
+
+    Raises:
+        GradebookError: If the file is missing or unreadable, has no ``student`` column, or has
+            empty or duplicate student ids.
+    """
+    path = Path(path)
+    try:
+        roster = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except FileNotFoundError as e:
+        raise GradebookError(f"roster {path} does not exist") from e
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise GradebookError(f"cannot read roster {path}: {e}") from e
+    roster.columns = [str(c).strip() for c in roster.columns]
+    return _checked_roster(roster, name=f"roster {path}", in_file=True)
+
+
+def write_results(results: list[dict], out: Path) -> None:
+    """Write each result to ``out/results/<student>.json`` (UTF-8, indent 2).
+
+    Args:
+        results: One result dict per submission.
+        out: The output folder; ``results/`` is created inside it.
+
+    Raises:
+        GradebookError: If a result has no usable student id, two results share one (one file
+            would overwrite the other), or a result is not JSON-serialisable (e.g. a NaN score).
+    """
+    students = [_student_id(result, index) for index, result in enumerate(results)]
+    duplicates = _duplicates(students)
+    if duplicates:
+        raise GradebookError(f"several results for student(s) {', '.join(duplicates)}")
+    folder = Path(out) / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    for student, result in zip(students, results, strict=True):
+        try:
+            text = json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise GradebookError(f"result for {student!r} cannot be written as JSON: {e}") from e
+        (folder / f"{student}.json").write_text(text + "\n", encoding="utf-8")
+    logger.info("wrote %d result file(s) to %s", len(results), folder)
+
+
+def write_gradebook(df: pd.DataFrame, out: Path) -> Path:
+    """Write the gradebook to ``out/gradebook.csv`` with deterministic formatting.
+
+    Points are rounded to 4 decimals and percent to 2, written in their shortest form (``1.0``,
+    ``0.3333``); UTF-8, ``\\n`` line endings, no index.
+
+    Args:
+        df: A gradebook from :func:`collate`.
+        out: The output folder (created if needed).
+
+    Returns:
+        The path of the written CSV.
+    """
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "gradebook.csv"
+    table = df.copy()
+    points = [c for c in (*QUESTION_NAMES, "total") if c in table.columns]
+    table[points] = table[points].astype(float).round(SCORE_DECIMALS)
+    if "percent" in table.columns:
+        table["percent"] = table["percent"].astype(float).round(PERCENT_DECIMALS)
+    # Add 0.0 so that a rounded -0.0 is written as 0.0.
+    table[points] = table[points] + 0.0
+    table.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    logger.info("wrote gradebook with %d row(s) to %s", len(table), path)
+    return path
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Summarise a gradebook per question, over the rows with status ``graded``.
+
+    Args:
+        df: A gradebook from :func:`collate`.
+
+    Returns:
+        One row per question, then a ``total`` row, with columns ``question``, ``points``
+        (points available), ``mean`` (mean score, NaN when nothing was graded) and
+        ``full_marks_rate`` (fraction of graded rows with full points, NaN when nothing was
+        graded).
+    """
+    graded = df[df["status"] == "graded"]
+    rows = []
+    available = [(name, BY_NAME[name].points) for name in QUESTION_NAMES]
+    for name, points in [*available, ("total", TOTAL_POINTS)]:
+        scores = graded[name].astype(float)
+        full = (scores >= points - _POINTS_TOLERANCE).mean() if len(scores) else math.nan
+        rows.append(
+            {
+                "question": name,
+                "points": float(points),
+                "mean": scores.mean() if len(scores) else math.nan,
+                "full_marks_rate": float(full),
+            }
+        )
+    return pd.DataFrame(rows, columns=["question", "points", "mean", "full_marks_rate"])
+
+
+def _student_id(result: Any, index: int) -> str:
+    if not isinstance(result, dict):
+        raise GradebookError(f"result #{index} is a {type(result).__name__}, expected a dict")
+    student = result.get("student")
+    if not isinstance(student, str) or not student.strip():
+        raise GradebookError(f"result #{index} has no student id (got {student!r})")
+    if student in (".", "..") or "/" in student or "\\" in student:
+        raise GradebookError(f"result #{index} has an unusable student id {student!r}")
+    return student
+
+
+def _result_row(result: Any, index: int) -> dict[str, Any]:
+    """Check one result against the contract and turn it into a gradebook row."""
+    student = _student_id(result, index)
+    status = result.get("status")
+    if status not in STATUSES:
+        raise GradebookError(
+            f"result for {student!r} has status {status!r}, expected one of {', '.join(STATUSES)}"
+        )
+    questions = result.get("questions") or {}
+    if not isinstance(questions, dict):
+        raise GradebookError(
+            f"result for {student!r}: 'questions' is a {type(questions).__name__}, expected a dict"
+        )
+    unknown = sorted(set(questions) - set(QUESTION_NAMES))
+    if unknown:
+        raise GradebookError(
+            f"result for {student!r} has unknown question(s) {', '.join(map(str, unknown))}; "
+            f"expected {', '.join(QUESTION_NAMES)}"
+        )
+    row: dict[str, Any] = {"student": student, "status": status}
+    for name in QUESTION_NAMES:
+        row[name] = _score(student, name, questions.get(name))
+    row["total"] = math.fsum(row[name] for name in QUESTION_NAMES)
+    claimed = result.get("total")
+    if claimed is not None and not (
+        _is_number(claimed) and abs(claimed - row["total"]) <= _POINTS_TOLERANCE
+    ):
+        raise GradebookError(
+            f"result for {student!r} has total {claimed!r}, but its question scores add up to "
+            f"{row['total']:g}"
+        )
+    row["percent"] = round(100 * row["total"] / TOTAL_POINTS, PERCENT_DECIMALS)
+    return row
+
+
+def _score(student: str, name: str, entry: Any) -> float:
+    if entry is None:
+        return 0.0
+    points = BY_NAME[name].points
+    where = f"result for {student!r}, question {name}"
+    if not isinstance(entry, dict):
+        raise GradebookError(f"{where}: got a {type(entry).__name__}, expected a dict")
+    score = entry.get("score")
+    if not _is_number(score) or not -_POINTS_TOLERANCE <= score <= points + _POINTS_TOLERANCE:
+        raise GradebookError(f"{where}: score {score!r} is not a number between 0 and {points:g}")
+    possible = entry.get("possible")
+    if possible is not None and not (
+        _is_number(possible) and abs(possible - points) <= _POINTS_TOLERANCE
+    ):
+        raise GradebookError(
+            f"{where}: graded out of {possible!r} points, but the contract gives {points:g}"
+        )
+    return float(score)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _missing_row(student: str) -> dict[str, Any]:
+    return {
+        "student": student,
+        **{name: 0.0 for name in QUESTION_NAMES},
+        "total": 0.0,
+        "percent": 0.0,
+        "status": "missing",
+    }
+
+
+def _checked_roster(
+    roster: pd.DataFrame, *, name: str = "roster", in_file: bool = False
+) -> pd.DataFrame:
+    """Validate a roster and return a copy with stripped string student ids.
+
+    Args:
+        roster: The roster to check.
+        name: How messages name the roster (e.g. ``"roster roster.csv"``).
+        in_file: Name bad rows by their row in the file (header = row 1) instead of their index.
+    """
+
+    def where(mask: pd.Series) -> str:
+        if in_file:
+            rows = [str(i + 2) for i in range(len(mask)) if mask.iloc[i]]
+            return f"row(s) {', '.join(rows)}, counting the header as row 1"
+        return f"row(s) with index {', '.join(str(i) for i in roster.index[mask])}"
+
+    if not isinstance(roster, pd.DataFrame):
+        raise GradebookError(f"{name} must be a DataFrame, got a {type(roster).__name__}")
+    if "student" not in roster.columns:
+        found = ", ".join(map(str, roster.columns)) or "no columns"
+        raise GradebookError(f"{name} has no 'student' column (found: {found})")
+    reserved = (*GRADEBOOK_COLUMNS, "on_roster")
+    clash = [c for c in roster.columns if c != "student" and c in reserved]
+    if clash:
+        raise GradebookError(
+            f"{name} has columns {', '.join(map(str, clash))} that clash with gradebook "
+            "columns; rename or drop them"
+        )
+    roster = roster.copy()
+    empty = roster["student"].isna()
+    roster["student"] = roster["student"].astype(str).str.strip()
+    empty |= roster["student"] == ""
+    if empty.any():
+        raise GradebookError(f"{name} has empty student ids ({where(empty)})")
+    duplicates = _duplicates(roster["student"])
+    if duplicates:
+        raise GradebookError(f"{name} lists student(s) {', '.join(duplicates)} more than once")
+    return roster.reset_index(drop=True)
+
+
+def _duplicates(values: Any) -> list[str]:
+    return sorted(value for value, count in Counter(values).items() if count > 1)
