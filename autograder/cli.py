@@ -1,0 +1,126 @@
+"""Command line: ``python -m autograder build | grade | demo`` (a thin click layer)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import gradebook
+from .build import BuildError, build as run_build
+from .gradebook import GradebookError
+from .grading import DEFAULT_TIMEOUT, GradeRun, GradingError, default_jobs, grade as run_grade
+from .intake import IntakeError, Submission
+
+console = Console(stderr=True)
+EXPECTED_ERRORS = (BuildError, GradebookError, GradingError, IntakeError)
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Autograding kit for the Math Primer exercise (Otter-Grader)."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)])
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
+              help="Build folder.")
+def build(out: Path) -> None:
+    """Run Otter Assign: DIR/student/math_primer.ipynb and DIR/autograder/autograder.zip."""
+    with _friendly_errors():
+        with console.status("Running Otter Assign (it also checks the solutions pass)..."):
+            result = run_build(out=out)
+    click.echo(f"student notebook: {result.student_notebook}")
+    click.echo(f"autograder zip:   {result.autograder_zip}")
+
+
+@main.command()
+@click.argument("submissions", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Submissions graded in parallel [default: number of cores].")
+@click.option("--timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT,
+              show_default=True, help="Seconds per submission.")
+@click.option("--roster", type=click.Path(path_type=Path), default=None,
+              help="CSV with a 'student' column (optional name, email).")
+@click.option("--build-dir", type=click.Path(path_type=Path), default=Path("dist"),
+              show_default=True, help="Where the built assignment is (built if needed).")
+def grade(submissions: Path, out: Path, jobs: int | None, timeout: float, roster: Path | None,
+          build_dir: Path) -> None:
+    """Grade a folder of submissions through otter run and write OUT/gradebook.csv."""
+    with _friendly_errors():
+        run = run_grade(submissions=submissions, out=out, build_dir=build_dir, jobs=jobs,
+                        timeout=timeout, roster=roster, progress=_progress_bar)
+    _report(run)
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out/demo"),
+              show_default=True, help="Output folder.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Submissions graded in parallel [default: number of cores].")
+def demo(out: Path, jobs: int | None) -> None:
+    """Build, grade the embedded sample submissions and print a summary."""
+    from .samples import write_samples
+
+    with _friendly_errors():
+        samples = write_samples(out / "submissions")
+        click.echo(f"wrote {len(samples)} sample submissions to {out / 'submissions'}")
+        run = run_grade(submissions=out / "submissions", out=out, build_dir=Path("dist"),
+                        jobs=jobs or default_jobs(), progress=_progress_bar)
+    _report(run)
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    """Turn the kit's expected errors into a clear message and exit code 2 (no traceback)."""
+    try:
+        yield
+    except EXPECTED_ERRORS as error:
+        console.print(f"[bold red]error:[/] {error}")
+        sys.exit(2)
+
+
+def _progress_bar(submissions: Iterable[Submission]):
+    items = list(submissions)
+    progress = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("{task.description}"), console=console,
+                        transient=False)
+    task = progress.add_task("", total=len(items))
+    progress.start()
+    done = {"n": 0}
+
+    def on_done(result: dict) -> None:
+        done["n"] += 1
+        progress.update(task, advance=1, description=f"{result['student']}: {result['status']}")
+        if done["n"] == len(items):
+            progress.stop()
+
+    if not items:
+        progress.stop()
+    return on_done
+
+
+def _report(run: GradeRun) -> None:
+    table = Table(title="Per-question summary (graded submissions)")
+    summary = gradebook.summary_table(run.gradebook)
+    for column in summary.columns:
+        table.add_column(str(column), justify="right" if column != "question" else "left")
+    for row in summary.itertuples(index=False):
+        table.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row])
+    Console().print(table)
+    counts = run.gradebook["status"].value_counts().to_dict()
+    click.echo("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    click.echo(f"gradebook: {run.gradebook_path}")
+    click.echo(f"results:   {run.results_dir}")

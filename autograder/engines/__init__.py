@@ -1,0 +1,1 @@
+"""Grading engines. Each turns one submission into one result dict, never raising."""

@@ -1,0 +1,149 @@
+"""The Otter engine: grade one submission through ``otter run`` in a subprocess with a timeout.
+
+The student's notebook is copied under the master's file name (Otter grades a notebook only when
+its name matches), its kernel set to Python 3, and the per-student seed key passed through the
+environment. Whatever happens, the result is one dict in the ``results/<student>.json`` format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from ..checks.instances import SEED_ENV
+from ..checks.questions import CASES
+from ..checks.runner import TAG_LINE
+from ..contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
+from ..intake import Submission
+
+log = logging.getLogger(__name__)
+
+NOTEBOOK_NAME = "math_primer.ipynb"
+"""The master notebook's file name, under which every submission is graded."""
+
+WORKER = Path(__file__).with_name("otter_worker.py")
+"""Run as a script (stdlib and otter only), so the kit's package is not importable in grading."""
+
+_FAILURE = re.compile(r"CheckFailed: (?P<message>.*?)\n" + TAG_LINE + r" (?P<tags>[^\n]*)", re.S)
+
+
+def empty_result(student: str, status: str, feedback: str) -> dict:
+    """A result with no points, for a submission that could not be graded."""
+    questions = {
+        q: {"score": 0.0, "possible": float(BY_NAME[q].points), "tags": [], "feedback": feedback}
+        for q in QUESTION_NAMES
+    }
+    return {
+        "student": student,
+        "status": status,
+        "total": 0.0,
+        "possible": float(TOTAL_POINTS),
+        "questions": questions,
+    }
+
+
+def parse_case_message(message: str) -> tuple[list[str], str]:
+    """The diagnosis tags and the student-facing message of a failed Otter test case."""
+    match = _FAILURE.search(message)
+    if match is None:
+        last = message.strip().splitlines()[-1] if message.strip() else "the test failed"
+        return ["exception"], last
+    tags = [t.strip() for t in match["tags"].split(",") if t.strip()]
+    return tags, match["message"].strip()
+
+
+def question_result(name: str, data: dict | None) -> dict:
+    """One question's entry of the result, from the worker's per-test-case data."""
+    possible = float(BY_NAME[name].points)
+    if data is None:
+        return {"score": 0.0, "possible": possible, "tags": ["missing"],
+                "feedback": "no test results for this question"}
+    hidden = [c for c in data["cases"] if c["points"] > 0]
+    case_names = list(CASES[name]) if len(hidden) == len(CASES[name]) else [
+        f"case {i + 1}" for i in range(len(hidden))
+    ]
+    tags: list[str] = []
+    lines: list[str] = []
+    for case_name, case in zip(case_names, hidden):
+        if case["passed"]:
+            continue
+        case_tags, message = parse_case_message(case["message"])
+        tags += [t for t in case_tags if t not in tags]
+        lines.append(f"[{case_name}, {case['points']:g} pt] {message}")
+    score = round(sum(c["points"] for c in hidden if c["passed"]), 6)
+    feedback = "\n".join(lines) if lines else "All tests passed."
+    return {"score": min(score, possible), "possible": possible, "tags": tags, "feedback": feedback}
+
+
+def result_from_worker(student: str, data: dict) -> dict:
+    """The full result of a graded submission."""
+    questions = {q: question_result(q, data["questions"].get(q)) for q in QUESTION_NAMES}
+    return {
+        "student": student,
+        "status": "graded",
+        "total": round(sum(q["score"] for q in questions.values()), 6),
+        "possible": float(TOTAL_POINTS),
+        "questions": questions,
+    }
+
+
+def prepare_notebook(notebook: nbformat.NotebookNode, folder: Path) -> Path:
+    """Write the submission under the master's name with a Python 3 kernel."""
+    nb = nbformat.from_dict(notebook)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    path = folder / NOTEBOOK_NAME
+    nbformat.write(nb, str(path))
+    return path
+
+
+def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: float) -> dict:
+    """Grade one submission with ``otter run``; never raises for anything the submission does."""
+    if submission.notebook is None:
+        return empty_result(submission.student, "invalid", f"submission unusable: {submission.problem}")
+    with tempfile.TemporaryDirectory(prefix="mp-grade-") as scratch:
+        folder = Path(scratch)
+        notebook = prepare_notebook(submission.notebook, folder)
+        out_json = folder / "otter-results.json"
+        env = {**os.environ, SEED_ENV: submission.student}
+        command = [sys.executable, str(WORKER), str(autograder_zip), str(notebook), str(out_json)]
+        proc = subprocess.Popen(
+            command, cwd=folder, env=env, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+        )
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            log.warning("%s: timed out after %g s", submission.student, timeout)
+            return empty_result(
+                submission.student, "timeout",
+                f"grading stopped after {timeout:g} s: a cell probably runs forever",
+            )
+        finally:
+            _kill_group(proc)
+        if proc.returncode != 0 or not out_json.exists():
+            tail = "\n".join(output.strip().splitlines()[-5:])
+            log.warning("%s: otter run failed (exit %s): %s", submission.student, proc.returncode, tail)
+            return empty_result(submission.student, "error", f"otter run failed: {tail}")
+        data = json.loads(out_json.read_text(encoding="utf-8"))
+    if data.get("error"):
+        return empty_result(submission.student, "error", f"otter run failed: {data['error']}")
+    return result_from_worker(submission.student, data)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill the worker and everything it started (the Jupyter kernel included)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()

@@ -1,0 +1,113 @@
+"""The grading pipeline, readable in one place.
+
+    read roster -> discover submissions -> build (if stale) -> grade each in parallel
+    -> write results/<student>.json -> collate gradebook.csv
+
+A submission that breaks anything becomes a row with a status; the batch never dies on one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import gradebook
+from .build import ensure_built
+from .engines.otter_engine import empty_result, grade_submission
+from .intake import Submission, discover
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 300.0
+"""Seconds one submission may take under ``otter run`` (a normal one takes a few seconds)."""
+
+
+class GradingError(Exception):
+    """The batch cannot start (bad paths, nothing to grade)."""
+
+
+@dataclass(frozen=True)
+class GradeRun:
+    """What a grading run wrote."""
+
+    gradebook: pd.DataFrame
+    """The collated gradebook, as written."""
+    gradebook_path: Path
+    """``OUT/gradebook.csv``."""
+    results_dir: Path
+    """``OUT/results/`` with one JSON per submission."""
+
+
+def default_jobs() -> int:
+    """The default parallelism: the number of cores."""
+    return os.cpu_count() or 1
+
+
+def grade_all(
+    submissions: list[Submission],
+    grade_one: Callable[[Submission], dict],
+    *,
+    jobs: int,
+    on_done: Callable[[dict], None] = lambda result: None,
+) -> list[dict]:
+    """Grade every submission with ``jobs`` in parallel; an unexpected crash becomes an error row."""
+    results = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(grade_one, s): s for s in submissions}
+        for future in as_completed(futures):
+            submission = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - the batch must never die on one submission
+                log.exception("grading %s crashed", submission.student)
+                result = empty_result(submission.student, "error", f"grader crashed: {exc!r}")
+            results.append(result)
+            on_done(result)
+    return sorted(results, key=lambda r: r["student"])
+
+
+def grade(
+    *,
+    submissions: Path,
+    out: Path,
+    build_dir: Path,
+    jobs: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    roster: Path | None = None,
+    progress: Callable[[Iterable[Submission]], Callable[[dict], None]] | None = None,
+) -> GradeRun:
+    """Grade a folder of submissions through ``otter run`` and write the gradebook.
+
+    Args:
+        submissions: folder of ``<student>.ipynb``, ``<student>.zip`` or ``<student>/*.ipynb``.
+        out: output folder for ``gradebook.csv`` and ``results/``.
+        build_dir: where the built assignment lives (built or rebuilt when stale).
+        jobs: parallel submissions (default: the number of cores).
+        timeout: seconds per submission.
+        roster: optional CSV with a ``student`` column.
+        progress: given the submissions, returns a callback called after each one is graded.
+    """
+    roster_df = gradebook.read_roster(roster) if roster is not None else None
+    found = discover(submissions)
+    if not found and roster_df is None:
+        raise GradingError(f"no submissions found in {submissions}")
+    for s in found:
+        if s.problem:
+            log.warning("%s: %s (graded as invalid)", s.student, s.problem)
+    built = ensure_built(out=build_dir)
+
+    def grade_one(submission: Submission) -> dict:
+        return grade_submission(submission, autograder_zip=built.autograder_zip, timeout=timeout)
+
+    on_done = progress(found) if progress is not None else (lambda result: None)
+    results = grade_all(found, grade_one, jobs=jobs or default_jobs(), on_done=on_done)
+    gradebook.write_results(results, out)
+    table = gradebook.collate(results, roster=roster_df)
+    path = gradebook.write_gradebook(table, out)
+    return GradeRun(table, path, out / "results")
