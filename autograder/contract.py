@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .checks.tags import TAGS as CHECK_TAGS
+
 
 @dataclass(frozen=True)
 class Question:
@@ -39,25 +41,8 @@ BY_NAME: dict[str, Question] = {q.name: q for q in QUESTIONS}
 GRADEBOOK_COLUMNS: tuple[str, ...] = ("student", *QUESTION_NAMES, "total", "percent", "status")
 """Fixed leading columns of ``gradebook.csv``."""
 
-TAGS: dict[str, str] = {
-    "missing": "the function is not defined, or its body is still `...`",
-    "exception": "the function raised an exception",
-    "timeout": "the function (or the notebook) ran out of time",
-    "wrong_type": "the function returned None or something that is not numeric",
-    "wrong_shape": "the returned array has the wrong shape",
-    "not_finite": "the returned array contains NaN or inf",
-    "transposed": "the answer is the transpose of the expected matrix",
-    "missing_diag": "the vector f'(x) was returned instead of the matrix diag(f'(x))",
-    "diag_only": "the diagonal is right but the off-diagonal terms are missing",
-    "sign_flipped": "the answer has the wrong sign",
-    "scaled": "the answer is a constant multiple of the expected answer",
-    "dL_dyhat": "the gradient with respect to y-hat was returned instead of with respect to z",
-    "not_stable": "right on moderate inputs, NaN/inf or wrong on large logits",
-    "edge_case": "right on typical sizes, wrong on n = 1, d = 1 or N = 1",
-    "wrong_value": "the values differ from the expected answer",
-    "advice_inv": "correct, but uses an explicit matrix inverse (advice only, no deduction)",
-}
-"""The fixed vocabulary of diagnosis tags written to the results."""
+TAGS: dict[str, str] = CHECK_TAGS
+"""The fixed vocabulary of diagnosis tags written to the results (tag -> hint for students)."""
 
 STATUSES: tuple[str, ...] = ("graded", "timeout", "error", "invalid", "missing")
 """Values of the gradebook's ``status`` column."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import signal
 import textwrap
 import threading
@@ -19,9 +20,19 @@ import numpy as np
 from . import instances as inst
 from .compare import Outcome
 from .questions import BASELINE_CASE, CASES, TARGETS, Instance, Target
+from .tags import hint
 
-CALL_TIMEOUT = 10.0
-"""Seconds one call of a student's function may take (enforced where signals are available)."""
+CALL_TIMEOUT_ENV = "MATH_PRIMER_CALL_TIMEOUT"
+"""Environment variable overriding the per-call time limit (seconds, default 10)."""
+
+
+def call_timeout() -> float:
+    """Seconds one call of a student's function may take (enforced where signals are available):
+    10, or the value of ``MATH_PRIMER_CALL_TIMEOUT``."""
+    try:
+        return float(os.environ.get(CALL_TIMEOUT_ENV, "10"))
+    except ValueError:
+        return 10.0
 
 SPECIAL_CASE_TAGS = {"edge": "edge_case", "large": "not_stable"}
 """A case whose failure, while the first typical instance passes, earns one more tag."""
@@ -45,8 +56,10 @@ class CaseResult:
     message: str
 
     def report(self) -> str:
-        """The message as students see it, ending with the machine-readable diagnosis line."""
-        return f"{self.message}\n{TAG_LINE} {', '.join(self.tags)}"
+        """The message as students see it, with a hint, ending with the diagnosis line."""
+        advice = hint(self.tags)
+        text = f"{self.message}. Hint: {advice}" if advice else self.message
+        return f"{text}\n{TAG_LINE} {', '.join(self.tags)}"
 
 
 class CheckFailed(AssertionError):
@@ -54,7 +67,7 @@ class CheckFailed(AssertionError):
 
 
 class CallTimeout(BaseException):
-    """A student's function ran past ``CALL_TIMEOUT`` (a BaseException: ``except Exception``
+    """A student's function ran past its time limit (a BaseException: ``except Exception``
     in student code cannot swallow it)."""
 
 
@@ -114,11 +127,12 @@ def _copy(arg: object) -> object:
 def call_and_check(target: Target, fn: Callable, instance: Instance) -> Outcome:
     """Call the student's function on fresh copies of the inputs and judge the answer."""
     label = f"`{target.function}` on {instance.what}"
+    limit = call_timeout()
     try:
-        with _time_limit(CALL_TIMEOUT):
+        with _time_limit(limit):
             answer = fn(*(_copy(a) for a in instance.args))
     except CallTimeout:
-        return Outcome(False, ("timeout",), f"{label} ran longer than {CALL_TIMEOUT:g} s")
+        return Outcome(False, ("timeout",), f"{label} ran longer than {limit:g} s")
     except Exception as exc:  # noqa: BLE001 - any error in student code becomes a result
         return Outcome(False, ("exception",), f"{label} raised {type(exc).__name__}: {exc}")
     return target.check(answer, instance, label)
@@ -160,7 +174,7 @@ def run_case(question: str, case: str, *functions: object, key: str | None = Non
             continue
         tags = failure.tags
         extra = SPECIAL_CASE_TAGS.get(case)
-        if extra is not None:
+        if extra is not None and "timeout" not in tags:
             baseline = target.draw(inst.rng_for(question, BASELINE_CASE, key=key), BASELINE_CASE)
             if _first_failure(target, fn, baseline[:1]) is None:
                 tags = (extra, *tags) if extra not in tags else tags
