@@ -1,0 +1,177 @@
+"""End-to-end grading through the real Otter path (Otter Assign build, ``otter run`` per notebook).
+
+One batch is graded per module (two jobs in parallel); the tests ask questions about its output.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from autograder.contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
+from autograder.grading import grade
+from autograder.samples import CORRECT, EQUIVALENT, MISTAKES, fill
+from conftest import write_notebooks
+
+TIMEOUT = 40.0
+
+
+def mistake_notebooks() -> dict[str, list[tuple[str, str]]]:
+    """The catalogue spread over notebooks with at most one mistake per question each."""
+    by_question: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for question, tag, source in MISTAKES:
+        by_question[question].append((tag, source))
+    rounds = max(len(v) for v in by_question.values())
+    return {
+        f"mistakes_{i}": [(q, by_question[q][i][0]) for q in by_question if i < len(by_question[q])]
+        for i in range(rounds)
+    }
+
+
+def _mistake_source(question: str, tag: str) -> str:
+    return next(src for q, t, src in MISTAKES if q == question and t == tag)
+
+
+@pytest.fixture(scope="module")
+def batch(built, template, tmp_path_factory):
+    """Grade one folder holding every kind of submission; return the gradebook and results."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MATH_PRIMER_CALL_TIMEOUT", "2")  # the timeout mistake costs 2 s a call
+        yield _grade_batch(built, template, tmp_path_factory)
+
+
+def _grade_batch(built, template, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("batch")
+    subs = root / "submissions"
+    solution = nbformat.read(str(built.out / "autograder" / "math_primer.ipynb"), as_version=4)
+    notebooks = {
+        "reference": solution,
+        "correct": fill(template, CORRECT),
+        "blank": template,
+        "hw01_renamed": fill(template, CORRECT),
+    }
+    for name, entries in mistake_notebooks().items():
+        notebooks[name] = fill(template, {**CORRECT, **{q: _mistake_source(q, t) for q, t in entries}})
+    rounds = max(len(v) for v in EQUIVALENT.values())
+    for i in range(rounds):
+        forms = {q: v[i] for q, v in EQUIVALENT.items() if i < len(v)}
+        notebooks[f"equivalent_{i}"] = fill(template, {**CORRECT, **forms})
+    # a student whose answer is right only if the kit passed their id to the kernel
+    keyed = "def jacobian_Wx(W, x):\n    import os\n    ok = os.environ.get('MATH_PRIMER_STUDENT') == 'keyed'\n    return W if ok else W.T\n"
+    notebooks["keyed"] = fill(template, {**CORRECT, "q1a": keyed})
+    broken_cells = fill(template, CORRECT)
+    broken_cells.cells.insert(3, nbformat.v4.new_code_cell("this is not python"))
+    broken_cells.cells.insert(4, nbformat.v4.new_code_cell("raise RuntimeError('boom')"))
+    notebooks["syntax_error"] = broken_cells
+    looping = fill(template, CORRECT)
+    looping.cells.insert(3, nbformat.v4.new_code_cell("while True:\n    pass"))
+    notebooks["top_level_loop"] = looping
+    write_notebooks(subs, {k: v for k, v in notebooks.items() if k != "hw01_renamed"})
+    # layouts: a folder per student with any notebook name, and a zip with a nested notebook
+    write_notebooks(subs / "hw01_renamed", {"hw01": notebooks["hw01_renamed"]})
+    with zipfile.ZipFile(subs / "zipped.zip", "w") as zf:
+        zf.writestr("deep/folder/anything.ipynb", nbformat.writes(fill(template, CORRECT)))
+        zf.writestr(".OTTER_LOG", b"not a pickle")
+    (subs / "empty.ipynb").write_bytes(b"")
+    (subs / "invalid.ipynb").write_text("{not json", encoding="utf-8")
+    roster = root / "roster.csv"
+    roster.write_text("student,name\ncorrect,Cora\nblank,Bill\nabsent,Abe\n", encoding="utf-8")
+    out = root / "out"
+    run = grade(submissions=subs, out=out, build_dir=built.out, jobs=2, timeout=TIMEOUT,
+                roster=roster)
+    results = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
+    return {"run": run, "results": results, "out": out, "csv": pd.read_csv(out / "gradebook.csv")}
+
+
+def scores(result: dict) -> dict[str, float]:
+    return {q: result["questions"][q]["score"] for q in QUESTION_NAMES}
+
+
+@pytest.mark.parametrize("student", ["reference", "correct", "hw01_renamed", "zipped"])
+def test_correct_answers_score_full(batch, student):
+    """Do the master's solutions and the sample correct answers score 12/12 in any layout?"""
+    result = batch["results"][student]
+    assert result["status"] == "graded"
+    assert result["total"] == TOTAL_POINTS, result
+
+
+def test_blank_template_scores_zero_and_is_graded(batch):
+    """Does the untouched template score 0 with status graded and `missing` on every question?"""
+    result = batch["results"]["blank"]
+    assert (result["status"], result["total"]) == ("graded", 0)
+    assert all("missing" in q["tags"] for q in result["questions"].values())
+
+
+@pytest.mark.parametrize("question,tag", [(q, t) for q, t, _ in MISTAKES])
+def test_each_mistake_loses_points_with_its_tag(batch, question, tag):
+    """Does each catalogued mistake lose points on its question, with the expected tag?"""
+    name = next(n for n, entries in mistake_notebooks().items() if (question, tag) in entries)
+    entry = batch["results"][name]["questions"][question]
+    assert entry["score"] < BY_NAME[question].points
+    assert tag in entry["tags"], entry
+    assert entry["feedback"] and "diagnosis:" not in entry["feedback"]
+
+
+@pytest.mark.parametrize("name", sorted(mistake_notebooks()))
+def test_mistakes_leave_other_questions_untouched(batch, name):
+    """Do the questions without a mistake in a notebook still earn full points?"""
+    wrong = {q for q, _ in mistake_notebooks()[name]}
+    result = batch["results"][name]
+    for question in set(QUESTION_NAMES) - wrong:
+        assert result["questions"][question]["score"] == BY_NAME[question].points, question
+
+
+def test_equivalent_forms_score_full(batch):
+    """Do loops, einsum, inv, pinv, lstsq and QR forms all earn full points?"""
+    equivalents = {k: v for k, v in batch["results"].items() if k.startswith("equivalent_")}
+    assert equivalents
+    for name, result in equivalents.items():
+        assert result["total"] == TOTAL_POINTS, (name, result)
+
+
+def test_student_id_reaches_the_kernel(batch):
+    """Is the student id passed to the hidden tests' seed (here: an answer that depends on it)?"""
+    assert batch["results"]["keyed"]["questions"]["q1a"]["score"] == 1
+
+
+def test_broken_cells_do_not_stop_grading(batch):
+    """Does a notebook with a syntax error and a raising cell still get its other answers graded?"""
+    result = batch["results"]["syntax_error"]
+    assert (result["status"], result["total"]) == ("graded", TOTAL_POINTS)
+
+
+def test_top_level_infinite_loop_is_a_timeout_row(batch):
+    """Does a notebook that never finishes become one `timeout` row instead of hanging the batch?"""
+    assert batch["results"]["top_level_loop"]["status"] == "timeout"
+
+
+@pytest.mark.parametrize("student", ["empty", "invalid"])
+def test_unreadable_files_are_invalid_rows(batch, student):
+    """Does an empty or non-JSON file give an `invalid` row, never a crash or a lost student?"""
+    row = batch["csv"].set_index("student").loc[student]
+    assert row["status"] == "invalid" and row["total"] == 0
+
+
+def test_gradebook_has_one_row_per_submission_and_roster_student(batch, tmp_path):
+    """Does every submission and every roster student appear exactly once, sorted?"""
+    csv = batch["csv"]
+    expected = set(batch["results"]) | {"absent"}
+    assert list(csv["student"]) == sorted(expected)
+    assert csv.set_index("student").loc["absent", "status"] == "missing"
+    assert list(csv.columns[:11]) == ["student", *QUESTION_NAMES, "total", "percent", "status"]
+
+
+def test_regrade_draws_the_same_instances(batch, built, template, tmp_path):
+    """Does regrading a submission give byte-identical results (same seeds, same messages)?"""
+    subs = write_notebooks(tmp_path / "again",
+                           {"mistakes_0": fill(template, {**CORRECT, **{
+                               q: _mistake_source(q, t) for q, t in mistake_notebooks()["mistakes_0"]}})})
+    grade(submissions=subs, out=tmp_path / "out", build_dir=built.out, jobs=1, timeout=TIMEOUT)
+    again = json.loads((tmp_path / "out" / "results" / "mistakes_0.json").read_text())
+    assert again == batch["results"]["mistakes_0"]
