@@ -64,6 +64,8 @@ def to_array(got: object, *, label: str) -> tuple[np.ndarray | None, Outcome | N
             raise TypeError("complex values")
         if arr.dtype == bool:
             raise TypeError("boolean values")
+        if arr.dtype.kind not in "iufO":  # text, bytes, datetimes, records: not numbers
+            raise TypeError(f"{arr.dtype} values")
         arr = np.array(arr, dtype=np.float64)  # also converts sympy numbers and np.matrix
     except (TypeError, ValueError) as exc:
         kind = type(got).__name__
