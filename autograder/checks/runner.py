@@ -193,6 +193,8 @@ def check_form(question: str, *functions: object) -> CaseResult:
     """The public check: is each function defined, and does it return a finite array of the right
     shape on one simple instance? Values are not judged here."""
     targets = TARGETS[question]
+    if len(functions) != len(targets):
+        raise TypeError(f"{question} takes {len(targets)} function(s), got {len(functions)}")
     for target, fn in zip(targets, functions):
         missing = _availability(target, fn)
         if missing is not None:
