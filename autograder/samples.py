@@ -51,6 +51,7 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("q1a", "wrong_type", "def jacobian_Wx(W, x):\n    print(W)\n"),
     ("q1a", "exception", "def jacobian_Wx(W, x):\n    return W @ W\n"),
     ("q1a", "edge_case", "def jacobian_Wx(W, x):\n    return np.squeeze(W)\n"),
+    ("q1b", "exception", "def jacobian_xT_WT(W, x):\n    import sys\n    sys.exit(1)\n"),
     ("q1b", "transposed", "def jacobian_xT_WT(W, x):\n    return W.T\n"),
     ("q1b", "wrong_shape", "def jacobian_xT_WT(W, x):\n    return W @ x\n"),
     ("q1c", "missing_diag", "def jacobian_elementwise(f_prime, x):\n    return f_prime(x)\n"),

@@ -133,7 +133,7 @@ def call_and_check(target: Target, fn: Callable, instance: Instance) -> Outcome:
             answer = fn(*(_copy(a) for a in instance.args))
     except CallTimeout:
         return Outcome(False, ("timeout",), f"{label} ran longer than {limit:g} s")
-    except Exception as exc:  # noqa: BLE001 - any error in student code becomes a result
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - student errors become results
         return Outcome(False, ("exception",), f"{label} raised {type(exc).__name__}: {exc}")
     return target.check(answer, instance, label)
 
