@@ -2,7 +2,8 @@
 
 The checks package is staged next to a copy of the master notebook (the master's config ships it
 with ``files: [autograder]``), Otter Assign runs in a subprocess, and its output is laid out as
-``DIR/student/`` and ``DIR/autograder/autograder.zip`` (a stable name beside Otter's timestamped one).
+``DIR/student/`` and ``DIR/autograder/autograder.zip`` (a stable name beside Otter's timestamped
+zip).
 """
 
 from __future__ import annotations

@@ -16,9 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import gradebook
-from .build import BuildError, build as run_build
+from .build import BuildError
+from .build import build as run_build
 from .gradebook import GradebookError
-from .grading import DEFAULT_TIMEOUT, GradeRun, GradingError, default_jobs, grade as run_grade
+from .grading import DEFAULT_TIMEOUT, GradeRun, GradingError, default_jobs
+from .grading import grade as run_grade
 from .intake import IntakeError, Submission
 
 console = Console(stderr=True)
@@ -30,13 +32,19 @@ EXPECTED_ERRORS = (BuildError, GradebookError, GradingError, IntakeError)
 def main(verbose: int) -> None:
     """Autograding kit for the Math Primer exercise (Otter-Grader)."""
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)])
+    logging.basicConfig(
+        level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)]
+    )
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
-              help="Build folder.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("dist"),
+    show_default=True,
+    help="Build folder.",
+)
 def build(out: Path) -> None:
     """Run Otter Assign: DIR/student/math_primer.ipynb and DIR/autograder/autograder.zip."""
     with _friendly_errors():
@@ -49,28 +57,68 @@ def build(out: Path) -> None:
 @main.command()
 @click.argument("submissions", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Submissions graded in parallel [default: number of cores].")
-@click.option("--timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT,
-              show_default=True, help="Seconds per submission.")
-@click.option("--roster", type=click.Path(path_type=Path), default=None,
-              help="CSV with a 'student' column (optional name, email).")
-@click.option("--build-dir", type=click.Path(path_type=Path), default=Path("dist"),
-              show_default=True, help="Where the built assignment is (built if needed).")
-def grade(submissions: Path, out: Path, jobs: int | None, timeout: float, roster: Path | None,
-          build_dir: Path) -> None:
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Submissions graded in parallel [default: number of cores].",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds per submission.",
+)
+@click.option(
+    "--roster",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="CSV with a 'student' column (optional name, email).",
+)
+@click.option(
+    "--build-dir",
+    type=click.Path(path_type=Path),
+    default=Path("dist"),
+    show_default=True,
+    help="Where the built assignment is (built if needed).",
+)
+def grade(
+    submissions: Path,
+    out: Path,
+    jobs: int | None,
+    timeout: float,
+    roster: Path | None,
+    build_dir: Path,
+) -> None:
     """Grade a folder of submissions through otter run and write OUT/gradebook.csv."""
     with _friendly_errors():
-        run = run_grade(submissions=submissions, out=out, build_dir=build_dir, jobs=jobs,
-                        timeout=timeout, roster=roster, progress=_progress_bar)
+        run = run_grade(
+            submissions=submissions,
+            out=out,
+            build_dir=build_dir,
+            jobs=jobs,
+            timeout=timeout,
+            roster=roster,
+            progress=_progress_bar,
+        )
     _report(run)
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("out/demo"),
-              show_default=True, help="Output folder.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Submissions graded in parallel [default: number of cores].")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("out/demo"),
+    show_default=True,
+    help="Output folder.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Submissions graded in parallel [default: number of cores].",
+)
 def demo(out: Path, jobs: int | None) -> None:
     """Build, grade the embedded sample submissions and print a summary."""
     from .samples import write_samples
@@ -78,8 +126,13 @@ def demo(out: Path, jobs: int | None) -> None:
     with _friendly_errors():
         samples = write_samples(out / "submissions")
         click.echo(f"wrote {len(samples)} sample submissions to {out / 'submissions'}")
-        run = run_grade(submissions=out / "submissions", out=out, build_dir=Path("dist"),
-                        jobs=jobs or default_jobs(), progress=_progress_bar)
+        run = run_grade(
+            submissions=out / "submissions",
+            out=out,
+            build_dir=Path("dist"),
+            jobs=jobs or default_jobs(),
+            progress=_progress_bar,
+        )
     _report(run)
 
 
@@ -95,9 +148,15 @@ def _friendly_errors() -> Iterator[None]:
 
 def _progress_bar(submissions: Iterable[Submission]):
     items = list(submissions)
-    progress = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("{task.description}"), console=console,
-                        transient=False)
+    progress = Progress(
+        TextColumn("grading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=False,
+    )
     task = progress.add_task("", total=len(items))
     progress.start()
     done = {"n": 0}

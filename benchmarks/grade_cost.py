@@ -22,9 +22,9 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autograder.build import ensure_built  # noqa: E402
-from autograder.grading import grade  # noqa: E402
-from autograder.samples import CORRECT, MISTAKES, fill  # noqa: E402
+from autograder.build import ensure_built
+from autograder.grading import grade
+from autograder.samples import CORRECT, MISTAKES, fill
 
 
 def make_batch(folder: Path, template: nbformat.NotebookNode, n: int) -> list[Path]:
@@ -56,8 +56,21 @@ def time_otter_run(paths: list[Path], autograder_zip: Path, scratch: Path) -> fl
         work.mkdir(parents=True, exist_ok=True)
         target = work / "math_primer.ipynb"
         target.write_bytes(path.read_bytes())
-        subprocess.run([sys.executable, "-m", "otter", "run", "-a", str(autograder_zip),
-                        "-o", str(work), str(target)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "otter",
+                "run",
+                "-a",
+                str(autograder_zip),
+                "-o",
+                str(work),
+                str(target),
+            ],
+            check=True,
+            capture_output=True,
+        )
     return (time.perf_counter() - start) / len(paths)
 
 
@@ -78,20 +91,27 @@ def main() -> None:
         built = ensure_built(out=root / "dist")
         template = nbformat.read(str(built.student_notebook), as_version=4)
         paths = make_batch(root / "subs", template, args.n)
-        timings: dict[str, list[float]] = {"otter run (sequential)": [], "grade --jobs 1": [],
-                                           "grade --jobs 2": []}
+        timings: dict[str, list[float]] = {
+            "otter run (sequential)": [],
+            "grade --jobs 1": [],
+            "grade --jobs 2": [],
+        }
         for r in range(args.repeats):
             timings["otter run (sequential)"].append(
-                time_otter_run(paths, built.autograder_zip, root / f"plain{r}"))
+                time_otter_run(paths, built.autograder_zip, root / f"plain{r}")
+            )
             for jobs in (1, 2):
                 timings[f"grade --jobs {jobs}"].append(
-                    time_kit(root / "subs", built.out, root / f"out{r}-{jobs}", jobs, args.n))
+                    time_kit(root / "subs", built.out, root / f"out{r}-{jobs}", jobs, args.n)
+                )
     baseline = statistics.median(timings["otter run (sequential)"])
     print(f"{args.n} submissions, {args.repeats} repeats; median seconds per submission:")
     for name, values in timings.items():
         median = statistics.median(values)
-        print(f"  {name:24s} {median:6.2f} s   ratio to otter run: {baseline / median:5.2f}x   "
-              f"(runs: {', '.join(f'{v:.2f}' for v in values)})")
+        print(
+            f"  {name:24s} {median:6.2f} s   ratio to otter run: {baseline / median:5.2f}x   "
+            f"(runs: {', '.join(f'{v:.2f}' for v in values)})"
+        )
 
 
 if __name__ == "__main__":

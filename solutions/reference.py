@@ -15,15 +15,15 @@ from collections.abc import Callable
 import numpy as np
 
 __all__ = [
-    "jacobian_Wx",
-    "jacobian_xT_WT",
-    "jacobian_elementwise",
+    "cross_entropy_grad",
     "dL_dW",
+    "jacobian_Wx",
+    "jacobian_elementwise",
+    "jacobian_xT_WT",
+    "mse_minimizer",
     "softmax",
     "softmax_diag_derivative",
     "softmax_jacobian",
-    "cross_entropy_grad",
-    "mse_minimizer",
 ]
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import write_notebooks
 
 from autograder.cli import main
 from autograder.samples import CORRECT, fill
-from conftest import write_notebooks
 
 
 def invoke(*args: str):
@@ -28,8 +28,17 @@ def test_help_lists_the_commands():
     [
         (lambda tmp: ["grade", str(tmp / "nope"), "--out", str(tmp / "o")], "does not exist"),
         (lambda tmp: ["grade", str(tmp), "--out", str(tmp / "o")], "no submissions found"),
-        (lambda tmp: ["grade", str(tmp), "--out", str(tmp / "o"), "--roster", str(tmp / "r.csv")],
-         "r.csv"),
+        (
+            lambda tmp: [
+                "grade",
+                str(tmp),
+                "--out",
+                str(tmp / "o"),
+                "--roster",
+                str(tmp / "r.csv"),
+            ],
+            "r.csv",
+        ),
     ],
     ids=["missing-folder", "empty-folder", "missing-roster"],
 )
@@ -45,8 +54,9 @@ def test_grade_writes_gradebook_and_results(built, template, tmp_path):
     """Does `grade` on a folder of notebooks write gradebook.csv and results/<student>.json?"""
     subs = write_notebooks(tmp_path / "subs", {"ann": fill(template, CORRECT), "bob": template})
     out = tmp_path / "out"
-    result = invoke("grade", str(subs), "--out", str(out), "--jobs", "2",
-                    "--build-dir", str(built.out))
+    result = invoke(
+        "grade", str(subs), "--out", str(out), "--jobs", "2", "--build-dir", str(built.out)
+    )
     assert result.exit_code == 0, result.output
     book = pd.read_csv(out / "gradebook.csv")
     assert list(book["student"]) == ["ann", "bob"]

@@ -225,7 +225,7 @@ def test_invalid_roster_raises(bad_roster, match):
 def test_read_roster_keeps_ids_as_stripped_strings(tmp_path):
     """Does read_roster keep `007` as a string, strip ids and header names?"""
     path = tmp_path / "roster.csv"
-    path.write_text(" student ,name,email\n 007 ,Bond,\nann,\"Lee, Ann\",ann@uni.de\n")
+    path.write_text(' student ,name,email\n 007 ,Bond,\nann,"Lee, Ann",ann@uni.de\n')
     roster = read_roster(path)
     assert list(roster.columns) == ["student", "name", "email"]
     assert list(roster["student"]) == ["007", "ann"]

@@ -8,16 +8,15 @@ from __future__ import annotations
 import json
 import zipfile
 from collections import defaultdict
-from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
+from conftest import write_notebooks
 
 from autograder.contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
 from autograder.grading import grade
 from autograder.samples import CORRECT, EQUIVALENT, MISTAKES, fill
-from conftest import write_notebooks
 
 TIMEOUT = 40.0
 
@@ -57,13 +56,18 @@ def _grade_batch(built, template, tmp_path_factory) -> dict:
         "hw01_renamed": fill(template, CORRECT),
     }
     for name, entries in mistake_notebooks().items():
-        notebooks[name] = fill(template, {**CORRECT, **{q: _mistake_source(q, t) for q, t in entries}})
+        notebooks[name] = fill(
+            template, {**CORRECT, **{q: _mistake_source(q, t) for q, t in entries}}
+        )
     rounds = max(len(v) for v in EQUIVALENT.values())
     for i in range(rounds):
         forms = {q: v[i] for q, v in EQUIVALENT.items() if i < len(v)}
         notebooks[f"equivalent_{i}"] = fill(template, {**CORRECT, **forms})
     # a student whose answer is right only if the kit passed their id to the kernel
-    keyed = "def jacobian_Wx(W, x):\n    import os\n    ok = os.environ.get('MATH_PRIMER_STUDENT') == 'keyed'\n    return W if ok else W.T\n"
+    keyed = (
+        "def jacobian_Wx(W, x):\n    import os\n"
+        "    ok = os.environ.get('MATH_PRIMER_STUDENT') == 'keyed'\n    return W if ok else W.T\n"
+    )
     notebooks["keyed"] = fill(template, {**CORRECT, "q1a": keyed})
     broken_cells = fill(template, CORRECT)
     broken_cells.cells.insert(3, nbformat.v4.new_code_cell("this is not python"))
@@ -83,8 +87,9 @@ def _grade_batch(built, template, tmp_path_factory) -> dict:
     roster = root / "roster.csv"
     roster.write_text("student,name\ncorrect,Cora\nblank,Bill\nabsent,Abe\n", encoding="utf-8")
     out = root / "out"
-    run = grade(submissions=subs, out=out, build_dir=built.out, jobs=2, timeout=TIMEOUT,
-                roster=roster)
+    run = grade(
+        submissions=subs, out=out, build_dir=built.out, jobs=2, timeout=TIMEOUT, roster=roster
+    )
     results = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
     return {"run": run, "results": results, "out": out, "csv": pd.read_csv(out / "gradebook.csv")}
 
@@ -169,9 +174,18 @@ def test_gradebook_has_one_row_per_submission_and_roster_student(batch, tmp_path
 
 def test_regrade_draws_the_same_instances(batch, built, template, tmp_path):
     """Does regrading a submission give byte-identical results (same seeds, same messages)?"""
-    subs = write_notebooks(tmp_path / "again",
-                           {"mistakes_0": fill(template, {**CORRECT, **{
-                               q: _mistake_source(q, t) for q, t in mistake_notebooks()["mistakes_0"]}})})
+    subs = write_notebooks(
+        tmp_path / "again",
+        {
+            "mistakes_0": fill(
+                template,
+                {
+                    **CORRECT,
+                    **{q: _mistake_source(q, t) for q, t in mistake_notebooks()["mistakes_0"]},
+                },
+            )
+        },
+    )
     grade(submissions=subs, out=tmp_path / "out", build_dir=built.out, jobs=1, timeout=TIMEOUT)
     again = json.loads((tmp_path / "out" / "results" / "mistakes_0.json").read_text())
     assert again == batch["results"]["mistakes_0"]

@@ -372,8 +372,9 @@ def test_transposed_square_answer_passes_form_but_not_hidden_case() -> None:
     """Does an answer transposed on square inputs pass the public form check (no public instance
     is a square non-symmetric matrix, and `transposed` is not structural) while the hidden
     typical case, which has a square W, fails with exactly `transposed`?"""
-    fn = answer("def jacobian_Wx(W, x):\n    n, d = W.shape\n"
-                "    return W.T if n == d else W\n")["jacobian_Wx"]
+    fn = answer("def jacobian_Wx(W, x):\n    n, d = W.shape\n    return W.T if n == d else W\n")[
+        "jacobian_Wx"
+    ]
     assert "transposed" not in STRUCTURAL_TAGS
     assert check_form("q1a", fn).passed
     assert run_case("q1a", "typical", fn, key=KEY).tags == ("transposed",)

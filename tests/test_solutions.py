@@ -214,7 +214,7 @@ def test_sym_cross_entropy_grad_general_targets(N: int) -> None:
 def test_sym_cross_entropy_grad_probability_targets(N: int) -> None:
     """When the targets sum to 1 (y_N = 1 - the others), is dL/dz = yhat - y?"""
     _, y, yhat, grad = sym_cross_entropy_grad(N)
-    on_simplex = {y[N - 1]: 1 - sum(y[:N - 1])}
+    on_simplex = {y[N - 1]: 1 - sum(y[: N - 1])}
     assert is_zero_matrix((grad - (yhat - y)).subs(on_simplex))
 
 

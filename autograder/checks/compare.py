@@ -57,7 +57,9 @@ def to_array(got: object, *, label: str) -> tuple[np.ndarray | None, Outcome | N
         return None, Outcome(False, ("missing",), f"{label} still returns `...`")
     if isinstance(got, (str, bytes, dict, set)) or callable(got):
         kind = type(got).__name__
-        return None, Outcome(False, ("wrong_type",), f"{label} returned a {kind}; expected an array")
+        return None, Outcome(
+            False, ("wrong_type",), f"{label} returned a {kind}; expected an array"
+        )
     try:
         arr = np.asarray(got)
         if np.iscomplexobj(arr):
@@ -104,7 +106,11 @@ def _mismatch_report(got: np.ndarray, expected: np.ndarray, bound: float) -> str
     diff = np.abs(got - expected)
     bad = diff > bound
     n_bad = int(np.count_nonzero(bad)) if got.size else 0
-    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)) if diff.size else ()
+    idx = (
+        tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+        if diff.size
+        else ()
+    )
     rel = float(diff.max() / max(float(np.max(np.abs(expected))), 1e-300)) if diff.size else 0.0
     where = f" at index {idx}" if idx else ""
     return (
@@ -141,7 +147,9 @@ def compare(
     if problem is not None:
         return problem
     bound = tol.bound(expected)
-    known = [tag for tag, alt in (alternatives or {}).items() if _close(arr, np.asarray(alt), bound)]
+    known = [
+        tag for tag, alt in (alternatives or {}).items() if _close(arr, np.asarray(alt), bound)
+    ]
     if arr.shape != expected.shape:
         tags = ("wrong_shape", *known, *_generic_diagnoses(arr, expected, bound))
         hint = f"; {shape_hint}" if shape_hint else ""

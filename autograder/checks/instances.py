@@ -30,8 +30,11 @@ def rng_for(question: str, case: str, *, key: str) -> np.random.Generator:
 # Sizes per case: (n, d) for the linear-algebra questions, N for softmax.
 LINEAR_SIZES = {"typical": ((3, 5), (4, 4), (5, 2)), "edge": ((1, 4), (3, 1), (1, 1))}
 SOFTMAX_SIZES = {"typical": (3, 5, 10), "large": (4, 6), "edge": (1,)}
-LSQ_SIZES = {"typical": ((8, 3), (20, 5), (4, 4)), "ill_conditioned": ((12, 4), (30, 6)),
-             "edge": ((1, 1), (5, 1))}
+LSQ_SIZES = {
+    "typical": ((8, 3), (20, 5), (4, 4)),
+    "ill_conditioned": ((12, 4), (30, 6)),
+    "edge": ((1, 1), (5, 1)),
+}
 LSQ_CONDITION = {"typical": 10.0, "ill_conditioned": 1e6, "edge": 10.0}
 
 

@@ -117,7 +117,10 @@ def symbolic_map(kind: str, **params: object):
     if kind == "cross_entropy":
         y = np.asarray(params["y"])
         return lambda v: [
-            -sum(float(y[k]) * sp.log(sp.exp(v[k]) / sum(sp.exp(s) for s in v)) for k in range(len(v)))
+            -sum(
+                float(y[k]) * sp.log(sp.exp(v[k]) / sum(sp.exp(s) for s in v))
+                for k in range(len(v))
+            )
         ]
     raise ValueError(f"unknown forward map {kind!r}")
 

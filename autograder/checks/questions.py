@@ -119,7 +119,7 @@ def _draw_dL_dW(rng: np.random.Generator, case: str) -> list[Instance]:
     for n, d in inst.LINEAR_SIZES.get(case, inst.LINEAR_SIZES["typical"]):
         W, x, c = inst.matrix(rng, n, d), inst.vector(rng, d), rng.uniform(0.5, 2.0, n)
         delta = oracle.fd_gradient(lambda z, c=c: oracle.smooth_loss(z, c), W @ x)
-        loss_of_W = lambda w, x=x, c=c, n=n: oracle.smooth_loss(w.reshape(n, -1) @ x, c)  # noqa: E731
+        loss_of_W = lambda w, x=x, c=c, n=n: oracle.smooth_loss(w.reshape(n, -1) @ x, c)
         if _small(W, x):
             grad = oracle.exact_jacobian("loss_of_W", W.ravel(), x=x, c=c, n=n)[0]
         else:
@@ -170,7 +170,9 @@ def _draw_cross_entropy(rng: np.random.Generator, case: str) -> list[Instance]:
         if np.all(yhat > 1e-12):
             alternatives["dL_dyhat"] = -y / yhat
         labels = "one-hot" if i % 2 == 1 else "soft"
-        out.append(Instance((z, y), grad, f"z of shape {z.shape} and {labels} labels y", alternatives))
+        out.append(
+            Instance((z, y), grad, f"z of shape {z.shape} and {labels} labels y", alternatives)
+        )
     return out
 
 
@@ -183,7 +185,9 @@ def _draw_lsq(rng: np.random.Generator, case: str) -> list[Instance]:
     for n, d in inst.LSQ_SIZES.get(case, inst.LSQ_SIZES["typical"]):
         X = inst.design(rng, n, d, condition=condition)
         y = rng.standard_normal(n)
-        what = f"X of shape {X.shape} (condition number {np.linalg.cond(X):.1e}), y of shape {y.shape}"
+        what = (
+            f"X of shape {X.shape} (condition number {np.linalg.cond(X):.1e}), y of shape {y.shape}"
+        )
         out.append(Instance((X, y), oracle.mse_minimizer(X, y), what))
     return out
 
@@ -218,18 +222,37 @@ def judge_lsq(answer: object, instance: Instance, label: str) -> Outcome:
 
 
 TARGETS: dict[str, tuple[Target, ...]] = {
-    "q1a": (Target("jacobian_Wx", _draw_linear, "J_z = dz/dx has one row per output z_i and one "
-                   "column per input x_j, so shape (n, d)"),),
-    "q1b": (Target("jacobian_xT_WT", _draw_linear, "J_z = dz/dx has one row per output z_i and one "
-                   "column per input x_j, so shape (n, d)"),),
-    "q1c": (Target("jacobian_elementwise", _draw_elementwise, "the Jacobian of a map from R^d to "
-                   "R^d is a (d, d) matrix, not a vector"),),
+    "q1a": (
+        Target(
+            "jacobian_Wx",
+            _draw_linear,
+            "J_z = dz/dx has one row per output z_i and one column per input x_j, so shape (n, d)",
+        ),
+    ),
+    "q1b": (
+        Target(
+            "jacobian_xT_WT",
+            _draw_linear,
+            "J_z = dz/dx has one row per output z_i and one column per input x_j, so shape (n, d)",
+        ),
+    ),
+    "q1c": (
+        Target(
+            "jacobian_elementwise",
+            _draw_elementwise,
+            "the Jacobian of a map from R^d to R^d is a (d, d) matrix, not a vector",
+        ),
+    ),
     "q1d": (Target("dL_dW", _draw_dL_dW, "dL/dW has the shape of W: (n, d)"),),
     "q2a": (
-        Target("softmax_diag_derivative", _draw_softmax_diag, "one entry dy_i/dz_i per class: (N,)"),
+        Target(
+            "softmax_diag_derivative", _draw_softmax_diag, "one entry dy_i/dz_i per class: (N,)"
+        ),
         Target("softmax_jacobian", _draw_softmax_jacobian, "the full Jacobian dy/dz is (N, N)"),
     ),
-    "q2b": (Target("cross_entropy_grad", _draw_cross_entropy, "dL/dz has one entry per logit: (N,)"),),
+    "q2b": (
+        Target("cross_entropy_grad", _draw_cross_entropy, "dL/dz has one entry per logit: (N,)"),
+    ),
     "q3": (Target("mse_minimizer", _draw_lsq, "w has one entry per column of X: (d,)", judge_lsq),),
 }
 """The student functions of each question, in the order the test cells pass them."""

@@ -34,11 +34,13 @@ def call_timeout() -> float:
     except ValueError:
         return 10.0
 
+
 SPECIAL_CASE_TAGS = {"edge": "edge_case", "large": "not_stable"}
 """A case whose failure, while the first typical instance passes, earns one more tag."""
 
-STRUCTURAL_TAGS = frozenset({"missing", "exception", "timeout", "wrong_type", "wrong_shape",
-                             "not_finite"})
+STRUCTURAL_TAGS = frozenset(
+    {"missing", "exception", "timeout", "wrong_type", "wrong_shape", "not_finite"}
+)
 """Tags the public form checks report; value mistakes are left to the hidden tests."""
 
 TAG_LINE = "diagnosis:"
@@ -73,7 +75,9 @@ class CallTimeout(BaseException):
 
 @contextmanager
 def _time_limit(seconds: float):
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
         yield
         return
 

@@ -33,7 +33,9 @@ NOTEBOOK_NAME = "math_primer.ipynb"
 WORKER = Path(__file__).with_name("otter_worker.py")
 """Run as a script (stdlib and otter only), so the kit's package is not importable in grading."""
 
-_FAILURE = re.compile(r"CheckFailed: (?P<message>.*?)\n" + TAG_LINE + r" (?P<tags>[^\n]*)", re.S)
+_FAILURE = re.compile(
+    r"CheckFailed: (?P<message>.*?)\n" + TAG_LINE + r" (?P<tags>[^\n]*)", re.DOTALL
+)
 
 
 def empty_result(student: str, status: str, feedback: str) -> dict:
@@ -65,12 +67,18 @@ def question_result(name: str, data: dict | None) -> dict:
     """One question's entry of the result, from the worker's per-test-case data."""
     possible = float(BY_NAME[name].points)
     if data is None:
-        return {"score": 0.0, "possible": possible, "tags": ["missing"],
-                "feedback": "no test results for this question"}
+        return {
+            "score": 0.0,
+            "possible": possible,
+            "tags": ["missing"],
+            "feedback": "no test results for this question",
+        }
     hidden = [c for c in data["cases"] if c["points"] > 0]
-    case_names = list(CASES[name]) if len(hidden) == len(CASES[name]) else [
-        f"case {i + 1}" for i in range(len(hidden))
-    ]
+    case_names = (
+        list(CASES[name])
+        if len(hidden) == len(CASES[name])
+        else [f"case {i + 1}" for i in range(len(hidden))]
+    )
     tags: list[str] = []
     lines: list[str] = []
     for case_name, case in zip(case_names, hidden):
@@ -99,7 +107,11 @@ def result_from_worker(student: str, data: dict) -> dict:
 def prepare_notebook(notebook: nbformat.NotebookNode, folder: Path) -> Path:
     """Write the submission under the master's name with a Python 3 kernel."""
     nb = nbformat.from_dict(notebook)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
     path = folder / NOTEBOOK_NAME
     nbformat.write(nb, str(path))
     return path
@@ -108,7 +120,9 @@ def prepare_notebook(notebook: nbformat.NotebookNode, folder: Path) -> Path:
 def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: float) -> dict:
     """Grade one submission with ``otter run``; never raises for anything the submission does."""
     if submission.notebook is None:
-        return empty_result(submission.student, "invalid", f"submission unusable: {submission.problem}")
+        return empty_result(
+            submission.student, "invalid", f"submission unusable: {submission.problem}"
+        )
     with tempfile.TemporaryDirectory(prefix="mp-grade-") as scratch:
         folder = Path(scratch)
         notebook = prepare_notebook(submission.notebook, folder)
@@ -116,8 +130,14 @@ def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: f
         env = {**os.environ, SEED_ENV: submission.student}
         command = [sys.executable, str(WORKER), str(autograder_zip), str(notebook), str(out_json)]
         proc = subprocess.Popen(
-            command, cwd=folder, env=env, start_new_session=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+            command,
+            cwd=folder,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
         )
         try:
             output, _ = proc.communicate(timeout=timeout)
@@ -125,14 +145,17 @@ def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: f
             _kill_group(proc)
             log.warning("%s: timed out after %g s", submission.student, timeout)
             return empty_result(
-                submission.student, "timeout",
+                submission.student,
+                "timeout",
                 f"grading stopped after {timeout:g} s: a cell probably runs forever",
             )
         finally:
             _kill_group(proc)
         if proc.returncode != 0 or not out_json.exists():
             tail = "\n".join(output.strip().splitlines()[-5:])
-            log.warning("%s: otter run failed (exit %s): %s", submission.student, proc.returncode, tail)
+            log.warning(
+                "%s: otter run failed (exit %s): %s", submission.student, proc.returncode, tail
+            )
             return empty_result(submission.student, "error", f"otter run failed: {tail}")
         data = json.loads(out_json.read_text(encoding="utf-8"))
     if data.get("error"):
