@@ -27,6 +27,14 @@ console = Console(stderr=True)
 EXPECTED_ERRORS = (BuildError, GradebookError, GradingError, IntakeError)
 
 
+jobs_option = click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Submissions graded in parallel [default: number of cores].",
+)
+
+
 @click.group()
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def main(verbose: int) -> None:
@@ -57,12 +65,7 @@ def build(out: Path) -> None:
 @main.command()
 @click.argument("submissions", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Submissions graded in parallel [default: number of cores].",
-)
+@jobs_option
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1),
@@ -113,12 +116,7 @@ def grade(
     show_default=True,
     help="Output folder.",
 )
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Submissions graded in parallel [default: number of cores].",
-)
+@jobs_option
 def demo(out: Path, jobs: int | None) -> None:
     """Build, grade the embedded sample submissions and print a summary."""
     from .samples import write_samples
