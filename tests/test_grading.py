@@ -189,3 +189,10 @@ def test_regrade_draws_the_same_instances(batch, built, template, tmp_path):
     grade(submissions=subs, out=tmp_path / "out", build_dir=built.out, jobs=1, timeout=TIMEOUT)
     again = json.loads((tmp_path / "out" / "results" / "mistakes_0.json").read_text())
     assert again == batch["results"]["mistakes_0"]
+
+
+def test_inverse_earns_advice_not_a_deduction(batch):
+    """Does the `inv` form of q3 keep full points and carry an advice note in its feedback?"""
+    entry = batch["results"]["equivalent_0"]["questions"]["q3"]
+    assert "inv(" in EQUIVALENT["q3"][0]
+    assert entry["score"] == 3 and "Advice" in entry["feedback"]

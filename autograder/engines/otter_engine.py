@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 
+from ..advice import advice_notes
 from ..checks.instances import SEED_ENV
 from ..checks.questions import CASES
 from ..checks.runner import TAG_LINE
@@ -92,9 +93,11 @@ def question_result(name: str, data: dict | None) -> dict:
     return {"score": min(score, possible), "possible": possible, "tags": tags, "feedback": feedback}
 
 
-def result_from_worker(student: str, data: dict) -> dict:
-    """The full result of a graded submission."""
+def result_from_worker(student: str, data: dict, advice: dict[str, str] | None = None) -> dict:
+    """The full result of a graded submission; advice notes are appended to the feedback."""
     questions = {q: question_result(q, data["questions"].get(q)) for q in QUESTION_NAMES}
+    for question, note in (advice or {}).items():
+        questions[question]["feedback"] += f"\n{note}"
     return {
         "student": student,
         "status": "graded",
@@ -160,7 +163,7 @@ def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: f
         data = json.loads(out_json.read_text(encoding="utf-8"))
     if data.get("error"):
         return empty_result(submission.student, "error", f"otter run failed: {data['error']}")
-    return result_from_worker(submission.student, data)
+    return result_from_worker(submission.student, data, advice_notes(submission.notebook))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
