@@ -93,45 +93,69 @@ def _sympy_elementwise(name: str):
     }[name]
 
 
-def symbolic_map(kind: str, **params: object):
-    """The sympy version of a forward map, as a function of a list of symbols."""
+def _symbolic_jacobian(kind: str, size: int, key: tuple):
+    """The exact Jacobian of a forward map, compiled to numpy once per kind and shape.
+
+    The map's parameters (W, x, c, y) are symbols too, so one compiled function serves every
+    instance of that shape: ``f(at, *params) -> (m, size) array``.
+    """
     import sympy as sp
 
+    v = list(sp.symbols(f"v0:{size}"))
+    params: list[list] = []
     if kind == "linear":
-        W = sp.Matrix(np.asarray(params["W"]).tolist())
-        return lambda v: list(W * sp.Matrix(v))
-    if kind == "elementwise":
-        f = _sympy_elementwise(str(params["name"]))
-        return lambda v: [f(t) for t in v]
-    if kind == "loss_of_W":
-        x, c = np.asarray(params["x"]), np.asarray(params["c"])
-        n, d = int(params["n"]), x.size
+        n, d = key
+        W = sp.Matrix(n, d, sp.symbols(f"w0:{n * d}"))
+        outputs, params = list(W * sp.Matrix(v)), [list(W)]
+    elif kind == "elementwise":
+        f = _sympy_elementwise(key[0])
+        outputs = [f(t) for t in v]
+    elif kind == "loss_of_W":
+        n, d = key
+        x, c = list(sp.symbols(f"x0:{d}")), list(sp.symbols(f"c0:{n}"))
+        z = [sum(v[i * d + j] * x[j] for j in range(d)) for i in range(n)]
+        outputs = [sum(c[i] * sp.log(sp.cosh(z[i])) + z[i] / 2 for i in range(n))]
+        params = [x, c]
+    elif kind == "softmax":
+        total = sum(sp.exp(t) for t in v)
+        outputs = [sp.exp(t) / total for t in v]
+    elif kind == "cross_entropy":
+        y = list(sp.symbols(f"y0:{size}"))
+        total = sum(sp.exp(t) for t in v)
+        outputs = [-sum(y[k] * sp.log(sp.exp(v[k]) / total) for k in range(size))]
+        params = [y]
+    else:
+        raise ValueError(f"unknown forward map {kind!r}")
+    return sp.lambdify([v, *params], sp.Matrix(outputs).jacobian(v), modules="numpy")
 
-        def loss(v):
-            z = [sum(v[i * d + j] * float(x[j]) for j in range(d)) for i in range(n)]
-            return [sum(float(c[i]) * sp.log(sp.cosh(z[i])) + z[i] / 2 for i in range(n))]
 
-        return loss
-    if kind == "softmax":
-        return lambda v: [sp.exp(t) / sum(sp.exp(s) for s in v) for t in v]
-    if kind == "cross_entropy":
-        y = np.asarray(params["y"])
-        return lambda v: [
-            -sum(
-                float(y[k]) * sp.log(sp.exp(v[k]) / sum(sp.exp(s) for s in v))
-                for k in range(len(v))
-            )
-        ]
-    raise ValueError(f"unknown forward map {kind!r}")
+_COMPILED: dict[tuple, Callable] = {}
 
 
 def exact_jacobian(kind: str, at: Vector, **params: object) -> np.ndarray:
-    """Exact Jacobian of a forward map by sympy, evaluated at ``at`` (for small sizes only)."""
-    import sympy as sp
+    """Exact Jacobian of a forward map by sympy, evaluated at ``at`` (for small sizes only).
 
+    Params by kind: ``linear``: W; ``elementwise``: name; ``loss_of_W``: x, c, n;
+    ``softmax``: none; ``cross_entropy``: y.
+    """
     at = np.asarray(at, dtype=np.float64)
-    symbols = list(sp.symbols(f"v0:{at.size}"))
-    outputs = sp.Matrix(symbolic_map(kind, **params)(symbols))
-    jac = outputs.jacobian(symbols)
-    values = {s: sp.Float(float(a), 30) for s, a in zip(symbols, at)}
-    return np.array(jac.evalf(30, subs=values).tolist(), dtype=np.float64)
+    args: list[np.ndarray] = []
+    if kind == "linear":
+        W = np.asarray(params["W"], dtype=np.float64)
+        key, args = W.shape, [W.ravel()]
+    elif kind == "elementwise":
+        key = (str(params["name"]),)
+    elif kind == "loss_of_W":
+        x, c = np.asarray(params["x"], dtype=np.float64), np.asarray(params["c"], dtype=np.float64)
+        key, args = (int(params["n"]), x.size), [x, c]
+    elif kind == "cross_entropy":
+        key, args = (), [np.asarray(params["y"], dtype=np.float64)]
+    else:
+        key = ()
+    if kind in ("softmax", "cross_entropy"):
+        at = at - np.max(at)  # both maps are shift-invariant; this keeps exp() from overflowing
+    cache_key = (kind, at.size, tuple(key))
+    if cache_key not in _COMPILED:
+        _COMPILED[cache_key] = _symbolic_jacobian(kind, at.size, tuple(key))
+    jac = np.array(_COMPILED[cache_key](at, *args), dtype=np.float64)
+    return jac.reshape(-1, at.size)
