@@ -19,8 +19,9 @@ import pandas as pd
 
 from . import gradebook
 from .build import ensure_built
-from .engines.otter_engine import empty_result, grade_submission
+from .engines.otter_engine import grade_submission
 from .intake import Submission, discover
+from .results import empty_result
 
 log = logging.getLogger(__name__)
 

@@ -299,7 +299,7 @@ def test_mutating_inputs_does_not_change_the_oracle(question: str) -> None:
             for i in instances
         ]
         for i in instances:
-            outcome = call_and_check(target, fn, i)
+            outcome = call_and_check(target, fn, i, limit=None)
             assert outcome.passed, outcome.message
         for i, (args, expected) in zip(instances, before):
             after = [a for a in i.args if isinstance(a, np.ndarray)]

@@ -55,8 +55,9 @@ def to_array(got: object, *, label: str) -> tuple[np.ndarray | None, Outcome | N
         return None, Outcome(False, ("wrong_type",), f"{label} returned None; expected an array")
     if got is Ellipsis:
         return None, Outcome(False, ("missing",), f"{label} still returns `...`")
-    if isinstance(got, (str, bytes, dict, set)) or callable(got):
-        kind = type(got).__name__
+    described = None if isinstance(got, np.ndarray) else getattr(got, "type_name", None)
+    if isinstance(described, str) or isinstance(got, (str, bytes, dict, set)) or callable(got):
+        kind = described if isinstance(described, str) else type(got).__name__
         return None, Outcome(
             False, ("wrong_type",), f"{label} returned a {kind}; expected an array"
         )

@@ -57,11 +57,14 @@ class CaseResult:
     tags: tuple[str, ...]
     message: str
 
-    def report(self) -> str:
-        """The message as students see it, with a hint, ending with the diagnosis line."""
+    def text(self) -> str:
+        """The message as students see it, with the hint of its most specific tag."""
         advice = hint(self.tags)
-        text = f"{self.message}. Hint: {advice}" if advice else self.message
-        return f"{text}\n{TAG_LINE} {', '.join(self.tags)}"
+        return f"{self.message}. Hint: {advice}" if advice else self.message
+
+    def report(self) -> str:
+        """:meth:`text`, then the machine-readable diagnosis line."""
+        return f"{self.text()}\n{TAG_LINE} {', '.join(self.tags)}"
 
 
 class CheckFailed(AssertionError):
@@ -69,8 +72,8 @@ class CheckFailed(AssertionError):
 
 
 class CallTimeout(BaseException):
-    """A student's function ran past its time limit (a BaseException: ``except Exception``
-    in student code cannot swallow it)."""
+    """A student's function ran past its time limit, given in seconds as the first argument
+    (a BaseException: ``except Exception`` in student code cannot swallow it)."""
 
 
 @contextmanager
@@ -117,9 +120,9 @@ def _availability(target: Target, fn: object) -> Outcome | None:
     if fn is None:
         return Outcome(False, ("missing",), f"`{target.function}` is not defined")
     if not callable(fn):
-        kind = type(fn).__name__
+        kind = getattr(fn, "type_name", None) or type(fn).__name__
         return Outcome(False, ("missing",), f"`{target.function}` is a {kind}, not a function")
-    if is_placeholder(fn):
+    if getattr(fn, "template_placeholder", False) is True or is_placeholder(fn):
         return Outcome(False, ("missing",), f"`{target.function}` still has the template's `...`")
     return None
 
@@ -128,29 +131,49 @@ def _copy(arg: object) -> object:
     return arg.copy() if isinstance(arg, np.ndarray) else arg
 
 
-def call_and_check(target: Target, fn: Callable, instance: Instance) -> Outcome:
-    """Call the student's function on fresh copies of the inputs and judge the answer."""
+def call_and_check(
+    target: Target, fn: Callable, instance: Instance, *, limit: float | None
+) -> Outcome:
+    """Call the student's function on fresh copies of the inputs and judge the answer.
+
+    ``limit`` is the per-call time limit enforced here by SIGALRM; ``None`` when ``fn`` enforces
+    its own (the judge's remote functions raise :class:`CallTimeout` themselves).
+    """
     label = f"`{target.function}` on {instance.what}"
-    limit = call_timeout()
     try:
-        with _time_limit(limit):
+        if limit is None:
             answer = fn(*(_copy(a) for a in instance.args))
-    except CallTimeout:
-        return Outcome(False, ("timeout",), f"{label} ran longer than {limit:g} s")
+        else:
+            with _time_limit(limit):
+                answer = fn(*(_copy(a) for a in instance.args))
+    except CallTimeout as exc:
+        seconds = exc.args[0] if exc.args else limit
+        return Outcome(False, ("timeout",), f"{label} ran longer than {seconds:g} s")
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - student errors become results
         return Outcome(False, ("exception",), f"{label} raised {type(exc).__name__}: {exc}")
     return target.check(answer, instance, label)
 
 
-def _first_failure(target: Target, fn: Callable, instances: list[Instance]) -> Outcome | None:
+def _first_failure(
+    target: Target, fn: Callable, instances: list[Instance], limit: float | None
+) -> Outcome | None:
     for instance in instances:
-        outcome = call_and_check(target, fn, instance)
+        outcome = call_and_check(target, fn, instance, limit=limit)
         if not outcome.passed:
             return outcome
     return None
 
 
-def run_case(question: str, case: str, *functions: object, key: str | None = None) -> CaseResult:
+_FROM_ENV = -1.0
+
+
+def run_case(
+    question: str,
+    case: str,
+    *functions: object,
+    key: str | None = None,
+    call_limit: float | None = _FROM_ENV,
+) -> CaseResult:
     """Check one case of one question against the student's functions.
 
     Args:
@@ -158,6 +181,8 @@ def run_case(question: str, case: str, *functions: object, key: str | None = Non
         case: one of ``CASES[question]``.
         functions: the student's functions, in the order of ``TARGETS[question]``.
         key: the per-student seed key; by default read from the environment.
+        call_limit: seconds per call enforced in this process (default: ``call_timeout()``);
+            ``None`` when the functions enforce their own limit.
 
     Returns:
         The case result; it never raises for anything the student's code does.
@@ -168,19 +193,20 @@ def run_case(question: str, case: str, *functions: object, key: str | None = Non
     if len(functions) != len(targets):
         raise TypeError(f"{question} takes {len(targets)} function(s), got {len(functions)}")
     key = inst.seed_key() if key is None else key
+    limit = call_timeout() if call_limit == _FROM_ENV else call_limit
     for target, fn in zip(targets, functions):
         missing = _availability(target, fn)
         if missing is not None:
             return CaseResult(question, case, False, missing.tags, missing.message)
         rng = inst.rng_for(question, case, key=key)
-        failure = _first_failure(target, fn, target.draw(rng, case))
+        failure = _first_failure(target, fn, target.draw(rng, case), limit)
         if failure is None:
             continue
         tags = failure.tags
         extra = SPECIAL_CASE_TAGS.get(case)
         if extra is not None and "timeout" not in tags:
             baseline = target.draw(inst.rng_for(question, BASELINE_CASE, key=key), BASELINE_CASE)
-            if _first_failure(target, fn, baseline[:1]) is None:
+            if _first_failure(target, fn, baseline[:1], limit) is None:
                 tags = (extra, *tags) if extra not in tags else tags
         return CaseResult(question, case, False, tags, failure.message)
     return CaseResult(question, case, True, (), "passed")
@@ -204,7 +230,7 @@ def check_form(question: str, *functions: object) -> CaseResult:
         if missing is not None:
             return CaseResult(question, "form", False, missing.tags, missing.message)
         instance = target.draw(inst.rng_for(question, "public", key="public"), BASELINE_CASE)[0]
-        outcome = call_and_check(target, fn, instance)
+        outcome = call_and_check(target, fn, instance, limit=call_timeout())
         structural = tuple(t for t in outcome.tags if t in STRUCTURAL_TAGS)
         if structural:
             return CaseResult(question, "form", False, structural, outcome.message)

@@ -23,8 +23,9 @@ from ..advice import advice_notes
 from ..checks.instances import SEED_ENV
 from ..checks.questions import CASES
 from ..checks.runner import TAG_LINE
-from ..contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
+from ..contract import QUESTION_NAMES
 from ..intake import Submission
+from ..results import CaseOutcome, empty_result, graded_result
 
 log = logging.getLogger(__name__)
 
@@ -39,72 +40,37 @@ _FAILURE = re.compile(
 )
 
 
-def empty_result(student: str, status: str, feedback: str) -> dict:
-    """A result with no points, for a submission that could not be graded."""
-    questions = {
-        q: {"score": 0.0, "possible": float(BY_NAME[q].points), "tags": [], "feedback": feedback}
-        for q in QUESTION_NAMES
-    }
-    return {
-        "student": student,
-        "status": status,
-        "total": 0.0,
-        "possible": float(TOTAL_POINTS),
-        "questions": questions,
-    }
-
-
-def parse_case_message(message: str) -> tuple[list[str], str]:
-    """The diagnosis tags and the student-facing message of a failed Otter test case."""
+def parse_case_message(message: str) -> tuple[tuple[str, ...], str]:
+    """The diagnosis tags and the student-facing text of a failed Otter test case."""
     match = _FAILURE.search(message)
     if match is None:
         last = message.strip().splitlines()[-1] if message.strip() else "the test failed"
-        return ["exception"], last
-    tags = [t.strip() for t in match["tags"].split(",") if t.strip()]
+        return ("exception",), last
+    tags = tuple(t.strip() for t in match["tags"].split(",") if t.strip())
     return tags, match["message"].strip()
 
 
-def question_result(name: str, data: dict | None) -> dict:
-    """One question's entry of the result, from the worker's per-test-case data."""
-    possible = float(BY_NAME[name].points)
+def case_outcomes(question: str, data: dict | None) -> list[CaseOutcome] | None:
+    """A question's hidden cases from the worker's per-test-case data (public ones skipped)."""
     if data is None:
-        return {
-            "score": 0.0,
-            "possible": possible,
-            "tags": ["missing"],
-            "feedback": "no test results for this question",
-        }
+        return None
     hidden = [c for c in data["cases"] if c["points"] > 0]
-    case_names = (
-        list(CASES[name])
-        if len(hidden) == len(CASES[name])
-        else [f"case {i + 1}" for i in range(len(hidden))]
-    )
-    tags: list[str] = []
-    lines: list[str] = []
-    for case_name, case in zip(case_names, hidden):
-        if case["passed"]:
-            continue
-        case_tags, message = parse_case_message(case["message"])
-        tags += [t for t in case_tags if t not in tags]
-        lines.append(f"[{case_name}, {case['points']:g} pt] {message}")
-    score = round(sum(c["points"] for c in hidden if c["passed"]), 6)
-    feedback = "\n".join(lines) if lines else "All tests passed."
-    return {"score": min(score, possible), "possible": possible, "tags": tags, "feedback": feedback}
+    names = list(CASES[question])
+    if len(names) != len(hidden):
+        names = [f"case {i + 1}" for i in range(len(hidden))]
+    outcomes = []
+    for name, case in zip(names, hidden):
+        tags, text = ((), "") if case["passed"] else parse_case_message(case["message"])
+        outcomes.append(CaseOutcome(name, case["points"], case["passed"], tags, text))
+    return outcomes
 
 
 def result_from_worker(student: str, data: dict, advice: dict[str, str] | None = None) -> dict:
-    """The full result of a graded submission; advice notes are appended to the feedback."""
-    questions = {q: question_result(q, data["questions"].get(q)) for q in QUESTION_NAMES}
-    for question, note in (advice or {}).items():
-        questions[question]["feedback"] += f"\n{note}"
-    return {
-        "student": student,
-        "status": "graded",
-        "total": round(sum(q["score"] for q in questions.values()), 6),
-        "possible": float(TOTAL_POINTS),
-        "questions": questions,
-    }
+    """The full result of a graded submission from the worker's JSON."""
+    outcomes = {q: case_outcomes(q, data["questions"].get(q)) for q in QUESTION_NAMES}
+    return graded_result(
+        student, {q: o for q, o in outcomes.items() if o is not None}, advice=advice
+    )
 
 
 def prepare_notebook(notebook: nbformat.NotebookNode, folder: Path) -> Path:

@@ -1,0 +1,118 @@
+"""Messages between judge and evaluator: a JSON header plus ``.npy`` blobs, never pickle.
+
+One message is ``[4-byte header length][JSON header][npy blob]...``; the header lists the blobs'
+lengths. The judge decodes whatever the evaluator sends with size limits and
+``np.load(allow_pickle=False)``, so a hostile evaluator can at worst send wrong numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""The largest message the judge accepts from an evaluator."""
+MAX_TEXT = 2000
+"""Longest string (error message, type name) kept from an evaluator."""
+NUMERIC_KINDS = "biuf"
+"""dtype kinds that travel as arrays (bool, ints, floats); anything else is described by name."""
+
+
+class ProtocolError(Exception):
+    """A message that does not follow the protocol (from a broken or hostile evaluator)."""
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """An answer that is not a numeric array, described by its type name only."""
+
+    type_name: str
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name}>"
+
+
+def encode(header: dict, arrays: list[np.ndarray] = ()) -> bytes:
+    """A message from a JSON-able header and numeric arrays."""
+    blobs = []
+    for array in arrays:
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        blobs.append(buffer.getvalue())
+    head = json.dumps({**header, "_blobs": [len(b) for b in blobs]}).encode()
+    return struct.pack(">I", len(head)) + head + b"".join(blobs)
+
+
+def decode(data: bytes) -> tuple[dict, list[np.ndarray]]:
+    """Header and arrays of a message; raises :class:`ProtocolError` on anything malformed."""
+    if len(data) > MAX_MESSAGE_BYTES or len(data) < 4:
+        raise ProtocolError(f"message of {len(data)} bytes")
+    (size,) = struct.unpack(">I", data[:4])
+    try:
+        header = json.loads(data[4 : 4 + size].decode())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"bad header: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("_blobs"), list):
+        raise ProtocolError("header is not an object with _blobs")
+    arrays, offset = [], 4 + size
+    for length in header.pop("_blobs"):
+        if not isinstance(length, int) or length < 0 or offset + length > len(data):
+            raise ProtocolError("blob lengths do not match the message")
+        try:
+            array = np.load(io.BytesIO(data[offset : offset + length]), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ProtocolError(f"bad array: {exc}") from None
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in NUMERIC_KINDS + "c":
+            raise ProtocolError("blob is not a numeric array")
+        arrays.append(array)
+        offset += length
+    return header, arrays
+
+
+def describe_value(value: object, arrays: list[np.ndarray]) -> dict:
+    """Evaluator side: a JSON description of an answer, appending its array to ``arrays``."""
+    if value is None:
+        return {"kind": "none"}
+    if value is Ellipsis:
+        return {"kind": "ellipsis"}
+    if isinstance(value, (str, bytes, dict, set)) or callable(value):
+        return {"kind": "foreign", "type": type(value).__name__[:100]}
+    try:
+        array = np.asarray(value)
+        if array.dtype == object:
+            array = np.array(value, dtype=np.float64)
+        array = np.array(array).view(np.ndarray)
+    except Exception as exc:  # noqa: BLE001 - anything odd is described, not sent
+        return {"kind": "foreign", "type": f"{type(value).__name__[:100]} ({str(exc)[:200]})"}
+    if array.dtype.kind not in NUMERIC_KINDS + "c":
+        return {"kind": "foreign", "type": f"array of {array.dtype}"}
+    arrays.append(array)
+    return {"kind": "array", "index": len(arrays) - 1}
+
+
+def value_from(description: object, arrays: list[np.ndarray]) -> object:
+    """Judge side: rebuild an answer from its description (a plain array, None, ... or Foreign)."""
+    if not isinstance(description, dict):
+        raise ProtocolError("value description is not an object")
+    kind = description.get("kind")
+    if kind == "none":
+        return None
+    if kind == "ellipsis":
+        return Ellipsis
+    if kind == "foreign":
+        return Foreign(str(description.get("type", "?"))[:MAX_TEXT])
+    if kind == "array":
+        index = description.get("index")
+        if not isinstance(index, int) or not 0 <= index < len(arrays):
+            raise ProtocolError("array index out of range")
+        return np.array(arrays[index])  # a fresh base-class ndarray, owned by the judge
+    raise ProtocolError(f"unknown value kind {kind!r}")
+
+
+def text(value: object) -> str:
+    """A bounded string from an evaluator-supplied field."""
+    return str(value)[:MAX_TEXT]
