@@ -19,7 +19,7 @@ from . import gradebook
 from .build import BuildError
 from .build import build as run_build
 from .gradebook import GradebookError
-from .grading import DEFAULT_TIMEOUT, GradeRun, GradingError, default_jobs
+from .grading import DEFAULT_TIMEOUT, ENGINES, GradeRun, GradingError, default_jobs
 from .grading import grade as run_grade
 from .intake import IntakeError, Submission
 
@@ -80,6 +80,13 @@ def build(out: Path) -> None:
     help="CSV with a 'student' column (optional name, email).",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="judge",
+    show_default=True,
+    help="judge: sandboxed evaluator, tamper-proof and fast; otter: `otter run` per notebook.",
+)
+@click.option(
     "--build-dir",
     type=click.Path(path_type=Path),
     default=Path("dist"),
@@ -92,9 +99,10 @@ def grade(
     jobs: int | None,
     timeout: float,
     roster: Path | None,
+    engine: str,
     build_dir: Path,
 ) -> None:
-    """Grade a folder of submissions through otter run and write OUT/gradebook.csv."""
+    """Grade a folder of submissions and write OUT/gradebook.csv and OUT/results/."""
     with _friendly_errors():
         run = run_grade(
             submissions=submissions,
@@ -103,6 +111,7 @@ def grade(
             jobs=jobs,
             timeout=timeout,
             roster=roster,
+            engine=engine,
             progress=_progress_bar,
         )
     _report(run)

@@ -1,7 +1,10 @@
 """The grading pipeline, readable in one place.
 
-    read roster -> discover submissions -> build (if stale) -> grade each in parallel
-    -> write results/<student>.json -> collate gradebook.csv
+    read roster -> discover submissions -> [otter engine: build if stale] -> grade each in
+    parallel with the chosen engine -> write results/<student>.json -> collate gradebook.csv
+
+Engines: ``judge`` (default; the trusted judge with a sandboxed evaluator, ``judge/``) and
+``otter`` (``otter run`` per submission, ``engines/otter_engine.py``).
 
 A submission that breaks anything becomes a row with a status; the batch never dies on one.
 """
@@ -13,14 +16,17 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from . import gradebook
 from .build import ensure_built
-from .engines.otter_engine import grade_submission
+from .engines.otter_engine import grade_submission as otter_grade
 from .intake import Submission, discover
+from .judge.engine import JudgeConfig
+from .judge.engine import grade_submission as judge_grade
 from .results import empty_result
 
 log = logging.getLogger(__name__)
@@ -73,6 +79,19 @@ def grade_all(
     return sorted(results, key=lambda r: r["student"])
 
 
+ENGINES = ("judge", "otter")
+
+
+def make_grader(engine: str, *, build_dir: Path, timeout: float) -> Callable[[Submission], dict]:
+    """The function grading one submission with ``engine`` (building first for ``otter``)."""
+    if engine == "otter":
+        built = ensure_built(out=build_dir)
+        return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout)
+    if engine == "judge":
+        return partial(judge_grade, config=JudgeConfig(submission_timeout=timeout))
+    raise GradingError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
 def grade(
     *,
     submissions: Path,
@@ -81,9 +100,10 @@ def grade(
     jobs: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     roster: Path | None = None,
+    engine: str = "judge",
     progress: Callable[[Iterable[Submission]], Callable[[dict], None]] | None = None,
 ) -> GradeRun:
-    """Grade a folder of submissions through ``otter run`` and write the gradebook.
+    """Grade a folder of submissions and write the gradebook.
 
     Args:
         submissions: folder of ``<student>.ipynb``, ``<student>.zip`` or ``<student>/*.ipynb``.
@@ -92,6 +112,7 @@ def grade(
         jobs: parallel submissions (default: the number of cores).
         timeout: seconds per submission.
         roster: optional CSV with a ``student`` column.
+        engine: ``judge`` or ``otter``.
         progress: given the submissions, returns a callback called after each one is graded.
     """
     roster_df = gradebook.read_roster(roster) if roster is not None else None
@@ -101,10 +122,7 @@ def grade(
     for s in found:
         if s.problem:
             log.warning("%s: %s (graded as invalid)", s.student, s.problem)
-    built = ensure_built(out=build_dir)
-
-    def grade_one(submission: Submission) -> dict:
-        return grade_submission(submission, autograder_zip=built.autograder_zip, timeout=timeout)
+    grade_one = make_grader(engine, build_dir=build_dir, timeout=timeout)
 
     on_done = progress(found) if progress is not None else (lambda result: None)
     results = grade_all(found, grade_one, jobs=jobs or default_jobs(), on_done=on_done)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import zipfile
 from collections import defaultdict
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -38,15 +39,34 @@ def _mistake_source(question: str, tag: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def batch(built, template, tmp_path_factory):
-    """Grade one folder holding every kind of submission; return the gradebook and results."""
+def corpus(built, template, tmp_path_factory) -> Path:
+    """One folder holding every kind of submission, and a roster."""
+    return _write_corpus(built, template, tmp_path_factory.mktemp("corpus"))
+
+
+def _grade(corpus: Path, built, out: Path, engine: str) -> dict:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MATH_PRIMER_CALL_TIMEOUT", "2")  # the timeout mistake costs 2 s a call
-        yield _grade_batch(built, template, tmp_path_factory)
+        run = grade(
+            submissions=corpus / "submissions",
+            out=out,
+            build_dir=built.out,
+            jobs=2,
+            timeout=TIMEOUT,
+            roster=corpus / "roster.csv",
+            engine=engine,
+        )
+    results = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
+    return {"run": run, "results": results, "out": out, "csv": pd.read_csv(out / "gradebook.csv")}
 
 
-def _grade_batch(built, template, tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("batch")
+@pytest.fixture(scope="module")
+def batch(corpus, built, tmp_path_factory) -> dict:
+    """The corpus graded through the real Otter path (`otter run` per notebook)."""
+    return _grade(corpus, built, tmp_path_factory.mktemp("otter-out"), "otter")
+
+
+def _write_corpus(built, template, root: Path) -> Path:
     subs = root / "submissions"
     solution = nbformat.read(str(built.out / "autograder" / "math_primer.ipynb"), as_version=4)
     notebooks = {
@@ -86,12 +106,7 @@ def _grade_batch(built, template, tmp_path_factory) -> dict:
     (subs / "invalid.ipynb").write_text("{not json", encoding="utf-8")
     roster = root / "roster.csv"
     roster.write_text("student,name\ncorrect,Cora\nblank,Bill\nabsent,Abe\n", encoding="utf-8")
-    out = root / "out"
-    run = grade(
-        submissions=subs, out=out, build_dir=built.out, jobs=2, timeout=TIMEOUT, roster=roster
-    )
-    results = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
-    return {"run": run, "results": results, "out": out, "csv": pd.read_csv(out / "gradebook.csv")}
+    return root
 
 
 def scores(result: dict) -> dict[str, float]:
@@ -186,7 +201,16 @@ def test_regrade_draws_the_same_instances(batch, built, template, tmp_path):
             )
         },
     )
-    grade(submissions=subs, out=tmp_path / "out", build_dir=built.out, jobs=1, timeout=TIMEOUT)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MATH_PRIMER_CALL_TIMEOUT", "2")
+        grade(
+            submissions=subs,
+            out=tmp_path / "out",
+            build_dir=built.out,
+            jobs=1,
+            timeout=TIMEOUT,
+            engine="otter",
+        )
     again = json.loads((tmp_path / "out" / "results" / "mistakes_0.json").read_text())
     assert again == batch["results"]["mistakes_0"]
 
@@ -196,3 +220,45 @@ def test_inverse_earns_advice_not_a_deduction(batch):
     entry = batch["results"]["equivalent_0"]["questions"]["q3"]
     assert "inv(" in EQUIVALENT["q3"][0]
     assert entry["score"] == 3 and "Advice" in entry["feedback"]
+
+
+# --- the judge engine against the Otter path on the same corpus ---------------------------------
+
+JUDGE_DIFFERENCES = {"top_level_loop"}
+"""Intended differences (README): the judge interrupts a stuck top-level cell and grades the rest,
+where `otter run` can only time out the whole notebook."""
+
+
+@pytest.fixture(scope="module")
+def judge_batch(corpus, built, tmp_path_factory) -> dict:
+    """The same corpus graded by the judge engine."""
+    return _grade(corpus, built, tmp_path_factory.mktemp("judge-out"), "judge")
+
+
+def test_judge_agrees_with_otter_on_honest_submissions(batch, judge_batch):
+    """Does the judge give every honest submission the Otter path's scores, tags and feedback?"""
+    assert set(judge_batch["results"]) == set(batch["results"])
+    for student, expected in batch["results"].items():
+        if student in JUDGE_DIFFERENCES:
+            continue
+        got = judge_batch["results"][student]
+        assert got["status"] == expected["status"], student
+        for question in QUESTION_NAMES:
+            assert got["questions"][question] == expected["questions"][question], (
+                student,
+                question,
+            )
+
+
+def test_judge_gradebook_equals_otter_gradebook(batch, judge_batch):
+    """Are the two gradebooks equal row for row, apart from the documented differences?"""
+    otter = batch["csv"].set_index("student").drop(index=list(JUDGE_DIFFERENCES))
+    judge = judge_batch["csv"].set_index("student").drop(index=list(JUDGE_DIFFERENCES))
+    pd.testing.assert_frame_equal(judge, otter)
+
+
+def test_judge_interrupts_a_stuck_cell_and_grades_the_rest(judge_batch):
+    """Does the judge interrupt a top-level infinite loop and still grade every answer?"""
+    result = judge_batch["results"]["top_level_loop"]
+    assert (result["status"], result["total"]) == ("graded", TOTAL_POINTS)
+    assert any("interrupted" in note for note in result["notes"])

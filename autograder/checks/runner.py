@@ -150,7 +150,8 @@ def call_and_check(
         seconds = exc.args[0] if exc.args else limit
         return Outcome(False, ("timeout",), f"{label} ran longer than {seconds:g} s")
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - student errors become results
-        return Outcome(False, ("exception",), f"{label} raised {type(exc).__name__}: {exc}")
+        name = getattr(exc, "remote_type", None) or type(exc).__name__
+        return Outcome(False, ("exception",), f"{label} raised {name}: {exc}")
     return target.check(answer, instance, label)
 
 

@@ -154,6 +154,7 @@ def fallback_workdir(notebook_json: bytes) -> Path:
     import tempfile
 
     work = Path(tempfile.mkdtemp(prefix="mp-eval-"))
+    work.chmod(0o777)
     (work / "math_primer.ipynb").write_bytes(notebook_json)
     os.chdir(work)
     return work

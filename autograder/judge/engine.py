@@ -1,0 +1,314 @@
+"""The judge engine: grade one submission with the checks here and the student's code elsewhere.
+
+Per submission: start a sandboxed evaluator from the warm template process, run the notebook's
+code cells one by one (a stuck cell is interrupted, as a TA would, and grading goes on), then run
+every question's cases with :func:`autograder.checks.runner.run_case`, whose "functions" are
+proxies that send inputs to the evaluator and get plain numbers back. A call that hangs or kills
+the evaluator costs that call only: the evaluator is restarted and the finished cells replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+import nbformat
+import numpy as np
+
+from ..advice import advice_notes
+from ..checks.oracle import ELEMENTWISE
+from ..checks.questions import CASES
+from ..checks.runner import CallTimeout, call_timeout, run_case
+from ..contract import BY_NAME, QUESTIONS
+from ..intake import Submission
+from ..results import CaseOutcome, empty_result, graded_result
+from . import evaluator, protocol
+from .sandbox import Limits
+
+log = logging.getLogger(__name__)
+
+MAX_RESTARTS = 8
+"""Evaluator restarts per submission before its remaining calls are given up."""
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Time limits and isolation of the judge engine (documented defaults)."""
+
+    cell_timeout: float = 10.0
+    """Seconds a top-level cell may run before it is interrupted."""
+    call_timeout: float = field(default_factory=call_timeout)
+    """Seconds one call of a student function may take (``MATH_PRIMER_CALL_TIMEOUT``, 10)."""
+    submission_timeout: float = 300.0
+    """Wall-clock seconds for the whole submission; later cells and calls are skipped."""
+    grace: float = 1.0
+    """Seconds between the interrupt and the kill of a stuck evaluator."""
+    limits: Limits = field(default_factory=Limits)
+    isolate: bool = True
+    """Use namespaces, a private root and uid nobody where the machine allows it."""
+
+
+class EvaluatorGone(Exception):
+    """The evaluator died, hung past the grace period or broke the protocol."""
+
+
+class StudentError(Exception):
+    """An exception raised by the student's code in the evaluator, by type name and message."""
+
+    def __init__(self, remote_type: str, message: str) -> None:
+        super().__init__(message)
+        self.remote_type = remote_type
+
+
+_CONTEXT: multiprocessing.context.BaseContext | None = None
+
+
+def warm_context() -> multiprocessing.context.BaseContext:
+    """The forkserver context whose template process has numpy and the evaluator preloaded."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        context = multiprocessing.get_context("forkserver")
+        # "__main__" first: the template imports the main module once, so evaluators do not
+        context.set_forkserver_preload(["__main__", "numpy", "autograder.judge.evaluator"])
+        _CONTEXT = context
+    return _CONTEXT
+
+
+class Evaluator:
+    """One evaluator process and the judge's end of its pipe."""
+
+    def __init__(self, notebook_json: bytes, config: JudgeConfig, student: str) -> None:
+        self.config = config
+        self._seq = 0
+        context = warm_context()
+        self.conn, child = context.Pipe(duplex=True)
+        self.process = context.Process(
+            target=evaluator.main,
+            args=(child, notebook_json, config.limits, config.isolate, student),
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+        ready, _ = self._receive(timeout=30.0)
+        if ready.get("status") != "ready":
+            self.kill()
+            raise EvaluatorGone(protocol.text(ready.get("error", "evaluator did not start")))
+        self.isolation = protocol.text(ready.get("isolation", "?"))
+        self.reason = protocol.text(ready.get("reason", ""))
+
+    def _receive(self, *, timeout: float) -> tuple[dict, list[np.ndarray]]:
+        if not self.conn.poll(timeout):
+            self.kill()
+            raise EvaluatorGone(f"no answer in {timeout:g} s")
+        try:
+            return protocol.decode(self.conn.recv_bytes(protocol.MAX_MESSAGE_BYTES))
+        except (EOFError, OSError, protocol.ProtocolError) as exc:
+            self.kill()
+            raise EvaluatorGone(f"evaluator died or broke the protocol ({exc!r})") from None
+
+    def request(self, header: dict, arrays=(), *, timeout: float) -> tuple[dict, list]:
+        """Send a request; on timeout interrupt, then kill. Returns the reply or raises
+        :class:`EvaluatorGone` (the evaluator is dead afterwards)."""
+        self._seq += 1
+        try:
+            self.conn.send_bytes(protocol.encode({**header, "seq": self._seq}, list(arrays)))
+        except (OSError, ValueError) as exc:
+            self.kill()
+            raise EvaluatorGone(f"evaluator is gone ({exc!r})") from None
+        if not self.conn.poll(max(timeout, 0.0)):
+            self.interrupt()
+            reply, out = self._receive(timeout=self.config.grace)
+            reply.setdefault("status", "interrupted")
+        else:
+            reply, out = self._receive(timeout=0.0)
+        if reply.get("seq") != self._seq:
+            self.kill()
+            raise EvaluatorGone("evaluator answered out of turn")
+        return reply, out
+
+    def interrupt(self) -> None:
+        try:
+            os.kill(self.process.pid, signal.SIGINT)
+        except (ProcessLookupError, TypeError):
+            pass
+
+    def kill(self) -> None:
+        """Kill the evaluator and, with it, everything it started (its PID namespace)."""
+        if self.process.pid is not None and self.process.exitcode is None:
+            try:
+                os.kill(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+class Placeholder:
+    """A function whose body is still the template's ``...``."""
+
+    template_placeholder = True
+
+    def __call__(self, *args: object) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class NotCallable:
+    """A name bound to something that is not a function."""
+
+    type_name: str
+
+
+_ELEMENTWISE_NAMES = {id(fprime): name for name, _, fprime in ELEMENTWISE}
+
+
+class Session:
+    """The grading of one submission: its evaluator, its cells and its notes."""
+
+    def __init__(self, notebook: nbformat.NotebookNode, config: JudgeConfig, student: str) -> None:
+        self.config = config
+        self.student = student
+        self.cells = [c.source for c in notebook.cells if c.cell_type == "code"]
+        self.notebook_json = nbformat.writes(notebook).encode()
+        self.deadline = time.monotonic() + config.submission_timeout
+        self.finished: list[int] = []
+        self.notes: list[str] = []
+        self.restarts = 0
+        self.evaluator: Evaluator | None = None
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def start(self) -> None:
+        """(Re)start the evaluator and replay the cells that finished before."""
+        if self.evaluator is not None:
+            self.evaluator.kill()
+            self.restarts += 1
+            if self.restarts > MAX_RESTARTS:
+                raise EvaluatorGone(f"gave up after {MAX_RESTARTS} evaluator restarts")
+        self.evaluator = Evaluator(self.notebook_json, self.config, self.student)
+        if self.evaluator.isolation == "none" and self.config.isolate:
+            self._note(f"isolation: none ({self.evaluator.reason})")
+        for index in list(self.finished):
+            self._run(index, replay=True)
+
+    def _note(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
+
+    def _run(self, index: int, *, replay: bool = False) -> None:
+        timeout = min(self.config.cell_timeout, self.remaining())
+        try:
+            reply, _ = self.evaluator.request(
+                {"op": "run", "source": self.cells[index], "index": index}, timeout=timeout
+            )
+        except EvaluatorGone as exc:
+            self._note(f"cell {index + 1} stopped the evaluator ({exc}); it was skipped")
+            if index in self.finished:
+                self.finished.remove(index)
+            self.start()
+            return
+        status = reply.get("status")
+        if status == "interrupted":
+            self._note(f"cell {index + 1} was interrupted after {timeout:.3g} s")
+            if index in self.finished:
+                self.finished.remove(index)
+        elif not replay:
+            self.finished.append(index)
+
+    def run_cells(self) -> None:
+        """Run every code cell in order, as 'Run All' would, but never stuck on one."""
+        for index in range(len(self.cells)):
+            if self.remaining() <= 0:
+                self._note(f"cells {index + 1}+ skipped: submission time limit reached")
+                return
+            self._run(index)
+
+    def function(self, name: str) -> object:
+        """What the runner gets for a student function: a remote proxy or a stand-in."""
+        reply, _ = self._request({"op": "probe", "names": [name]}, timeout=self.config.grace + 5)
+        state = protocol.text((reply.get("probe") or ["missing"])[0])
+        if state == "missing":
+            return None
+        if state.startswith("not_callable:"):
+            return NotCallable(state.split(":", 1)[1])
+        if state == "placeholder":
+            return Placeholder()
+        return lambda *args: self.call(name, args)
+
+    def _request(self, header: dict, arrays=(), *, timeout: float) -> tuple[dict, list]:
+        try:
+            return self.evaluator.request(header, arrays, timeout=timeout)
+        except EvaluatorGone:
+            self.start()
+            raise
+
+    def call(self, name: str, args: tuple) -> object:
+        """Call the student's function in the evaluator; raise what the runner expects."""
+        limit = min(self.config.call_timeout, self.remaining())
+        if limit <= 0:
+            raise CallTimeout(0)
+        descriptions, arrays = [], []
+        for arg in args:
+            if callable(arg):
+                descriptions.append({"kind": "elementwise", "name": _ELEMENTWISE_NAMES[id(arg)]})
+            else:
+                arrays.append(np.asarray(arg))
+                descriptions.append({"kind": "array", "index": len(arrays) - 1})
+        request = {"op": "call", "name": name, "args": descriptions}
+        try:
+            reply, out = self._request(request, arrays, timeout=limit)
+        except EvaluatorGone as exc:
+            if "no answer" in str(exc):
+                raise CallTimeout(limit) from None
+            raise StudentError("EvaluatorDied", f"the process running your code died ({exc})")
+        status = reply.get("status")
+        if status == "interrupted":
+            raise CallTimeout(limit)
+        if status != "ok":
+            remote_type, _, message = protocol.text(reply.get("error", "")).partition(": ")
+            raise StudentError(remote_type or "Error", message)
+        return protocol.value_from(reply.get("value"), out)
+
+    def close(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.kill()
+
+
+def grade_submission(submission: Submission, *, config: JudgeConfig | None = None) -> dict:
+    """Grade one submission with the judge; never raises for anything the submission does."""
+    config = config or JudgeConfig()
+    if submission.notebook is None:
+        return empty_result(
+            submission.student, "invalid", f"submission unusable: {submission.problem}"
+        )
+    session = Session(submission.notebook, config, submission.student)
+    try:
+        session.start()
+        session.run_cells()
+        proxies = {
+            name: session.function(name) for question in QUESTIONS for name in question.functions
+        }
+        outcomes = {}
+        for question, cases in CASES.items():
+            functions = [proxies[name] for name in BY_NAME[question].functions]
+            outcomes[question] = []
+            for case, points in cases.items():
+                result = run_case(
+                    question, case, *functions, key=submission.student, call_limit=None
+                )
+                outcomes[question].append(
+                    CaseOutcome(case, points, result.passed, result.tags, result.text())
+                )
+    except EvaluatorGone as exc:
+        log.warning("%s: %s", submission.student, exc)
+        return empty_result(submission.student, "error", f"the judge could not grade: {exc}")
+    finally:
+        session.close()
+    return graded_result(
+        submission.student, outcomes, advice=advice_notes(submission.notebook), notes=session.notes
+    )

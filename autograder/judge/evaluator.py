@@ -1,0 +1,254 @@
+"""The evaluator: runs inside the sandbox, executes the student's cells, calls their functions.
+
+This is the kit's code, but it shares its process with untrusted student code, so nothing it
+sends is trusted by the judge: it answers with plain numbers only (see ``protocol.py``). It is
+imported by the warm template process (the forkserver) before any submission arrives.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import linecache
+import os
+import signal
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+
+from ..checks.instances import SEED_ENV
+from ..checks.oracle import ELEMENTWISE
+from ..checks.runner import is_placeholder
+from . import protocol, sandbox
+
+ROOT = Path("/tmp/.math-primer-judge-root")
+"""Mount point of each evaluator's private root (a tmpfs in its own mount namespace)."""
+OUTPUT_LIMIT = 1_000_000
+"""Characters of student output kept in memory (the rest is discarded)."""
+
+try:  # IPython's own transformer turns `%magic` and `!cmd` lines into Python calls.
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    _TRANSFORMER = TransformerManager()
+except ImportError:  # pragma: no cover - IPython comes with otter-grader
+    _TRANSFORMER = None
+
+
+class _Sink(io.TextIOBase):
+    """stdout/stderr replacement that keeps a bounded amount of text."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.size += len(text)
+        return len(text)
+
+
+class _ShellStub:
+    """What ``get_ipython()`` returns: magics and shell commands are neutralised."""
+
+    def run_line_magic(self, *args, **kwargs) -> None:
+        return None
+
+    def run_cell_magic(self, name: str, line: str, cell: str) -> None:
+        if name in ("time", "capture"):
+            exec(compile(cell, "<cell magic>", "exec"), _NAMESPACE)
+        return None
+
+    def system(self, *args, **kwargs) -> None:
+        return None
+
+    def getoutput(self, *args, **kwargs) -> list:
+        return []
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
+_NAMESPACE: dict = {}
+
+
+def _fresh_namespace() -> dict:
+    """The student's globals, with IPython's ``get_ipython``/``display`` and Otter stubbed: the
+    notebook's ``grader = otter.Notebook(...)`` and ``grader.check(...)`` cells become no-ops."""
+    _NAMESPACE.clear()
+    stub = _ShellStub()
+    otter_stub = types.ModuleType("otter")
+    otter_stub.Notebook = lambda *args, **kwargs: _ShellStub()
+    sys.modules["otter"] = otter_stub
+    _NAMESPACE.update(
+        {
+            "__name__": "__main__",
+            "__builtins__": builtins,
+            "get_ipython": lambda: stub,
+            "display": lambda *args, **kwargs: None,
+        }
+    )
+    return _NAMESPACE
+
+
+def transform(source: str) -> str:
+    """IPython syntax (``%magic``, ``!cmd``, ``?``) to plain Python calls on the stub shell."""
+    if _TRANSFORMER is None:
+        return source
+    try:
+        return _TRANSFORMER.transform_cell(source)
+    except Exception:  # noqa: BLE001 - leave it to compile() to report
+        return source
+
+
+def _error_text(exc: BaseException) -> str:
+    return protocol.text(f"{type(exc).__name__}: {exc}")
+
+
+def run_cell(source: str, index: int) -> dict:
+    """Execute one cell; report ok, error or interrupted (never raise)."""
+    filename = f"<cell {index}>"
+    python = transform(source)
+    linecache.cache[filename] = (len(python), None, python.splitlines(True), filename)
+    try:
+        code = compile(python, filename, "exec")
+        exec(code, _NAMESPACE)
+    except KeyboardInterrupt:
+        return {"status": "interrupted"}
+    except BaseException as exc:  # noqa: BLE001 - SystemExit too: a cell cannot end grading
+        return {"status": "error", "error": _error_text(exc)}
+    return {"status": "ok"}
+
+
+def probe(name: str) -> str:
+    """How a function name looks in the student's namespace."""
+    value = _NAMESPACE.get(name)
+    if value is None:
+        return "missing"
+    if not callable(value):
+        return "not_callable:" + type(value).__name__[:100]
+    try:
+        return "placeholder" if is_placeholder(value) else "ok"
+    except BaseException:  # noqa: BLE001
+        return "ok"
+
+
+_ELEMENTWISE = {name: fprime for name, _, fprime in ELEMENTWISE}
+
+
+def _argument(description: dict, arrays: list[np.ndarray]) -> object:
+    if description.get("kind") == "elementwise":
+        return _ELEMENTWISE[description["name"]]
+    return protocol.value_from(description, arrays)
+
+
+def call(name: str, args: list[dict], arrays: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
+    """Call a student's function; describe the answer as plain data."""
+    function = _NAMESPACE.get(name)
+    try:
+        answer = function(*(_argument(a, arrays) for a in args))
+    except KeyboardInterrupt:
+        return {"status": "interrupted"}, []
+    except BaseException as exc:  # noqa: BLE001 - SystemExit too
+        return {"status": "error", "error": _error_text(exc)}, []
+    out: list[np.ndarray] = []
+    try:
+        value = protocol.describe_value(answer, out)
+    except BaseException as exc:  # noqa: BLE001
+        return {"status": "error", "error": _error_text(exc)}, []
+    return {"status": "ok", "value": value}, out
+
+
+def serve(conn) -> None:
+    """Answer the judge's requests until it says exit or goes away."""
+    while True:
+        try:
+            request, arrays = protocol.decode(conn.recv_bytes())
+        except (EOFError, OSError):
+            os._exit(0)
+        except KeyboardInterrupt:
+            continue
+        op, seq = request.get("op"), request.get("seq")
+        if op == "exit":
+            os._exit(0)
+        try:
+            if op == "run":
+                reply, out = run_cell(request["source"], request["index"]), []
+            elif op == "probe":
+                reply, out = {"status": "ok", "probe": [probe(n) for n in request["names"]]}, []
+            elif op == "call":
+                reply, out = call(request["name"], request["args"], arrays)
+            else:
+                reply, out = {"status": "error", "error": f"unknown op {op!r}"}, []
+        except KeyboardInterrupt:
+            reply, out = {"status": "interrupted"}, []
+        try:
+            conn.send_bytes(protocol.encode({**reply, "seq": seq}, out))
+        except KeyboardInterrupt:
+            conn.send_bytes(protocol.encode({"status": "interrupted", "seq": seq}))
+
+
+def _quiet_standard_streams() -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    sys.stdin = io.StringIO("")
+    sys.stdout = sys.stderr = _Sink()
+
+
+def _close_fds_except(keep: int) -> None:
+    for fd in range(3, 1024):
+        if fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def main(conn, notebook_json: bytes, limits: sandbox.Limits, isolate: bool, student: str) -> None:
+    """Entry point of an evaluator process (started from the warm forkserver)."""
+    os.environ[SEED_ENV] = student  # as in the Otter path, where the kernel inherits it
+    sandbox.set_parent_death_signal(signal.SIGKILL)
+    try:
+        os.setsid()
+    except OSError:
+        pass
+    isolation, reason = "none", "isolation disabled"
+    if isolate:
+        try:
+            sandbox.unshare_namespaces()
+            isolation = "namespaces"
+        except sandbox.SandboxUnavailable as exc:
+            reason = str(exc)
+    if isolation == "namespaces":
+        child = os.fork()  # the child is PID 1 of the new PID namespace
+        if child:
+            conn.close()
+            signal.signal(signal.SIGINT, lambda *_: os.kill(child, signal.SIGINT))
+            signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))
+            _, status = os.waitpid(child, 0)
+            os._exit(0)
+        sandbox.set_parent_death_signal(signal.SIGKILL)
+        try:
+            sandbox.build_root(ROOT, notebook_json)
+            sandbox.enter_root(ROOT)
+        except (sandbox.SandboxUnavailable, OSError) as exc:
+            conn.send_bytes(protocol.encode({"status": "error", "error": f"sandbox: {exc}"}))
+            os._exit(1)
+    else:
+        sandbox.fallback_workdir(notebook_json)
+    try:
+        sandbox.apply_limits(limits)
+        if os.geteuid() == 0:
+            sandbox.drop_privileges()
+    except (OSError, ValueError) as exc:
+        conn.send_bytes(protocol.encode({"status": "error", "error": f"limits: {exc}"}))
+        os._exit(1)
+    _close_fds_except(conn.fileno())
+    _quiet_standard_streams()
+    _fresh_namespace()
+    conn.send_bytes(protocol.encode({"status": "ready", "isolation": isolation, "reason": reason}))
+    serve(conn)
