@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +23,22 @@ log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 MASTER = REPO_DIR / "assignments" / "math_primer" / "math_primer.ipynb"
-SHIPPED = ("__init__.py", "checks")
-"""What of this package goes to students and into the zip: only the checks, numpy-only."""
+SHIPPED = (
+    "__init__.py",
+    "checks",
+    "judge",
+    "contract.py",
+    "results.py",
+    "advice.py",
+    "intake.py",
+)
+"""What of this package goes to students and into the zip: the checks and the judge (the Otter
+plugin) with the modules they import; not the CLI, the engines or the gradebook."""
+RUN_OTTER_PATCH = (
+    "import sys\n"
+    "sys.path.insert(0, '/autograder/source/files')  # the kit's judge plugin ships there\n"
+)
+"""Prepended to the zip's ``run_otter.py`` so Otter can import the plugin in its containers."""
 AUTOGRADER_REQUIREMENTS = "numpy==2.4.6\nsympy==1.14.0\n"
 """Extra packages for the grading image (Otter adds its own)."""
 
@@ -101,10 +116,22 @@ def build(*, out: Path, master: Path = MASTER) -> Build:
     if not zips:
         raise BuildError(f"Otter Assign wrote no autograder zip in {out / 'autograder'}")
     result = Build(out)
+    _patch_run_otter(zips[-1])
     shutil.copy(zips[-1], result.autograder_zip)
     (out / ".fingerprint").write_text(source_fingerprint(master))
     log.info("built %s and %s", result.student_notebook, result.autograder_zip)
     return result
+
+
+def _patch_run_otter(zip_path: Path) -> None:
+    """Rewrite the zip with :data:`RUN_OTTER_PATCH` at the top of ``run_otter.py``."""
+    with zipfile.ZipFile(zip_path) as zf:
+        members = [(info, zf.read(info)) for info in zf.infolist()]
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info, data in members:
+            if info.filename == "run_otter.py":
+                data = RUN_OTTER_PATCH.encode() + data
+            zf.writestr(info, data)
 
 
 def ensure_built(*, out: Path, master: Path = MASTER) -> Build:

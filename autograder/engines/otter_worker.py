@@ -32,7 +32,12 @@ def grading_results_to_dict(results) -> dict:
             ],
         }
     error = results.catastrophic_error
-    return {"questions": questions, "error": None if error is None else repr(error)}
+    judge = results.get_plugin_data("JudgePlugin", None)
+    return {
+        "questions": questions,
+        "error": None if error is None else repr(error),
+        "judge_plugin": judge,
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -41,6 +46,8 @@ def main(argv: list[str]) -> int:
         print("usage: otter_worker AUTOGRADER_ZIP NOTEBOOK OUT_JSON", file=sys.stderr)
         return 2
     autograder, notebook, out = (Path(a).resolve() for a in argv)
+    # the built package copy beside the zip (same files as the zip's files/): the judge plugin
+    sys.path.insert(0, str(autograder.parent))
     from otter.run import main as otter_run
 
     with tempfile.TemporaryDirectory(prefix="otter-run-") as scratch:

@@ -279,36 +279,47 @@ class Session:
             self.evaluator.kill()
 
 
-def grade_submission(submission: Submission, *, config: JudgeConfig | None = None) -> dict:
-    """Grade one submission with the judge; never raises for anything the submission does."""
-    config = config or JudgeConfig()
-    if submission.notebook is None:
-        return empty_result(
-            submission.student, "invalid", f"submission unusable: {submission.problem}"
-        )
-    session = Session(submission.notebook, config, submission.student)
+def judge_cases(
+    notebook: nbformat.NotebookNode, student: str, config: JudgeConfig
+) -> tuple[dict[str, list[CaseOutcome]], list[str]]:
+    """Every hidden case of every question, judged; plus notes (interrupted cells, isolation).
+
+    Raises:
+        EvaluatorGone: when no evaluator can be started or kept alive at all.
+    """
+    session = Session(notebook, config, student)
     try:
         session.start()
         session.run_cells()
         proxies = {
             name: session.function(name) for question in QUESTIONS for name in question.functions
         }
-        outcomes = {}
+        outcomes: dict[str, list[CaseOutcome]] = {}
         for question, cases in CASES.items():
             functions = [proxies[name] for name in BY_NAME[question].functions]
             outcomes[question] = []
             for case, points in cases.items():
-                result = run_case(
-                    question, case, *functions, key=submission.student, call_limit=None
-                )
+                result = run_case(question, case, *functions, key=student, call_limit=None)
                 outcomes[question].append(
                     CaseOutcome(case, points, result.passed, result.tags, result.text())
                 )
+    finally:
+        session.close()
+    return outcomes, session.notes
+
+
+def grade_submission(submission: Submission, *, config: JudgeConfig | None = None) -> dict:
+    """Grade one submission with the judge; never raises for anything the submission does."""
+    if submission.notebook is None:
+        return empty_result(
+            submission.student, "invalid", f"submission unusable: {submission.problem}"
+        )
+    try:
+        outcomes, notes = judge_cases(
+            submission.notebook, submission.student, config or JudgeConfig()
+        )
     except EvaluatorGone as exc:
         log.warning("%s: %s", submission.student, exc)
         return empty_result(submission.student, "error", f"the judge could not grade: {exc}")
-    finally:
-        session.close()
-    return graded_result(
-        submission.student, outcomes, advice=advice_notes(submission.notebook), notes=session.notes
-    )
+    advice = advice_notes(submission.notebook)
+    return graded_result(submission.student, outcomes, advice=advice, notes=notes)
