@@ -235,8 +235,21 @@ def judge_batch(corpus, built, tmp_path_factory) -> dict:
     return _grade(corpus, built, tmp_path_factory.mktemp("judge-out"), "judge")
 
 
+def test_kernel_tests_agree_with_the_judge_on_honest_submissions(batch):
+    """Do Otter's own tests, run in the student's kernel, score every honest submission as the
+    judge plugin does (so the plugin changes nothing for honest students)?"""
+    graded = {k: v for k, v in batch["results"].items() if v["status"] == "graded"}
+    assert graded
+    for student, result in graded.items():
+        kernel = result["kernel_scores"]
+        judge = {q: result["questions"][q]["score"] for q in QUESTION_NAMES}
+        assert kernel == judge, student
+        assert "notes" not in result or not any("disagree" in n for n in result["notes"])
+
+
 def test_judge_agrees_with_otter_on_honest_submissions(batch, judge_batch):
-    """Does the judge give every honest submission the Otter path's scores, tags and feedback?"""
+    """Does the judge engine give every honest submission the Otter path's scores, tags and
+    feedback?"""
     assert set(judge_batch["results"]) == set(batch["results"])
     for student, expected in batch["results"].items():
         if student in JUDGE_DIFFERENCES:

@@ -66,11 +66,28 @@ def case_outcomes(question: str, data: dict | None) -> list[CaseOutcome] | None:
 
 
 def result_from_worker(student: str, data: dict, advice: dict[str, str] | None = None) -> dict:
-    """The full result of a graded submission from the worker's JSON."""
+    """The full result of a graded submission from the worker's JSON.
+
+    With the judge plugin active (the master registers it), the scores are the judge's and the
+    kernel's own scores are kept under ``kernel_scores``; a disagreement is noted.
+    """
     outcomes = {q: case_outcomes(q, data["questions"].get(q)) for q in QUESTION_NAMES}
-    return graded_result(
-        student, {q: o for q, o in outcomes.items() if o is not None}, advice=advice
+    plugin = data.get("judge_plugin") or {}
+    notes = list(plugin.get("notes", []))
+    kernel = {q: v["score"] for q, v in (plugin.get("kernel") or {}).items()}
+    result = graded_result(
+        student, {q: o for q, o in outcomes.items() if o is not None}, advice=advice, notes=notes
     )
+    if kernel:
+        result["kernel_scores"] = kernel
+        differ = [q for q, v in kernel.items() if v != result["questions"][q]["score"]]
+        if differ:
+            result.setdefault("notes", []).append(
+                "the tests run in the student's kernel disagree with the judge on "
+                + ", ".join(differ)
+                + " (the judge's scores are used)"
+            )
+    return result
 
 
 def prepare_notebook(notebook: nbformat.NotebookNode, folder: Path) -> Path:
