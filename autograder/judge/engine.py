@@ -252,8 +252,15 @@ class Session:
 
     def function(self, name: str) -> object:
         """What the runner gets for a student function: a remote proxy or a stand-in."""
-        reply, _ = self._request({"op": "probe", "names": [name]}, timeout=self.config.grace + 5)
-        state = protocol.text((reply.get("probe") or ["missing"])[0])
+        try:
+            reply, _ = self._request(
+                {"op": "probe", "names": [name]}, timeout=self.config.grace + 5
+            )
+        except EvaluatorGone as exc:
+            self._note(f"`{name}` could not be looked up ({exc})")
+            return lambda *args: self.call(name, args)
+        probe = reply.get("probe")
+        state = protocol.text(probe[0] if isinstance(probe, list) and probe else "missing")
         if state == "missing":
             return None
         if state.startswith("not_callable:"):
