@@ -93,6 +93,15 @@ def build(out: Path) -> None:
     show_default=True,
     help="Where the built assignment is (built if needed).",
 )
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help=(
+        "Dask scheduler address (e.g. tcp://host:8786); grade on its workers instead of local "
+        "threads."
+    ),
+)
 def grade(
     submissions: Path,
     out: Path,
@@ -101,6 +110,7 @@ def grade(
     roster: Path | None,
     engine: str,
     build_dir: Path,
+    scheduler: str | None,
 ) -> None:
     """Grade a folder of submissions and write OUT/gradebook.csv and OUT/results/."""
     with _friendly_errors():
@@ -113,6 +123,7 @@ def grade(
             roster=roster,
             engine=engine,
             progress=_progress_bar,
+            scheduler=scheduler,
         )
     _report(run)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -61,21 +61,50 @@ def grade_all(
     grade_one: Callable[[Submission], dict],
     *,
     jobs: int,
+    executor: Executor | None = None,
     on_done: Callable[[dict], None] = lambda result: None,
 ) -> list[dict]:
-    """Grade submissions with ``jobs`` in parallel; an unexpected crash becomes an error row."""
+    """Grade every submission on an executor; each yields exactly one result.
+
+    A crash of ``grade_one``, a submission the executor refuses, a lost worker or a cancelled
+    future becomes an ``error`` row for that submission; the others are graded as usual.
+
+    Args:
+        submissions: what to grade.
+        grade_one: grades one submission (picklable when the executor runs elsewhere).
+        jobs: worker threads of the default executor (ignored when ``executor`` is given).
+        executor: any ``concurrent.futures.Executor`` (e.g. a Dask ``ClientExecutor``); the
+            caller owns it. Default: a ``ThreadPoolExecutor`` with ``jobs`` workers.
+        on_done: called with each result as it arrives.
+
+    Returns:
+        One result per submission, sorted by student.
+    """
+    if executor is None:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            return grade_all(submissions, grade_one, jobs=jobs, executor=pool, on_done=on_done)
+
     results = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(grade_one, s): s for s in submissions}
-        for future in as_completed(futures):
-            submission = futures[future]
-            try:
-                result = future.result()
-            except Exception as exc:
-                log.exception("grading %s crashed", submission.student)
-                result = empty_result(submission.student, "error", f"grader crashed: {exc!r}")
-            results.append(result)
-            on_done(result)
+
+    def record(result: dict) -> None:
+        results.append(result)
+        on_done(result)
+
+    futures = {}
+    for submission in submissions:
+        try:
+            futures[executor.submit(grade_one, submission)] = submission
+        except Exception as exc:  # e.g. the executor cannot serialise the task
+            log.exception("submitting %s failed", submission.student)
+            record(empty_result(submission.student, "error", f"grader crashed: {exc!r}"))
+    for future in as_completed(futures):
+        submission = futures[future]
+        try:
+            result = future.result()  # a cancelled future raises CancelledError, an Exception
+        except Exception as exc:  # the grader's crash, or a lost worker (Dask: KilledWorker)
+            log.exception("grading %s crashed", submission.student)
+            result = empty_result(submission.student, "error", f"grader crashed: {exc!r}")
+        record(result)
     return sorted(results, key=lambda r: r["student"])
 
 
@@ -102,6 +131,8 @@ def grade(
     roster: Path | None = None,
     engine: str = "judge",
     progress: Callable[[Iterable[Submission]], Callable[[dict], None]] | None = None,
+    scheduler: str | None = None,
+    scheduler_timeout: float = 10.0,
 ) -> GradeRun:
     """Grade a folder of submissions and write the gradebook.
 
@@ -109,11 +140,19 @@ def grade(
         submissions: folder of ``<student>.ipynb``, ``<student>.zip`` or ``<student>/*.ipynb``.
         out: output folder for ``gradebook.csv`` and ``results/``.
         build_dir: where the built assignment lives (built or rebuilt when stale).
-        jobs: parallel submissions (default: the number of cores).
+        jobs: parallel submissions (default: the number of cores; unused with ``scheduler``).
         timeout: seconds per submission.
         roster: optional CSV with a ``student`` column.
         engine: ``judge`` or ``otter``.
         progress: given the submissions, returns a callback called after each one is graded.
+        scheduler: a Dask scheduler address (``tcp://host:8786``): grade on its workers instead
+            of ``jobs`` local threads. The scheduler and the workers must be able to import
+            ``autograder``; with the judge engine, workers must not be daemonic processes.
+        scheduler_timeout: seconds to wait for the scheduler before giving up.
+
+    Raises:
+        GradingError: nothing to grade, an unknown engine, an unreachable scheduler or a Dask
+            cluster that cannot grade (checked before grading).
     """
     roster_df = gradebook.read_roster(roster) if roster is not None else None
     found = discover(submissions)
@@ -124,8 +163,58 @@ def grade(
             log.warning("%s: %s (graded as invalid)", s.student, s.problem)
     grade_one = make_grader(engine, build_dir=build_dir, timeout=timeout)
 
-    on_done = progress(found) if progress is not None else (lambda result: None)
-    results = grade_all(found, grade_one, jobs=jobs or default_jobs(), on_done=on_done)
+    client = None
+    if scheduler is not None:
+        try:  # only needed with a scheduler
+            from distributed import Client
+            from distributed.comm import get_address_host_port, parse_address
+        except ImportError as exc:
+            raise GradingError(
+                f"grading on a Dask scheduler needs dask.distributed ({exc}); "
+                "install it with `pip install -r requirements.txt`"
+            ) from None
+        try:
+            if parse_address(scheduler)[0] != "inproc":  # inproc: a LocalCluster in this process
+                get_address_host_port(scheduler)  # malformed: ValueError before any Client exists
+            client = Client(scheduler, timeout=scheduler_timeout, set_as_default=False)
+        except (OSError, ValueError) as exc:
+            raise GradingError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+
+    def cannot_grade_here() -> list[str]:
+        """Why this Dask process cannot grade; run on the scheduler and every worker."""
+        import importlib.util  # a local function: cloudpickle ships it by value
+        import multiprocessing
+
+        problems = []
+        if importlib.util.find_spec("autograder") is None:
+            problems.append("cannot import autograder")
+        if engine == "judge" and multiprocessing.current_process().daemon:
+            problems.append("is a daemonic process, which cannot start the judge's evaluators")
+        return problems
+
+    try:
+        if client is not None:
+            found_problems = {"scheduler": client.run_on_scheduler(cannot_grade_here)}
+            found_problems |= {f"worker {w}": p for w, p in client.run(cannot_grade_here).items()}
+            if any(found_problems.values()):
+                raise GradingError(
+                    f"the Dask cluster at {scheduler} cannot grade: "
+                    + "; ".join(f"{k} {', '.join(p)}" for k, p in found_problems.items() if p)
+                    + ". Start `dask scheduler` and `dask worker` from the repository root with "
+                    "PYTHONPATH=$PWD and DASK_DISTRIBUTED__WORKER__DAEMON=False"
+                )
+            workers = len(client.scheduler_info().get("workers", {}))
+            log.info("grading on the Dask scheduler at %s (%d workers)", scheduler, workers)
+            if not workers:
+                log.warning("no Dask workers at %s yet; grading starts when one joins", scheduler)
+        on_done = progress(found) if progress is not None else (lambda result: None)
+        executor = client.get_executor(pure=False) if client is not None else None
+        results = grade_all(
+            found, grade_one, jobs=jobs or default_jobs(), executor=executor, on_done=on_done
+        )
+    finally:
+        if client is not None:
+            client.close()
     gradebook.write_results(results, out)
     table = gradebook.collate(results, roster=roster_df)
     path = gradebook.write_gradebook(table, out)
