@@ -31,6 +31,7 @@ SHIPPED = (
     "results.py",
     "advice.py",
     "intake.py",
+    "givens.py",
 )
 """What of this package goes to students and into the zip: the checks and the judge (the Otter
 plugin) with the modules they import; not the CLI, the engines or the gradebook."""

@@ -809,11 +809,6 @@ def _forged(redteam, forgery: str) -> dict:
     return redteam["results"][forgery]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol.decode catches only ValueError from json.loads: a deeply nested header "
-    "raises RecursionError, which escapes the judge (grade_all: 'grader crashed')",
-)
 def test_forged_unparsable_reply_costs_only_its_cell(redteam):
     """Does a cell that writes an unparsable message (a JSON header nested 100,000 deep) into the
     evaluator's pipe cost only itself, the notebook's correct answers still graded 12/12?"""

@@ -10,8 +10,7 @@ import os
 
 import numpy as np
 
-SEED_ENV = "MATH_PRIMER_STUDENT"
-"""Environment variable holding the student id; the kit's grading engines set it."""
+from ..givens import SEED_ENV
 
 SALT = "math-primer-2026"
 

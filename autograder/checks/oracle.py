@@ -11,15 +11,17 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..givens import DERIVATIVES
+
 Vector = np.ndarray
 ElementwiseFn = tuple[str, Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
 
 # Elementwise functions for q1c: (name, f, f'). Their sympy twins are looked up by name.
 ELEMENTWISE: tuple[ElementwiseFn, ...] = (
-    ("sin", np.sin, np.cos),
-    ("tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2),
-    ("cube", lambda x: x**3, lambda x: 3.0 * x**2),
-    ("softplus", lambda x: np.logaddexp(0.0, x), lambda x: 0.5 * (1.0 + np.tanh(x / 2))),
+    ("sin", np.sin, DERIVATIVES["sin"]),
+    ("tanh", np.tanh, DERIVATIVES["tanh"]),
+    ("cube", lambda x: x**3, DERIVATIVES["cube"]),
+    ("softplus", lambda x: np.logaddexp(0.0, x), DERIVATIVES["softplus"]),
 )
 
 

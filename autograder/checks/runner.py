@@ -5,11 +5,8 @@ A hidden test cell in the master notebook is one line: ``assert_case("q1a", "typ
 
 from __future__ import annotations
 
-import ast
-import inspect
 import os
 import signal
-import textwrap
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -17,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..givens import is_placeholder
 from . import instances as inst
 from .compare import Outcome
 from .questions import BASELINE_CASE, CASES, TARGETS, Instance, Target
@@ -94,26 +92,6 @@ def _time_limit(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-def is_placeholder(fn: Callable) -> bool:
-    """Whether a function's body is still the template's ``...`` (or ``pass``)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    except (OSError, TypeError, SyntaxError):
-        return False
-    func = tree.body[0] if tree.body else None
-    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return False
-    body = list(func.body)
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        if isinstance(body[0].value.value, str):
-            body = body[1:]
-    return all(
-        isinstance(s, ast.Pass)
-        or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and s.value.value is ...)
-        for s in body
-    )
 
 
 def _availability(target: Target, fn: object) -> Outcome | None:

@@ -16,6 +16,8 @@ import numpy as np
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """The largest message the judge accepts from an evaluator."""
+MAX_HEADER_BYTES = 1024 * 1024
+"""The largest JSON header the judge parses."""
 MAX_TEXT = 2000
 """Longest string (error message, type name) kept from an evaluator."""
 NUMERIC_KINDS = "biuf"
@@ -47,15 +49,23 @@ def encode(header: dict, arrays: list[np.ndarray] = ()) -> bytes:
     return struct.pack(">I", len(head)) + head + b"".join(blobs)
 
 
-def decode(data: bytes) -> tuple[dict, list[np.ndarray]]:
-    """Header and arrays of a message; raises :class:`ProtocolError` on anything malformed."""
-    if len(data) > MAX_MESSAGE_BYTES or len(data) < 4:
+def decode(
+    data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, max_header: int = MAX_HEADER_BYTES
+) -> tuple[dict, list[np.ndarray]]:
+    """Header and arrays of a message; raises :class:`ProtocolError` on anything malformed.
+
+    The limits protect the judge; the evaluator, reading the judge's requests (whole cells),
+    lifts them.
+    """
+    if len(data) > max_bytes or len(data) < 4:
         raise ProtocolError(f"message of {len(data)} bytes")
     (size,) = struct.unpack(">I", data[:4])
+    if size > max_header:
+        raise ProtocolError(f"header of {size} bytes")
     try:
         header = json.loads(data[4 : 4 + size].decode())
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"bad header: {exc}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # deep nesting: RecursionError
+        raise ProtocolError(f"bad header: {type(exc).__name__}") from None
     if not isinstance(header, dict) or not isinstance(header.get("_blobs"), list):
         raise ProtocolError("header is not an object with _blobs")
     arrays, offset = [], 4 + size
