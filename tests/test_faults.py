@@ -10,6 +10,8 @@ becomes one ``invalid`` row. Every submission yields exactly one row.
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import dataclass
 
 import nbformat
@@ -218,3 +220,28 @@ def test_gradebook_rows_match_results(faults):
     for student, result in faults["results"].items():
         assert csv.loc[student, "status"] == result["status"]
         assert csv.loc[student, "total"] == pytest.approx(result["total"])
+
+
+def _sandboxed_processes() -> list[int]:
+    """Processes whose root is the judge's private root (evaluators and what they started)."""
+    from autograder.judge.evaluator import ROOT
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/root") == str(ROOT):
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to see other users' processes")
+def test_no_evaluator_outlives_the_batch(faults):
+    """After the batch (stuck loops that ignore interrupts, daemons, fork attempts), is every
+    sandboxed process gone?"""
+    deadline = time.monotonic() + 5
+    while _sandboxed_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _sandboxed_processes() == []

@@ -159,12 +159,27 @@ class Evaluator:
             pass
 
     def kill(self) -> None:
-        """Kill the evaluator and, with it, everything it started (its PID namespace)."""
-        if self.process.pid is not None and self.process.exitcode is None:
-            try:
-                os.kill(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """Kill the evaluator and, with it, everything it started.
+
+        With namespaces, the process the judge knows is a root-owned parent that student code
+        cannot signal: on SIGTERM it SIGKILLs its child, PID 1 of the namespace, and with it every
+        process in the namespace. Then (and without namespaces, at once) SIGKILL for the process
+        and its process group.
+        """
+        pid = self.process.pid
+        if pid is not None and self.process.exitcode is None:
+            for send, number in (
+                (os.kill, signal.SIGTERM),
+                (os.killpg, signal.SIGKILL),
+                (os.kill, signal.SIGKILL),
+            ):
+                try:
+                    send(pid, number)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                self.process.join(timeout=0.2 if number == signal.SIGTERM else 0)
+                if self.process.exitcode is not None:
+                    break
         self.process.join(timeout=5)
         self.conn.close()
 

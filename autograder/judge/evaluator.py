@@ -239,6 +239,8 @@ def main(conn, notebook_json: bytes, limits: sandbox.Limits, isolate: bool, stud
         sandbox.apply_limits(limits)
         if os.geteuid() == 0:
             sandbox.drop_privileges()
+        # a change of uid clears the parent-death signal: set it again, as nobody
+        sandbox.set_parent_death_signal(signal.SIGKILL)
     except (OSError, ValueError) as exc:
         conn.send_bytes(protocol.encode({"status": "error", "error": f"limits: {exc}"}))
         os._exit(1)
