@@ -11,18 +11,42 @@ Every submission that looks like one becomes a :class:`Submission`; a broken one
 human-readable ``problem`` instead of a notebook, so the batch runner can give it an ``invalid`` row
 instead of dropping it. Zips are read in memory: only the notebook member's bytes are read, nothing
 is extracted and no other member (in particular no pickled ``.OTTER_LOG``) is ever loaded.
+
+The folder may also be an LMS's "Download all submissions" archive, unzipped (:func:`scan`):
+
+- Canvas: ``<name>[_LATE]_<user id>_<file id>_<original name>`` (``lib/content_zipper.rb`` in
+  instructure/canvas-lms: ``[sortable name, "LATE" if late, user id].join("_")``, then
+  ``"_#{attachment.id}_#{display_name}"``; older versions lower-case the whole prefix, so
+  ``late``; anonymous grading puts ``anon_<anonymous id>`` in place of the name and user id). A
+  re-uploaded file of the same name gets ``-1``, ``-2``, ... before its extension
+  (``Attachment.make_unique_filename``).
+- Moodle: a folder ``<Full Name>_<participant id>_assignsubmission_<plugin>[_]/`` per student and
+  plugin ("Download submissions in folders", the default since 3.1), or flat files
+  ``<Full Name>_<participant id>_assignsubmission_<plugin>_<original name>``
+  (``mod/assign/classes/downloader.php``; the id is ``get_uniqueid_for_user``, the assignment's
+  participant number, not the Moodle user id).
+
+LMS ids are mapped to student ids through the roster's ``canvas_id`` / ``moodle_id`` columns (or,
+failing that, a unique match of its ``name`` column); unmapped files keep a fallback id
+(``canvas-<user id>``, ``moodle-<participant id>``) and are reported. Of several files by the same
+student the newest is kept (Canvas: the highest file id, then the ``-N`` suffix, then mtime;
+Moodle: mtime, then name) and the others are reported as superseded.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import nbformat
+import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +74,12 @@ class Submission:
     """The validated notebook (nbformat v4), or None when the submission is unusable."""
     problem: str | None
     """Why the submission is unusable (e.g. ``"not valid JSON"``), or None when it is fine."""
+    late: bool = False
+    """Whether the LMS marked it late (Canvas's ``LATE`` / ``late`` marker in the file name)."""
+    platform: str | None = None
+    """``"canvas"`` or ``"moodle"`` when the file name follows that LMS's download scheme."""
+    lms_id: str | None = None
+    """The id in the LMS file name (Canvas user id, Moodle participant id), else None."""
 
     def __post_init__(self) -> None:
         if (self.notebook is None) == (self.problem is None):
@@ -65,58 +95,313 @@ class Submission:
         return self.problem is None
 
 
-def discover(folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Submission]:
-    """Find and read every submission in ``folder``.
+@dataclass(frozen=True)
+class LmsFile:
+    """A file (or Moodle folder) named by an LMS download, and the student id it was given."""
+
+    path: Path
+    """The file or folder in the submissions folder."""
+    platform: str
+    """``"canvas"`` or ``"moodle"``."""
+    lms_id: str
+    """The id in the name: Canvas user id (or ``anon_<id>``), Moodle participant id."""
+    lms_name: str
+    """The name in the file name (Canvas: squashed sortable name; Moodle: full name)."""
+    student: str
+    """The student id used: the roster's, or the fallback ``<platform>-<lms id>``."""
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """A file not graded because a newer one by the same student was found."""
+
+    path: Path
+    """The file that is not graded."""
+    student: str
+    """Whose file it is."""
+    kept: Path
+    """The newer file graded instead."""
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What :func:`scan` found."""
+
+    submissions: list[Submission]
+    """One Submission per student id, sorted by student (what gets graded)."""
+    unmapped: list[LmsFile] = field(default_factory=list)
+    """Graded LMS files whose id is not on the roster: they carry a fallback student id."""
+    superseded: list[Superseded] = field(default_factory=list)
+    """LMS files not graded because the same student has a newer one."""
+
+
+# Canvas: lib/content_zipper.rb (get_filename, add_upload_submission) in instructure/canvas-lms.
+_CANVAS = re.compile(
+    r"^(?:(?P<name>\w*?)_)??(?:(?P<late>LATE|late)_)?"
+    r"(?P<uid>\d+|anon_[A-Za-z0-9]+)_(?P<fid>\d+)_(?P<orig>.+)$"
+)
+# Moodle: mod/assign/classes/downloader.php (get_student_prefix, load_submissionplugin_filelist).
+_MOODLE_DIR = re.compile(r"^(?P<name>.+?)_(?P<uid>\d+)_assignsubmission_(?P<plugin>[a-z0-9]+)_?$")
+_MOODLE_FILE = re.compile(
+    r"^(?P<name>.+?)_(?P<uid>\d+)_assignsubmission_(?P<plugin>[a-z0-9]+)_(?P<orig>.+)$"
+)
+ROSTER_ID_COLUMNS = {"canvas": "canvas_id", "moodle": "moodle_id"}
+"""Roster column holding each platform's id (as it appears in the download's names)."""
+_RESUBMISSION = re.compile(r"-(\d+)$")
+_NOTEBOOK_SUFFIXES = (".ipynb", ".zip")
+
+
+@dataclass
+class _Candidate:
+    """One possible source for a student, before the newest is chosen and read."""
+
+    path: Path
+    student: str
+    order: tuple = ()
+    lms: LmsFile | None = None
+    late: bool = False
+    problem: str | None = None  # an LMS folder without a notebook: graded as invalid if alone
+
+
+def discover(
+    folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, roster: pd.DataFrame | None = None
+) -> list[Submission]:
+    """Find and read every submission in ``folder``: ``scan(...).submissions``.
 
     Hidden entries (starting with ``.``) and a top-level ``__MACOSX`` folder are skipped silently;
     other files that are not ``.ipynb`` or ``.zip`` are skipped with a warning. A student id with
     several sources (e.g. ``ann.ipynb`` and ``ann.zip``) yields one Submission with a problem
-    listing them: we never pick one silently.
+    listing them: we never pick one silently. LMS downloads are recognised as in :func:`scan`.
 
     Args:
         folder: The submissions folder.
         max_bytes: Largest notebook accepted, in bytes (uncompressed size for zip members).
+        roster: Optional roster mapping LMS ids to student ids (see :func:`scan`).
 
     Returns:
         One Submission per student id, sorted by student. Empty for an empty folder.
 
     Raises:
-        IntakeError: If ``folder`` does not exist or is not a directory.
+        IntakeError: If ``folder`` does not exist or is not a directory, or the roster is unusable.
+    """
+    return scan(folder, max_bytes=max_bytes, roster=roster).submissions
+
+
+def scan(
+    folder: Path, *, roster: pd.DataFrame | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Intake:
+    """Find and read every submission in ``folder``, including LMS "Download all" layouts.
+
+    Plain layouts (``<student>.ipynb``, ``<student>.zip``, ``<student>/``) behave as in
+    :func:`discover`. Files and folders named by Canvas or Moodle (see the module docstring) are
+    mapped to roster student ids; of several by the same student the newest is graded.
+
+    Args:
+        folder: The submissions folder.
+        roster: Optional DataFrame with a ``student`` column and optionally ``canvas_id`` (Canvas
+            user id), ``moodle_id`` (Moodle participant id) and ``name`` (used when no id column
+            matches: a unique match of the full name, ignoring case, spaces and punctuation, in
+            either "First Last" or "Last, First" order).
+        max_bytes: Largest notebook accepted, in bytes (uncompressed size for zip members).
+
+    Returns:
+        The submissions (one per student id, sorted), the unmapped LMS files (graded under a
+        fallback id, each logged as a warning) and the superseded files (not graded, logged).
+
+    Raises:
+        IntakeError: If ``folder`` does not exist or is not a directory, or the roster has no
+            ``student`` column or gives the same LMS id to two students.
     """
     folder = Path(folder)
     if not folder.exists():
         raise IntakeError(f"submissions folder {folder} does not exist")
     if not folder.is_dir():
         raise IntakeError(f"submissions folder {folder} is not a directory")
+    mapper = _RosterMap(roster)
 
-    candidates: dict[str, list[Path]] = {}
+    candidates: dict[str, list[_Candidate]] = {}
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith(".") or entry.name in _IGNORED_DIRS:
             logger.debug("skipping %s", entry)
             continue
         if entry.is_dir():
-            student = entry.name
-        elif entry.suffix.lower() in (".ipynb", ".zip"):
-            student = entry.stem
+            found = _moodle_folder(entry, mapper) or [_Candidate(entry, entry.name)]
+        elif entry.suffix.lower() in _NOTEBOOK_SUFFIXES:
+            found = [_lms_file(entry, mapper) or _Candidate(entry, entry.stem)]
         else:
             logger.warning("skipping %s: not a .ipynb, a .zip or a folder", entry)
             continue
-        candidates.setdefault(student, []).append(entry)
+        for candidate in found:
+            candidates.setdefault(candidate.student, []).append(candidate)
 
-    submissions = []
+    submissions, unmapped, superseded = [], [], []
     for student in sorted(candidates):
-        paths = candidates[student]
-        if len(paths) > 1:
-            names = ", ".join(sorted(_display_name(p) for p in paths))
-            submission = Submission(student, paths[0], None, f"several submissions: {names}")
+        group = candidates[student]
+        usable = [c for c in group if c.problem is None] or group[:1]
+        plain = [c for c in usable if c.lms is None]
+        if len(usable) > 1 and plain:
+            names = ", ".join(sorted(_display_name(c.path) for c in usable))
+            submission = Submission(student, usable[0].path, None, f"several submissions: {names}")
         else:
-            submission = _read_submission(student, paths[0], max_bytes=max_bytes)
+            # Ids and -N suffixes order files of one platform; across platforms only mtimes do.
+            mixed = len({c.lms.platform for c in usable if c.lms is not None}) > 1
+            newest = sorted(usable, key=lambda c: _mtime(c.path) if mixed else c.order)[::-1]
+            chosen = newest[0]
+            for other in newest[1:]:
+                superseded.append(Superseded(other.path, student, chosen.path))
+                logger.warning(
+                    "%s: not grading %s, superseded by the newer %s",
+                    student,
+                    other.path.name,
+                    chosen.path.name,
+                )
+            submission = _read_candidate(chosen, max_bytes=max_bytes)
+            if chosen.lms is not None and not mapper.knows(student):
+                unmapped.append(chosen.lms)
+                logger.warning(
+                    "%s: %s id %s (%s) is not on the roster; graded as %s",
+                    chosen.path.name,
+                    chosen.lms.platform.capitalize(),
+                    chosen.lms.lms_id,
+                    chosen.lms.lms_name or "no name",
+                    student,
+                )
         if submission.ok:
             logger.debug("found %s in %s", student, submission.source)
         else:
             logger.info("%s (%s): %s", student, submission.source, submission.problem)
         submissions.append(submission)
-    return submissions
+    return Intake(submissions, unmapped, superseded)
+
+
+def _read_candidate(candidate: _Candidate, *, max_bytes: int) -> Submission:
+    student, lms = candidate.student, candidate.lms
+    if candidate.problem is not None:
+        submission = Submission(student, candidate.path, None, candidate.problem)
+    else:
+        submission = _read_submission(student, candidate.path, max_bytes=max_bytes)
+    if lms is None:
+        return submission
+    return Submission(
+        student,
+        submission.source,
+        submission.notebook,
+        submission.problem,
+        late=candidate.late,
+        platform=lms.platform,
+        lms_id=lms.lms_id,
+    )
+
+
+def _lms_file(path: Path, mapper: _RosterMap) -> _Candidate | None:
+    """A Canvas or flattened Moodle file, or None when the name follows neither scheme."""
+    if match := _MOODLE_FILE.match(path.name):
+        return _moodle_candidate(path, match, mapper)
+    if match := _CANVAS.match(path.name):
+        name, uid = match["name"] or "", match["uid"]
+        lms = LmsFile(path, "canvas", uid, name, mapper.student("canvas", uid, name))
+        resubmission = _RESUBMISSION.search(Path(match["orig"]).stem)
+        order = (int(match["fid"]), int(resubmission[1]) if resubmission else 0, *_mtime(path))
+        return _Candidate(path, lms.student, order, lms, late=match["late"] is not None)
+    return None
+
+
+def _moodle_candidate(path: Path, match: re.Match, mapper: _RosterMap) -> _Candidate:
+    name, uid = match["name"], match["uid"]
+    lms = LmsFile(path, "moodle", uid, name, mapper.student("moodle", uid, name))
+    return _Candidate(path, lms.student, _mtime(path), lms)
+
+
+def _moodle_folder(folder: Path, mapper: _RosterMap) -> list[_Candidate]:
+    """The notebooks (and zips) in a Moodle submission folder; [] when it is not one."""
+    match = _MOODLE_DIR.match(folder.name)
+    if match is None:
+        return []
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _IGNORED_DIRS)
+        for name in sorted(files):
+            path = Path(root, name)
+            if not name.startswith(".") and path.suffix.lower() in _NOTEBOOK_SUFFIXES:
+                found.append(_moodle_candidate(path, match, mapper))
+    if found:
+        return found
+    empty = _moodle_candidate(folder, match, mapper)
+    empty.problem = f"Moodle {match['plugin']} submission without a .ipynb or .zip"
+    return [empty]
+
+
+def _mtime(path: Path) -> tuple[float, str]:
+    try:
+        return path.stat().st_mtime, path.name
+    except OSError:
+        return -math.inf, path.name
+
+
+def _squash(text: str) -> str:
+    """A name for comparison: letters and digits only, case-folded (``Doe, Jane`` → ``doejane``)."""
+    return re.sub(r"[\W_]+", "", text).casefold()
+
+
+class _RosterMap:
+    """Looks up roster student ids by LMS id, else by a unique name match."""
+
+    def __init__(self, roster: pd.DataFrame | None) -> None:
+        self._ids: dict[str, dict[str, str]] = {platform: {} for platform in ROSTER_ID_COLUMNS}
+        self._names: dict[str, set[str]] = {}
+        self._students: set[str] = set()
+        if roster is None:
+            return
+        if not isinstance(roster, pd.DataFrame) or "student" not in roster.columns:
+            raise IntakeError("the roster needs a 'student' column to map LMS file names")
+        for row in roster.to_dict("records"):
+            student = _cell(row.get("student"))
+            if not student:
+                continue
+            self._students.add(student)
+            for platform, column in ROSTER_ID_COLUMNS.items():
+                lms_id = _cell(row.get(column))
+                if not lms_id:
+                    continue
+                other = self._ids[platform].setdefault(lms_id, student)
+                if other != student:
+                    raise IntakeError(
+                        f"the roster gives {column} {lms_id} to both {other} and {student}; "
+                        "each LMS id must belong to one student"
+                    )
+            for key in _name_keys(_cell(row.get("name"))):
+                self._names.setdefault(key, set()).add(student)
+
+    def student(self, platform: str, lms_id: str, name: str) -> str:
+        """The roster student for an LMS id (or unique name), else ``<platform>-<lms id>``."""
+        if lms_id in self._ids[platform]:
+            return self._ids[platform][lms_id]
+        matches = self._names.get(_squash(name), set()) if _squash(name) else set()
+        if len(matches) == 1:
+            return next(iter(matches))
+        return f"{platform}-{lms_id}"
+
+    def knows(self, student: str) -> bool:
+        """Whether ``student`` is a roster student id."""
+        return student in self._students
+
+
+def _cell(value: object) -> str:
+    """A roster cell as text: '' for empty or NaN, ``12345`` for a float 12345.0."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _name_keys(name: str) -> Iterable[str]:
+    """Squashed forms of a roster name: as written, and last word first (Canvas's sortable name)."""
+    words = name.replace(",", " ").split()
+    keys = {_squash(name)}
+    if len(words) > 1 and "," not in name:
+        keys.add(_squash(" ".join([words[-1], *words[:-1]])))
+    return sorted(k for k in keys if k)
 
 
 def _display_name(path: Path) -> str:
