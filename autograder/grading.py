@@ -155,7 +155,7 @@ def grade(
             cluster that cannot grade (checked before grading).
     """
     roster_df = gradebook.read_roster(roster) if roster is not None else None
-    found = discover(submissions)
+    found = discover(submissions, roster=roster_df)  # maps LMS names; logs unmapped, superseded
     if not found and roster_df is None:
         raise GradingError(f"no submissions found in {submissions}")
     for s in found:
