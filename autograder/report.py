@@ -1,0 +1,602 @@
+"""The analytics report: ``OUT/report.html`` and a terminal summary of a graded batch.
+
+The report is one self-contained HTML file (inline CSS, figures as inline SVG, no scripts and no
+external resources), so a TA can open it offline or mail it. It shows the submissions by status,
+the distribution of totals, the mean and full-marks rate per question, and how often each
+diagnosis tag (:data:`~autograder.contract.TAGS`) occurred per question: which misconceptions the
+class has. Scores and tags are taken from graded submissions only.
+
+Figures are drawn with matplotlib's object-oriented API (no pyplot, so no GUI backend is ever
+selected) under matplotlib's default style with a fixed SVG hash salt and no dates, so two runs on
+the same input write byte-identical HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+from autograder.contract import (
+    BY_NAME,
+    GRADEBOOK_COLUMNS,
+    QUESTION_NAMES,
+    STATUSES,
+    TAGS,
+    TOTAL_POINTS,
+)
+
+logger = logging.getLogger(__name__)
+
+REPORT_NAME = "report.html"
+"""File name of the report inside the output folder."""
+
+_POINTS_TOLERANCE = 1e-6
+_BAR_COLOR = "#3a6ea5"
+_ACCENT_COLOR = "#d9822b"
+_SVG_SALT = "math-primer-report"
+
+
+class ReportError(ValueError):
+    """The gradebook or the results cannot be reported on (the message names what is wrong)."""
+
+
+def tag_frequencies(results: Iterable[dict]) -> pd.DataFrame:
+    """Count the diagnosis tags per question over the graded submissions.
+
+    A tag counts once per submission and question (the number of students whose answer to the
+    question got the tag). Results with another status than ``graded`` are not counted.
+
+    Args:
+        results: Result dicts in the ``results/<student>.json`` format.
+
+    Returns:
+        An integer DataFrame with one row per question (index ``question``, in the contract's
+        order) and one column per tag (index ``tag``): every tag of
+        :data:`~autograder.contract.TAGS` in its order, then any unknown tag found in the results,
+        sorted, so that none is dropped.
+
+    Raises:
+        ReportError: If a result or its questions are not dicts, or its tags are not a list of
+            strings.
+    """
+    counts: Counter[tuple[str, str]] = Counter()
+    unknown: set[str] = set()
+    for index, result in enumerate(results):
+        if not isinstance(result, dict):
+            raise ReportError(f"result #{index} is a {type(result).__name__}, expected a dict")
+        if result.get("status") != "graded":
+            continue
+        questions = result.get("questions") or {}
+        if not isinstance(questions, dict):
+            raise ReportError(f"result #{index}: 'questions' is not a dict")
+        for question, entry in questions.items():
+            if question not in BY_NAME or not isinstance(entry, dict):
+                continue
+            tags = entry.get("tags") or []
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise ReportError(
+                    f"result #{index} ({result.get('student')!r}), question {question}: tags "
+                    f"must be a list of strings, got {tags!r}"
+                )
+            for tag in dict.fromkeys(tags):
+                counts[question, tag] += 1
+                if tag not in TAGS:
+                    unknown.add(tag)
+    columns = [*TAGS, *sorted(unknown)]
+    frame = pd.DataFrame(
+        [[counts[q, t] for t in columns] for q in QUESTION_NAMES],
+        index=pd.Index(QUESTION_NAMES, name="question"),
+        columns=pd.Index(columns, name="tag"),
+        dtype=int,
+    )
+    return frame
+
+
+def summary_lines(table: pd.DataFrame, results: list[dict]) -> list[str]:
+    """The report's key numbers as plain lines for the terminal (the CLI prints them).
+
+    Args:
+        table: The gradebook from :func:`autograder.gradebook.collate`.
+        results: The result dicts of the same batch.
+
+    Returns:
+        Lines: submissions by status, the totals of graded submissions, then one line per
+        question with its mean, full-marks rate and most frequent tags.
+
+    Raises:
+        ReportError: If the gradebook lacks its fixed columns.
+    """
+    _check_table(table)
+    graded = _graded(table)
+    statuses = _status_counts(table)
+    lines = [
+        f"submissions: {len(table)} ("
+        + ", ".join(f"{s} {n}" for s, n in statuses.items() if n)
+        + ")"
+        if len(table)
+        else "submissions: 0"
+    ]
+    if graded.empty:
+        lines.append("no graded submissions: nothing to summarise")
+        return lines
+    totals = graded["total"]
+    lines.append(
+        f"total (graded): mean {totals.mean():.2f} / {TOTAL_POINTS:g}, median "
+        f"{totals.median():.2f}, min {totals.min():g}, max {totals.max():g}"
+    )
+    frequencies = tag_frequencies(results)
+    width = max(len(q) for q in QUESTION_NAMES)
+    for row in _question_stats(graded).itertuples(index=False):
+        top = _top_tags(frequencies, row.question, 3)
+        tags = ", ".join(f"{t} {n}" for t, n in top) if top else "none"
+        lines.append(
+            f"{row.question:<{width}}  mean {row.mean:.2f}/{row.points:g}  full marks "
+            f"{row.full_marks_rate:4.0%}  tags: {tags}"
+        )
+    return lines
+
+
+def write_report(
+    table: pd.DataFrame, results: list[dict], out: Path, *, title: str = "Math Primer"
+) -> Path:
+    """Write the analytics report ``out/report.html``.
+
+    Args:
+        table: The gradebook from :func:`autograder.gradebook.collate` (roster rows included).
+        results: The result dicts of the same batch (tags and reasons come from them).
+        out: The output folder (created if needed).
+        title: The assignment's name, shown in the heading.
+
+    Returns:
+        The path of the written report.
+
+    Raises:
+        ReportError: If the gradebook lacks its fixed columns or a result is malformed.
+    """
+    _check_table(table)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / REPORT_NAME
+    path.write_text(render_report(table, results, title=title), encoding="utf-8")
+    logger.info("wrote analytics report to %s", path)
+    return path
+
+
+def render_report(table: pd.DataFrame, results: list[dict], *, title: str = "Math Primer") -> str:
+    """The report's HTML as a string (see :func:`write_report`)."""
+    _check_table(table)
+    graded = _graded(table)
+    frequencies = tag_frequencies(results)
+    stats = _question_stats(graded)
+    with _default_style():
+        sections = [
+            _status_section(table),
+            _distribution_section(graded),
+            _questions_section(graded, stats, frequencies),
+            _tags_section(graded, frequencies),
+            _attention_section(table, results),
+            _overrides_section(results),
+        ]
+    heading = html.escape(f"{title}: grading report")
+    overview = _overview(table, graded)
+    body = "\n".join(sections)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{heading}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+        f'<h1>{heading}</h1>\n<p class="overview">{overview}</p>\n{body}\n</main>\n'
+        "</body>\n</html>\n"
+    )
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+def _overview(table: pd.DataFrame, graded: pd.DataFrame) -> str:
+    if graded.empty:
+        return f"{len(table)} submission(s), none graded."
+    totals = graded["total"]
+    return (
+        f"{len(table)} submission(s), {len(graded)} graded. Mean total "
+        f"<strong>{totals.mean():.2f}</strong> of {TOTAL_POINTS:g} points "
+        f"({100 * totals.mean() / TOTAL_POINTS:.0f}%), median {totals.median():.2f}. "
+        "Scores and tags below are over graded submissions only."
+    )
+
+
+def _status_section(table: pd.DataFrame) -> str:
+    rows = [[html.escape(s), str(n)] for s, n in _status_counts(table).items()]
+    rows.append(["<strong>all</strong>", f"<strong>{len(table)}</strong>"])
+    return _section(
+        "Submissions by status",
+        _html_table(["status", "submissions"], rows, numeric={1}),
+        note="graded: scored by the autograder; timeout, error, invalid: see "
+        "\u201cNeeds attention\u201d below; missing: on the roster, nothing submitted.",
+    )
+
+
+def _distribution_section(graded: pd.DataFrame) -> str:
+    if graded.empty:
+        return _section("Score distribution", _empty("No graded submissions: nothing to plot."))
+    totals = graded["total"].to_numpy(dtype=float)
+    fig = _figure(8.5, 3.4)
+    ax = fig.add_subplot()
+    edges = np.arange(0, math.ceil(TOTAL_POINTS) + 1, 1.0)
+    ax.hist(np.clip(totals, 0, TOTAL_POINTS), bins=edges, color=_BAR_COLOR, edgecolor="white")
+    mean = float(totals.mean())
+    ax.axvline(mean, color=_ACCENT_COLOR, linestyle="--", linewidth=2, label=f"mean {mean:.2f}")
+    ax.set_xlim(0, TOTAL_POINTS)
+    ax.set_xticks(edges)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(
+        f"total points (of {TOTAL_POINTS:g}); bins of 1 point, the last one includes "
+        f"{TOTAL_POINTS:g}"
+    )
+    ax.set_ylabel("submissions")
+    ax.set_title(f"Totals of {len(totals)} graded submission(s)")
+    ax.legend(loc="upper left", frameon=False)
+    _despine(ax)
+    described = pd.Series(totals).describe()
+    stats = _html_table(
+        ["graded", "mean", "std", "min", "25%", "median", "75%", "max"],
+        [
+            [str(len(totals))]
+            + [_fmt(described[k]) for k in ("mean", "std", "min", "25%", "50%", "75%", "max")]
+        ],
+        numeric=set(range(8)),
+    )
+    return _section("Score distribution", _svg(fig, "dist") + stats)
+
+
+def _questions_section(graded: pd.DataFrame, stats: pd.DataFrame, frequencies: pd.DataFrame) -> str:
+    rows = []
+    for row in stats.itertuples(index=False):
+        top = _top_tags(frequencies, row.question, 1)
+        rows.append(
+            [
+                html.escape(row.question),
+                html.escape(BY_NAME[row.question].sheet),
+                f"{row.points:g}",
+                _fmt(row.mean),
+                _pct(row.mean / row.points),
+                _pct(row.full_marks_rate),
+                f"{html.escape(top[0][0])} ({top[0][1]})" if top else "\u2014",
+            ]
+        )
+    table = _html_table(
+        ["question", "sheet", "points", "mean", "mean %", "full marks", "most frequent tag"],
+        rows,
+        numeric={2, 3, 4, 5},
+    )
+    if graded.empty:
+        return _section("Per question", _empty("No graded submissions: nothing to plot.") + table)
+    fig = _figure(9.5, 3.4)
+    left, right = fig.subplots(1, 2)
+    x = np.arange(len(stats))
+    labels = list(stats["question"])
+    for ax, values, heading, color in (
+        (left, 100 * stats["mean"] / stats["points"], "Mean score (% of the points)", _BAR_COLOR),
+        (
+            right,
+            100 * stats["full_marks_rate"],
+            "Full-marks rate (% of submissions)",
+            _ACCENT_COLOR,
+        ),
+    ):
+        bars = ax.bar(x, values, color=color, width=0.7)
+        ax.bar_label(bars, labels=[f"{v:.0f}" for v in values], padding=2, fontsize=9)
+        ax.set_xticks(x, labels)
+        ax.set_ylim(0, 112)
+        ax.set_yticks([0, 25, 50, 75, 100])
+        ax.yaxis.set_major_formatter(PercentFormatter(100))
+        ax.set_title(heading)
+        _despine(ax)
+    return _section("Per question", _svg(fig, "questions") + table)
+
+
+def _tags_section(graded: pd.DataFrame, frequencies: pd.DataFrame) -> str:
+    # Most frequent tags first; ties (and the tags that never occurred) in the contract's order.
+    totals = frequencies.sum()
+    order = sorted(frequencies.columns, key=lambda t: -int(totals[t]))  # stable
+    seen = [t for t in order if totals[t] > 0]
+    header = ["tag", "hint", *QUESTION_NAMES, "all"]
+    rows = []
+    for tag in order:
+        counts = frequencies[tag]
+        rows.append(
+            [
+                f"<code>{html.escape(tag)}</code>",
+                html.escape(TAGS.get(tag, "(not a tag of the contract)")),
+                *[str(n) if n else '<span class="zero">0</span>' for n in counts],
+                f"<strong>{counts.sum()}</strong>",
+            ]
+        )
+    table = _html_table(header, rows, numeric=set(range(2, len(header))), css="tags")
+    note = (
+        "How many graded submissions got each diagnosis tag on each question, most frequent "
+        "first (a tag counts once per submission and question; one wrong answer can carry "
+        "several tags)."
+    )
+    if graded.empty or not seen:
+        why = "No graded submissions." if graded.empty else "No diagnosis tags: no mistakes found."
+        return _section("Misconceptions: diagnosis tags per question", _empty(why) + table, note)
+    data = frequencies[seen].T.to_numpy()
+    fig = _figure(8.5, 1.2 + 0.38 * len(seen))
+    ax = fig.add_subplot()
+    cmap = mpl.colormaps["Oranges"].with_extremes(bad="#f4f5f7")
+    image = ax.imshow(
+        np.ma.masked_equal(data, 0), cmap=cmap, vmin=0, vmax=max(int(data.max()), 1), aspect="auto"
+    )
+    ax.set_xticks(range(len(QUESTION_NAMES)), QUESTION_NAMES)
+    ax.set_yticks(range(len(seen)), seen)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    threshold = 0.6 * data.max()
+    for (i, j), value in np.ndenumerate(data):
+        if value:
+            color = "white" if value > threshold else "black"
+            ax.text(j, i, str(value), ha="center", va="center", color=color, fontsize=10)
+    ax.set_xticks(np.arange(-0.5, len(QUESTION_NAMES)), minor=True)
+    ax.set_yticks(np.arange(-0.5, len(seen)), minor=True)
+    ax.grid(which="minor", color="white", linewidth=2)
+    ax.tick_params(which="minor", length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    colorbar = fig.colorbar(image, ax=ax, pad=0.02, fraction=0.04)
+    colorbar.set_label("submissions")
+    colorbar.locator = MaxNLocator(integer=True)
+    colorbar.update_ticks()
+    omitted = len(frequencies.columns) - len(seen)
+    caption = (
+        f" Tags that never occurred ({omitted}) are left out of the figure." if omitted else ""
+    )
+    return _section(
+        "Misconceptions: diagnosis tags per question", _svg(fig, "tags") + table, note + caption
+    )
+
+
+def _attention_section(table: pd.DataFrame, results: list[dict]) -> str:
+    reasons = {r.get("student"): _reason(r) for r in results if isinstance(r, dict)}
+    rows = [
+        [
+            html.escape(str(row.student)),
+            html.escape(str(row.status)),
+            html.escape(reasons.get(row.student) or _DEFAULT_REASON.get(row.status, "")),
+        ]
+        for row in table.itertuples(index=False)
+        if row.status != "graded"
+    ]
+    if not rows:
+        return _section("Needs attention", _empty("Every submission was graded."))
+    return _section(
+        "Needs attention",
+        _html_table(["student", "status", "reason"], rows, css="attention"),
+        note="Submissions that were not graded, with the reason from their result.",
+    )
+
+
+_DEFAULT_REASON = {"missing": "on the roster, nothing submitted"}
+
+
+def _overrides_section(results: list[dict]) -> str:
+    """Scores a TA set by hand (``questions[q]["override"]``, see autograder/overrides.py)."""
+    rows = []
+    for result in results:
+        questions = result.get("questions") if isinstance(result, dict) else None
+        if not isinstance(questions, dict):
+            continue
+        for question in QUESTION_NAMES:
+            entry = questions.get(question)
+            override = entry.get("override") if isinstance(entry, dict) else None
+            if not isinstance(override, dict):
+                continue
+            rows.append(
+                [
+                    html.escape(str(result.get("student"))),
+                    html.escape(question),
+                    _points(override.get("autograded")),
+                    _points(override.get("points")),
+                    html.escape(str(override.get("comment") or "")),
+                ]
+            )
+    if not rows:
+        return _section("Manual overrides", _empty("No manual overrides."))
+    rows.sort(key=lambda row: (row[0], QUESTION_NAMES.index(html.unescape(row[1]))))
+    return _section(
+        "Manual overrides",
+        _html_table(
+            ["student", "question", "autograded", "points", "comment"], rows, numeric={2, 3}
+        ),
+        note="Points set by hand replace the autograded ones; every score and figure above "
+        "includes them.",
+    )
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def _check_table(table: Any) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise ReportError(f"the gradebook must be a DataFrame, got a {type(table).__name__}")
+    missing = [c for c in GRADEBOOK_COLUMNS if c not in table.columns]
+    if missing:
+        raise ReportError(
+            f"the gradebook lacks column(s) {', '.join(missing)}; pass the DataFrame from "
+            "autograder.gradebook.collate"
+        )
+
+
+def _graded(table: pd.DataFrame) -> pd.DataFrame:
+    graded = table[table["status"] == "graded"]
+    points = [*QUESTION_NAMES, "total"]
+    return graded.assign(**{c: graded[c].astype(float) for c in points})
+
+
+def _status_counts(table: pd.DataFrame) -> dict[str, int]:
+    counts = Counter(str(s) for s in table["status"])
+    ordered = {s: counts.pop(s, 0) for s in STATUSES}
+    ordered.update(sorted(counts.items()))
+    return ordered
+
+
+def _question_stats(graded: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for name in QUESTION_NAMES:
+        points = float(BY_NAME[name].points)
+        scores = graded[name]
+        empty = scores.empty
+        rows.append(
+            {
+                "question": name,
+                "points": points,
+                "mean": math.nan if empty else float(scores.mean()),
+                "full_marks_rate": (
+                    math.nan if empty else float((scores >= points - _POINTS_TOLERANCE).mean())
+                ),
+            }
+        )
+    return pd.DataFrame(rows, columns=["question", "points", "mean", "full_marks_rate"])
+
+
+def _top_tags(frequencies: pd.DataFrame, question: str, n: int) -> list[tuple[str, int]]:
+    counts = frequencies.loc[question]
+    order = sorted(
+        ((t, int(c)) for t, c in counts.items() if c), key=lambda item: (-item[1], item[0])
+    )
+    return order[:n]
+
+
+def _reason(result: dict) -> str:
+    questions = result.get("questions") or {}
+    for entry in questions.values() if isinstance(questions, dict) else ():
+        text = entry.get("feedback") if isinstance(entry, dict) else None
+        if isinstance(text, str) and text.strip():
+            first = text.strip().splitlines()[0]
+            return first if len(first) <= 200 else first[:199] + "\u2026"
+    return ""
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+@contextmanager
+def _default_style() -> Iterator[None]:
+    """Matplotlib's default style whatever the user's matplotlibrc says, and a fixed SVG salt."""
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        mpl.rcParams.update({"svg.hashsalt": _SVG_SALT, "svg.fonttype": "path"})
+        yield
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _despine(ax: Any) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="y", color="#dddddd", linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
+def _svg(fig: Figure, key: str) -> str:
+    """The figure as inline SVG: deterministic, ids prefixed with ``key``, no external names.
+
+    Called under :func:`_default_style`. The XML prolog, the RDF metadata (which names URLs) and the namespace declarations
+    (implied by HTML5 for inline SVG) are dropped.
+    """
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
+    text = re.sub(r'\s*<style type="text/css">.*?</style>', "", text, flags=re.DOTALL)
+    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
+    text = re.sub(r'\bid="', f'id="{key}-', text)
+    text = text.replace("url(#", f"url(#{key}-").replace('href="#', f'href="#{key}-')
+    text = text.replace("<svg ", '<svg role="img" class="plot" ', 1)
+    return f'<figure class="plot">{text.strip()}</figure>\n'
+
+
+def _section(heading: str, content: str, note: str = "") -> str:
+    anchor = re.sub(r"[^a-z]+", "-", heading.lower()).strip("-")
+    note_html = f'<p class="note">{html.escape(note)}</p>\n' if note else ""
+    return (
+        f'<section id="{anchor}">\n<h2>{html.escape(heading)}</h2>\n{note_html}{content}</section>'
+    )
+
+
+def _html_table(
+    header: list[str], rows: list[list[str]], *, numeric: Collection[int] = (), css: str = ""
+) -> str:
+    """A table from already-escaped cells; ``numeric`` columns are right-aligned."""
+
+    def cells(values: list[str], tag: str) -> str:
+        return "".join(
+            f'<{tag} class="num">{v}</{tag}>' if i in numeric else f"<{tag}>{v}</{tag}>"
+            for i, v in enumerate(values)
+        )
+
+    head = f"<thead><tr>{cells([html.escape(h) for h in header], 'th')}</tr></thead>"
+    body = "".join(f"<tr>{cells(row, 'td')}</tr>" for row in rows)
+    klass = f' class="{css}"' if css else ""
+    return f"<table{klass}>{head}<tbody>{body}</tbody></table>\n"
+
+
+def _empty(text: str) -> str:
+    return f'<p class="empty">{html.escape(text)}</p>\n'
+
+
+def _fmt(value: float) -> str:
+    return "\u2014" if value is None or not math.isfinite(value) else f"{value:.2f}"
+
+
+def _points(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "\u2014"
+    return f"{value:g}"
+
+
+def _pct(value: float) -> str:
+    return "\u2014" if not math.isfinite(value) else f"{100 * value:.0f}%"
+
+
+_CSS = """
+:root { color-scheme: light; }
+body { margin: 0; background: #f6f7f9; color: #1d232a;
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
+main { max-width: 1040px; margin: 0 auto; padding: 24px 28px 48px; background: #fff;
+  min-height: 100vh; box-sizing: border-box; }
+h1 { font-size: 26px; margin: 0 0 6px; }
+h2 { font-size: 19px; margin: 30px 0 8px; padding-bottom: 4px; border-bottom: 2px solid #e3e6ea; }
+.overview { margin: 0 0 8px; color: #333; }
+.note { color: #555; margin: 4px 0 10px; font-size: 14px; }
+.empty { padding: 14px 16px; background: #f3f4f6; border-left: 4px solid #9aa4ae; color: #444; }
+figure.plot { margin: 8px 0 12px; }
+svg.plot { display: block; max-width: 100%; height: auto; }
+svg.plot * { stroke-linejoin: round; stroke-linecap: butt; }
+table { border-collapse: collapse; margin: 6px 0 14px; font-size: 14px; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e3e6ea; text-align: left;
+  vertical-align: top; }
+thead th { background: #eef1f4; border-bottom: 2px solid #cfd5db; }
+tbody tr:nth-child(even) { background: #fafbfc; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.tags td:nth-child(2) { max-width: 420px; color: #444; font-size: 13px; }
+table.attention td:nth-child(3) { color: #444; }
+.zero { color: #b8bec5; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; }
+"""
