@@ -1,0 +1,289 @@
+"""Exports next to ``gradebook.csv``: a Canvas and a Moodle grade import CSV, and a long-format CSV.
+
+- ``canvas.csv``: Canvas's gradebook import format, the columns of Canvas's own grades export
+  (``Student, ID, SIS User ID, SIS Login ID, Section``) followed by one assignment column.
+- ``moodle.csv``: a Moodle "Import grades from CSV" file, two user identifier columns
+  (``ID number``, ``Email address``) and one grade column.
+- ``long.csv``: one row per student x question x hidden case x diagnosis tag, for analysis.
+
+Only rows with a grade the kit earned (status ``graded`` or ``timeout``, see
+:data:`POSTED_STATUSES`) go into the two LMS files: an ``invalid``, ``error`` or ``missing`` row
+is left out (and logged), so an import never writes a 0 that a TA has not looked at, and never
+stops on a student the LMS does not know. ``long.csv`` keeps every result.
+
+All files are UTF-8 with ``\\n`` line endings, no index, sorted by student, and points written
+in their shortest form after rounding to :data:`~autograder.gradebook.SCORE_DECIMALS` decimals,
+so two calls on the same input give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from autograder.checks.questions import CASES
+from autograder.contract import QUESTION_NAMES
+from autograder.gradebook import SCORE_DECIMALS
+
+logger = logging.getLogger(__name__)
+
+POSTED_STATUSES: tuple[str, ...] = ("graded", "timeout")
+"""Statuses whose total is written to the LMS files; the other rows need a TA first."""
+
+CANVAS_ID_COLUMNS: tuple[str, ...] = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+"""Leading columns of Canvas's grades export and import, in Canvas's order."""
+CANVAS_ROSTER_COLUMNS: dict[str, str] = {
+    "Student": "name",
+    "ID": "canvas_id",
+    "SIS User ID": "sis_user_id",
+    "SIS Login ID": "sis_login_id",
+    "Section": "section",
+}
+"""Canvas column -> the roster (or gradebook) column it is filled from."""
+
+MOODLE_ID_COLUMNS: tuple[str, ...] = ("ID number", "Email address")
+"""Moodle's user fields as its own grade export names them; map one of them on import."""
+MOODLE_ROSTER_COLUMNS: dict[str, str] = {"ID number": "idnumber", "Email address": "email"}
+"""Moodle column -> the roster (or gradebook) column it is filled from."""
+
+LONG_COLUMNS: tuple[str, ...] = (
+    "student",
+    "status",
+    "question",
+    "case",
+    "points",
+    "passed",
+    "tag",
+    "tag_source",
+    "score",
+)
+"""Columns of ``long.csv``."""
+
+_CASE_LINE = re.compile(r"^\[(?P<case>[A-Za-z0-9_]+), (?P<points>[0-9.eE+-]+) pt\] ")
+
+
+class ExportError(Exception):
+    """The gradebook or results cannot be exported without inventing or losing data."""
+
+
+def write_exports(
+    table: pd.DataFrame,
+    results: list[dict],
+    out: Path,
+    *,
+    assignment: str = "Math Primer",
+    roster: pd.DataFrame | None = None,
+) -> list[Path]:
+    """Write ``canvas.csv``, ``moodle.csv`` and ``long.csv`` into ``out``.
+
+    Args:
+        table: The gradebook from :func:`autograder.gradebook.collate` (with its roster columns,
+            if any).
+        results: The result dicts the gradebook was collated from.
+        out: The output folder (the one holding ``gradebook.csv``; created if needed).
+        assignment: The LMS assignment column's header. For Canvas, ``"Math Primer (12345)"``
+            (the assignment's Canvas id in parentheses, as in Canvas's export) updates that
+            assignment; a name without an id makes Canvas create a new assignment.
+        roster: Optional roster with identity columns (``name``, ``canvas_id``,
+            ``sis_user_id``, ``sis_login_id``, ``section``, ``idnumber``, ``email``), used
+            where ``table`` does not already have them.
+
+    Returns:
+        The written paths: ``canvas.csv``, ``moodle.csv``, ``long.csv``.
+
+    Raises:
+        ExportError: If ``table`` lacks the ``student``, ``total`` or ``status`` column, the
+            assignment name is empty or the roster has no ``student`` column.
+    """
+    if not isinstance(assignment, str) or not assignment.strip():
+        raise ExportError(f"the assignment column needs a name, got {assignment!r}")
+    missing = [c for c in ("student", "total", "status") if c not in table.columns]
+    if missing:
+        raise ExportError(
+            f"the gradebook has no {', '.join(missing)} column(s); pass the table from collate()"
+        )
+    people = _with_identities(table, roster)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    posted = people[people["status"].isin(POSTED_STATUSES)]
+    left_out = people[~people["status"].isin(POSTED_STATUSES)]
+    if len(left_out):
+        logger.warning(
+            "not in canvas.csv / moodle.csv (status not %s): %s",
+            " or ".join(POSTED_STATUSES),
+            ", ".join(f"{s} ({st})" for s, st in zip(left_out["student"], left_out["status"])),
+        )
+    if "on_roster" in posted.columns:
+        off = posted[~posted["on_roster"].astype(bool)]
+        if len(off):
+            logger.warning(
+                "not in moodle.csv (not on the roster, Moodle would stop the import): %s",
+                ", ".join(off["student"]),
+            )
+    paths = [
+        _write(canvas_table(posted, assignment=assignment), folder / "canvas.csv"),
+        _write(moodle_table(posted, assignment=assignment), folder / "moodle.csv"),
+        _write(long_table(results), folder / "long.csv"),
+    ]
+    logger.info("wrote %s", ", ".join(str(p) for p in paths))
+    return paths
+
+
+def canvas_table(people: pd.DataFrame, *, assignment: str) -> pd.DataFrame:
+    """The Canvas import table: identity columns from the roster, the total as the grade.
+
+    Fallbacks when a column is absent: ``Student`` is the kit's student id, ``SIS Login ID``
+    the kit's student id, the others are empty (Canvas needs one of its identifiers per row and
+    lists the rows it cannot match on its import page).
+    """
+    rows = []
+    for record in people.sort_values("student", kind="stable").to_dict("records"):
+        row = {col: _text(record.get(source)) for col, source in CANVAS_ROSTER_COLUMNS.items()}
+        row["Student"] = row["Student"] or record["student"]
+        row["SIS Login ID"] = row["SIS Login ID"] or record["student"]
+        row[assignment] = _points(record["total"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*CANVAS_ID_COLUMNS, assignment], dtype=object)
+
+
+def moodle_table(people: pd.DataFrame, *, assignment: str) -> pd.DataFrame:
+    """The Moodle import table: ``ID number``, ``Email address`` and the total as the grade.
+
+    ``ID number`` is the roster's ``idnumber``, else the kit's student id; ``Email address`` the
+    roster's ``email``, else empty. Students flagged ``on_roster = False`` are left out: Moodle
+    aborts the whole import at the first row whose user it cannot find.
+    """
+    if "on_roster" in people.columns:
+        people = people[people["on_roster"].astype(bool)]
+    rows = []
+    for record in people.sort_values("student", kind="stable").to_dict("records"):
+        row = {col: _text(record.get(source)) for col, source in MOODLE_ROSTER_COLUMNS.items()}
+        row["ID number"] = row["ID number"] or record["student"]
+        row[assignment] = _points(record["total"])
+        rows.append(row)
+    if rows and any(not r["Email address"] for r in rows) and any(r["Email address"] for r in rows):
+        logger.warning(
+            "moodle.csv: some rows have no email address; map users by 'ID number', not email"
+        )
+    return pd.DataFrame(rows, columns=[*MOODLE_ID_COLUMNS, assignment], dtype=object)
+
+
+def long_table(results: list[dict]) -> pd.DataFrame:
+    """One row per student x question x hidden case x diagnosis tag (see :data:`LONG_COLUMNS`).
+
+    A case with no tag has one row with an empty ``tag``; a case with k tags has k rows, each
+    with the case's ``score`` (so sum ``score`` over unique student, question, case). Cases and
+    their points come from :data:`~autograder.checks.questions.CASES`; a case failed when the
+    question's feedback has a line ``[case, N pt] ...`` (results list failed cases only), or
+    when the result is not ``graded`` or has no test results for the question.
+
+    Tags: a result entry with a ``cases`` list (``{"case", "points", "passed", "tags"}``) gives
+    exact per-case tags (``tag_source = case``). Otherwise results keep tags per question only:
+    when one case failed, it gets the question's tags (``case``, exact); when several failed,
+    each gets all of the question's tags (``tag_source = question``: one of the failed cases
+    had the tag, the results do not say which).
+    """
+    rows: list[dict[str, Any]] = []
+    for result in sorted(results, key=lambda r: str(r.get("student", ""))):
+        student = str(result.get("student", ""))
+        status = str(result.get("status", ""))
+        questions = result.get("questions") or {}
+        for question in QUESTION_NAMES:
+            entry = questions.get(question) or {}
+            for case, points, passed, tags, source in _cases(status, entry, question):
+                score = points if passed else 0.0
+                for tag in tags or [""]:
+                    rows.append(
+                        {
+                            "student": student,
+                            "status": status,
+                            "question": question,
+                            "case": case,
+                            "points": _points(points),
+                            "passed": "true" if passed else "false",
+                            "tag": tag,
+                            "tag_source": source if tag else "",
+                            "score": _points(score),
+                        }
+                    )
+    return pd.DataFrame(rows, columns=list(LONG_COLUMNS), dtype=object)
+
+
+def _cases(
+    status: str, entry: Mapping[str, Any], question: str
+) -> list[tuple[str, float, bool, list[str], str]]:
+    """(case, points, passed, tags, tag_source) for each hidden case of one question."""
+    if isinstance(entry.get("cases"), list):
+        return [
+            (
+                str(c["case"]),
+                float(c["points"]),
+                bool(c["passed"]),
+                sorted(str(t) for t in c.get("tags") or []),
+                "case",
+            )
+            for c in entry["cases"]
+        ]
+    tags = sorted(str(t) for t in entry.get("tags") or [])
+    failed = _failed_cases(entry)
+    score = float(entry.get("score") or 0.0)
+    possible = float(entry.get("possible") or sum(CASES[question].values()))
+    if status != "graded" or not entry or (not failed and score < possible - 1e-9):
+        # Not graded, or no test results for this question: every case failed.
+        failed = set(CASES[question])
+    source = "case" if len(failed) <= 1 else "question"
+    return [
+        (case, float(p), case not in failed, tags if case in failed else [], source)
+        for case, p in CASES[question].items()
+    ]
+
+
+def _failed_cases(entry: Mapping[str, Any]) -> set[str]:
+    """Names of the cases listed as failed in a question's feedback (``[case, N pt] text``)."""
+    feedback = entry.get("feedback") or ""
+    return {m["case"] for line in str(feedback).splitlines() if (m := _CASE_LINE.match(line))}
+
+
+def _with_identities(table: pd.DataFrame, roster: pd.DataFrame | None) -> pd.DataFrame:
+    """The gradebook with the roster's identity columns it does not already have."""
+    people = table.copy()
+    people["student"] = people["student"].astype(str)
+    if roster is None:
+        return people
+    if "student" not in roster.columns:
+        found = ", ".join(map(str, roster.columns)) or "no columns"
+        raise ExportError(f"roster has no 'student' column (found: {found})")
+    wanted = {*CANVAS_ROSTER_COLUMNS.values(), *MOODLE_ROSTER_COLUMNS.values()}
+    extra = [c for c in roster.columns if c in wanted and c not in people.columns]
+    if not extra:
+        return people
+    ids = roster[["student", *extra]].copy()
+    ids["student"] = ids["student"].astype(str).str.strip()
+    ids = ids.drop_duplicates("student")
+    return people.merge(ids, on="student", how="left")
+
+
+def _text(value: Any) -> str:
+    """A cell as text: missing values become empty, whole floats lose their ``.0``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _points(value: Any) -> str:
+    """Points in their shortest form after rounding (``10.5``, ``0.75``, ``12``)."""
+    number = round(float(value), SCORE_DECIMALS) + 0.0
+    return f"{number:.{SCORE_DECIMALS}f}".rstrip("0").rstrip(".")
+
+
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    return path

@@ -1,0 +1,250 @@
+"""Student feedback files: ``OUT/feedback/<student>.md`` and ``.html``, one pair per result.
+
+Each file has the student's total, a status explanation when the submission was not graded
+normally, notes (e.g. interrupted cells), and per question the score out of the possible points
+with the diagnosis messages and hints (the results' ``feedback`` text). Only what the results
+already tell students is rendered: never the hidden tests' code, never the judge's internal
+notes (``isolation: ...``) or an ``error`` row's crash text (the TA has it in the JSON).
+
+The HTML is self-contained (inline CSS, no scripts, no external resources) and every piece of
+text from a result is escaped with :func:`html.escape`; in the Markdown, ``&``, ``<`` and ``>``
+are written as HTML entities, so a renderer that passes raw HTML through shows them as text.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from autograder.contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
+
+logger = logging.getLogger(__name__)
+
+ASSIGNMENT_TITLE = "Math Primer"
+
+STATUS_EXPLANATIONS: dict[str, str] = {
+    "graded": "",
+    "timeout": "Your notebook did not finish running within the time limit, so it could not be "
+    "graded completely. Look for a loop that never ends or a very slow cell, then run "
+    "Kernel > Restart & Run All before you hand in.",
+    "error": "Your submission could not be graded because of a problem on the grading side, "
+    "not in your work. Your TA has the details and will grade it again; you do not need to "
+    "do anything.",
+    "invalid": "Your submission could not be read as a notebook, so nothing in it was graded. "
+    "The reason is given below; hand in the saved .ipynb file (or a zip with exactly one "
+    "notebook).",
+    "missing": "No submission was found for you. If you did hand in, contact your TA.",
+}
+"""Status -> what it means for the student (empty for ``graded``)."""
+
+HIDDEN_NOTE_PREFIXES: tuple[str, ...] = ("isolation:",)
+"""Notes for TAs only (how the judge ran), left out of the students' feedback."""
+
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 48rem; margin: 2rem auto; padding: 0 1rem;
+       line-height: 1.5; color: #1b1b1b; background: #fff; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 1.5rem; }
+table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: .25rem .6rem; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.status { padding: .5rem .75rem; background: #fff4e5; border-left: 4px solid #e08a00; }
+.full { color: #146c2e; } .partial { color: #8a5300; } .none { color: #a4161a; }
+code { background: #f2f2f2; padding: 0 .2rem; border-radius: 3px; }
+""".strip()
+
+
+class FeedbackError(Exception):
+    """A result cannot be turned into a feedback file (no usable student id, duplicates)."""
+
+
+def write_feedback(results: list[dict], out: Path) -> list[Path]:
+    """Write ``out/feedback/<student>.md`` and ``.html`` for every result.
+
+    Args:
+        results: One result dict per submission (the ``results/<student>.json`` format).
+        out: The output folder; ``feedback/`` is created inside it.
+
+    Returns:
+        The written paths, sorted by student, ``.md`` before ``.html``.
+
+    Raises:
+        FeedbackError: If a result has no usable student id (empty, ``.``/``..``, a path
+            separator) or two results share one.
+    """
+    students = [_student_id(result, index) for index, result in enumerate(results)]
+    seen: set[str] = set()
+    duplicates = sorted({s for s in students if s in seen or seen.add(s)})
+    if duplicates:
+        raise FeedbackError(f"several results for student(s) {', '.join(duplicates)}")
+    folder = Path(out) / "feedback"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for student, result in sorted(zip(students, results, strict=True), key=lambda p: p[0]):
+        report = _report(student, result)
+        md = folder / f"{student}.md"
+        md.write_text(render_markdown(report), encoding="utf-8", newline="\n")
+        page = folder / f"{student}.html"
+        page.write_text(render_html(report), encoding="utf-8", newline="\n")
+        paths += [md, page]
+    logger.info("wrote feedback for %d student(s) to %s", len(students), folder)
+    return paths
+
+
+def render_markdown(report: dict) -> str:
+    """The Markdown feedback for one :func:`_report`."""
+    lines = [f"# {ASSIGNMENT_TITLE}: feedback for {_md(report['student'])}", ""]
+    lines += [f"**Total: {_pts(report['total'])} / {_pts(report['possible'])} points**", ""]
+    if report["explanation"]:
+        lines += [f"**Status: {_md(report['status'])}.** {_md(report['explanation'])}", ""]
+    if report["reason"]:
+        lines += [f"Reason: {_md(report['reason'])}", ""]
+    if report["notes"]:
+        lines += ["## Notes", ""] + [f"- {_md(note)}" for note in report["notes"]] + [""]
+    lines += ["## Questions", "", "| question | points |", "|---|---:|"]
+    for q in report["questions"]:
+        lines.append(f"| {q['name']} ({q['sheet']}) | {_pts(q['score'])} / {_pts(q['possible'])} |")
+    lines.append("")
+    for q in report["questions"]:
+        lines += [f"### {q['name']} ({q['sheet']}): {_pts(q['score'])} / {_pts(q['possible'])}", ""]
+        lines += [f"- {_md(line)}" for line in q["lines"]] or ["- All tests passed."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_html(report: dict) -> str:
+    """The self-contained HTML feedback for one :func:`_report` (all text escaped)."""
+    student = _html(report["student"])
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_html(ASSIGNMENT_TITLE)}: feedback for {student}</title>",
+        f"<style>\n{_CSS}\n</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{_html(ASSIGNMENT_TITLE)}: feedback for {student}</h1>",
+        f"<p><strong>Total: {_pts(report['total'])} / {_pts(report['possible'])} points</strong></p>",
+    ]
+    if report["explanation"]:
+        parts.append(
+            f'<p class="status"><strong>Status: {_html(report["status"])}.</strong> '
+            f"{_html(report['explanation'])}</p>"
+        )
+    if report["reason"]:
+        parts.append(f"<p>Reason: {_html(report['reason'])}</p>")
+    if report["notes"]:
+        parts += ["<h2>Notes</h2>", "<ul>"]
+        parts += [f"<li>{_html(note)}</li>" for note in report["notes"]]
+        parts.append("</ul>")
+    parts += [
+        "<h2>Questions</h2>",
+        "<table>",
+        "<thead><tr><th>question</th><th>points</th></tr></thead>",
+        "<tbody>",
+    ]
+    for q in report["questions"]:
+        parts.append(
+            f'<tr><td><a href="#{q["name"]}">{q["name"]}</a> ({_html(q["sheet"])})</td>'
+            f'<td class="num {_level(q)}">{_pts(q["score"])} / {_pts(q["possible"])}</td></tr>'
+        )
+    parts += ["</tbody>", "</table>"]
+    for q in report["questions"]:
+        parts.append(
+            f'<h2 id="{q["name"]}">{q["name"]} ({_html(q["sheet"])}): '
+            f'<span class="{_level(q)}">{_pts(q["score"])} / {_pts(q["possible"])}</span></h2>'
+        )
+        parts.append("<ul>")
+        parts += [f"<li>{_html(line)}</li>" for line in q["lines"] or ["All tests passed."]]
+        parts.append("</ul>")
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def _report(student: str, result: dict) -> dict:
+    """What a feedback file shows, from one result (pure; no rendering)."""
+    status = str(result.get("status", ""))
+    questions = result.get("questions") or {}
+    if not isinstance(questions, dict):
+        questions = {}
+    entries = []
+    texts = []
+    for name in QUESTION_NAMES:
+        entry = questions.get(name) or {}
+        possible = float(entry.get("possible", BY_NAME[name].points))
+        feedback = str(entry.get("feedback") or "")
+        texts.append(feedback)
+        entries.append(
+            {
+                "name": name,
+                "sheet": BY_NAME[name].sheet,
+                "score": float(entry.get("score") or 0.0),
+                "possible": possible,
+                "feedback": feedback,
+            }
+        )
+    reason = ""
+    if status != "graded":
+        # Ungraded results repeat one reason in every question; show it once, not per question.
+        shared = texts[0] if texts and all(t == texts[0] for t in texts) else ""
+        reason = "" if status == "error" else shared
+        for entry in entries:
+            if status == "error" or entry["feedback"] == shared:
+                entry["feedback"] = ""
+    for entry in entries:
+        text = entry.pop("feedback")
+        entry["lines"] = [line for line in text.splitlines() if line.strip()]
+        if status != "graded" and not entry["lines"]:
+            entry["lines"] = ["Not graded (see the status above)."]
+    notes = [
+        str(n) for n in result.get("notes") or [] if not str(n).startswith(HIDDEN_NOTE_PREFIXES)
+    ]
+    return {
+        "student": student,
+        "status": status,
+        "explanation": STATUS_EXPLANATIONS.get(status, f"Status {status}."),
+        "reason": reason,
+        "notes": notes,
+        "total": float(result.get("total") or sum(e["score"] for e in entries)),
+        "possible": float(result.get("possible") or TOTAL_POINTS),
+        "questions": entries,
+    }
+
+
+def _student_id(result: Any, index: int) -> str:
+    if not isinstance(result, dict):
+        raise FeedbackError(f"result #{index} is a {type(result).__name__}, expected a dict")
+    student = result.get("student")
+    if not isinstance(student, str) or not student.strip():
+        raise FeedbackError(f"result #{index} has no student id (got {student!r})")
+    if student in (".", "..") or "/" in student or "\\" in student or "\0" in student:
+        raise FeedbackError(
+            f"result #{index} has student id {student!r}, which cannot be a file name"
+        )
+    return student
+
+
+def _level(q: dict) -> str:
+    if q["score"] >= q["possible"] - 1e-9:
+        return "full"
+    return "partial" if q["score"] > 0 else "none"
+
+
+def _pts(value: float) -> str:
+    return f"{round(float(value), 4) + 0.0:g}"
+
+
+def _md(text: str) -> str:
+    """Text for Markdown: HTML-significant characters as entities, one line."""
+    return html.escape(str(text), quote=False).replace("\n", " ")
+
+
+def _html(text: str) -> str:
+    """Escaped text for HTML, with the feedback's `code spans` as <code> elements."""
+    escaped = html.escape(str(text), quote=True)
+    return _CODE_SPAN.sub(r"<code>\1</code>", escaped)

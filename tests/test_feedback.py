@@ -1,0 +1,189 @@
+"""Tests for autograder.feedback: the students' Markdown and HTML feedback files."""
+
+from __future__ import annotations
+
+import os
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from autograder.checks.questions import CASES
+from autograder.checks.tags import hint
+from autograder.feedback import STATUS_EXPLANATIONS, FeedbackError, write_feedback
+from autograder.results import CaseOutcome, empty_result, graded_result
+
+GOLDEN = Path(__file__).parent / "golden" / "feedback"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def all_passed() -> dict[str, list[CaseOutcome]]:
+    return {q: [CaseOutcome(c, p, True) for c, p in cases.items()] for q, cases in CASES.items()}
+
+
+def ben() -> dict:
+    """A graded result with mistakes, advice, an interrupted cell and an isolation note."""
+    outcomes = all_passed()
+    outcomes["q1a"] = [
+        CaseOutcome("typical", 0.75, True),
+        CaseOutcome(
+            "edge",
+            0.25,
+            False,
+            ("edge_case",),
+            "`jacobian_Wx` on W of shape (1, 4): got shape (4,), expected shape (1, 4). "
+            f"Hint: {hint(('edge_case',))}",
+        ),
+    ]
+    return graded_result(
+        "ben",
+        outcomes,
+        advice={"q3": "Advice (no points deducted): prefer `np.linalg.solve` to `inv`."},
+        notes=["cell 4 was interrupted after 10 s", "isolation: none (not root)"],
+    )
+
+
+class _Collector(HTMLParser):
+    """Collects start tags and text of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(path: Path) -> _Collector:
+    collector = _Collector()
+    collector.feed(path.read_text(encoding="utf-8"))
+    return collector
+
+
+def test_writes_md_and_html_per_student(tmp_path: Path) -> None:
+    """Is there one .md and one .html per result under OUT/feedback, sorted by student?"""
+    paths = write_feedback([ben(), graded_result("ann", all_passed())], tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
+        "feedback/ann.md",
+        "feedback/ann.html",
+        "feedback/ben.md",
+        "feedback/ben.html",
+    ]
+
+
+@pytest.mark.parametrize("name", ["ben.md", "ben.html"])
+def test_matches_golden_file(tmp_path: Path, name: str) -> None:
+    """Does the feedback of a result with mistakes, advice and notes match its golden file?"""
+    write_feedback([ben()], tmp_path)
+    got = (tmp_path / "feedback" / name).read_bytes()
+    golden = GOLDEN / name
+    if UPDATE:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_bytes(got)
+    assert got == golden.read_bytes()
+
+
+def test_two_calls_give_byte_identical_files(tmp_path: Path) -> None:
+    """Do two calls write byte-identical files?"""
+    results = [ben(), empty_result("cat", "invalid", "not a notebook")]
+    first = write_feedback(results, tmp_path / "a")
+    second = write_feedback(list(reversed(results)), tmp_path / "b")
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_scores_messages_hints_and_notes_are_shown(tmp_path: Path) -> None:
+    """Does the feedback show score/possible per question, messages, hints and notes?"""
+    write_feedback([ben()], tmp_path)
+    md = (tmp_path / "feedback" / "ben.md").read_text(encoding="utf-8")
+    assert "**Total: 11.75 / 12 points**" in md
+    assert "### q1a (2-1 a): 0.75 / 1" in md
+    assert "got shape (4,), expected shape (1, 4)" in md
+    assert "avoid np.squeeze" in md  # the edge_case hint
+    assert "prefer `np.linalg.solve`" in md
+    assert "cell 4 was interrupted after 10 s" in md
+
+
+def test_judge_internals_are_not_shown(tmp_path: Path) -> None:
+    """Are isolation notes and an error row's crash text kept out of the feedback?"""
+    crashed = empty_result("dan", "error", "grader crashed: OSError('/srv/hidden/tests.py')")
+    write_feedback([ben(), crashed], tmp_path)
+    for path in (tmp_path / "feedback").iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert "isolation" not in text
+        assert "/srv/hidden" not in text and "crashed" not in text
+
+
+def test_no_hidden_test_code_reaches_students(tmp_path: Path) -> None:
+    """Does nothing that looks like the hidden tests (assert_case, CASES, oracle) appear?"""
+    write_feedback([ben()], tmp_path)
+    for path in (tmp_path / "feedback").iterdir():
+        text = path.read_text(encoding="utf-8")
+        for secret in ("assert_case", "CASES", "oracle", "def ", "import "):
+            assert secret not in text, (path.name, secret)
+
+
+@pytest.mark.parametrize("status", ["timeout", "error", "invalid", "missing"])
+def test_every_status_is_explained(tmp_path: Path, status: str) -> None:
+    """Does a row that was not graded normally say what its status means, in both files?"""
+    write_feedback([empty_result("cat", status, "the notebook ran past 300 s")], tmp_path)
+    for suffix in ("md", "html"):
+        text = (tmp_path / "feedback" / f"cat.{suffix}").read_text(encoding="utf-8")
+        assert f"Status: {status}." in text
+        assert STATUS_EXPLANATIONS[status].split(".")[0] in text
+
+
+def test_invalid_reason_is_shown_once(tmp_path: Path) -> None:
+    """Is an invalid row's reason shown once, not repeated under every question?"""
+    write_feedback([empty_result("cat", "invalid", "the file is empty")], tmp_path)
+    md = (tmp_path / "feedback" / "cat.md").read_text(encoding="utf-8")
+    assert md.count("the file is empty") == 1
+
+
+def test_hostile_feedback_is_escaped_in_html(tmp_path: Path) -> None:
+    """Is <script> in a student id, a message or a note escaped into text, not markup?"""
+    outcomes = all_passed()
+    outcomes["q2a"] = [
+        CaseOutcome("typical", 1.0, False, ("exception",), "raised '<script>alert(1)</script>'"),
+        CaseOutcome("large", 0.5, True),
+        CaseOutcome("edge", 0.5, True),
+    ]
+    result = graded_result(HOSTILE, outcomes, notes=['cell 2 printed "</ul><script>x</script>"'])
+    write_feedback([result], tmp_path)
+    page = parse(tmp_path / "feedback" / f"{HOSTILE}.html")
+    assert "script" not in page.tags and "img" not in page.tags
+    text = "".join(page.text)
+    assert HOSTILE in text and "<script>alert(1)</script>" in text
+    md = (tmp_path / "feedback" / f"{HOSTILE}.md").read_text(encoding="utf-8")
+    assert "<script>" not in md and "<img" not in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+
+
+def test_html_is_self_contained(tmp_path: Path) -> None:
+    """Does the HTML load nothing from elsewhere (no scripts, links, images, remote URLs)?"""
+    write_feedback([ben()], tmp_path)
+    html = (tmp_path / "feedback" / "ben.html").read_text(encoding="utf-8")
+    page = parse(tmp_path / "feedback" / "ben.html")
+    assert not {"script", "link", "img", "iframe"} & set(page.tags)
+    assert "http" not in html and 'charset="utf-8"' in html
+
+
+@pytest.mark.parametrize("student", ["", "..", "a/b", "a\\b", None])
+def test_unusable_student_ids_raise(tmp_path: Path, student: str | None) -> None:
+    """Does an id that cannot be a file name raise FeedbackError, writing nothing outside?"""
+    result = graded_result("x", all_passed())
+    result["student"] = student
+    with pytest.raises(FeedbackError):
+        write_feedback([result], tmp_path)
+    assert not (tmp_path / "a").exists()
+
+
+def test_duplicate_students_raise(tmp_path: Path) -> None:
+    """Do two results for one student raise instead of overwriting each other's feedback?"""
+    with pytest.raises(FeedbackError, match="ann"):
+        write_feedback([graded_result("ann", all_passed())] * 2, tmp_path)
