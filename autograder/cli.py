@@ -102,6 +102,17 @@ def build(out: Path) -> None:
         "threads."
     ),
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Grade every submission again instead of reusing the results cached in OUT/.cache.",
+)
+@click.option(
+    "--overrides",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="CSV of manual points (student, question, points, comment) applied on top.",
+)
 def grade(
     submissions: Path,
     out: Path,
@@ -111,6 +122,8 @@ def grade(
     engine: str,
     build_dir: Path,
     scheduler: str | None,
+    force: bool,
+    overrides: Path | None,
 ) -> None:
     """Grade a folder of submissions and write OUT/gradebook.csv and OUT/results/."""
     with _friendly_errors():
@@ -124,6 +137,8 @@ def grade(
             engine=engine,
             progress=_progress_bar,
             scheduler=scheduler,
+            force=force,
+            overrides=overrides,
         )
     _report(run)
 
@@ -200,5 +215,7 @@ def _report(run: GradeRun) -> None:
     Console().print(table)
     counts = run.gradebook["status"].value_counts().to_dict()
     click.echo("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if run.reused:
+        click.echo(f"reused:    {run.reused} cached result(s) (--force grades them again)")
     click.echo(f"gradebook: {run.gradebook_path}")
     click.echo(f"results:   {run.results_dir}")

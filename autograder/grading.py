@@ -22,11 +22,14 @@ from pathlib import Path
 import pandas as pd
 
 from . import gradebook
-from .build import ensure_built
+from .build import ensure_built, source_fingerprint
+from .cache import ResultCache
+from .checks.runner import CALL_TIMEOUT_ENV
 from .engines.otter_engine import grade_submission as otter_grade
 from .intake import Submission, discover
 from .judge.engine import JudgeConfig
 from .judge.engine import grade_submission as judge_grade
+from .overrides import apply_overrides, check_students, read_overrides
 from .results import empty_result
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,8 @@ class GradeRun:
     """``OUT/gradebook.csv``."""
     results_dir: Path
     """``OUT/results/`` with one JSON per submission."""
+    reused: int = 0
+    """Results reused from ``OUT/.cache`` instead of grading again."""
 
 
 def default_jobs() -> int:
@@ -133,6 +138,8 @@ def grade(
     progress: Callable[[Iterable[Submission]], Callable[[dict], None]] | None = None,
     scheduler: str | None = None,
     scheduler_timeout: float = 10.0,
+    force: bool = False,
+    overrides: Path | None = None,
 ) -> GradeRun:
     """Grade a folder of submissions and write the gradebook.
 
@@ -149,6 +156,9 @@ def grade(
             of ``jobs`` local threads. The scheduler and the workers must be able to import
             ``autograder``; with the judge engine, workers must not be daemonic processes.
         scheduler_timeout: seconds to wait for the scheduler before giving up.
+        force: grade every submission again instead of reusing ``OUT/.cache`` (see ``cache.py``).
+        overrides: optional CSV of manual points (``student, question, points, comment``),
+            applied on top of the autograded scores (see ``overrides.py``).
 
     Raises:
         GradingError: nothing to grade, an unknown engine, an unreachable scheduler or a Dask
@@ -161,7 +171,14 @@ def grade(
     for s in found:
         if s.problem:
             log.warning("%s: %s (graded as invalid)", s.student, s.problem)
+    manual = read_overrides(overrides) if overrides is not None else []
+    check_students(manual, (s.student for s in found), path=overrides)
     grade_one = make_grader(engine, build_dir=build_dir, timeout=timeout)
+    limits = {"timeout": timeout, "call_timeout": os.environ.get(CALL_TIMEOUT_ENV)}
+    cache = ResultCache(out, assignment=source_fingerprint(), settings={"engine": engine, **limits})
+    to_grade, reused = cache.split(found, force=force)
+    if reused:
+        log.info("reusing %d cached result(s) from %s", len(reused), cache.folder)
 
     client = None
     if scheduler is not None:
@@ -207,15 +224,21 @@ def grade(
             log.info("grading on the Dask scheduler at %s (%d workers)", scheduler, workers)
             if not workers:
                 log.warning("no Dask workers at %s yet; grading starts when one joins", scheduler)
-        on_done = progress(found) if progress is not None else (lambda result: None)
+        on_done = progress(to_grade) if progress is not None else (lambda result: None)
         executor = client.get_executor(pure=False) if client is not None else None
         results = grade_all(
-            found, grade_one, jobs=jobs or default_jobs(), executor=executor, on_done=on_done
+            to_grade,
+            grade_one,
+            jobs=jobs or default_jobs(),
+            executor=executor,
+            on_done=cache.recording(on_done),
         )
     finally:
         if client is not None:
             client.close()
+    results = apply_overrides(sorted(results + reused, key=lambda r: r["student"]), manual)
     gradebook.write_results(results, out)
     table = gradebook.collate(results, roster=roster_df)
     path = gradebook.write_gradebook(table, out)
-    return GradeRun(table, path, out / "results")
+    cache.prune()
+    return GradeRun(table, path, out / "results", reused=len(reused))

@@ -1,0 +1,162 @@
+"""Resumable, incremental batches: graded results cached in ``OUT/.cache/<key>.json``.
+
+The key of a submission hashes what its result depends on:
+
+- the submission's content: the notebook as graded (``nbformat.writes``), or for an unusable
+  submission the problem found at intake;
+- the student id (the judge seeds its random cases with it);
+- the assignment: :func:`~autograder.build.source_fingerprint` (master notebook and every file
+  shipped with the checks) and the grader settings (engine, time limit).
+
+Each result is written atomically (a temporary file, then ``os.replace``) as soon as its
+submission is graded, so a batch killed mid-way (even with SIGKILL) loses at most the submissions
+in flight; the rerun grades only what is not cached. ``error`` and ``timeout`` results are never
+cached: they may come from the machine (a lost worker, a loaded CPU) rather than the submission,
+so a rerun tries them again. Overrides are applied after the cache, never stored in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import nbformat
+
+from .intake import Submission
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = ".cache"
+"""The cache folder inside ``OUT``."""
+CACHE_FORMAT = 1
+"""Bumped when the entry layout or the meaning of a key changes; old entries are then ignored."""
+CACHED_STATUSES = frozenset({"graded", "invalid"})
+"""Statuses that depend on the submission alone; ``error`` and ``timeout`` are graded again."""
+
+
+def submission_hash(submission: Submission) -> str:
+    """The SHA-256 of a submission's content as graded (the problem text when unusable)."""
+    if submission.notebook is not None:
+        content = b"notebook\0" + nbformat.writes(submission.notebook).encode()
+    else:
+        content = b"problem\0" + str(submission.problem).encode()
+    return hashlib.sha256(content).hexdigest()
+
+
+class ResultCache:
+    """The cache of one output folder for one assignment and grader configuration.
+
+    Args:
+        out: the output folder; entries live in ``out/.cache/``.
+        assignment: a hash of the assignment (:func:`~autograder.build.source_fingerprint`).
+        settings: grader settings the results depend on (e.g. engine and time limit); any
+            JSON-serialisable mapping.
+    """
+
+    def __init__(self, out: Path, *, assignment: str, settings: Mapping[str, object]) -> None:
+        self.folder = Path(out) / CACHE_DIR
+        self._salt = json.dumps(
+            {"format": CACHE_FORMAT, "assignment": assignment, "settings": dict(settings)},
+            sort_keys=True,
+        )
+        self._keys: dict[str, str] = {}
+        self.stored = 0
+        """Results written to the cache by :meth:`store`."""
+
+    def key(self, submission: Submission) -> str:
+        """The cache key of a submission (a hex SHA-256)."""
+        text = f"{self._salt}\0{submission.student}\0{submission_hash(submission)}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def split(
+        self, submissions: list[Submission], *, force: bool = False
+    ) -> tuple[list[Submission], list[dict]]:
+        """Separate the submissions to grade from the results that can be reused.
+
+        Args:
+            submissions: the batch, with unique student ids.
+            force: reuse nothing (every submission is graded again and its entry replaced).
+
+        Returns:
+            The submissions to grade, and the cached results of the others.
+        """
+        to_grade, reused = [], []
+        for submission in submissions:
+            key = self._keys[submission.student] = self.key(submission)
+            result = None if force else self._load(key, submission.student)
+            if result is None:
+                to_grade.append(submission)
+            else:
+                reused.append(result)
+        return to_grade, reused
+
+    def store(self, result: dict) -> None:
+        """Write a fresh result to the cache atomically (skipped for transient statuses)."""
+        student = result.get("student")
+        key = self._keys.get(student) if isinstance(student, str) else None
+        if key is None or result.get("status") not in CACHED_STATUSES:
+            return
+        entry = {"format": CACHE_FORMAT, "student": student, "result": result}
+        try:
+            text = json.dumps(entry, indent=1, ensure_ascii=False, allow_nan=False)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=self.folder, prefix=f".{key[:16]}-", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, self.folder / f"{key}.json")
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
+        except (OSError, TypeError, ValueError) as exc:  # the batch goes on without this entry
+            log.warning("could not cache the result of %s: %s", student, exc)
+            return
+        self.stored += 1
+
+    def recording(self, on_done: Callable[[dict], None]) -> Callable[[dict], None]:
+        """``on_done`` that stores each result in the cache first."""
+
+        def record(result: dict) -> None:
+            self.store(result)
+            on_done(result)
+
+        return record
+
+    def prune(self) -> int:
+        """Delete entries (and stray temporary files) not used by this batch; return how many."""
+        keep = {f"{key}.json" for key in self._keys.values()}
+        removed = 0
+        if not self.folder.is_dir():
+            return 0
+        for path in self.folder.iterdir():
+            if path.name not in keep and (path.suffix in (".json", ".tmp")):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _load(self, key: str, student: str) -> dict | None:
+        path = self.folder / f"{key}.json"
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring the unreadable cache entry %s for %s: %s", path, student, exc)
+            return None
+        result = entry.get("result") if isinstance(entry, dict) else None
+        if (
+            not isinstance(result, dict)
+            or entry.get("format") != CACHE_FORMAT
+            or result.get("student") != student
+            or result.get("status") not in CACHED_STATUSES
+        ):
+            log.warning("ignoring the malformed cache entry %s for %s", path, student)
+            return None
+        return result
