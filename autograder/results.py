@@ -61,7 +61,17 @@ def question_entry(question: str, outcomes: Sequence[CaseOutcome] | None) -> dic
         lines.append(f"[{outcome.case}, {outcome.points:g} pt] {outcome.text}")
     score = round(sum(o.points for o in outcomes if o.passed), 6)
     feedback = "\n".join(lines) if lines else "All tests passed."
-    return {"score": min(score, possible), "possible": possible, "tags": tags, "feedback": feedback}
+    cases = [
+        {"case": o.case, "points": o.points, "passed": o.passed, "tags": list(o.tags)}
+        for o in outcomes
+    ]
+    return {
+        "score": min(score, possible),
+        "possible": possible,
+        "tags": tags,
+        "feedback": feedback,
+        "cases": cases,
+    }
 
 
 def graded_result(

@@ -190,15 +190,15 @@ def test_long_columns_and_case_scores(written: dict[str, Path]) -> None:
     [
         ("q1a", "typical", "true", [""], ""),
         ("q1a", "edge", "false", ["edge_case", "wrong_shape"], "case"),
-        ("q3", "typical", "false", ["transposed", "wrong_value"], "question"),
-        ("q3", "ill_conditioned", "false", ["transposed", "wrong_value"], "question"),
+        ("q3", "typical", "false", ["transposed"], "case"),
+        ("q3", "ill_conditioned", "false", ["wrong_value"], "case"),
         ("q3", "edge", "true", [""], ""),
     ],
 )
 def test_long_attributes_tags_to_cases(
     written: dict[str, Path], question: str, case: str, passed: str, tags: list[str], source: str
 ) -> None:
-    """Are a lone failed case's tags exact, and several failed cases' tags marked 'question'?"""
+    """Does each failed case carry exactly its own tags (results record them per case)?"""
     long = pd.read_csv(written["long.csv"], dtype=str, keep_default_na=False)
     got = long[(long["student"] == "ben") & (long["question"] == question) & (long.case == case)]
     assert list(got["tag"]) == tags

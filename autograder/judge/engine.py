@@ -251,7 +251,11 @@ class Session:
             return
         status = reply.get("status")
         if status == "interrupted":
-            self._note(f"cell {index + 1} was interrupted after {timeout:.3g} s")
+            self._note(
+                f"cell {index + 1} was interrupted after {self.config.cell_timeout:g} s"
+                if timeout >= self.config.cell_timeout
+                else f"cell {index + 1} was interrupted: submission time limit reached"
+            )
             if index in self.finished:
                 self.finished.remove(index)
         elif not replay:
@@ -295,7 +299,7 @@ class Session:
         """Call the student's function in the evaluator; raise what the runner expects."""
         limit = min(self.config.call_timeout, self.remaining())
         if limit <= 0:
-            raise CallTimeout(0)
+            raise CallTimeout(self.config.call_timeout)
         descriptions, arrays = [], []
         for arg in args:
             if callable(arg):
@@ -308,11 +312,11 @@ class Session:
             reply, out = self._request(request, arrays, timeout=limit)
         except EvaluatorGone as exc:
             if "no answer" in str(exc):
-                raise CallTimeout(limit) from None
+                raise CallTimeout(self.config.call_timeout) from None
             raise StudentError("EvaluatorDied", f"the process running your code died ({exc})")
         status = reply.get("status")
         if status == "interrupted":
-            raise CallTimeout(limit)
+            raise CallTimeout(self.config.call_timeout)
         if status != "ok":
             remote_type, _, message = protocol.text(reply.get("error", "")).partition(": ")
             raise StudentError(remote_type or "Error", message)
