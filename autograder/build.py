@@ -3,7 +3,9 @@
 The checks package is staged next to a copy of the master notebook (the master's config ships it
 with ``files: [autograder]``), Otter Assign runs in a subprocess, and its output is laid out as
 ``DIR/student/`` and ``DIR/autograder/autograder.zip`` (a stable name beside Otter's timestamped
-zip).
+zip), plus ``autograder-offline.zip``, the same zip for the grading image made by
+``scripts/docker_image.sh`` (its ``setup.sh`` installs nothing, its ``run_autograder`` uses the
+image's venv).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .givens import SEED_ENV
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +40,60 @@ SHIPPED = (
 """What of this package goes to students and into the zip: the checks and the judge (the Otter
 plugin) with the modules they import; not the CLI, the engines or the gradebook."""
 RUN_OTTER_PATCH = (
-    "import sys\n"
+    "import os, sys\n"
     "sys.path.insert(0, '/autograder/source/files')  # the kit's judge plugin ships there\n"
+    "_metadata = '/autograder/submission_metadata.json'  # empty in otter grade's containers, but\n"
+    "if os.path.isfile(_metadata) and not os.path.getsize(_metadata):  # json.load()ed (plugins)\n"
+    "    with open(_metadata, 'w') as f:\n"
+    "        f.write('{}')\n"
 )
-"""Prepended to the zip's ``run_otter.py`` so Otter can import the plugin in its containers."""
+"""Prepended to the zip's ``run_otter.py`` so Otter can import the plugin in its containers, and
+so that ``otter grade`` works with a plugin: its image holds an empty
+``/autograder/submission_metadata.json``, which Otter 7.0.0 parses as JSON when plugins are
+configured (Gradescope writes a real one)."""
 AUTOGRADER_REQUIREMENTS = "numpy==2.4.6\nsympy==1.14.0\n"
 """Extra packages for the grading image (Otter adds its own)."""
+OFFLINE_VENV = "/opt/math-primer/venv"
+"""The venv of the offline grading image (``VENV`` in ``scripts/docker_image.sh``)."""
+OFFLINE_STUDENT_FILE = "math_primer_student.txt"
+"""A member of a submission zip holding the student id that seeds the instances (``docker``
+engine): ``otter grade`` passes no environment variable into its containers."""
+OFFLINE_SETUP = f"""#!/usr/bin/env bash
+# Offline variant: the grading image (scripts/docker_image.sh) already holds Python, Otter and the
+# kit's requirements in {OFFLINE_VENV}; this installs nothing, it checks them without network.
+set -euo pipefail
+if [ ! -x {OFFLINE_VENV}/bin/python ]; then
+    echo "error: no {OFFLINE_VENV} in this image: build it with scripts/docker_image.sh" >&2
+    exit 1
+fi
+{OFFLINE_VENV}/bin/python -c 'import importlib.metadata as md, sys, yaml
+from packaging.requirements import Requirement
+env = yaml.safe_load(open("/autograder/source/environment.yml"))
+pins = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+for pin in map(Requirement, pins):  # the versions, not the extras (e.g. plugins: unused)
+    try:
+        found = md.version(pin.name)
+    except md.PackageNotFoundError:
+        found = None
+    if found is None or not pin.specifier.contains(found, prereleases=True):
+        sys.exit(f"error: the image has {{pin.name}} {{found}}, the zip wants {{pin}}: "
+                 "rerun scripts/docker_image.sh")'
+"""
+"""``setup.sh`` of the offline zip (Otter runs it when it builds its grading image)."""
+OFFLINE_RUN_AUTOGRADER = f"""#!/usr/bin/env bash
+# Offline variant: grade with the venv of the grading image (scripts/docker_image.sh).
+export PATH={OFFLINE_VENV}/bin:$PATH
+if [ -z "${{{SEED_ENV}:-}}" ]; then  # the student id the docker engine ships in the zip, if any
+    {SEED_ENV}="$(python -c 'import glob, zipfile
+for path in glob.glob("/autograder/submission/*.zip"):
+    with zipfile.ZipFile(path) as zf:
+        if "{OFFLINE_STUDENT_FILE}" in zf.namelist():
+            print(zf.read("{OFFLINE_STUDENT_FILE}").decode(), end="")')"
+    [ -n "${SEED_ENV}" ] && export {SEED_ENV}
+fi
+python /autograder/source/run_otter.py
+"""
+"""``run_autograder`` of the offline zip."""
 
 
 class BuildError(Exception):
@@ -64,6 +116,11 @@ class Build:
     def autograder_zip(self) -> Path:
         """The Otter autograder zip under its stable name."""
         return self.out / "autograder" / "autograder.zip"
+
+    @property
+    def offline_zip(self) -> Path:
+        """The variant for the offline grading image (``scripts/docker_image.sh``)."""
+        return self.out / "autograder" / "autograder-offline.zip"
 
 
 def source_fingerprint(master: Path = MASTER) -> str:
@@ -119,8 +176,9 @@ def build(*, out: Path, master: Path = MASTER) -> Build:
     result = Build(out)
     _patch_run_otter(zips[-1])
     shutil.copy(zips[-1], result.autograder_zip)
+    write_offline_zip(result.autograder_zip, result.offline_zip)
     (out / ".fingerprint").write_text(source_fingerprint(master))
-    log.info("built %s and %s", result.student_notebook, result.autograder_zip)
+    log.info("built %s, %s and its offline variant", result.student_notebook, result.autograder_zip)
     return result
 
 
@@ -135,6 +193,24 @@ def _patch_run_otter(zip_path: Path) -> None:
             zf.writestr(info, data)
 
 
+def write_offline_zip(standard: Path, target: Path) -> None:
+    """Copy the standard zip with :data:`OFFLINE_SETUP` and :data:`OFFLINE_RUN_AUTOGRADER`.
+
+    Everything else (``run_otter.py`` with its ``sys.path`` line, ``files/autograder/``, the tests,
+    the config) is the standard zip's, byte for byte.
+    """
+    offline = {"setup.sh": OFFLINE_SETUP, "run_autograder": OFFLINE_RUN_AUTOGRADER}
+    with (
+        zipfile.ZipFile(standard) as src,
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(
+                info, offline[info.filename].encode() if info.filename in offline else data
+            )
+
+
 def ensure_built(*, out: Path, master: Path = MASTER) -> Build:
     """Reuse the build in ``out`` if it is up to date with the sources, else build."""
     existing = Build(out.resolve())
@@ -144,5 +220,7 @@ def ensure_built(*, out: Path, master: Path = MASTER) -> Build:
         and stamp.is_file()
         and stamp.read_text() == source_fingerprint(master)
     ):
+        if not existing.offline_zip.is_file():  # a build from before the offline variant
+            write_offline_zip(existing.autograder_zip, existing.offline_zip)
         return existing
     return build(out=out, master=master)
