@@ -337,21 +337,20 @@ def collate(staged: dict[str, Submission], out: Path, *, failure: str | None) ->
             reason = failure or "otter grade reported nothing for this submission"
             results.append(empty_result(student, "error", reason))
             continue
-        status = str(row.get("grading_status", ""))
+        status = re.sub(r"'[^']*/([^'/]*)'", r"'\1'", str(row.get("grading_status", "")))
         if status == "Completed":
             path = out / "grading-summaries" / f"{Path(name).stem}.txt"
             summary = path.read_text(encoding="utf-8") if path.is_file() else None
-            results.append(
-                result_from_otter(student, row, summary, advice_notes(submission.notebook))
+            advice = advice_notes(submission.notebook)
+            results.append(result_from_otter(student, row, summary, advice))
+            continue
+        log.warning("%s: %s", student, status)
+        if timed_out := re.search(r"timed out in (\S+) seconds", status):
+            feedback = (
+                f"grading stopped after {timed_out[1]} s (otter grade's container timeout): "
+                "a cell probably runs forever"
             )
-        elif "timed out" in status:
-            log.warning("%s: %s", student, status)
-            results.append(
-                empty_result(
-                    student, "timeout", f"{status}: a cell probably runs forever (otter grade)"
-                )
-            )
+            results.append(empty_result(student, "timeout", feedback))
         else:
-            log.warning("%s: %s", student, status)
             results.append(empty_result(student, "error", f"otter grade: {status}"))
     return results
