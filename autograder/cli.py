@@ -54,12 +54,17 @@ def main(verbose: int) -> None:
     help="Build folder.",
 )
 def build(out: Path) -> None:
-    """Run Otter Assign: DIR/student/math_primer.ipynb and DIR/autograder/autograder.zip."""
+    """Run Otter Assign: DIR/student/math_primer.ipynb and DIR/autograder/autograder.zip.
+
+    Also writes DIR/autograder/autograder-offline.zip, for the offline grading image of
+    scripts/docker_image.sh (grade --engine docker).
+    """
     with _friendly_errors():
         with console.status("Running Otter Assign (it also checks the solutions pass)..."):
             result = run_build(out=out)
     click.echo(f"student notebook: {result.student_notebook}")
     click.echo(f"autograder zip:   {result.autograder_zip}")
+    click.echo(f"offline zip:      {result.offline_zip}")
 
 
 @main.command()
@@ -84,7 +89,10 @@ def build(out: Path) -> None:
     type=click.Choice(ENGINES),
     default="judge",
     show_default=True,
-    help="judge: sandboxed evaluator, tamper-proof and fast; otter: `otter run` per notebook.",
+    help=(
+        "judge: sandboxed evaluator, tamper-proof and fast; otter: `otter run` per notebook; "
+        "docker: `otter grade` in containers (needs scripts/docker_image.sh)."
+    ),
 )
 @click.option(
     "--build-dir",
@@ -167,6 +175,55 @@ def demo(out: Path, jobs: int | None) -> None:
             progress=_progress_bar,
         )
     _report(run)
+
+
+@main.command("gradescope-check")
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--student", default="student", show_default=True, help="The submitter's id (seeds).")
+@click.option(
+    "--build-dir",
+    type=click.Path(path_type=Path),
+    default=Path("dist"),
+    show_default=True,
+    help="Where the built assignment is (built if needed).",
+)
+def gradescope_check(notebook: Path, student: str, build_dir: Path) -> None:
+    """Run the autograder zip on NOTEBOOK as Gradescope would, in a local container.
+
+    Needs the grading image (scripts/docker_image.sh). Prints each test of results.json and
+    checks the file against Gradescope's documented format; exit code 1 if it departs.
+    """
+    from .build import ensure_built
+    from .gradescope import (
+        DockerUnavailable,
+        GradescopeRunError,
+        format_problems,
+        kit_problems,
+        run_like_gradescope,
+    )
+
+    user = {"email": f"{student}@example.invalid", "id": 0, "name": student, "sid": student}
+    with _friendly_errors():
+        built = ensure_built(out=build_dir)
+        try:
+            with console.status("Building a Gradescope-like image and running the autograder..."):
+                run = run_like_gradescope(
+                    built.autograder_zip, notebook, metadata={"users": [user]}
+                )
+        except (DockerUnavailable, GradescopeRunError) as exc:
+            raise GradingError(str(exc)) from None
+    for test in run.results.get("tests", []):
+        score = (
+            f"{test['score']:g}/{test['max_score']:g}" if "score" in test else test.get("status")
+        )
+        click.echo(f"{test.get('name', '?'):<14} {score:<10} {test.get('visibility', 'visible')}")
+    click.echo(f"score: {run.results.get('score', 'sum of the tests')}")
+    problems = format_problems(run.results) + kit_problems(run.results)
+    for problem in problems:
+        click.echo(f"problem: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("results.json follows Gradescope's documented format")
 
 
 @contextmanager
