@@ -22,6 +22,7 @@ from .gradebook import GradebookError
 from .grading import DEFAULT_TIMEOUT, ENGINES, GradeRun, GradingError, default_jobs
 from .grading import grade as run_grade
 from .intake import IntakeError, Submission
+from .report import summary_lines
 
 console = Console(stderr=True)
 EXPECTED_ERRORS = (BuildError, GradebookError, GradingError, IntakeError)
@@ -270,9 +271,15 @@ def _report(run: GradeRun) -> None:
     for row in summary.itertuples(index=False):
         table.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row])
     Console().print(table)
+    for line in summary_lines(run.gradebook, run.results):
+        click.echo(line)
     counts = run.gradebook["status"].value_counts().to_dict()
     click.echo("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if run.reused:
         click.echo(f"reused:    {run.reused} cached result(s) (--force grades them again)")
+    out = run.gradebook_path.parent
     click.echo(f"gradebook: {run.gradebook_path}")
     click.echo(f"results:   {run.results_dir}")
+    click.echo(f"report:    {out / 'report.html'}")
+    click.echo(f"exports:   {out / 'canvas.csv'}, {out / 'moodle.csv'}, {out / 'long.csv'}")
+    click.echo(f"feedback:  {out / 'feedback'}")

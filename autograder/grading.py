@@ -1,11 +1,12 @@
 """The grading pipeline, readable in one place.
 
     read roster -> discover submissions -> [otter engine: build if stale] -> grade each in
-    parallel with the chosen engine -> write results/<student>.json -> collate gradebook.csv
+    parallel with the chosen engine (local threads or a Dask cluster) -> note late submissions
+    -> apply manual overrides -> write results/<student>.json -> collate gradebook.csv
+    -> write the LMS exports, the students' feedback and report.html
 
-Engines: ``judge`` (default; the trusted judge with a sandboxed evaluator, ``judge/``),
-``otter`` (``otter run`` per submission, ``engines/otter_engine.py``) and ``docker`` (the whole
-batch in one real ``otter grade`` run in containers, ``engines/docker_engine.py``).
+Engines: ``judge`` (default; the trusted judge with a sandboxed evaluator, ``judge/``) and
+``otter`` (``otter run`` per submission, ``engines/otter_engine.py``).
 
 A submission that breaks anything becomes a row with a status; the batch never dies on one.
 """
@@ -16,7 +17,8 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -26,12 +28,15 @@ from . import gradebook
 from .build import ensure_built, source_fingerprint
 from .cache import ResultCache
 from .checks.runner import CALL_TIMEOUT_ENV
-from .engines.docker_engine import DockerGrader, docker_problem
 from .engines.otter_engine import grade_submission as otter_grade
+from .executors import ExecutorError, dask_executor
+from .exports import write_exports
+from .feedback import write_feedback
 from .intake import Submission, discover
 from .judge.engine import JudgeConfig
 from .judge.engine import grade_submission as judge_grade
 from .overrides import apply_overrides, check_students, read_overrides
+from .report import write_report
 from .results import empty_result
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,8 @@ class GradeRun:
     """``OUT/results/`` with one JSON per submission."""
     reused: int = 0
     """Results reused from ``OUT/.cache`` instead of grading again."""
+    results: list[dict] = field(default_factory=list)
+    """One result per submission, as written to ``results/``."""
 
 
 def default_jobs() -> int:
@@ -84,16 +91,9 @@ def grade_all(
             caller owns it. Default: a ``ThreadPoolExecutor`` with ``jobs`` workers.
         on_done: called with each result as it arrives.
 
-    A ``grade_one`` with a ``grade_batch`` method (the docker engine) grades all submissions in
-    one call on this machine, ``jobs`` at a time; it cannot use an ``executor``.
-
     Returns:
         One result per submission, sorted by student.
     """
-    if hasattr(grade_one, "grade_batch"):
-        if executor is not None:
-            raise GradingError("the docker engine grades on this machine: drop --scheduler")
-        return _grade_batch(submissions, grade_one, jobs=jobs, on_done=on_done)
     if executor is None:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             return grade_all(submissions, grade_one, jobs=jobs, executor=pool, on_done=on_done)
@@ -122,41 +122,11 @@ def grade_all(
     return sorted(results, key=lambda r: r["student"])
 
 
-def _grade_batch(
-    submissions: list[Submission], grader, *, jobs: int, on_done: Callable[[dict], None]
-) -> list[dict]:
-    """Run a batch grader; if it crashes, every submission it did not report is an error row."""
-    results = {}
-
-    def record(result: dict) -> None:
-        results[result["student"]] = result
-        on_done(result)
-
-    try:
-        grader.grade_batch(submissions, jobs=max(1, jobs), on_done=record)
-    except Exception as exc:
-        log.exception("the batch grader crashed")
-        for submission in submissions:
-            if submission.student not in results:
-                record(empty_result(submission.student, "error", f"grader crashed: {exc!r}"))
-    return sorted(results.values(), key=lambda r: r["student"])
-
-
-ENGINES = ("judge", "otter", "docker")
+ENGINES = ("judge", "otter")
 
 
 def make_grader(engine: str, *, build_dir: Path, timeout: float) -> Callable[[Submission], dict]:
-    """The function grading one submission with ``engine`` (building first if it needs the zip).
-
-    Raises:
-        GradingError: an unknown engine, or (``docker``) no usable Docker or grading image.
-    """
-    if engine == "docker":
-        problem = docker_problem()
-        if problem is not None:
-            raise GradingError(problem)
-        built = ensure_built(out=build_dir)
-        return DockerGrader(built.offline_zip, timeout=timeout)
+    """The function grading one submission with ``engine`` (building first for ``otter``)."""
     if engine == "otter":
         built = ensure_built(out=build_dir)
         return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout)
@@ -219,65 +189,33 @@ def grade(
     if reused:
         log.info("reusing %d cached result(s) from %s", len(reused), cache.folder)
 
-    client = None
-    if scheduler is not None:
-        try:  # only needed with a scheduler
-            from distributed import Client
-            from distributed.comm import get_address_host_port, parse_address
-        except ImportError as exc:
-            raise GradingError(
-                f"grading on a Dask scheduler needs dask.distributed ({exc}); "
-                "install it with `pip install -r requirements.txt`"
-            ) from None
-        try:
-            if parse_address(scheduler)[0] != "inproc":  # inproc: a LocalCluster in this process
-                get_address_host_port(scheduler)  # malformed: ValueError before any Client exists
-            client = Client(scheduler, timeout=scheduler_timeout, set_as_default=False)
-        except (OSError, ValueError) as exc:
-            raise GradingError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-
-    def cannot_grade_here() -> list[str]:
-        """Why this Dask process cannot grade; run on the scheduler and every worker."""
-        import importlib.util  # a local function: cloudpickle ships it by value
-        import multiprocessing
-
-        problems = []
-        if importlib.util.find_spec("autograder") is None:
-            problems.append("cannot import autograder")
-        if engine == "judge" and multiprocessing.current_process().daemon:
-            problems.append("is a daemonic process, which cannot start the judge's evaluators")
-        return problems
-
+    on_done = cache.recording(progress(to_grade) if progress else (lambda result: None))
+    place = (
+        dask_executor(scheduler, engine=engine, timeout=scheduler_timeout) if scheduler else None
+    )
     try:
-        if client is not None:
-            found_problems = {"scheduler": client.run_on_scheduler(cannot_grade_here)}
-            found_problems |= {f"worker {w}": p for w, p in client.run(cannot_grade_here).items()}
-            if any(found_problems.values()):
-                raise GradingError(
-                    f"the Dask cluster at {scheduler} cannot grade: "
-                    + "; ".join(f"{k} {', '.join(p)}" for k, p in found_problems.items() if p)
-                    + ". Start `dask scheduler` and `dask worker` from the repository root with "
-                    "PYTHONPATH=$PWD and DASK_DISTRIBUTED__WORKER__DAEMON=False"
-                )
-            workers = len(client.scheduler_info().get("workers", {}))
-            log.info("grading on the Dask scheduler at %s (%d workers)", scheduler, workers)
-            if not workers:
-                log.warning("no Dask workers at %s yet; grading starts when one joins", scheduler)
-        on_done = progress(to_grade) if progress is not None else (lambda result: None)
-        executor = client.get_executor(pure=False) if client is not None else None
-        results = grade_all(
-            to_grade,
-            grade_one,
-            jobs=jobs or default_jobs(),
-            executor=executor,
-            on_done=cache.recording(on_done),
-        )
-    finally:
-        if client is not None:
-            client.close()
-    results = apply_overrides(sorted(results + reused, key=lambda r: r["student"]), manual)
+        with place or nullcontext() as executor:
+            results = grade_all(
+                to_grade, grade_one, jobs=jobs or default_jobs(), executor=executor, on_done=on_done
+            )
+    except ExecutorError as exc:
+        raise GradingError(str(exc)) from None
+    results = sorted(results + reused, key=lambda r: r["student"])
+    results = apply_overrides(note_late(results, found), manual)
     gradebook.write_results(results, out)
     table = gradebook.collate(results, roster=roster_df)
     path = gradebook.write_gradebook(table, out)
+    write_exports(table, results, out, roster=roster_df)
+    write_feedback(results, out)
+    write_report(table, results, out)
     cache.prune()
-    return GradeRun(table, path, out / "results", reused=len(reused))
+    return GradeRun(table, path, out / "results", reused=len(reused), results=results)
+
+
+def note_late(results: list[dict], submissions: list[Submission]) -> list[dict]:
+    """Add a note to the results of submissions an LMS marked late (no deduction)."""
+    late = {s.student for s in submissions if s.late}
+    for result in results:
+        if result["student"] in late:
+            result.setdefault("notes", []).append("submitted late (LMS late marker)")
+    return results

@@ -17,6 +17,7 @@ skipped rather than taking the machine down, and ``test_evaluators_are_isolated`
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 import os
 import pickle
@@ -776,8 +777,20 @@ def test_fake_result_files_never_reach_the_output(redteam):
     """Does the output folder hold only what the grader wrote, with no fake results anywhere on
     the host (output folder, canary folder, /tmp, the repository)?"""
     out = redteam["out"]
-    expected = {"gradebook.csv", *(f"results/{s}.json" for s in redteam["students"])}
-    assert set(redteam["snapshot"]) == expected
+    students = redteam["students"]
+    expected = {
+        "gradebook.csv",
+        "report.html",
+        "canvas.csv",
+        "moodle.csv",
+        "long.csv",
+        *(f"results/{s}.json" for s in students),
+        *(f"feedback/{s}.{ext}" for s in students for ext in ("md", "html")),
+    }
+    written = {name for name in redteam["snapshot"] if not name.startswith(".cache/")}
+    cached = set(redteam["snapshot"]) - written
+    assert written == expected
+    assert all(re.fullmatch(r"\.cache/[0-9a-f]+\.json", name) for name in cached), cached
     assert not list(redteam["canary"].iterdir())
     assert not redteam["leftovers"]
     repo = Path(autograder.__file__).resolve().parents[1]
