@@ -5,8 +5,9 @@
     -> apply manual overrides -> write results/<student>.json -> collate gradebook.csv
     -> write the LMS exports, the students' feedback and report.html
 
-Engines: ``judge`` (default; the trusted judge with a sandboxed evaluator, ``judge/``) and
-``otter`` (``otter run`` per submission, ``engines/otter_engine.py``).
+Engines: ``judge`` (default; the trusted judge with a sandboxed evaluator, ``judge/``),
+``otter`` (``otter run`` per submission, ``engines/otter_engine.py``) and ``docker`` (the whole
+batch in one real ``otter grade`` run in containers, ``engines/docker_engine.py``).
 
 A submission that breaks anything becomes a row with a status; the batch never dies on one.
 """
@@ -28,6 +29,7 @@ from . import gradebook
 from .build import ensure_built, source_fingerprint
 from .cache import ResultCache
 from .checks.runner import CALL_TIMEOUT_ENV
+from .engines.docker_engine import DockerGrader, docker_problem
 from .engines.otter_engine import grade_submission as otter_grade
 from .executors import ExecutorError, dask_executor
 from .exports import write_exports
@@ -91,9 +93,16 @@ def grade_all(
             caller owns it. Default: a ``ThreadPoolExecutor`` with ``jobs`` workers.
         on_done: called with each result as it arrives.
 
+    A ``grade_one`` with a ``grade_batch`` method (the docker engine) grades all submissions in
+    one call on this machine, ``jobs`` at a time; it cannot use an ``executor``.
+
     Returns:
         One result per submission, sorted by student.
     """
+    if hasattr(grade_one, "grade_batch"):
+        if executor is not None:
+            raise GradingError("the docker engine grades on this machine: drop --scheduler")
+        return _grade_batch(submissions, grade_one, jobs=jobs, on_done=on_done)
     if executor is None:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             return grade_all(submissions, grade_one, jobs=jobs, executor=pool, on_done=on_done)
@@ -122,11 +131,41 @@ def grade_all(
     return sorted(results, key=lambda r: r["student"])
 
 
-ENGINES = ("judge", "otter")
+def _grade_batch(
+    submissions: list[Submission], grader, *, jobs: int, on_done: Callable[[dict], None]
+) -> list[dict]:
+    """Run a batch grader; if it crashes, every submission it did not report is an error row."""
+    results = {}
+
+    def record(result: dict) -> None:
+        results[result["student"]] = result
+        on_done(result)
+
+    try:
+        grader.grade_batch(submissions, jobs=max(1, jobs), on_done=record)
+    except Exception as exc:
+        log.exception("the batch grader crashed")
+        for submission in submissions:
+            if submission.student not in results:
+                record(empty_result(submission.student, "error", f"grader crashed: {exc!r}"))
+    return sorted(results.values(), key=lambda r: r["student"])
+
+
+ENGINES = ("judge", "otter", "docker")
 
 
 def make_grader(engine: str, *, build_dir: Path, timeout: float) -> Callable[[Submission], dict]:
-    """The function grading one submission with ``engine`` (building first for ``otter``)."""
+    """The function grading one submission with ``engine`` (building first if it needs the zip).
+
+    Raises:
+        GradingError: an unknown engine, or (``docker``) no usable Docker or grading image.
+    """
+    if engine == "docker":
+        problem = docker_problem()
+        if problem is not None:
+            raise GradingError(problem)
+        built = ensure_built(out=build_dir)
+        return DockerGrader(built.offline_zip, timeout=timeout)
     if engine == "otter":
         built = ensure_built(out=build_dir)
         return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout)
