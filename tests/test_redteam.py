@@ -419,6 +419,7 @@ LEAKED = any([_try(label, action) for label, action in attempts])
 
 READ_HIDDEN = """
 import glob
+import sys
 KIT_FILE = {kit_file!r}
 REPO = {repo!r}
 ZIP = {zip!r}
@@ -432,7 +433,10 @@ def _kit_source():
     return "CASES" in inspect.getsource(q)
 attempts = [
     ("open kit questions.py", lambda: _read(KIT_FILE, b"CASES")),
-    ("list repo", lambda: os.listdir(REPO)),
+    # the sandbox exposes the Python installation read-only at its real path, which may lie in
+    # the repository (.venv): anything else listed there would be a leak
+    ("list repo", lambda: [n for n in os.listdir(REPO)
+                           if not sys.prefix.startswith(os.path.join(REPO, n))]),
     ("open built zip", lambda: _read(ZIP, b"PK")),
     ("zip members", lambda: __import__("zipfile").ZipFile(ZIP).namelist()),
     ("open master notebook", lambda: _read(MASTER, b"BEGIN")),
