@@ -48,7 +48,7 @@ class JudgeConfig:
     """Seconds one call of a student function may take (``MATH_PRIMER_CALL_TIMEOUT``, 10)."""
     submission_timeout: float = 300.0
     """Wall-clock seconds for the whole submission; later cells and calls are skipped."""
-    grace: float = 1.0
+    grace: float = 2.0
     """Seconds between the interrupt and the kill of a stuck evaluator."""
     limits: Limits = field(default_factory=Limits)
     isolate: bool = True
@@ -244,7 +244,13 @@ class Session:
                 {"op": "run", "source": self.cells[index], "index": index}, timeout=timeout
             )
         except EvaluatorGone as exc:
-            self._note(f"cell {index + 1} stopped the evaluator ({exc}); it was skipped")
+            if "no answer" in str(exc):  # interrupted at the time limit, and still running
+                self._note(
+                    f"cell {index + 1} was interrupted after {self.config.cell_timeout:g} s but "
+                    "kept running: it stopped the evaluator and was skipped"
+                )
+            else:
+                self._note(f"cell {index + 1} stopped the evaluator ({exc}); it was skipped")
             if index in self.finished:
                 self.finished.remove(index)
             self.start()
