@@ -24,10 +24,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,6 +44,7 @@ from ..checks.questions import CASES
 from ..contract import QUESTION_NAMES
 from ..intake import Submission
 from ..results import CaseOutcome, empty_result, graded_result
+from . import kill_group
 from .otter_engine import NOTEBOOK_NAME, parse_case_message, prepare_notebook
 
 log = logging.getLogger(__name__)
@@ -189,7 +188,7 @@ class DockerGrader:
             log.warning("otter grade did not finish within %g s: stopping it", limit)
             return f"otter grade did not finish within {limit:g} s"
         finally:
-            _stop(proc)
+            kill_group(proc)
             reader.join(timeout=10)
             _remove_containers(f"otter-grade:{name}")
         if proc.returncode != 0 or not (out / "final_grades.csv").is_file():
@@ -205,15 +204,6 @@ def _follow(proc: subprocess.Popen, lines: list[str]) -> None:
         lines.append(line.rstrip())
         if " complete: " in line or "timed out" in line or "rror" in line:
             log.info("otter grade: %s", line.strip())
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Kill ``otter grade`` and whatever it started on this machine (docker CLI calls)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 def _remove_containers(image: str) -> None:

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from ..checks.runner import TAG_LINE
 from ..contract import QUESTION_NAMES
 from ..intake import Submission
 from ..results import CaseOutcome, empty_result, graded_result
+from . import kill_group
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: f
         try:
             output, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_group(proc)
             log.warning("%s: timed out after %g s", submission.student, timeout)
             return empty_result(
                 submission.student,
@@ -136,7 +136,7 @@ def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: f
                 f"grading stopped after {timeout:g} s: a cell probably runs forever",
             )
         finally:
-            _kill_group(proc)
+            kill_group(proc)
         if proc.returncode != 0 or not out_json.exists():
             tail = "\n".join(output.strip().splitlines()[-5:])
             log.warning(
@@ -147,12 +147,3 @@ def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: f
     if data.get("error"):
         return empty_result(submission.student, "error", f"otter run failed: {data['error']}")
     return result_from_worker(submission.student, data, advice_notes(submission.notebook))
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Kill the worker and everything it started (the Jupyter kernel included)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
