@@ -35,6 +35,14 @@ jobs_option = click.option(
     help="Submissions graded in parallel [default: number of cores].",
 )
 
+build_dir_option = click.option(
+    "--build-dir",
+    type=click.Path(path_type=Path),
+    default=Path("dist"),
+    show_default=True,
+    help="Where the built assignment is (built if needed).",
+)
+
 
 @click.group()
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
@@ -95,13 +103,7 @@ def build(out: Path) -> None:
         "docker: `otter grade` in containers (needs scripts/docker_image.sh)."
     ),
 )
-@click.option(
-    "--build-dir",
-    type=click.Path(path_type=Path),
-    default=Path("dist"),
-    show_default=True,
-    help="Where the built assignment is (built if needed).",
-)
+@build_dir_option
 @click.option(
     "--scheduler",
     metavar="ADDRESS",
@@ -181,13 +183,7 @@ def demo(out: Path, jobs: int | None) -> None:
 @main.command("gradescope-check")
 @click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--student", default="student", show_default=True, help="The submitter's id (seeds).")
-@click.option(
-    "--build-dir",
-    type=click.Path(path_type=Path),
-    default=Path("dist"),
-    show_default=True,
-    help="Where the built assignment is (built if needed).",
-)
+@build_dir_option
 def gradescope_check(notebook: Path, student: str, build_dir: Path) -> None:
     """Run the autograder zip on NOTEBOOK as Gradescope would, in a local container.
 
