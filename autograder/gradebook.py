@@ -110,14 +110,24 @@ def read_roster(path: Path) -> pd.DataFrame:
             empty or duplicate student ids.
     """
     path = Path(path)
-    try:
-        roster = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError as e:
-        raise GradebookError(f"roster {path} does not exist") from e
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise GradebookError(f"cannot read roster {path}: {e}") from e
-    roster.columns = [str(c).strip() for c in roster.columns]
+    roster = read_ta_csv(path, name=f"roster {path}")
     return _checked_roster(roster, name=f"roster {path}", in_file=True)
+
+
+def read_ta_csv(path: Path, *, name: str) -> pd.DataFrame:
+    """A CSV a TA wrote (roster, overrides): all text, BOM tolerated, header names stripped.
+
+    Raises:
+        GradebookError: If the file is missing or cannot be read as CSV; ``name`` says which.
+    """
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except FileNotFoundError as e:
+        raise GradebookError(f"{name} does not exist") from e
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise GradebookError(f"cannot read {name}: {e}") from e
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
 
 
 def write_results(results: list[dict], out: Path) -> None:

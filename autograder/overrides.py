@@ -31,10 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from .contract import BY_NAME, QUESTION_NAMES
-from .gradebook import GradebookError
+from .gradebook import GradebookError, read_ta_csv
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +72,7 @@ def read_overrides(path: Path) -> list[Override]:
     """
     path = Path(path)
     name = f"overrides {path}"
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError as e:
-        raise GradebookError(f"{name} does not exist") from e
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise GradebookError(f"cannot read {name}: {e}") from e
-    table.columns = [str(c).strip() for c in table.columns]
+    table = read_ta_csv(path, name=name)
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         found = ", ".join(table.columns) or "no columns"
