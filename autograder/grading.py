@@ -3,7 +3,7 @@
     read roster -> discover submissions -> [otter engine: build if stale] -> grade each in
     parallel with the chosen engine (local threads or a Dask cluster) -> note late submissions
     -> apply manual overrides -> write results/<student>.json -> collate gradebook.csv
-    -> write the LMS exports, the students' feedback and report.html
+    -> write the LMS exports, the students' feedback and report.html -> assignment.json
 
 Engines: ``judge`` (default; the trusted judge with a sandboxed evaluator, ``judge/``),
 ``otter`` (``otter run`` per submission, ``engines/otter_engine.py``) and ``docker`` (the whole
@@ -37,6 +37,7 @@ from .feedback import write_feedback
 from .intake import Submission, discover
 from .judge.engine import JudgeConfig
 from .judge.engine import grade_submission as judge_grade
+from .manifest import current_assignment, make_manifest, remove_manifest, write_manifest
 from .overrides import apply_overrides, check_students, read_overrides
 from .report import write_report
 from .results import empty_result
@@ -241,12 +242,15 @@ def grade(
         raise GradingError(str(exc)) from None
     results = sorted(results + reused, key=lambda r: r["student"])
     results = apply_overrides(note_late(results, found), manual)
+    remove_manifest(out)  # a run that dies while writing leaves no manifest (course refuses it)
     gradebook.write_results(results, out)
     table = gradebook.collate(results, roster=roster_df)
     path = gradebook.write_gradebook(table, out)
     write_exports(table, results, out, roster=roster_df)
     write_feedback(results, out)
     write_report(table, results, out)
+    manifest = make_manifest(assignment=current_assignment(), roster=roster, engine=engine)
+    write_manifest(manifest, out)  # last: a folder with a manifest is a finished run
     cache.prune()
     return GradeRun(table, path, out / "results", reused=len(reused), results=results)
 
