@@ -18,6 +18,7 @@ from rich.table import Table
 from . import gradebook
 from .build import BuildError
 from .build import build as run_build
+from .course import CourseError
 from .gradebook import GradebookError
 from .grading import DEFAULT_TIMEOUT, ENGINES, GradeRun, GradingError, default_jobs
 from .grading import grade as run_grade
@@ -25,7 +26,7 @@ from .intake import IntakeError, Submission
 from .report import summary_lines
 
 console = Console(stderr=True)
-EXPECTED_ERRORS = (BuildError, GradebookError, GradingError, IntakeError)
+EXPECTED_ERRORS = (BuildError, CourseError, GradebookError, GradingError, IntakeError)
 
 
 jobs_option = click.option(
@@ -180,6 +181,43 @@ def demo(out: Path, jobs: int | None) -> None:
     _report(run)
 
 
+@main.command("course")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Course folder.")
+@click.option(
+    "--weights",
+    metavar="NAME=W,...",
+    default=None,
+    help="Relative weight of every assignment (e.g. math_primer=1,backprop=2) [default: equal].",
+)
+@click.option(
+    "--roster",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Course roster CSV ('student' column; name, canvas_id, email, ... for the LMS files).",
+)
+def course_command(folders: tuple[Path, ...], out: Path, weights: str | None, roster: Path | None):
+    """Merge graded folders (OUT of grade, one per assignment) into a course gradebook.
+
+    Writes COURSE/course.csv, course-canvas.csv, course-moodle.csv and course.html.
+    """
+    from .course import course as run_course
+
+    with _friendly_errors():
+        run = run_course(folders=list(folders), out=out, weights=weights, roster=roster)
+    table = run.table
+    click.echo(f"students:    {len(table)}")
+    for folder in run.folders:
+        counts = table[f"{folder.name}_status"].value_counts().to_dict()
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        click.echo(f"{folder.name}: weight {run.weights[folder.name]:g}; {parts}")
+    if run.not_posted:
+        click.echo(f"not posted:  {len(run.not_posted)} student(s) left out of the LMS files (log)")
+    click.echo(f"course:      {run.paths['csv']}")
+    click.echo(f"lms imports: {run.paths['canvas']}, {run.paths['moodle']}")
+    click.echo(f"report:      {run.paths['html']}")
+
+
 @main.command("gradescope-check")
 @click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--student", default="student", show_default=True, help="The submitter's id (seeds).")
@@ -279,3 +317,4 @@ def _report(run: GradeRun) -> None:
     click.echo(f"report:    {out / 'report.html'}")
     click.echo(f"exports:   {out / 'canvas.csv'}, {out / 'moodle.csv'}, {out / 'long.csv'}")
     click.echo(f"feedback:  {out / 'feedback'}")
+    click.echo(f"manifest:  {out / 'assignment.json'}")
