@@ -548,10 +548,7 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
 
     The one place course CSVs are written, so a kit-wide safe writer can replace its body.
     """
-    safe = frame.copy()
-    for column in safe.columns:
-        if safe[column].dtype == object:
-            safe[column] = safe[column].map(_defused)
+    safe = frame.map(_defused)
     safe.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
     return path
 
