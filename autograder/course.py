@@ -140,9 +140,10 @@ def course(
     resolved = resolve_weights(requested, [f.name for f in loaded])
     course_roster = _read_course_roster(roster) if roster is not None else None
     check_rosters(loaded, course_roster, roster_path=roster)
-    identities = (
-        _roster_identities(course_roster) if course_roster is not None else folder_identities(loaded)
-    )
+    if course_roster is not None:
+        identities = _roster_identities(course_roster)
+    else:
+        identities = folder_identities(loaded)
     table = merge(loaded, weights=resolved, roster=course_roster)
     canvas, moodle, not_posted = lms_tables(table, loaded, identities=identities)
     page = render_course(table, loaded, weights=resolved)
@@ -157,9 +158,11 @@ def course(
     paths["html"].write_text(page, encoding="utf-8")
     if not_posted:
         logger.warning(
-            "left out of the LMS imports (a status other than %s, or off the roster): %s",
+            "%d student(s) left out of the LMS imports (a status other than %s, or off the "
+            "roster; see course.csv): %s",
+            len(not_posted),
             " or ".join(POSTED_STATUSES),
-            "; ".join(f"{s} ({why})" for s, why in not_posted.items()),
+            _some([f"{s} ({why})" for s, why in not_posted.items()], limit=10),
         )
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return CourseRun(table, loaded, resolved, paths, not_posted)
@@ -356,7 +359,9 @@ def parse_weights(text: str) -> dict[str, float]:
     return weights
 
 
-def resolve_weights(requested: Mapping[str, float] | None, names: Sequence[str]) -> dict[str, float]:
+def resolve_weights(
+    requested: Mapping[str, float] | None, names: Sequence[str]
+) -> dict[str, float]:
     """The weight of each assignment: the requested ones (checked against ``names``) or 1 each.
 
     Raises:

@@ -172,7 +172,9 @@ def _assignments_section(
                 html.escape(folder.manifest.graded_at),
             ]
         )
-    header = ["assignment", "title", "points", "weight", *STATUSES, "mean %", "median %", "graded"]
+    header = [
+        "assignment", "title", "points", "weight", *STATUSES, "mean %", "median %", "graded at"
+    ]
     return _section(
         "Assignments",
         _html_table(header, rows, numeric=set(range(2, 6 + len(STATUSES)))),

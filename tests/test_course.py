@@ -67,7 +67,9 @@ def primer(built, template, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("primer")
     notebooks = {
         "ann": fill(template, CORRECT),
-        "bob": fill(template, CORRECT | mistake("q1a", "transposed") | mistake("q1d", "transposed")),
+        "bob": fill(
+            template, CORRECT | mistake("q1a", "transposed") | mistake("q1d", "transposed")
+        ),
         "cy": template,
         "dee": fill(template, CORRECT | mistake("q2b", "dL_dyhat") | mistake("q3", "scaled")),
         "fay": fill(template, CORRECT | mistake("q1c", "scaled")),
@@ -219,7 +221,8 @@ def test_canvas_import_has_one_column_per_assignment(primer, toy, roster, tmp_pa
     (its title), with only students whose every assignment can be posted?"""
     run = course(folders=[primer, toy], out=tmp_path / "c", roster=roster)
     rows = read_csv(run.paths["canvas"])
-    assert rows[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Math Primer", "Toy Sheet"]
+    identity = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    assert rows[0] == [*identity, "Math Primer", "Toy Sheet"]
     body = {r[3]: r for r in rows[1:]}
     # cy: toy missing; eve: math_primer missing; fay: toy invalid; gus: math_primer invalid.
     assert sorted(body) == ["ann", "bob", "dee"]
@@ -245,7 +248,8 @@ def test_moodle_leaves_out_students_off_the_roster(primer, roster, tmp_path) -> 
     copy = tmp_path / "primer"
     shutil.copytree(primer, copy)
     book = pd.read_csv(copy / "gradebook.csv", dtype=str, keep_default_na=False)
-    zed = book[book["student"] == "ann"].assign(student="zed", on_roster="False", name="", email="", canvas_id="")
+    zed = book[book["student"] == "ann"].assign(student="zed", on_roster="False")
+    zed = zed.assign(name="", email="", canvas_id="")
     pd.concat([book, zed]).to_csv(copy / "gradebook.csv", index=False, lineterminator="\n")
     ann = json.loads((copy / "results" / "ann.json").read_text())
     (copy / "results" / "zed.json").write_text(json.dumps(ann | {"student": "zed"}))
@@ -496,7 +500,8 @@ def test_course_html_renders_in_headless_chromium(primer, toy, tmp_path) -> None
 def test_cli_course_writes_the_four_files(primer, toy, roster, tmp_path) -> None:
     """Does `course` write the four files, say where, and count statuses per assignment?"""
     out = tmp_path / "course"
-    result = invoke("course", primer, toy, "--out", out, "--roster", roster, "--weights", "toy=1,math_primer=2")
+    weights = "toy=1,math_primer=2"
+    result = invoke("course", primer, toy, "--out", out, "--roster", roster, "--weights", weights)
     assert result.exit_code == 0, result.output
     for name in ("course.csv", "course-canvas.csv", "course-moodle.csv", "course.html"):
         assert (out / name).is_file()

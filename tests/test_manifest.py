@@ -1,4 +1,4 @@
-"""Tests for the run manifest OUT/assignment.json (autograder/manifest.py) and its writing by grade."""
+"""Tests for the run manifest OUT/assignment.json (autograder/manifest.py), as grade writes it."""
 
 from __future__ import annotations
 
