@@ -294,6 +294,12 @@ def _other_roster(tmp: Path) -> Path:
     return path
 
 
+def _clashing_roster(tmp: Path) -> Path:
+    path = tmp / "clash.csv"
+    path.write_text("student,weighted_percent\nann,1\n", encoding="utf-8")
+    return path
+
+
 CASES = {
     "missing-folder": (lambda p, t, tmp: [tmp / "nope", t], "is not a folder"),
     "ungraded-folder": (lambda p, t, tmp: [tmp, t], "is not graded (no gradebook.csv)"),
@@ -311,6 +317,15 @@ CASES = {
     "rosters-differ": (
         lambda p, t, tmp: [p, write_toy(tmp / "t3", roster="\n".join(ROSTER.splitlines()[:-1]))],
         "the rosters of math_primer and toy differ (gus on one only)",
+    ),
+    "identities-differ": (
+        lambda p, t, tmp: [p, write_toy(tmp / "t4", roster=ROSTER.replace("bob@uni", "bobby@uni"))],
+        "the rosters disagree on bob's email: 'bob@uni.example' (math_primer) vs "
+        "'bobby@uni.example' (toy)",
+    ),
+    "roster-columns-clash": (
+        lambda p, t, tmp: [p, t, "--roster", _clashing_roster(tmp)],
+        "has column(s) weighted_percent that clash with course.csv's columns",
     ),
     "weight-unknown": (
         lambda p, t, tmp: [p, t, "--weights", "math_primer=1,toy=1,backprop=2"],
