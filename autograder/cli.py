@@ -277,6 +277,25 @@ def new(name: str, title: str | None) -> None:
     click.echo(f"next: python -m autograder demo --assignment {name}")
 
 
+@main.command("sync-tests")
+@assignment_option("The assignment whose master to update [default: the course's default].")
+def sync_tests(assignment: str | None) -> None:
+    """Write the master notebook's test cells from the assignment's spec.
+
+    Each question's cells between BEGIN TESTS and END TESTS become one public form check and one
+    hidden cell per case of the spec, with the spec's points; nothing else changes. `build`
+    refuses a master whose test cells disagree with the spec.
+    """
+    from .pack.master import sync_master
+
+    with _friendly_errors():
+        pack = registry.load(_assignment(assignment))
+        changed = sync_master(pack)
+    click.echo(
+        f"rewrote the test cells of {', '.join(changed)}" if changed else "test cells up to date"
+    )
+
+
 def _notebook_assignment(notebook: Path) -> str:
     """The pack a notebook looks like, else the course's default."""
     import nbformat
