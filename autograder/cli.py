@@ -18,8 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import gradebook
-from .build import build as run_build
 from .build import DEFAULT_OUT, default_out
+from .build import build as run_build
 from .errors import KitError
 from .grading import DEFAULT_TIMEOUT, ENGINES, GradeRun, GradingError, default_jobs
 from .grading import grade as run_grade

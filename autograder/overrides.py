@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .pack.spec import Pack
 from .gradebook import GradebookError, read_ta_csv
+from .pack.spec import Pack
 
 log = logging.getLogger(__name__)
 
