@@ -47,7 +47,7 @@ class Override:
     student: str
     """Student id, as in the gradebook."""
     question: str
-    """Question id (``q1a`` ... ``q3``)."""
+    """Question id of the assignment (e.g. ``q1``)."""
     points: float
     """The points awarded instead of the autograded score, in ``[0, possible]``."""
     comment: str

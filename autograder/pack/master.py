@@ -33,11 +33,11 @@ def test_name(question: str, case: str) -> str:
 
 CASE_LINE = "case:"
 """The judge plugin ends each hidden test's message with ``case: <name>`` (Otter's own test case
-names are positional, ``q1a - 2``), so outputs that hold messages only can be matched by name."""
+names are positional, ``q1 - 2``), so outputs that hold messages only can be matched by name."""
 
 
 def case_of_test(question: Question, test: str) -> str | None:
-    """The case an Otter test case belongs to: from its function's name (``test_q1a_typical``,
+    """The case an Otter test case belongs to: from its function's name (``test_q1_typical``,
     given as the name or inside the test's source) or from a ``case: <name>`` line of its
     message; None for the public form check or anything that names no case of the question."""
     names = re.findall(rf"\btest_{re.escape(question.id)}_(\w+)", test)
