@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .contract import STATUSES
+from .errors import KitError
 from .exports import (
     CANVAS_ID_COLUMNS,
     CANVAS_ROSTER_COLUMNS,
@@ -39,7 +39,7 @@ from .exports import (
     _points,
     _text,
 )
-from .gradebook import PERCENT_DECIMALS, SCORE_DECIMALS, GradebookError, read_roster
+from .gradebook import PERCENT_DECIMALS, SCORE_DECIMALS, STATUSES, GradebookError, read_roster
 from .manifest import Manifest, ManifestError, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ IDENTITY_COLUMNS: tuple[str, ...] = tuple(
 _TOLERANCE = 1e-6
 
 
-class CourseError(Exception):
+class CourseError(KitError):
     """The graded folders, roster or weights cannot be merged (the message says which and why)."""
 
 

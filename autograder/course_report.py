@@ -21,8 +21,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .contract import STATUSES, TAGS
+from .checks.tags import CASE_TAGS, FALLBACK_TAGS, GENERIC_TAGS
 from .course import WEIGHTED, GradedFolder
+from .errors import KitError
+from .gradebook import STATUSES
+from .pack import registry
 from .report import (
     _ACCENT_COLOR,
     _BAR_COLOR,
@@ -119,6 +122,19 @@ def tag_summary(folders: Sequence[GradedFolder]) -> pd.DataFrame:
         ["persistent", "_all", "tag"], ascending=[False, False, True], kind="stable"
     )
     return summary.drop(columns="_all").set_index("tag").rename_axis(columns=None)
+
+
+def tag_hints(folders: Sequence[GradedFolder]) -> dict[str, str]:
+    """Tag -> hint: the generic vocabulary, then each assignment's pack's (when this kit has it)."""
+    hints = {**GENERIC_TAGS, **CASE_TAGS, **FALLBACK_TAGS}
+    for folder in folders:
+        try:
+            pack = registry.load(folder.name)
+        except KitError:  # graded with a pack this copy of the kit does not have
+            continue
+        for tag, hint in pack.vocabulary.items():
+            hints.setdefault(tag, hint)
+    return hints
 
 
 def render_course(
@@ -231,10 +247,11 @@ def _persistent_section(folders: Sequence[GradedFolder]) -> str:
     if summary.empty:
         return _section(heading, _empty("No diagnosis tags on graded submissions."), note)
     names = [f.name for f in folders]
+    hints = tag_hints(folders)
     rows = [
         [
             f"<code>{html.escape(tag)}</code>",
-            html.escape(TAGS.get(tag, "(no hint: a tag of its pack)")),
+            html.escape(hints.get(tag, "(a tag of a pack this kit does not have)")),
             *[str(int(row[n])) for n in names],
             f"<strong>{int(row['persistent'])}</strong>",
         ]

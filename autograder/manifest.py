@@ -27,6 +27,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .errors import KitError
+from .pack.spec import Pack
+
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "assignment.json"
@@ -37,7 +40,7 @@ DISTRIBUTION = "math-primer-autograder"
 """The kit's distribution name (``pyproject.toml``), for its version."""
 
 
-class ManifestError(Exception):
+class ManifestError(KitError):
     """A graded folder has no usable manifest (the message names the folder and the fix)."""
 
 
@@ -51,23 +54,6 @@ class QuestionInfo:
     """The exercise-sheet label (e.g. ``"2-1 a"``)."""
     points: float
     """Points the question is worth."""
-
-
-@dataclass(frozen=True)
-class AssignmentInfo:
-    """What the manifest needs to know about an assignment, whoever describes it."""
-
-    name: str
-    """Assignment id (e.g. ``"math_primer"``): the course gradebook's column prefix."""
-    title: str
-    """Human title (e.g. ``"Math Primer"``): the LMS column header."""
-    questions: tuple[QuestionInfo, ...]
-    """The graded questions, in gradebook order."""
-
-    @property
-    def total_points(self) -> float:
-        """Points of the whole assignment."""
-        return math.fsum(q.points for q in self.questions)
 
 
 @dataclass(frozen=True)
@@ -94,18 +80,6 @@ class Manifest:
     """Layout version of the file."""
 
 
-def current_assignment() -> AssignmentInfo:
-    """The assignment ``grade`` grades today: the one of :mod:`autograder.contract`.
-
-    The single place that knows where assignment metadata comes from, so that per-assignment
-    packs replace this body only.
-    """
-    from .contract import QUESTIONS
-
-    questions = tuple(QuestionInfo(q.name, q.sheet, float(q.points)) for q in QUESTIONS)
-    return AssignmentInfo(name="math_primer", title="Math Primer", questions=questions)
-
-
 def kit_version() -> str:
     """The kit's version: the installed distribution's, else ``pyproject.toml``'s, else unknown."""
     try:
@@ -122,7 +96,7 @@ def kit_version() -> str:
 
 def make_manifest(
     *,
-    assignment: AssignmentInfo,
+    pack: Pack,
     roster: Path | None,
     engine: str,
     now: datetime | None = None,
@@ -130,17 +104,17 @@ def make_manifest(
     """The manifest of a run (pure: no I/O besides resolving the roster's path).
 
     Args:
-        assignment: The graded assignment (see :func:`current_assignment`).
+        pack: The graded assignment's pack (name, title, questions and points).
         roster: The roster CSV the run used, if any.
         engine: The grading engine's name.
         now: The run's time (default: now, in UTC).
     """
     when = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     return Manifest(
-        assignment=assignment.name,
-        title=assignment.title,
-        questions=assignment.questions,
-        total_points=assignment.total_points,
+        assignment=pack.name,
+        title=pack.title,
+        questions=tuple(QuestionInfo(q.id, q.sheet, float(q.points)) for q in pack.questions),
+        total_points=float(pack.total_points),
         roster=str(Path(roster).resolve()) if roster is not None else None,
         engine=engine,
         kit_version=kit_version(),

@@ -1,41 +1,36 @@
 """Tests for the course gradebook (autograder/course.py, autograder/course_report.py).
 
-Exercise 2 is graded for real (judge engine, through grade()). The second assignment is a small
-synthetic folder ("toy", two questions) written in the format grade writes (results through the
-kit's writer, the manifest through manifest.py), because today the kit grades one pack only; the
-end-to-end test with two real packs is at the bottom and runs once a second pack exists.
+Two assignments graded for real by the judge through grade(): Exercise 2 and the tiny fixture
+pack (tests/fixtures/assignments/tiny), with a roster; the validation cases alter copies of these
+folders or grade them again (from their caches) with other rosters. The end-to-end test at the
+bottom grades the samples of two real course packs and merges them.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import write_notebooks
+from conftest import CORRECT, MISTAKES, TINY, fill, write_notebooks
 
+from autograder import samples
+from autograder.build import build
 from autograder.cli import main
-from autograder.course import CourseError, course, parse_weights
+from autograder.course import CourseError, course, load_folder, parse_weights
 from autograder.course_report import persistent_misconceptions, tag_summary
-from autograder.gradebook import write_results
 from autograder.grading import grade
-from autograder.manifest import (
-    MANIFEST_NAME,
-    AssignmentInfo,
-    QuestionInfo,
-    make_manifest,
-    write_manifest,
-)
-from autograder.samples import CORRECT, MISTAKES, fill
+from autograder.manifest import MANIFEST_NAME
+from autograder.pack import registry
 
 GOLDEN = Path(__file__).parent / "golden"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,106 +44,101 @@ ROSTER = (
     "fay,Fay Hill,fay@uni.example,106\n"
     "gus,Gus Moe,gus@uni.example,107\n"
 )
-TOY = AssignmentInfo(
-    name="toy",
-    title="Toy Sheet",
-    questions=(QuestionInfo("t1", "3-1", 2.0), QuestionInfo("t2", "3-2", 3.0)),
-)
+"""zed submits both sheets but is not on the roster."""
+TINY_SAMPLES = samples.load_samples(TINY)
 
 
-def mistake(question: str, tag: str) -> dict[str, str]:
-    return {question: next(src for q, t, src in MISTAKES if q == question and t == tag)}
+def mistake(catalogue: list, question: str, tag: str) -> dict[str, str]:
+    return {question: next(src for q, t, src in catalogue if q == question and t == tag)}
 
 
-@pytest.fixture(scope="module")
-def primer(built, template, tmp_path_factory) -> Path:
-    """Exercise 2 graded by the judge: right, two transposed answers, blank, ∂L/∂ŷ and a scaled
-    minimiser, a scaled Jacobian, a broken file; eve (on the roster) submitted nothing."""
-    root = tmp_path_factory.mktemp("primer")
-    notebooks = {
-        "ann": fill(template, CORRECT),
-        "bob": fill(
-            template, CORRECT | mistake("q1a", "transposed") | mistake("q1d", "transposed")
-        ),
-        "cy": template,
-        "dee": fill(template, CORRECT | mistake("q2b", "dL_dyhat") | mistake("q3", "scaled")),
-        "fay": fill(template, CORRECT | mistake("q1c", "scaled")),
-    }
-    subs = write_notebooks(root / "subs", notebooks)
-    (subs / "gus.ipynb").write_text('{"cells": [ not json', encoding="utf-8")
-    roster = root / "roster.csv"
-    roster.write_text(ROSTER, encoding="utf-8")
-    grade(submissions=subs, out=root / "out", build_dir=built.out, jobs=2, roster=roster)
-    return root / "out"
-
-
-def toy_result(student: str, status: str, scores: dict[str, tuple[float, list[str]]]) -> dict:
-    """A result dict in the results/<student>.json format."""
-    questions = {
-        q.id: {
-            "score": scores.get(q.id, (0.0, []))[0],
-            "possible": q.points,
-            "tags": scores.get(q.id, (0.0, []))[1],
-            "feedback": "",
-        }
-        for q in TOY.questions
-    }
-    total = math.fsum(entry["score"] for entry in questions.values())
-    return {
-        "student": student,
-        "status": status,
-        "total": total,
-        "possible": TOY.total_points,
-        "questions": questions,
-    }
-
-
-TOY_RESULTS = [
-    toy_result("ann", "graded", {"t1": (2, []), "t2": (3, [])}),
-    toy_result("bob", "graded", {"t1": (2, []), "t2": (0, ["transposed", "wrong_value"])}),
-    toy_result("dee", "graded", {"t1": (0, ["scaled", "missing"]), "t2": (3, [])}),
-    toy_result("eve", "graded", {"t1": (1.5, ["edge_case"]), "t2": (3, [])}),
-    toy_result("fay", "invalid", {}),
-    toy_result("gus", "graded", {"t1": (2, []), "t2": (2.25, ["not_stable"])}),
-]
-"""cy submitted nothing for the toy sheet."""
-
-
-def write_toy(out: Path, *, results=TOY_RESULTS, roster: str | None = ROSTER, info=TOY) -> Path:
-    """A graded folder of the toy assignment, laid out as grade lays it out."""
-    write_results(results, out)
-    people = pd.read_csv(pd.io.common.StringIO(roster), dtype=str) if roster else None
-    rows = []
-    for r in results:
-        row = {"student": r["student"]}
-        row |= {q.id: float(r["questions"][q.id]["score"]) for q in info.questions}
-        row |= {"total": r["total"], "percent": round(100 * r["total"] / info.total_points, 2)}
-        rows.append(row | {"status": r["status"]})
-    table = pd.DataFrame(rows)
-    if people is not None:
-        absent = [s for s in people["student"] if s not in set(table["student"])]
-        zeros = {q.id: 0.0 for q in info.questions} | {"total": 0.0, "percent": 0.0}
-        table = pd.concat(
-            [table, pd.DataFrame([{"student": s, **zeros, "status": "missing"} for s in absent])]
-        )
-        table = table.merge(people, on="student", how="left")
-        table["on_roster"] = table["student"].isin(set(people["student"]))
-    table = table.sort_values("student")
-    table.to_csv(out / "gradebook.csv", index=False, lineterminator="\n")
-    write_manifest(make_manifest(assignment=info, roster=None, engine="judge"), out)
+def _grade(subs: Path, out: Path, pack, build_dir: Path, roster: Path | None) -> Path:
+    grade(submissions=subs, out=out, assignment=pack, build_dir=build_dir, jobs=2, roster=roster)
     return out
 
 
-@pytest.fixture()
-def toy(tmp_path: Path) -> Path:
-    return write_toy(tmp_path / "toy")
-
-
-@pytest.fixture()
-def roster(tmp_path: Path) -> Path:
-    path = tmp_path / "course-roster.csv"
+@pytest.fixture(scope="module")
+def roster_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("roster") / "roster.csv"
     path.write_text(ROSTER, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def primer_run(built, template, roster_file, tmp_path_factory) -> dict:
+    """Exercise 2 graded by the judge: right, two transposed answers, blank, ∂L/∂ŷ and a scaled
+    minimiser, a scaled Jacobian, a broken file, zed (off the roster) right; eve submitted
+    nothing."""
+    root = tmp_path_factory.mktemp("primer")
+    transposed = mistake(MISTAKES, "q1a", "transposed") | mistake(MISTAKES, "q1d", "transposed")
+    notebooks = {
+        "ann": fill(template, CORRECT),
+        "bob": fill(template, CORRECT | transposed),
+        "cy": template,
+        "dee": fill(
+            template,
+            CORRECT | mistake(MISTAKES, "q2b", "dL_dyhat") | mistake(MISTAKES, "q3", "scaled"),
+        ),
+        "fay": fill(template, CORRECT | mistake(MISTAKES, "q1c", "scaled")),
+        "zed": fill(template, CORRECT),
+    }
+    subs = write_notebooks(root / "subs", notebooks)
+    (subs / "gus.ipynb").write_text('{"cells": [ not json', encoding="utf-8")
+    args = {"subs": subs, "pack": "math_primer", "build_dir": built.out}
+    return args | {"out": _grade(out=root / "out", roster=roster_file, **args)}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(roster_file, tmp_path_factory) -> dict:
+    """The tiny pack graded by the judge: right, a transposed backprop step, a scaled gradient,
+    f(x) instead of the chain rule, a broken file, one question answered, zed right; cy submitted
+    nothing."""
+    root = tmp_path_factory.mktemp("tiny")
+    tiny_build = build(out=root / "dist", pack=TINY)
+    template = nbformat.read(str(tiny_build.student_notebook), as_version=4)
+    right, catalogue = TINY_SAMPLES.correct, TINY_SAMPLES.mistakes
+
+    def answers(extra: dict[str, str]) -> nbformat.NotebookNode:
+        return samples.fill(template, right | extra, pack=TINY)
+
+    notebooks = {
+        "ann": answers({}),
+        "bob": answers(mistake(catalogue, "p2", "transposed")),
+        "dee": answers(mistake(catalogue, "p1", "scaled")),
+        "eve": answers(mistake(catalogue, "p1", "missing_chain")),
+        "gus": samples.fill(template, {"p1": right["p1"]}, pack=TINY),
+        "zed": answers({}),
+    }
+    subs = write_notebooks(root / "subs", notebooks)
+    (subs / "fay.ipynb").write_text("", encoding="utf-8")
+    args = {"subs": subs, "pack": TINY, "build_dir": tiny_build.out}
+    return args | {"out": _grade(out=root / "out", roster=roster_file, **args)}
+
+
+@pytest.fixture()
+def primer(primer_run: dict) -> Path:
+    return primer_run["out"]
+
+
+@pytest.fixture()
+def tiny(tiny_run: dict) -> Path:
+    return tiny_run["out"]
+
+
+@pytest.fixture()
+def roster(roster_file: Path) -> Path:
+    return roster_file
+
+
+def regrade(run: dict, tmp: Path, *, roster: str | None) -> Path:
+    """The folder graded again (from a copy of its cache) with another roster, or none."""
+    out = tmp / f"regraded-{len(list(tmp.glob('regraded-*')))}"
+    shutil.copytree(run["out"], out)
+    path = None
+    if roster is not None:
+        path = tmp / f"roster-{out.name}.csv"
+        path.write_text(roster, encoding="utf-8")
+    return _grade(run["subs"], out, run["pack"], run["build_dir"], path)
 
 
 def invoke(*args: str):
@@ -163,108 +153,99 @@ def read_csv(path: Path) -> list[list[str]]:
 # --- course.csv -----------------------------------------------------------------------------------
 
 
-def test_course_csv_matches_the_golden_file(primer: Path, toy: Path, tmp_path: Path) -> None:
-    """Is course.csv, for a real Exercise 2 folder and the toy folder, exactly the golden file
+def test_course_csv_matches_the_golden_file(primer: Path, tiny: Path, tmp_path: Path) -> None:
+    """Is course.csv, for Exercise 2 and the tiny sheet graded for real, exactly the golden file
     (fixed columns, missing as 0, equal weights)?"""
-    run = course(folders=[primer, toy], out=tmp_path / "course")
+    run = course(folders=[primer, tiny], out=tmp_path / "course")
     written = (tmp_path / "course" / "course.csv").read_text(encoding="utf-8")
     assert written == (GOLDEN / "course.csv").read_text(encoding="utf-8")
     assert run.paths["csv"] == tmp_path / "course" / "course.csv"
 
 
-def test_course_csv_columns_and_arithmetic(primer: Path, toy: Path, tmp_path: Path) -> None:
+def test_course_csv_columns_and_arithmetic(primer: Path, tiny: Path, tmp_path: Path) -> None:
     """Are the columns in the fixed order, every roster student present, a missing assignment
     0 points with status missing, and the weighted percent the weighted mean of the percents?"""
-    course(folders=[primer, toy], out=tmp_path / "c", weights="math_primer=1,toy=3")
+    course(folders=[primer, tiny], out=tmp_path / "c", weights="math_primer=1,tiny=3")
     table = pd.read_csv(tmp_path / "c" / "course.csv", dtype={"student": str})
     assert list(table.columns) == [
         "student",
         *("math_primer_points", "math_primer_percent", "math_primer_status"),
-        *("toy_points", "toy_percent", "toy_status"),
+        *("tiny_points", "tiny_percent", "tiny_status"),
         "weighted_percent",
         "on_roster",
     ]
-    assert list(table["student"]) == ["ann", "bob", "cy", "dee", "eve", "fay", "gus"]
+    assert list(table["student"]) == ["ann", "bob", "cy", "dee", "eve", "fay", "gus", "zed"]
     rows = table.set_index("student")
-    primer_book = pd.read_csv(primer / "gradebook.csv").set_index("student")
-    for student, row in rows.iterrows():
-        assert row["math_primer_points"] == pytest.approx(primer_book.loc[student, "total"])
-        assert row["math_primer_status"] == primer_book.loc[student, "status"]
-        expected = (row["math_primer_percent"] + 3 * row["toy_percent"]) / 4
-        assert row["weighted_percent"] == pytest.approx(expected, abs=0.01)
+    for folder in (primer, tiny):
+        book = pd.read_csv(folder / "gradebook.csv").set_index("student")
+        name = json.loads((folder / MANIFEST_NAME).read_text())["assignment"]
+        assert (rows[f"{name}_points"] == book["total"].reindex(rows.index)).all()
+        assert (rows[f"{name}_status"] == book["status"].reindex(rows.index)).all()
+    expected = (rows["math_primer_percent"] + 3 * rows["tiny_percent"]) / 4
+    assert np.allclose(rows["weighted_percent"], expected, atol=0.01)
     assert rows.loc["eve", "math_primer_status"] == "missing"  # on the roster, no submission
     assert rows.loc["eve", "math_primer_points"] == 0
-    assert rows.loc["cy", "toy_status"] == "missing"
-    assert rows.loc["eve", "weighted_percent"] == pytest.approx(3 * 90 / 4)  # 4.5 of 5 on toy
+    assert rows.loc["cy", "tiny_status"] == "missing"
+    assert rows.loc["eve", "weighted_percent"] == pytest.approx(3 * 200 / 3 / 4, abs=0.01)
     assert rows.loc["gus", "math_primer_status"] == "invalid"
-    assert rows["on_roster"].all()
+    assert list(rows["on_roster"]) == [True] * 7 + [False]
 
 
-def test_a_student_graded_in_one_folder_only_has_a_row(primer: Path, tmp_path: Path) -> None:
-    """Without --roster, is a student graded in one folder only (toy graded without a roster)
-    still a row, missing elsewhere, and flagged off the roster Exercise 2 was graded with?"""
-    results = [*TOY_RESULTS, toy_result("zed", "graded", {"t1": (2, [])})]
-    toy = write_toy(tmp_path / "toy", roster=None, results=results)
-    run = course(folders=[primer, toy], out=tmp_path / "c")
+def test_without_rosters_there_is_no_roster_column(primer_run, tiny_run, tmp_path) -> None:
+    """Graded without rosters, is every graded student a row (missing where they did not
+    submit) and is there no on_roster column?"""
+    primer = regrade(primer_run, tmp_path, roster=None)
+    tiny = regrade(tiny_run, tmp_path, roster=None)
+    run = course(folders=[primer, tiny], out=tmp_path / "c")
+    assert list(run.table.columns)[-1] == "weighted_percent"
     table = run.table.set_index("student")
-    assert not table.loc["zed", "on_roster"] and table.loc["ann", "on_roster"]
-    assert table.loc["zed", "math_primer_status"] == "missing"
-    assert table.loc["zed", "toy_points"] == 2
-    assert table.loc["zed", "weighted_percent"] == pytest.approx(20.0)
+    assert sorted(table.index) == ["ann", "bob", "cy", "dee", "eve", "fay", "gus", "zed"]
+    assert table.loc["eve", "math_primer_status"] == "missing"  # not graded there at all
+    assert table.loc["cy", "tiny_status"] == "missing"
 
 
 # --- LMS imports --------------------------------------------------------------------------------
 
 
-def test_canvas_import_has_one_column_per_assignment(primer, toy, roster, tmp_path) -> None:
-    """Does course-canvas.csv have Canvas's identity columns then one column per assignment
-    (its title), with only students whose every assignment can be posted?"""
-    run = course(folders=[primer, toy], out=tmp_path / "c", roster=roster)
+def test_lms_imports_have_one_column_per_assignment(primer, tiny, roster, tmp_path) -> None:
+    """Do the Canvas and Moodle imports have their identity columns then one column per
+    assignment (its title), with only students whose every assignment can be posted, and is a
+    student off the roster left out of the Moodle file only?"""
+    run = course(folders=[primer, tiny], out=tmp_path / "c", roster=roster)
     rows = read_csv(run.paths["canvas"])
     identity = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
-    assert rows[0] == [*identity, "Math Primer", "Toy Sheet"]
+    assert rows[0] == [*identity, "Math Primer", "Tiny Sheet"]
     body = {r[3]: r for r in rows[1:]}
-    # cy: toy missing; eve: math_primer missing; fay: toy invalid; gus: math_primer invalid.
-    assert sorted(body) == ["ann", "bob", "dee"]
-    assert body["ann"] == ["Ann Lee", "101", "", "ann", "", "12", "5"]
-    assert set(run.not_posted) == {"cy", "eve", "fay", "gus"}
-    assert run.not_posted["fay"] == "toy invalid"
+    # cy: tiny missing; eve: math_primer missing; fay: tiny invalid; gus: math_primer invalid.
+    assert sorted(body) == ["ann", "bob", "dee", "zed"]
+    assert body["ann"] == ["Ann Lee", "101", "", "ann", "", "12", "3"]
+    assert body["bob"][5:] == ["9", "2"]
+    assert body["zed"] == ["zed", "", "", "zed", "", "12", "3"]
+    assert set(run.not_posted) == {"cy", "eve", "fay", "gus", "zed"}
+    assert run.not_posted["fay"] == "tiny invalid"
+    assert run.not_posted["eve"] == "math_primer missing"
     moodle = read_csv(run.paths["moodle"])
-    assert moodle[0] == ["ID number", "Email address", "Math Primer", "Toy Sheet"]
-    assert [r[:2] for r in moodle[1:]] == [
-        ["ann", "ann@uni.example"],
-        ["bob", "bob@uni.example"],
-        ["dee", "dee@uni.example"],
+    assert moodle[0] == ["ID number", "Email address", "Math Primer", "Tiny Sheet"]
+    assert moodle[1:] == [
+        ["ann", "ann@uni.example", "12", "3"],
+        ["bob", "bob@uni.example", "9", "2"],
+        ["dee", "dee@uni.example", "7", "2"],
     ]
+    assert not run.table.set_index("student").loc["zed", "on_roster"]
 
 
-def test_moodle_leaves_out_students_off_the_roster(primer, roster, tmp_path) -> None:
-    """Is a student graded but not on the course roster kept in course.csv and the Canvas file
-    (flagged) but left out of the Moodle file, which would abort on them?"""
-    toy = write_toy(
-        tmp_path / "toy", roster=None, results=[toy_result("zed", "graded", {"t1": (2, [])})]
-    )
-    # zed is off the roster and has no Exercise 2 submission: give him one in a copy of primer.
-    copy = tmp_path / "primer"
-    shutil.copytree(primer, copy)
-    book = pd.read_csv(copy / "gradebook.csv", dtype=str, keep_default_na=False)
-    zed = book[book["student"] == "ann"].assign(student="zed", on_roster="False")
-    zed = zed.assign(name="", email="", canvas_id="")
-    pd.concat([book, zed]).to_csv(copy / "gradebook.csv", index=False, lineterminator="\n")
-    ann = json.loads((copy / "results" / "ann.json").read_text())
-    (copy / "results" / "zed.json").write_text(json.dumps(ann | {"student": "zed"}))
-    run = course(folders=[copy, toy], out=tmp_path / "c", roster=roster)
-    table = run.table.set_index("student")
-    assert not table.loc["zed", "on_roster"]
-    assert "zed" in {r[3] for r in read_csv(run.paths["canvas"])[1:]}
-    assert "zed" not in {r[0] for r in read_csv(run.paths["moodle"])[1:]}
+def test_identity_columns_come_from_the_folders_without_roster(primer, tiny, tmp_path) -> None:
+    """Without --roster, are the LMS identity columns taken from the folders' gradebooks?"""
+    run = course(folders=[primer, tiny], out=tmp_path / "c")
+    moodle = read_csv(run.paths["moodle"])
+    assert moodle[1] == ["ann", "ann@uni.example", "12", "3"]
 
 
-def test_csv_cells_cannot_start_a_formula(primer, toy, tmp_path) -> None:
-    """Opened in a spreadsheet, can a roster name like =HYPERLINK(...) not run as a formula?"""
+def test_csv_cells_cannot_start_a_formula(primer, tiny, tmp_path) -> None:
+    """Opened in a spreadsheet, can a roster name like =cmd|...!A0 not run as a formula?"""
     evil = tmp_path / "roster.csv"
     evil.write_text(ROSTER.replace("Ann Lee", "=cmd|' /C calc'!A0"), encoding="utf-8")
-    run = course(folders=[primer, toy], out=tmp_path / "c", roster=evil)
+    run = course(folders=[primer, tiny], out=tmp_path / "c", roster=evil)
     for path in (run.paths["csv"], run.paths["canvas"]):
         cells = [cell for row in read_csv(path) for cell in row]
         assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")], path
@@ -274,21 +255,14 @@ def test_csv_cells_cannot_start_a_formula(primer, toy, tmp_path) -> None:
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _unmanifested(primer: Path, tmp: Path) -> Path:
-    copy = tmp / "old"
-    shutil.copytree(primer, copy)
-    (copy / MANIFEST_NAME).unlink()
+def _copy_without(folder: Path, tmp: Path, relative: str) -> Path:
+    copy = tmp / f"copy-of-{folder.name}"
+    shutil.copytree(folder, copy)
+    (copy / relative).unlink()
     return copy
 
 
-def _incomplete(primer: Path, tmp: Path) -> Path:
-    copy = tmp / "half"
-    shutil.copytree(primer, copy)
-    (copy / "results" / "bob.json").unlink()
-    return copy
-
-
-def _other_roster(tmp: Path) -> Path:
+def _short_roster(tmp: Path) -> Path:
     path = tmp / "short.csv"
     path.write_text("\n".join(ROSTER.splitlines()[:-1]) + "\n", encoding="utf-8")  # no gus
     return path
@@ -301,73 +275,91 @@ def _clashing_roster(tmp: Path) -> Path:
 
 
 CASES = {
-    "missing-folder": (lambda p, t, tmp: [tmp / "nope", t], "is not a folder"),
-    "ungraded-folder": (lambda p, t, tmp: [tmp, t], "is not graded (no gradebook.csv)"),
-    "no-manifest": (lambda p, t, tmp: [_unmanifested(p, tmp), t], "has no assignment.json"),
-    "incomplete": (lambda p, t, tmp: [_incomplete(p, tmp), t], "bob is in gradebook.csv but"),
-    "same-folder": (lambda p, t, tmp: [p, t, p], "is given twice"),
+    "missing-folder": (lambda r, tmp: [tmp / "nope", r["tiny"]], "is not a folder"),
+    "ungraded-folder": (
+        lambda r, tmp: [r["primer"], r["tiny_run"]["subs"]],
+        "is not graded (no gradebook.csv)",
+    ),
+    "no-manifest": (
+        lambda r, tmp: [_copy_without(r["primer"], tmp, MANIFEST_NAME), r["tiny"]],
+        "has no assignment.json: it was graded before the kit wrote one",
+    ),
+    "incomplete": (
+        lambda r, tmp: [_copy_without(r["primer"], tmp, "results/bob.json"), r["tiny"]],
+        "is incomplete: bob is in gradebook.csv but has no bob.json",
+    ),
+    "same-folder": (lambda r, tmp: [r["primer"], r["tiny"], r["primer"]], "is given twice"),
     "duplicate-assignment": (
-        lambda p, t, tmp: [p, t, shutil.copytree(t, tmp / "toy2")],
-        "assignment toy is given twice",
+        lambda r, tmp: [r["primer"], r["tiny"], shutil.copytree(r["tiny"], tmp / "tiny2")],
+        "assignment tiny is given twice",
     ),
     "roster-mismatch": (
-        lambda p, t, tmp: [p, t, "--roster", _other_roster(tmp)],
+        lambda r, tmp: [r["primer"], r["tiny"], "--roster", _short_roster(tmp)],
         "graded with a roster listing gus, not in --roster",
     ),
     "rosters-differ": (
-        lambda p, t, tmp: [p, write_toy(tmp / "t3", roster="\n".join(ROSTER.splitlines()[:-1]))],
-        "the rosters of math_primer and toy differ (gus on one only)",
+        lambda r, tmp: [
+            r["primer"],
+            regrade(r["tiny_run"], tmp, roster="\n".join(ROSTER.splitlines()[:-1]) + "\n"),
+        ],
+        "the rosters of math_primer and tiny differ (gus on one only)",
     ),
     "identities-differ": (
-        lambda p, t, tmp: [p, write_toy(tmp / "t4", roster=ROSTER.replace("bob@uni", "bobby@uni"))],
+        lambda r, tmp: [
+            r["primer"],
+            regrade(r["tiny_run"], tmp, roster=ROSTER.replace("bob@uni", "bobby@uni")),
+        ],
         "the rosters disagree on bob's email: 'bob@uni.example' (math_primer) vs "
-        "'bobby@uni.example' (toy)",
+        "'bobby@uni.example' (tiny)",
     ),
     "roster-columns-clash": (
-        lambda p, t, tmp: [p, t, "--roster", _clashing_roster(tmp)],
+        lambda r, tmp: [r["primer"], r["tiny"], "--roster", _clashing_roster(tmp)],
         "has column(s) weighted_percent that clash with course.csv's columns",
     ),
     "weight-unknown": (
-        lambda p, t, tmp: [p, t, "--weights", "math_primer=1,toy=1,backprop=2"],
-        "--weights names backprop, not among the assignments (math_primer, toy)",
+        lambda r, tmp: [r["primer"], r["tiny"], "--weights", "math_primer=1,tiny=1,backprop=2"],
+        "--weights names backprop, not among the assignments (math_primer, tiny)",
     ),
     "weight-negative": (
-        lambda p, t, tmp: [p, t, "--weights", "math_primer=1,toy=-2"],
-        "the weight of toy is negative (-2)",
+        lambda r, tmp: [r["primer"], r["tiny"], "--weights", "math_primer=1,tiny=-2"],
+        "the weight of tiny is negative (-2)",
     ),
     "weight-nan": (
-        lambda p, t, tmp: [p, t, "--weights", "math_primer=1,toy=nan"],
-        "the weight of toy ('nan') is not a number",
+        lambda r, tmp: [r["primer"], r["tiny"], "--weights", "math_primer=1,tiny=nan"],
+        "the weight of tiny ('nan') is not a number",
     ),
     "weight-text": (
-        lambda p, t, tmp: [p, t, "--weights", "math_primer=1,toy=heavy"],
-        "the weight of toy ('heavy') is not a number",
+        lambda r, tmp: [r["primer"], r["tiny"], "--weights", "math_primer=1,tiny=heavy"],
+        "the weight of tiny ('heavy') is not a number",
     ),
     "weight-missing": (
-        lambda p, t, tmp: [p, t, "--weights", "math_primer=2"],
-        "--weights gives no weight for toy",
+        lambda r, tmp: [r["primer"], r["tiny"], "--weights", "math_primer=2"],
+        "--weights gives no weight for tiny",
     ),
     "weight-zero": (
-        lambda p, t, tmp: [p, t, "--weights", "math_primer=0,toy=0"],
+        lambda r, tmp: [r["primer"], r["tiny"], "--weights", "math_primer=0,tiny=0"],
         "--weights add up to 0",
     ),
     "weight-syntax": (
-        lambda p, t, tmp: [p, t, "--weights", "math_primer:1"],
+        lambda r, tmp: [r["primer"], r["tiny"], "--weights", "math_primer:1"],
         "'math_primer:1' is not NAME=WEIGHT",
     ),
     "weight-twice": (
-        lambda p, t, tmp: [p, t, "--weights", "toy=1,toy=2"],
-        "--weights names toy twice",
+        lambda r, tmp: [r["primer"], r["tiny"], "--weights", "tiny=1,tiny=2"],
+        "--weights names tiny twice",
     ),
 }
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_input_is_one_error_line_and_writes_nothing(primer, toy, tmp_path, case) -> None:
+def test_bad_input_is_one_error_line_and_writes_nothing(
+    primer_run, tiny_run, tmp_path, case
+) -> None:
     """Does each bad input (missing, ungraded or unfinished folders, duplicates, rosters that
     disagree, bad weights) end with one 'error:' line, exit code 2, and no course folder?"""
     make, message = CASES[case]
-    args = make(primer, toy, tmp_path)
+    runs = {"primer": primer_run["out"], "tiny": tiny_run["out"], "tiny_run": tiny_run}
+    args = make(runs, tmp_path)
     out = tmp_path / "course"
     result = invoke("course", *args, "--out", out)
     assert result.exit_code == 2, result.output
@@ -377,10 +369,10 @@ def test_bad_input_is_one_error_line_and_writes_nothing(primer, toy, tmp_path, c
     assert not out.exists()
 
 
-def test_an_out_folder_that_is_an_input_is_refused(primer, toy) -> None:
+def test_an_out_folder_that_is_an_input_is_refused(primer, tiny) -> None:
     """Is writing the course into one of the graded folders refused?"""
     with pytest.raises(CourseError, match="is one of the graded folders"):
-        course(folders=[primer, toy], out=toy)
+        course(folders=[primer, tiny], out=tiny)
 
 
 @pytest.mark.parametrize(
@@ -395,30 +387,26 @@ def test_weights_parse(text: str, expected: dict) -> None:
 # --- persistent misconceptions ----------------------------------------------------------------
 
 
-def test_persistent_misconceptions_table(primer: Path, toy: Path) -> None:
+def test_persistent_misconceptions_table(primer: Path, tiny: Path) -> None:
     """Are students tagged with the same misconception on both sheets listed with where, and are
     one-sheet tags and 'missing' left out?"""
-    from autograder.course import load_folder
-
-    folders = [load_folder(primer), load_folder(toy)]
+    folders = [load_folder(primer), load_folder(tiny)]
     table = persistent_misconceptions(folders)
     assert list(table.columns) == ["student", "tag", "sheets", "where"]
+    both = "math_primer: q1a, q1d; tiny: p2"  # bob's transposed answers are also misshapen
     assert table.to_dict("records") == [
-        {"student": "dee", "tag": "scaled", "sheets": 2, "where": "math_primer: q3; toy: t1"},
-        {
-            "student": "bob",
-            "tag": "transposed",
-            "sheets": 2,
-            "where": "math_primer: q1a, q1d; toy: t2",
-        },
+        {"student": "dee", "tag": "scaled", "sheets": 2, "where": "math_primer: q3; tiny: p1"},
+        {"student": "bob", "tag": "transposed", "sheets": 2, "where": both},
+        {"student": "bob", "tag": "wrong_shape", "sheets": 2, "where": both},
     ]
     summary = tag_summary(folders)
-    assert list(summary.columns) == ["math_primer", "toy", "persistent"]
-    assert summary.loc["transposed"].to_dict() == {"math_primer": 1, "toy": 1, "persistent": 1}
-    assert summary.loc["scaled"].to_dict() == {"math_primer": 2, "toy": 1, "persistent": 1}
-    assert summary.loc["edge_case"].to_dict() == {"math_primer": 0, "toy": 1, "persistent": 0}
+    assert list(summary.columns) == ["math_primer", "tiny", "persistent"]
+    assert summary.loc["transposed"].to_dict() == {"math_primer": 1, "tiny": 1, "persistent": 1}
+    assert summary.loc["scaled"].to_dict() == {"math_primer": 2, "tiny": 1, "persistent": 1}
+    assert summary.loc["missing_chain"].to_dict() == {"math_primer": 0, "tiny": 1, "persistent": 0}
     assert "missing" not in summary.index  # cy's blank notebook: no answer, no misconception
-    assert list(summary.index[:2]) == ["scaled", "transposed"]  # most persistent, then frequent
+    # Most persistent first, then most frequent, then by name.
+    assert list(summary.index[:3]) == ["scaled", "transposed", "wrong_shape"]
 
 
 # --- course.html --------------------------------------------------------------------------------
@@ -451,11 +439,11 @@ class _Page(HTMLParser):
             self._cell.append(data)
 
 
-def test_course_html_shows_distributions_and_persistent_tags(primer, toy, tmp_path) -> None:
-    """Does course.html hold the distributions and the persistent-misconception tables, load
-    nothing from outside, and come out byte-identical on a rerun?"""
-    first = course(folders=[primer, toy], out=tmp_path / "a").paths["html"].read_text()
-    second = course(folders=[primer, toy], out=tmp_path / "b").paths["html"].read_text()
+def test_course_html_shows_distributions_and_persistent_tags(primer, tiny, tmp_path) -> None:
+    """Does course.html hold the distributions and the persistent-misconception tables (with the
+    packs' hints), load nothing from outside, and come out byte-identical on a rerun?"""
+    first = course(folders=[primer, tiny], out=tmp_path / "a").paths["html"].read_text()
+    second = course(folders=[primer, tiny], out=tmp_path / "b").paths["html"].read_text()
     assert first == second
     for needle in ("http", "<script", "<link", "<img", "<iframe", "@import"):
         assert needle not in first
@@ -464,13 +452,18 @@ def test_course_html_shows_distributions_and_persistent_tags(primer, toy, tmp_pa
     assert page.svgs == 2  # the distributions and the persistent tags
     persistent = next(t for t in page.tables if t[0][:2] == ["student", "tag"])
     assert persistent[1:] == [
-        ["dee", "scaled", "2", "math_primer: q3; toy: t1"],
-        ["bob", "transposed", "2", "math_primer: q1a, q1d; toy: t2"],
+        ["dee", "scaled", "2", "math_primer: q3; tiny: p1"],
+        ["bob", "transposed", "2", "math_primer: q1a, q1d; tiny: p2"],
+        ["bob", "wrong_shape", "2", "math_primer: q1a, q1d; tiny: p2"],
     ]
+    tags = {r[0]: r for r in next(t for t in page.tables if t[0][:2] == ["tag", "hint"])[1:]}
+    assert tags["transposed"][1] == registry.load("math_primer").vocabulary["transposed"]
+    assert tags["dL_dyhat"][1] == registry.load("math_primer").vocabulary["dL_dyhat"]
+    assert tags["missing_chain"][1] == "(a tag of a pack this kit does not have)"  # tiny: a fixture
     assignments = next(t for t in page.tables if t[0][0] == "assignment" and "weight" in t[0])
     assert [r[:4] for r in assignments[1:]] == [
         ["math_primer", "Math Primer", "12", "50%"],
-        ["toy", "Toy Sheet", "5", "50%"],
+        ["tiny", "Tiny Sheet", "3", "50%"],
     ]
 
 
@@ -478,9 +471,9 @@ def test_course_html_shows_distributions_and_persistent_tags(primer, toy, tmp_pa
     not CHROMIUM.exists(),
     reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",
 )
-def test_course_html_renders_in_headless_chromium(primer, toy, tmp_path) -> None:
+def test_course_html_renders_in_headless_chromium(primer, tiny, tmp_path) -> None:
     """Does a real headless Chromium render course.html offline, with its plots on screen?"""
-    page = course(folders=[primer, toy], out=tmp_path / "c").paths["html"]
+    page = course(folders=[primer, tiny], out=tmp_path / "c").paths["html"]
     shot = tmp_path / "shot.png"
     command = [
         str(CHROMIUM),
@@ -512,15 +505,15 @@ def test_course_html_renders_in_headless_chromium(primer, toy, tmp_path) -> None
 # --- the command line ---------------------------------------------------------------------------
 
 
-def test_cli_course_writes_the_four_files(primer, toy, roster, tmp_path) -> None:
+def test_cli_course_writes_the_four_files(primer, tiny, roster, tmp_path) -> None:
     """Does `course` write the four files, say where, and count statuses per assignment?"""
     out = tmp_path / "course"
-    weights = "toy=1,math_primer=2"
-    result = invoke("course", primer, toy, "--out", out, "--roster", roster, "--weights", weights)
+    weights = "tiny=1,math_primer=2"
+    result = invoke("course", primer, tiny, "--out", out, "--roster", roster, "--weights", weights)
     assert result.exit_code == 0, result.output
     for name in ("course.csv", "course-canvas.csv", "course-moodle.csv", "course.html"):
         assert (out / name).is_file()
         assert str(out / name) in result.output
-    assert "math_primer: weight 2; graded 5, invalid 1, missing 1" in result.output
-    assert "toy: weight 1; graded 5, invalid 1, missing 1" in result.output
-    assert "not posted:  4 student(s)" in result.output
+    assert "math_primer: weight 2; graded 6, invalid 1, missing 1" in result.output
+    assert "tiny: weight 1; graded 6, invalid 1, missing 1" in result.output
+    assert "not posted:  5 student(s)" in result.output

@@ -8,23 +8,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import write_notebooks
+from conftest import CORRECT, MP, TINY, fill, write_notebooks
 
 import autograder.grading
-from autograder.contract import QUESTIONS, TOTAL_POINTS
 from autograder.grading import grade
 from autograder.manifest import (
     MANIFEST_NAME,
     Manifest,
     ManifestError,
     QuestionInfo,
-    current_assignment,
     kit_version,
     make_manifest,
     read_manifest,
     write_manifest,
 )
-from autograder.samples import CORRECT, fill
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +34,14 @@ def graded(built, template, tmp_path_factory) -> dict:
     roster = root / "roster.csv"
     roster.write_text("student,name\nann,Ann\nbob,Bob\ncy,Cy\n", encoding="utf-8")
     before = datetime.now(UTC).replace(microsecond=0)
-    grade(submissions=subs, out=root / "out", build_dir=built.out, jobs=2, roster=roster)
+    grade(
+        submissions=subs,
+        out=root / "out",
+        build_dir=built.out,
+        jobs=2,
+        roster=roster,
+        assignment="math_primer",
+    )
     after = datetime.now(UTC)
     return {"out": root / "out", "roster": roster, "before": before, "after": after}
 
@@ -50,9 +54,9 @@ def test_grade_writes_the_manifest(graded: dict) -> None:
     assert record["assignment"] == "math_primer"
     assert record["title"] == "Math Primer"
     assert record["questions"] == [
-        {"id": q.name, "sheet": q.sheet, "points": float(q.points)} for q in QUESTIONS
+        {"id": q.id, "sheet": q.sheet, "points": float(q.points)} for q in MP.questions
     ]
-    assert record["total_points"] == TOTAL_POINTS == 12
+    assert record["total_points"] == MP.total_points == 12
     assert record["roster"] == str(graded["roster"].resolve())
     assert record["engine"] == "judge"
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
@@ -67,7 +71,7 @@ def test_the_written_manifest_reads_back(graded: dict) -> None:
     manifest = read_manifest(graded["out"])
     assert isinstance(manifest, Manifest)
     assert manifest.questions[0] == QuestionInfo("q1a", "2-1 a", 1.0)
-    assert [q.id for q in manifest.questions] == [q.name for q in QUESTIONS]
+    assert [q.id for q in manifest.questions] == list(MP.question_ids)
     assert manifest.roster == str(graded["roster"].resolve())
 
 
@@ -101,9 +105,10 @@ def test_a_run_that_dies_while_writing_leaves_no_manifest(
 def test_manifest_round_trip(tmp_path: Path) -> None:
     """Does a written manifest read back equal, with the time in UTC to the second?"""
     now = datetime(2026, 12, 2, 11, 15, 30, 123456).astimezone()
-    manifest = make_manifest(
-        assignment=current_assignment(), roster=Path("r.csv"), engine="otter", now=now
-    )
+    manifest = make_manifest(pack=TINY, roster=Path("r.csv"), engine="otter", now=now)
+    assert manifest.assignment == "tiny" and manifest.title == "Tiny Sheet"
+    assert manifest.questions == (QuestionInfo("p1", "T-1", 1.0), QuestionInfo("p2", "T-2", 2.0))
+    assert manifest.total_points == 3.0
     assert manifest.graded_at == now.astimezone(UTC).replace(microsecond=0).isoformat()
     assert manifest.roster == str(Path("r.csv").resolve())
     assert manifest.kit_version == kit_version()
@@ -120,7 +125,7 @@ def test_a_folder_without_manifest_is_refused_with_the_fix(tmp_path: Path) -> No
 
 
 def _valid() -> dict:
-    manifest = make_manifest(assignment=current_assignment(), roster=None, engine="judge")
+    manifest = make_manifest(pack=MP, roster=None, engine="judge")
     record = json.loads(json.dumps(manifest.__dict__, default=lambda o: o.__dict__))
     return record
 
