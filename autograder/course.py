@@ -373,8 +373,7 @@ def resolve_weights(
     unknown = [n for n in requested if n not in names]
     if unknown:
         raise CourseError(
-            f"--weights names {', '.join(unknown)}, not among the assignments "
-            f"({', '.join(names)})"
+            f"--weights names {', '.join(unknown)}, not among the assignments ({', '.join(names)})"
         )
     absent = [n for n in names if n not in requested]
     if absent:

@@ -189,7 +189,14 @@ def _assignments_section(
             ]
         )
     header = [
-        "assignment", "title", "points", "weight", *STATUSES, "mean %", "median %", "graded at"
+        "assignment",
+        "title",
+        "points",
+        "weight",
+        *STATUSES,
+        "mean %",
+        "median %",
+        "graded at",
     ]
     return _section(
         "Assignments",

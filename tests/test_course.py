@@ -309,8 +309,10 @@ CASES = {
             r["primer"],
             regrade(r["tiny_run"], tmp, roster=ROSTER.replace("bob@uni", "bobby@uni")),
         ],
-        "the rosters disagree on bob's email: 'bob@uni.example' (math_primer) vs "
-        "'bobby@uni.example' (tiny)",
+        (
+            "the rosters disagree on bob's email: 'bob@uni.example' (math_primer) vs "
+            "'bobby@uni.example' (tiny)"
+        ),
     ),
     "roster-columns-clash": (
         lambda r, tmp: [r["primer"], r["tiny"], "--roster", _clashing_roster(tmp)],
