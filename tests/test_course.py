@@ -519,3 +519,49 @@ def test_cli_course_writes_the_four_files(primer, tiny, roster, tmp_path) -> Non
     assert "math_primer: weight 2; graded 6, invalid 1, missing 1" in result.output
     assert "tiny: weight 1; graded 6, invalid 1, missing 1" in result.output
     assert "not posted:  5 student(s)" in result.output
+
+
+# --- end to end: every pack of the course ---------------------------------------------------------
+
+COURSE_PACKS = registry.names()
+
+
+@pytest.mark.skipif(len(COURSE_PACKS) < 2, reason="the course has fewer than two packs")
+def test_demo_samples_of_every_pack_merge_into_one_course(tmp_path: Path) -> None:
+    """Graded through grade() (judge engine), do the demo samples of every pack of the course
+    merge into one gradebook: one row per sample student, the right answers at 100% everywhere,
+    the blank at 0, the broken file invalid, and the persistent tags exactly those a student got
+    on two or more sheets?"""
+    outs = []
+    for name in COURSE_PACKS:
+        built = build(out=tmp_path / name / "dist", pack=name)
+        subs = tmp_path / name / "subs"
+        samples.write_samples(subs, pack=name, template_path=built.student_notebook)
+        out = tmp_path / name / "out"
+        grade(submissions=subs, out=out, assignment=name, build_dir=built.out, jobs=2)
+        outs.append(out)
+    result = invoke("course", *outs, "--out", tmp_path / "course")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "course" / "course.csv").set_index("student")
+    assert sorted(table.index) == sorted(
+        p.stem for p in (tmp_path / COURSE_PACKS[0]).glob("subs/*")
+    )
+    for name in COURSE_PACKS:
+        assert table.loc["ada_correct", f"{name}_percent"] == 100
+        assert table.loc["cleo_blank", f"{name}_points"] == 0
+        assert table.loc["eli_broken", f"{name}_status"] == "invalid"
+    assert table.loc["ada_correct", "weighted_percent"] == 100
+
+    tagged: dict[tuple[str, str], set[str]] = {}
+    for name, out in zip(COURSE_PACKS, outs, strict=True):
+        for path in (out / "results").glob("*.json"):
+            result = json.loads(path.read_text(encoding="utf-8"))
+            if result["status"] != "graded":
+                continue
+            for entry in result["questions"].values():
+                for tag in set(entry["tags"]) - {"missing", "exception", "timeout"}:
+                    tagged.setdefault((result["student"], tag), set()).add(name)
+    expected = sorted((tag, s) for (s, tag), names in tagged.items() if len(names) >= 2)
+    persistent = persistent_misconceptions([load_folder(out) for out in outs])
+    assert sorted(zip(persistent["tag"], persistent["student"])) == expected
+    assert expected, "the demo's mistakes share no tag across sheets"
