@@ -35,7 +35,7 @@ from .executors import ExecutorError, dask_executor
 from .exports import write_exports
 from .feedback import write_feedback
 from .intake import Submission, discover
-from .judge.engine import JudgeConfig
+from .judge.engine import IsolationUnavailable, JudgeConfig, check_isolation
 from .judge.engine import grade_submission as judge_grade
 from .overrides import apply_overrides, check_students, read_overrides
 from .report import write_report
@@ -154,12 +154,20 @@ def _grade_batch(
 ENGINES = ("judge", "otter", "docker")
 
 
-def make_grader(engine: str, *, build_dir: Path, timeout: float) -> Callable[[Submission], dict]:
+def make_grader(
+    engine: str, *, build_dir: Path, timeout: float, unsafe_no_isolation: bool = False
+) -> Callable[[Submission], dict]:
     """The function grading one submission with ``engine`` (building first if it needs the zip).
 
+    The judge engine first checks that it can isolate student code here (one sandboxed
+    evaluator, started and stopped), unless ``unsafe_no_isolation``.
+
     Raises:
-        GradingError: an unknown engine, or (``docker``) no usable Docker or grading image.
+        GradingError: an unknown engine, (``docker``) no usable Docker or grading image, or
+            (``judge``) no isolation possible on this machine.
     """
+    if unsafe_no_isolation and engine != "judge":
+        raise GradingError("--unsafe-no-isolation applies to --engine judge only")
     if engine == "docker":
         problem = docker_problem()
         if problem is not None:
@@ -170,7 +178,17 @@ def make_grader(engine: str, *, build_dir: Path, timeout: float) -> Callable[[Su
         built = ensure_built(out=build_dir)
         return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout)
     if engine == "judge":
-        return partial(judge_grade, config=JudgeConfig(submission_timeout=timeout))
+        config = JudgeConfig(submission_timeout=timeout, isolate=not unsafe_no_isolation)
+        if config.isolate:
+            try:
+                check_isolation(config)
+            except IsolationUnavailable as exc:
+                raise GradingError(
+                    f"the judge cannot isolate student code on this machine ({exc}); grade "
+                    "with --engine docker, or pass --unsafe-no-isolation to run it with your "
+                    "own rights"
+                ) from None
+        return partial(judge_grade, config=config)
     raise GradingError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
@@ -188,6 +206,7 @@ def grade(
     scheduler_timeout: float = 10.0,
     force: bool = False,
     overrides: Path | None = None,
+    unsafe_no_isolation: bool = False,
 ) -> GradeRun:
     """Grade a folder of submissions and write the gradebook.
 
@@ -207,10 +226,12 @@ def grade(
         force: grade every submission again instead of reusing ``OUT/.cache`` (see ``cache.py``).
         overrides: optional CSV of manual points (``student, question, points, comment``),
             applied on top of the autograded scores (see ``overrides.py``).
+        unsafe_no_isolation: judge engine: run student code without the sandbox (where the
+            machine cannot isolate it); every result gets a note saying so.
 
     Raises:
-        GradingError: nothing to grade, an unknown engine, an unreachable scheduler or a Dask
-            cluster that cannot grade (checked before grading).
+        GradingError: nothing to grade, an unknown engine, an unreachable scheduler, a Dask
+            cluster that cannot grade, or no isolation for the judge (checked before grading).
     """
     roster_df = gradebook.read_roster(roster) if roster is not None else None
     found = discover(submissions, roster=roster_df)  # maps LMS names; logs unmapped, superseded
@@ -221,8 +242,12 @@ def grade(
             log.warning("%s: %s (graded as invalid)", s.student, s.problem)
     manual = read_overrides(overrides) if overrides is not None else []
     check_students(manual, (s.student for s in found), path=overrides)
-    grade_one = make_grader(engine, build_dir=build_dir, timeout=timeout)
+    grade_one = make_grader(
+        engine, build_dir=build_dir, timeout=timeout, unsafe_no_isolation=unsafe_no_isolation
+    )
     limits = {"timeout": timeout, "call_timeout": os.environ.get(CALL_TIMEOUT_ENV)}
+    if unsafe_no_isolation:  # never reuse such results for an isolated run, nor the reverse
+        limits["isolation"] = "none"
     cache = ResultCache(out, assignment=source_fingerprint(), settings={"engine": engine, **limits})
     to_grade, reused = cache.split(found, force=force)
     if reused:

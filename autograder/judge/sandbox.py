@@ -480,6 +480,28 @@ def install_seccomp() -> None:
         raise SandboxUnavailable(f"seccomp: {exc.strerror}") from None
 
 
+def sandboxed_pids(tag_prefix: str = "") -> list[int]:
+    """Processes (visible to this one) whose root is an evaluator's private root, optionally only
+    those of evaluators whose tag starts with ``tag_prefix`` (a judge's pid and a dash)."""
+    wanted = f"{ROOT_SOURCE}:{tag_prefix}"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            lines = Path(f"/proc/{entry}/mountinfo").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split(" - ", 1)
+            if len(fields) == 2 and fields[0].split()[4:5] == ["/"]:
+                source = fields[1].split()[1:2]
+                if source and source[0].startswith(wanted):
+                    found.append(int(entry))
+                break
+    return sorted(found)
+
+
 def fallback_workdir(notebook_json: bytes) -> Path:
     """Without isolation: a fresh private directory holding only the notebook."""
     import tempfile
