@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import ctypes
+import gc
 import io
 import linecache
 import os
@@ -245,7 +246,13 @@ def forget_the_judge(student: str) -> None:
                 stale.append(data.get("authkey", b""))
                 data.clear()
         frame = frame.f_back
-    process.authkey = os.urandom(32)
+    fresh = os.urandom(32)
+    process.authkey = fresh
+    for holder in gc.get_objects():  # other copies: configs of process objects still alive
+        if isinstance(holder, dict) and isinstance(holder.get("authkey"), bytes):
+            if holder["authkey"] != fresh:
+                stale.append(holder["authkey"])
+                holder["authkey"] = multiprocessing.process.AuthenticationString(fresh)
     multiprocessing.process.ORIGINAL_DIR = None
     for key in stale:
         _zero(key)
@@ -288,6 +295,7 @@ def _isolate(conn, notebook_json: bytes, limits: sandbox.Limits, cgroup: dict, t
         os.waitpid(child, 0)
         os._exit(0)
     sandbox.set_parent_death_signal(signal.SIGKILL)
+    os.setpgid(0, 0)  # a group apart from the waiting parent: kill(0, ...) cannot reach it
     try:
         sandbox.enter_root(root)
         sandbox.apply_limits(limits)
