@@ -186,10 +186,11 @@ class Evaluator:
     def kill(self) -> None:
         """Kill the evaluator and, with it, everything it started.
 
-        With namespaces, the process the judge knows is a root-owned parent that student code
-        cannot signal: on SIGTERM it SIGKILLs its child, PID 1 of the namespace, and with it every
-        process in the namespace. Then (and without namespaces, at once) SIGKILL for the process
-        and its process group.
+        With namespaces, the process the judge knows is a parent outside the student's PID
+        namespace and process group: on SIGTERM it SIGKILLs its child, PID 1 of the namespace,
+        and with it every process in the namespace. Then (and without namespaces, at once)
+        SIGKILL for the process and its process group; as root, whatever is left in the
+        evaluator's cgroups is killed and the groups removed.
         """
         pid = self.process.pid
         if pid is not None and self.process.exitcode is None:
