@@ -199,6 +199,9 @@ def user_venv() -> Path:
             )
             assert installed.returncode == 0, installed.stderr[-3000:]
             partial.rename(venv)
+            for stale in VENV_CACHE.glob("venv-*"):  # older requirements
+                if stale != venv:
+                    shutil.rmtree(stale, ignore_errors=True)
         _run(["chmod", "-R", "a+rX", str(venv)])
     return venv
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import ctypes
-import gc
 import io
 import linecache
 import os
@@ -224,8 +223,9 @@ def _zero(secret: bytes) -> None:
 
 def forget_the_judge(student: str) -> None:
     """Drop what the forkserver handed over about the judge: its environment, command line and
-    working folder, and the multiprocessing authkey (every copy reachable from Python is
-    overwritten). The student's code gets a minimal environment."""
+    working folder, and the multiprocessing authkey (the process object's and the preparation
+    data's copies are overwritten; the red team's ``judge_secrets`` looks for any other live
+    one). The student's code gets a minimal environment."""
     kept = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
     os.environ.clear()
     os.environ.update(
@@ -246,13 +246,7 @@ def forget_the_judge(student: str) -> None:
                 stale.append(data.get("authkey", b""))
                 data.clear()
         frame = frame.f_back
-    fresh = os.urandom(32)
-    process.authkey = fresh
-    for holder in gc.get_objects():  # other copies: configs of process objects still alive
-        if isinstance(holder, dict) and isinstance(holder.get("authkey"), bytes):
-            if holder["authkey"] != fresh:
-                stale.append(holder["authkey"])
-                holder["authkey"] = multiprocessing.process.AuthenticationString(fresh)
+    process.authkey = os.urandom(32)
     multiprocessing.process.ORIGINAL_DIR = None
     for key in stale:
         _zero(key)
