@@ -159,12 +159,8 @@ def make_grader(
 ) -> Callable[[Submission], dict]:
     """The function grading one submission with ``engine`` (building first if it needs the zip).
 
-    The judge engine first checks that it can isolate student code here (one sandboxed
-    evaluator, started and stopped), unless ``unsafe_no_isolation``.
-
     Raises:
-        GradingError: an unknown engine, (``docker``) no usable Docker or grading image, or
-            (``judge``) no isolation possible on this machine.
+        GradingError: an unknown engine, or (``docker``) no usable Docker or grading image.
     """
     if unsafe_no_isolation and engine != "judge":
         raise GradingError("--unsafe-no-isolation applies to --engine judge only")
@@ -179,17 +175,23 @@ def make_grader(
         return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout)
     if engine == "judge":
         config = JudgeConfig(submission_timeout=timeout, isolate=not unsafe_no_isolation)
-        if config.isolate:
-            try:
-                check_isolation(config)
-            except IsolationUnavailable as exc:
-                raise GradingError(
-                    f"the judge cannot isolate student code on this machine ({exc}); grade "
-                    "with --engine docker, or pass --unsafe-no-isolation to run it with your "
-                    "own rights"
-                ) from None
         return partial(judge_grade, config=config)
     raise GradingError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
+def require_isolation() -> None:
+    """Before the judge grades anything: start and stop one sandboxed evaluator, as grading will.
+
+    Raises:
+        GradingError: naming the cause and the choices, where student code cannot be isolated.
+    """
+    try:
+        check_isolation()
+    except IsolationUnavailable as exc:
+        raise GradingError(
+            f"the judge cannot isolate student code on this machine ({exc}); grade with "
+            "--engine docker, or pass --unsafe-no-isolation to run it with your own rights"
+        ) from None
 
 
 def grade(
@@ -250,6 +252,8 @@ def grade(
         limits["isolation"] = "none"
     cache = ResultCache(out, assignment=source_fingerprint(), settings={"engine": engine, **limits})
     to_grade, reused = cache.split(found, force=force)
+    if engine == "judge" and to_grade and not unsafe_no_isolation:
+        require_isolation()
     if reused:
         log.info("reusing %d cached result(s) from %s", len(reused), cache.folder)
 
