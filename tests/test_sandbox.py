@@ -25,7 +25,7 @@ from test_redteam import PRELUDE, REPORT_EPILOGUE, WRONG, _with_cells, scores
 
 from autograder.contract import TOTAL_POINTS
 from autograder.grading import grade
-from autograder.judge import sandbox
+from autograder.judge import cgroups, sandbox
 from autograder.judge.engine import JudgeConfig, judge_cases
 from autograder.samples import CORRECT, fill
 
@@ -95,7 +95,8 @@ while time.monotonic() < end:
             seen.add(f"flock-errno-{exc.errno}")
         try:
             query = struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, 0, 0, 0)
-            if struct.unpack("hhqqi4x", fcntl.fcntl(probe, fcntl.F_GETLK, query))[0] != fcntl.F_UNLCK:
+            answer = fcntl.fcntl(probe, fcntl.F_GETLK, query)
+            if struct.unpack("hhqqi4x", answer)[0] != fcntl.F_UNLCK:
                 seen.add("lock-held-elsewhere")
         except OSError as exc:
             seen.add(f"getlk-errno-{exc.errno}")
@@ -188,7 +189,7 @@ for pid in kids:
 """Four processes that each touch 200 MB and hold it: how many are still alive together."""
 
 
-@pytest.mark.skipif(not sandbox.cgroup_dirs("probe"), reason="no cgroup v1 hierarchies here")
+@pytest.mark.skipif(not cgroups.dirs_for("probe"), reason="no cgroup v1 hierarchies here")
 def test_memory_is_one_budget_per_submission(template):
     """With a 512 MiB budget per submission, can four processes of one submission hold 200 MB each
     at the same time (800 MB, each far below the 2 GiB per-process limit)?"""
@@ -252,7 +253,8 @@ def _add(ring, description, payload):
                           ctypes.c_long(len(payload)), ctypes.c_long(ring))
     if serial < 0:
         raise OSError(ctypes.get_errno(), "add_key")
-    libc.syscall(ctypes.c_long(KEYCTL), ctypes.c_long(15), ctypes.c_long(serial), ctypes.c_long(120))
+    libc.syscall(ctypes.c_long(KEYCTL), ctypes.c_long(15), ctypes.c_long(serial),
+                 ctypes.c_long(120))
     return serial
 def _read(ring, description):
     serial = libc.syscall(ctypes.c_long(KEYCTL), ctypes.c_long(10), ctypes.c_long(ring), b"user",
@@ -299,7 +301,8 @@ def test_keyrings_are_no_channel(template, tmp_path):
     import pyseccomp
 
     numbers = {
-        name: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) for name in ("add_key", "keyctl")
+        name: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
+        for name in ("add_key", "keyctl")
     }
     description, ta_key = f"mp-{uuid.uuid4().hex}", f"mp-ta-{uuid.uuid4().hex}"
     prelude = PRELUDE + KEYS.format(**numbers)
@@ -331,7 +334,9 @@ def test_keyrings_are_no_channel(template, tmp_path):
             env={**os.environ, "MATH_PRIMER_CALL_TIMEOUT": "2"},
         )
         assert run.returncode == 0, run.stderr[-3000:]
-        results[name] = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
+        results[name] = {
+            p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")
+        }
     assert "attack report:" in _report(results["writer"]["writer"])
     reader, control = results["reader"]["reader"], scores(results["reader"]["control"])
     assert "attack report:" in _report(reader), reader

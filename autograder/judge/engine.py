@@ -30,8 +30,7 @@ from ..checks.runner import CallTimeout, call_timeout, run_case
 from ..contract import BY_NAME, QUESTIONS
 from ..intake import Submission
 from ..results import CaseOutcome, empty_result, graded_result
-from . import evaluator, protocol
-from . import sandbox
+from . import cgroups, evaluator, protocol, sandbox
 from .sandbox import Limits
 
 log = logging.getLogger(__name__)
@@ -106,7 +105,7 @@ def warm_context() -> multiprocessing.context.BaseContext:
             finally:
                 os.environ.clear()
                 os.environ.update(grader_environment)
-            sandbox.sweep_cgroups()
+            cgroups.sweep()
             _CONTEXT = context
     return _CONTEXT
 
@@ -131,7 +130,7 @@ class Evaluator:
         self._seq = 0
         context = warm_context()
         tag = f"{os.getpid()}-{next(_EVALUATOR_NUMBERS)}"
-        self.cgroup = sandbox.cgroup_dirs(tag) if config.isolate else {}
+        self.cgroup = cgroups.dirs_for(tag) if config.isolate else {}
         self.conn, child = context.Pipe(duplex=True)
         self.process = context.Process(
             target=evaluator.main,
@@ -208,7 +207,7 @@ class Evaluator:
                     break
         self.process.join(timeout=5)
         self.conn.close()
-        sandbox.remove_cgroups(self.cgroup)
+        cgroups.remove(self.cgroup)
 
 
 class Placeholder:

@@ -19,7 +19,7 @@ import types
 import numpy as np
 
 from ..givens import DERIVATIVES, SEED_ENV, is_placeholder
-from . import protocol, sandbox
+from . import cgroups, protocol, sandbox
 
 OUTPUT_LIMIT = 1_000_000
 """Characters of student output kept in memory (the rest is discarded)."""
@@ -268,7 +268,7 @@ def _isolate(conn, notebook_json: bytes, limits: sandbox.Limits, cgroup: dict, t
         root = sandbox.mount_point()
         if os.geteuid() == 0:  # build the root first: uid 65534 may not reach root's Python
             if cgroup:
-                sandbox.join_cgroups(cgroup, limits)
+                cgroups.join(cgroup, limits)
             sandbox.private_mount_namespace()
             sandbox.build_root(root, notebook_json, tag=tag, limits=limits)
             sandbox.become_nobody()

@@ -2,9 +2,9 @@
 
 One path for every TA on Linux, root or not, built on unprivileged user namespaces:
 
-1. As root only: the evaluator joins cgroups of its own (memory, pids, CPU; cgroup v1, nested in
-   the judge's own groups), so all processes of one submission share one budget; then it becomes
-   uid/gid 65534 (nobody). A normal user keeps its own uid (nothing is delegated to it).
+1. As root only: the evaluator joins cgroups of its own (``cgroups.py``), so all processes of
+   one submission share one budget; builds its private root (below) and becomes uid/gid 65534
+   (nobody). A normal user keeps its own uid (no cgroup is delegated to it).
 2. New user, mount, PID, network, IPC, UTS and cgroup namespaces. Inside, the evaluator is uid
    65534 and no process in it may create another user namespace. Resource limits counted per user
    (processes) are counted per user namespace, so per submission.
@@ -29,7 +29,6 @@ import errno
 import fcntl
 import os
 import resource
-import signal
 import stat
 import sys
 from dataclasses import dataclass
@@ -37,14 +36,18 @@ from pathlib import Path
 
 try:  # libseccomp through its ctypes binding (Debian: libseccomp2)
     import pyseccomp
-except (ImportError, RuntimeError) as _exc:  # pragma: no cover - depends on the machine
+except ImportError:  # pragma: no cover - depends on the machine
     pyseccomp = None
-    _SECCOMP_PROBLEM = f"libseccomp is missing ({_exc}; Debian: apt-get install libseccomp2)"
+    _SECCOMP_PROBLEM = "the Python package pyseccomp is not installed (requirements.txt)"
+except RuntimeError:  # pragma: no cover - pyseccomp found no libseccomp
+    pyseccomp = None
+    _SECCOMP_PROBLEM = "libseccomp is missing (Debian: apt-get install libseccomp2)"
 else:
     _SECCOMP_PROBLEM = ""
 
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
-CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x08000000, 0x10000000, 0x20000000, 0x40000000
+CLONE_NEWIPC, CLONE_NEWUSER = 0x08000000, 0x10000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 NAMESPACES = (
     CLONE_NEWUSER
     | CLONE_NEWNS
@@ -58,7 +61,8 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
 MS_PRIVATE, MS_RELATIME = 1 << 18, 1 << 21
 MNT_DETACH = 2
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 4, 24, 38, 47
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
+PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 38, 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 KEYCTL_JOIN_SESSION_KEYRING = 1
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -66,9 +70,6 @@ NOBODY = 65534
 ROOT_SOURCE = "math-primer-judge"
 """Source name of each evaluator's root tmpfs (``/proc/PID/mountinfo`` shows it: tests find
 sandboxed processes by it)."""
-CGROUP_MOUNT = Path("/sys/fs/cgroup")
-CGROUP_PARENT = "math-primer-judge"
-"""Folder, inside the judge's own cgroup of each controller, holding one group per evaluator."""
 
 # mount flags a bind mount must keep when remounted inside a user namespace (the kernel locks them)
 _LOCKED_FLAGS = (
@@ -139,7 +140,8 @@ def _syscall(name: str, *args: object) -> int:
     return _libc.syscall(ctypes.c_long(number), *args)
 
 
-def _write(path: str, text: str) -> None:
+def write_setting(path: str, text: str) -> None:
+    """Write a kernel setting (``/proc``, ``/sys``); SandboxUnavailable if it is refused."""
     try:
         with open(path, "w") as handle:
             handle.write(text)
@@ -176,100 +178,6 @@ def unavailable_reason() -> str | None:
     return None
 
 
-# --- cgroups (root only) --------------------------------------------------------------------------
-
-
-def _own_cgroups() -> dict[str, str]:
-    """This process's cgroup v1 path per controller (``/proc/self/cgroup``)."""
-    own: dict[str, str] = {}
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return own
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        for controller in controllers.split(","):
-            if controller:
-                own[controller] = path
-    return own
-
-
-def cgroup_dirs(name: str) -> dict[str, str]:
-    """Per controller (memory, pids, cpu), the cgroup an evaluator called ``name`` joins, nested
-    in this process's own; empty where that is impossible (not root, no cgroup v1 hierarchies)."""
-    if os.geteuid() != 0:
-        return {}
-    own = _own_cgroups()
-    dirs = {}
-    for controller in ("memory", "pids", "cpu"):
-        mount = CGROUP_MOUNT / controller
-        if controller not in own or not (mount / "cgroup.procs").exists():
-            return {}
-        dirs[controller] = str(mount / own[controller].lstrip("/") / CGROUP_PARENT / name)
-    return dirs
-
-
-def join_cgroups(dirs: dict[str, str], limits: Limits) -> None:
-    """Create the evaluator's cgroups, set the submission's budget and move this process in."""
-    settings = {
-        "memory": {"memory.limit_in_bytes": limits.submission_memory_bytes},
-        "pids": {"pids.max": limits.processes},
-        "cpu": {
-            "cpu.shares": 1024,
-            "cpu.cfs_period_us": 100_000,
-            "cpu.cfs_quota_us": max(1000, int(limits.cpu_cores * 100_000)),
-        },
-    }
-    for controller, folder in dirs.items():
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise SandboxUnavailable(f"creating cgroup {folder}: {exc.strerror}") from None
-        for name, value in settings[controller].items():
-            _write(os.path.join(folder, name), str(value))
-        _write(os.path.join(folder, "cgroup.procs"), str(os.getpid()))
-
-
-def remove_cgroups(dirs: dict[str, str], *, wait: float = 2.0) -> None:
-    """Kill whatever is left in an evaluator's cgroups and remove them (judge side)."""
-    import time
-
-    deadline = time.monotonic() + wait
-    for folder in dirs.values():
-        while True:
-            try:
-                pids = Path(folder, "cgroup.procs").read_text().split()
-            except OSError:
-                break
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, PermissionError, ValueError):
-                    pass
-            try:
-                os.rmdir(folder)
-                break
-            except FileNotFoundError:
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.02)
-
-
-def sweep_cgroups() -> None:
-    """Remove evaluator cgroups left by judges that died (their names start with the judge's pid)."""
-    for folder in set(cgroup_dirs("x").values()):
-        parent = Path(folder).parent
-        for child in parent.glob("*-*") if parent.is_dir() else ():
-            owner = child.name.split("-", 1)[0]
-            if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-                try:
-                    child.rmdir()
-                except OSError:
-                    pass
-
-
 # --- namespaces and the private root --------------------------------------------------------------
 
 
@@ -299,10 +207,10 @@ def enter_namespaces() -> None:
     this process is uid/gid 65534 and no further user namespace can be created."""
     uid, gid = os.geteuid(), os.getegid()
     _check(_libc.unshare(NAMESPACES), "unshare (user namespaces unavailable)")
-    _write("/proc/self/setgroups", "deny")
-    _write("/proc/self/uid_map", f"{NOBODY} {uid} 1")
-    _write("/proc/self/gid_map", f"{NOBODY} {gid} 1")
-    _write("/proc/sys/user/max_user_namespaces", "0")  # this namespace's own limit
+    write_setting("/proc/self/setgroups", "deny")
+    write_setting("/proc/self/uid_map", f"{NOBODY} {uid} 1")
+    write_setting("/proc/self/gid_map", f"{NOBODY} {gid} 1")
+    write_setting("/proc/sys/user/max_user_namespaces", "0")  # this namespace's own limit
 
 
 def _exposed() -> list[str]:
@@ -378,7 +286,7 @@ def enter_root(root: Path) -> None:
     os.chdir("/work")
 
 
-# --- the last steps before student code ------------------------------------------------------------
+# --- the last steps before student code ---------------------------------------------------------
 
 
 def apply_limits(limits: Limits) -> None:
