@@ -11,7 +11,11 @@ The same red-team batch (the notebook helpers of ``test_redteam.py``) is graded 
 fail in both: reading the TA's files, environment or memory, other submissions, the output
 folder, the host's ``/tmp``, the network.
 
-A third run shows the refusal where namespaces are impossible: a seccomp filter, as Docker's
+A third run shows what replaces cgroups for a normal user: each submission's own process budget
+(counted in its user namespace) and CPU fairness through the kernel's autogroup (no process of a
+submission may start a session of its own).
+
+A fourth run shows the refusal where namespaces are impossible: a seccomp filter, as Docker's
 default profile has, makes ``unshare`` and ``clone`` with ``CLONE_NEWUSER`` fail with EPERM for
 the grader; ``grade`` must then stop before running any student code, and
 ``--unsafe-no-isolation`` must grade with warnings and a note in every result and feedback file.
@@ -24,6 +28,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -47,8 +52,11 @@ from test_redteam import (
     scores,
 )
 
+from test_sandbox import FAIR_RATIO, FORKER, NEIGHBOUR, SPINNER, cpu_ratio
+
 from autograder.contract import QUESTION_NAMES, TOTAL_POINTS
 from autograder.judge.engine import UNSAFE_NOTE
+from autograder.judge.sandbox import Limits
 from autograder.samples import CORRECT, fill
 
 pytestmark = pytest.mark.skipif(
@@ -381,6 +389,55 @@ def test_nothing_reached_the_host(batches, who):
     assert written == {f"{s}.json" for s in batch["results"]}
     assert "fake_results.json" in written  # its own row, written by the grader
     assert batch["results"]["fake_results"]["total"] < TOTAL_POINTS
+
+
+# --- budgets without cgroups ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def budgets(ta, user_venv, repo_copy, template) -> dict[str, dict]:
+    """Two forkers graded at the same time, then a spinner beside a neighbour, as the TA user
+    (who has no cgroup of its own)."""
+    course = ta["course"] / "budgets"
+    subs, out = course / "submissions", course / "graded"
+    write_notebooks(
+        subs,
+        {
+            "forker_a": _with_cells(template, WRONG, PRELUDE, FORKER, REPORT_EPILOGUE),
+            "forker_b": _with_cells(template, WRONG, PRELUDE, FORKER, REPORT_EPILOGUE),
+            "neighbour": _with_cells(template, WRONG, PRELUDE, NEIGHBOUR, REPORT_EPILOGUE),
+            "spinner": _with_cells(template, WRONG, PRELUDE, SPINNER, REPORT_EPILOGUE),
+        },
+    )
+    _chown_tree(ta, ta["course"])
+    run = _run(
+        _as_ta(ta, _grade_command(user_venv, subs, out)),
+        cwd=repo_copy,
+        env=_environment(ta, "t"),
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return _results(out)
+
+
+def test_user_each_submission_has_its_own_process_budget(budgets):
+    """As a normal user, does each of two submissions forking at the same time get its own budget
+    of 64 processes (counted in its own user namespace, not among all the TA's processes)?"""
+    counts = []
+    for name in ("forker_a", "forker_b"):
+        feedback = budgets[name]["questions"]["q3"]["feedback"]
+        found = re.search(r"forked=(\d+)", feedback)
+        assert found, feedback
+        counts.append(int(found.group(1)))
+    limit = Limits().processes
+    assert all(limit - 4 <= count < limit for count in counts), counts
+
+
+def test_user_spinning_processes_do_not_starve_a_neighbour(budgets):
+    """As a normal user (no cgroup): do a submission spinning 30 processes, unable to start
+    sessions of their own, and a neighbour spinning one share the CPU about equally (the kernel's
+    autogroup: one scheduling group per session), instead of 30 to 1?"""
+    assert cpu_ratio(budgets) < FAIR_RATIO, budgets["spinner"]["questions"]["q3"]["feedback"]
 
 
 # --- no isolation possible: refusal, and --unsafe-no-isolation ------------------------------------
