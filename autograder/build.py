@@ -33,6 +33,7 @@ SHIPPED = (
     "judge",
     "contract.py",
     "results.py",
+    "safetext.py",
     "advice.py",
     "intake.py",
     "givens.py",

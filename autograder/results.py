@@ -1,15 +1,45 @@
 """One result per submission, in the ``results/<student>.json`` format, for every engine.
 
 Engines produce :class:`CaseOutcome` lists per question; this module alone turns them into the
-result dict (scores, tags, feedback), so the engines cannot drift apart.
+result dict (scores, tags, feedback), so the engines cannot drift apart. Texts that may come from
+the student (exception messages in case texts, notes, reasons) are made valid Unicode here
+(:func:`~autograder.safetext.valid_unicode`): a lone surrogate cannot be written as UTF-8.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
+from .safetext import valid_unicode
+
+MAX_STEM_BYTES = 200
+"""Longest file stem (UTF-8 bytes) used for a student's ``results/`` and ``feedback/`` files;
+with the longest suffix (``.json``, ``.html``) it stays far below the 255-byte limit of
+common file systems."""
+_PLAIN_STEM = re.compile(r"[\w@+-][\w.@+-]*")
+_UNSAFE_CHARS = re.compile(r"[^\w.@+-]+")
+
+
+def file_stem(student: str) -> str:
+    """The file stem of a student's output files (``results/<stem>.json``, ``feedback/<stem>.md``).
+
+    A plain id (letters, digits, ``_ . @ + -``, not starting with ``.``, at most
+    :data:`MAX_STEM_BYTES` bytes) is its own stem, so ``ann`` writes ``results/ann.json``. Any
+    other id (a path separator, spaces or control characters, an undecodable byte, a leading dot,
+    too long) gets a readable prefix of its safe characters, then ``~`` and 12 hex digits of its
+    SHA-256: distinct ids never share a stem, and no id can name another folder.
+    """
+    student = str(student)
+    if _PLAIN_STEM.fullmatch(student) and len(student.encode()) <= MAX_STEM_BYTES:
+        return student
+    digest = hashlib.sha256(student.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    readable = _UNSAFE_CHARS.sub("_", valid_unicode(student)).strip("._")
+    readable = readable.encode()[: MAX_STEM_BYTES - 13].decode("utf-8", "ignore")
+    return f"{readable}~{digest}" if readable else f"~{digest}"
 
 
 @dataclass(frozen=True)
@@ -29,6 +59,7 @@ class CaseOutcome:
 
 def empty_result(student: str, status: str, feedback: str) -> dict:
     """A result with no points, for a submission that could not be graded."""
+    feedback = valid_unicode(feedback)
     questions = {
         q: {"score": 0.0, "possible": float(BY_NAME[q].points), "tags": [], "feedback": feedback}
         for q in QUESTION_NAMES
@@ -58,7 +89,7 @@ def question_entry(question: str, outcomes: Sequence[CaseOutcome] | None) -> dic
         if outcome.passed:
             continue
         tags += [t for t in outcome.tags if t not in tags]
-        lines.append(f"[{outcome.case}, {outcome.points:g} pt] {outcome.text}")
+        lines.append(f"[{outcome.case}, {outcome.points:g} pt] {valid_unicode(outcome.text)}")
     score = round(sum(o.points for o in outcomes if o.passed), 6)
     feedback = "\n".join(lines) if lines else "All tests passed."
     cases = [
@@ -87,7 +118,7 @@ def graded_result(
     """
     questions = {q: question_entry(q, outcomes.get(q)) for q in QUESTION_NAMES}
     for question, note in (advice or {}).items():
-        questions[question]["feedback"] += f"\n{note}"
+        questions[question]["feedback"] += f"\n{valid_unicode(note)}"
     result = {
         "student": student,
         "status": "graded",
@@ -96,5 +127,5 @@ def graded_result(
         "questions": questions,
     }
     if notes:
-        result["notes"] = list(notes)
+        result["notes"] = [valid_unicode(note) for note in notes]
     return result

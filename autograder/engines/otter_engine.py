@@ -23,7 +23,7 @@ from ..checks.instances import SEED_ENV
 from ..checks.questions import CASES
 from ..checks.runner import TAG_LINE
 from ..contract import QUESTION_NAMES
-from ..intake import Submission
+from ..intake import Submission, notebook_bytes
 from ..results import CaseOutcome, empty_result, graded_result
 from . import kill_group
 
@@ -99,7 +99,7 @@ def prepare_notebook(notebook: nbformat.NotebookNode, folder: Path) -> Path:
         "name": "python3",
     }
     path = folder / NOTEBOOK_NAME
-    nbformat.write(nb, str(path))
+    path.write_bytes(notebook_bytes(nb))  # compact JSON: nbformat's indentation can balloon
     return path
 
 

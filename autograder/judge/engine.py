@@ -27,7 +27,7 @@ from ..checks.oracle import ELEMENTWISE
 from ..checks.questions import CASES
 from ..checks.runner import CallTimeout, call_timeout, run_case
 from ..contract import BY_NAME, QUESTIONS
-from ..intake import Submission
+from ..intake import Submission, notebook_bytes
 from ..results import CaseOutcome, empty_result, graded_result
 from . import evaluator, protocol
 from .sandbox import Limits
@@ -210,7 +210,7 @@ class Session:
         self.config = config
         self.student = student
         self.cells = [c.source for c in notebook.cells if c.cell_type == "code"]
-        self.notebook_json = nbformat.writes(notebook).encode()
+        self.notebook_json = notebook_bytes(notebook)  # compact: nbformat's indent balloons
         self.deadline = time.monotonic() + config.submission_timeout
         self.finished: list[int] = []
         self.notes: list[str] = []
