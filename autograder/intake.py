@@ -11,13 +11,14 @@ Every submission that looks like one becomes a :class:`Submission`; a broken one
 human-readable ``problem`` instead of a notebook, so the batch runner can give it an ``invalid`` row
 instead of dropping it. That includes JSON nested more than :data:`MAX_DEPTH` levels deep (it
 would exhaust the recursion of every JSON tool after us) and JSON escaping a lone UTF-16
-surrogate (``\\ud800``: not a character, it cannot be written as UTF-8 again).
+surrogate (``\\ud800``: not a character, it cannot be written as UTF-8 again). Zips are read in
+memory: only the notebook member's bytes are read, nothing is extracted and no other member (in
+particular no pickled ``.OTTER_LOG``) is ever loaded.
 
-Student ids are text: a file name with bytes that are not UTF-8 gives an id with those bytes
-escaped (``bad\\xff``); a file whose stem is blank (`` .ipynb``) keeps its whole file name as id
-and is invalid (rename it). Output file names are derived from ids safely elsewhere
-(:func:`autograder.results.file_stem`). Zips are read in memory: only the notebook member's bytes are read, nothing
-is extracted and no other member (in particular no pickled ``.OTTER_LOG``) is ever loaded.
+Student ids are printable text: bytes that are not UTF-8 and control characters in a file name
+are escaped in its id (``bad\\xff``, ``x\\x1b``); a file whose stem is blank (`` .ipynb``) keeps
+its whole file name as id and is invalid (rename it). Output file names are derived from ids
+safely elsewhere (:func:`autograder.results.file_stem`).
 
 The folder may also be an LMS's "Download all submissions" archive, unzipped (:func:`scan`):
 
@@ -63,6 +64,8 @@ from pathlib import Path, PurePosixPath
 
 import nbformat
 import pandas as pd
+
+from .safetext import visible
 
 logger = logging.getLogger(__name__)
 
@@ -382,10 +385,9 @@ def _lms_file(path: Path, mapper: _RosterMap) -> _Candidate | None:
     order = (reading.file_id, int(resubmission[1]) if resubmission else 0, *_mtime(path))
     candidate = _Candidate(path, student, order, lms, late=reading.late)
     if len(readings) > 1:
-        others = [i for i in range(len(readings)) if i != chosen]
         candidate.ambiguous = (
-            f"the Canvas file name {file_name!r} can also be read as the upload of "
-            f"{_readings_text(readings, students, others)}"
+            f"the Canvas file name {file_name!r} can be read as the upload of "
+            f"{_readings_text(readings, students, list(range(len(readings))))}"
         )
         logger.warning(
             "%s: read as Canvas user %s (%s), but %s; check that it is theirs",
@@ -446,8 +448,9 @@ def _plain_candidate(entry: Path) -> _Candidate:
 
 
 def _text(name: str) -> str:
-    """A file name as text: bytes that are not UTF-8 are escaped (``bad\\xff``), never lost."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    """A file name as printable text: bytes that are not UTF-8 and control characters are
+    escaped (``bad\\xff``, ``x\\x1b``), never lost."""
+    return visible(os.fsencode(name).decode("utf-8", "backslashreplace"), keep_newlines=False)
 
 
 def _moodle_candidate(path: Path, match: re.Match, mapper: _RosterMap) -> _Candidate:

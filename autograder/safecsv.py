@@ -18,6 +18,10 @@ What is left unchanged:
 A text cell that already begins with apostrophes followed by a trigger character gets one more
 apostrophe, so the rule can be undone exactly: :func:`read_csv` (and :func:`restore`) remove one
 apostrophe from such cells and give back the original text.
+
+A carriage return inside a text cell is written as a line feed. Python's CSV writer quotes a field
+only for the characters of its line terminator (``\n`` here), so a bare ``\r`` went out unquoted,
+and spreadsheets end the row there: ``x\r=1+1`` became a second row starting with a formula.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ import pandas as pd
 
 from .safetext import valid_unicode
 
-TRIGGERS = "=+-@\t\r\uff1d\uff0b\uff0d\uff20"
-"""Leading characters that make a spreadsheet evaluate a cell (OWASP, plus full-width forms)."""
+TRIGGERS = "=+-@\t\r\n\uff1d\uff0b\uff0d\uff20"
+"""Leading characters that make a spreadsheet evaluate a cell (OWASP, plus full-width forms, and
+the line feed a leading carriage return becomes)."""
 _NEUTRALISE = re.compile(f"'*[{re.escape(TRIGGERS)}]")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _RESTORE = re.compile(f"'+[{re.escape(TRIGGERS)}]")
@@ -50,12 +55,14 @@ def neutralise(value: object) -> object:
     """One cell as written by :func:`write_csv`: ``'`` + the text when it would be evaluated.
 
     Non-text values are returned unchanged; text is also made valid Unicode (lone surrogates
-    become U+FFFD, see :func:`~autograder.safetext.valid_unicode`).
+    become U+FFFD, see :func:`~autograder.safetext.valid_unicode`) and its carriage returns line
+    feeds (so the CSV writer quotes the cell).
     """
     if not isinstance(value, str):
         return value
     value = valid_unicode(value)
-    return f"'{value}" if needs_quote(value) else value
+    value = f"'{value}" if needs_quote(value) else value
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def restore(value: object) -> object:
