@@ -10,9 +10,10 @@ Texts in results may come from students (exception messages, file names). Contro
 (ESC, BEL, ...) are shown as escapes (``\\x1b``, :func:`~autograder.safetext.visible`) in both
 files. The HTML is self-contained (inline CSS, no scripts, no external resources) and every piece
 of text from a result is escaped with :func:`html.escape`. In the Markdown, ``&``, ``<`` and
-``>`` are written as HTML entities (no raw HTML, no ``<autolink>``), and ``[``, ``\\`` and
-backticks are backslash-escaped, so ``![x](https://...)`` shows as text instead of loading an
-image or making a link; only the kit's own `code spans` (one backtick each side) stay code.
+``>`` are written as HTML entities (no raw HTML, no ``<autolink>``), and ``[``, ``\\``,
+backticks, ``@`` and the ``:``/``.`` of URLs are backslash-escaped, so ``![x](https://...)``
+shows as text instead of loading an image or making a link; only the kit's own `code spans` (one
+backtick each side) stay code.
 Files are named by :func:`~autograder.results.file_stem` of the student id.
 """
 
@@ -53,7 +54,9 @@ HIDDEN_NOTE_PREFIXES: tuple[str, ...] = ("isolation:",)
 _CODE_SPAN = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 """A code span as the kit writes them: one backtick each side, no backtick or newline inside
 (a longer backtick run would make Markdown pair the backticks differently)."""
-_MARKDOWN_SPECIAL = re.compile(r"([\\`\[])")
+_MARKDOWN_SPECIAL = re.compile(r"[\\`\[@]|(?<=www)\.|:(?=//)", re.IGNORECASE)
+"""Characters escaped outside code spans: what starts a link, image, footnote or code span, and
+what bare-URL and e-mail autolinks (GitHub-flavoured Markdown) are recognised by."""
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 48rem; margin: 2rem auto; padding: 0 1rem;
@@ -249,10 +252,11 @@ def _pts(value: float) -> str:
 def _md(text: str) -> str:
     """Text for Markdown, one line: only the kit's `code spans` are Markdown; the rest is text.
 
-    Outside code spans, ``&``, ``<`` and ``>`` become entities and ``\\``, backticks and ``[``
-    are backslash-escaped (no raw HTML, autolink, link, image, footnote or reference definition
-    can form: they all need a ``[`` or a ``<``); inside them, nothing is interpreted by Markdown
-    anyway. Control characters are shown as escapes in both.
+    Outside code spans, ``&``, ``<`` and ``>`` become entities and ``\\``, backticks, ``[``,
+    ``@``, the ``:`` of ``://`` and the ``.`` of ``www.`` are backslash-escaped: no raw HTML, link,
+    image, footnote, reference definition or autolink (``<...>`` or a bare URL or e-mail address,
+    as GitHub-flavoured Markdown links them) can form. Inside code spans nothing is interpreted.
+    Control characters are shown as escapes in both.
     """
     line = visible(str(text).replace("\n", " "), keep_newlines=False)
     parts, end = [], 0
@@ -264,7 +268,7 @@ def _md(text: str) -> str:
 
 
 def _md_text(text: str) -> str:
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+    return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(), html.escape(text, quote=False))
 
 
 def _html(text: str) -> str:
