@@ -99,7 +99,9 @@ def _run_in_pty(args: list[str], cwd: Path, timeout: float = 120) -> bytes:
     """Run a command on a real pseudo-terminal (as a TA would) and return every byte it printed."""
     controller, terminal = pty.openpty()
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "50"}
-    proc = subprocess.Popen(args, cwd=cwd, stdin=terminal, stdout=terminal, stderr=terminal, env=env)
+    proc = subprocess.Popen(
+        args, cwd=cwd, stdin=terminal, stdout=terminal, stderr=terminal, env=env
+    )
     os.close(terminal)
     chunks, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -184,7 +184,7 @@ def test_missing_student_ids_raise(tmp_path: Path, student: str | None) -> None:
 
 @pytest.mark.parametrize("student", ["..", "a/b", "a\\b", "../../x", " ", "z" * 300, "bad\udcff"])
 def test_path_like_student_ids_get_safe_file_names(tmp_path: Path, student: str) -> None:
-    """Does an id that is no plain file name get its feedback inside feedback/, under a safe name?"""
+    """Does an id that is no plain file name get its feedback in feedback/, under a safe name?"""
     if not student.strip():
         student = f"{student}.ipynb"  # intake gives a blank stem its whole file name as id
     result = graded_result("x", all_passed())
