@@ -20,26 +20,42 @@ MAX_STEM_BYTES = 200
 """Longest file stem (UTF-8 bytes) used for a student's ``results/`` and ``feedback/`` files;
 with the longest suffix (``.json``, ``.html``) it stays far below the 255-byte limit of
 common file systems."""
-_PLAIN_STEM = re.compile(r"[\w@+-][\w.@+-]*")
-_UNSAFE_CHARS = re.compile(r"[^\w.@+-]+")
+_UNSAFE_CHARS = re.compile(r'[/\\:*?"<>|]')
+"""Characters no output file name gets: path separators, and what Windows forbids (so the output
+folder can be copied anywhere)."""
 
 
 def file_stem(student: str) -> str:
     """The file stem of a student's output files (``results/<stem>.json``, ``feedback/<stem>.md``).
 
-    A plain id (letters, digits, ``_ . @ + -``, not starting with ``.``, at most
-    :data:`MAX_STEM_BYTES` bytes) is its own stem, so ``ann`` writes ``results/ann.json``. Any
-    other id (a path separator, spaces or control characters, an undecodable byte, a leading dot,
-    too long) gets a readable prefix of its safe characters, then ``~`` and 12 hex digits of its
-    SHA-256: distinct ids never share a stem, and no id can name another folder.
+    A plain id is its own stem, so ``ann`` and ``hw 01 (final)`` write ``results/ann.json`` and
+    ``results/hw 01 (final).json``. Plain: printable (no control, format or separator characters
+    but the space), none of ``/ \\ : * ? " < > | ~``, no leading dot, no leading or trailing
+    space, at most :data:`MAX_STEM_BYTES` bytes. Any other id gets its plain characters (the
+    others as ``_``), then ``~`` and 12 hex digits of its SHA-256: a plain stem has no ``~`` and
+    the others differ by their hash, so distinct ids never share a stem, and no id can name
+    another folder.
     """
     student = str(student)
-    if _PLAIN_STEM.fullmatch(student) and len(student.encode()) <= MAX_STEM_BYTES:
+    if _is_plain(student):
         return student
     digest = hashlib.sha256(student.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    readable = _UNSAFE_CHARS.sub("_", valid_unicode(student)).strip("._")
+    readable = "".join(c if c.isprintable() else "_" for c in valid_unicode(student))
+    readable = _UNSAFE_CHARS.sub("_", readable).strip(". _")
     readable = readable.encode()[: MAX_STEM_BYTES - 13].decode("utf-8", "ignore")
-    return f"{readable}~{digest}" if readable else f"~{digest}"
+    return f"{readable}~{digest}"
+
+
+def _is_plain(student: str) -> bool:
+    return (
+        student.isprintable()
+        and _UNSAFE_CHARS.search(student) is None
+        and "~" not in student
+        and not student.startswith(".")
+        and student == student.strip()
+        and bool(student)
+        and len(student.encode()) <= MAX_STEM_BYTES
+    )
 
 
 @dataclass(frozen=True)
