@@ -279,6 +279,17 @@ def test_write_results_refuses_unsafe_input(tmp_path, results, match):
         write_results(results, tmp_path)
 
 
+def test_write_gradebook_neutralises_formula_text_but_not_numbers(tmp_path, roster):
+    """Is a formula-like student id or roster cell written with an apostrophe, numbers as-is?"""
+    roster = roster.assign(name=["=1+1", "-", "-2.5"])
+    results = [full_marks("=HYPERLINK(1)"), full_marks("ann")]
+    write_gradebook(collate(results, roster=roster), tmp_path)
+    table = pd.read_csv(tmp_path / "gradebook.csv", dtype=str, keep_default_na=False)
+    assert "'=HYPERLINK(1)" in set(table["student"])
+    assert sorted(table["name"]) == ["", "'-", "'=1+1", "-2.5"]  # -2.5 stays a number
+    assert set(table["total"]) <= {"12.0", "0.0"}
+
+
 def test_write_gradebook_has_no_float_noise(tmp_path):
     """Are scores written rounded to 4 decimals, without float noise like 0.30000000000000004?"""
     df = collate([result("ann", q1a=0.1 + 0.2, q3=1 / 3)])
