@@ -65,6 +65,7 @@ from pathlib import Path, PurePosixPath
 import nbformat
 import pandas as pd
 
+from .errors import KitError
 from .safetext import visible
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ _IGNORED_DIRS = frozenset({"__MACOSX", ".ipynb_checkpoints"})
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class IntakeError(Exception):
+class IntakeError(KitError):
     """The submissions folder itself cannot be used (missing, or not a directory)."""
 
 

@@ -20,14 +20,13 @@ import mistune
 import nbformat
 import pandas as pd
 import pytest
-from conftest import SOFFICE, spreadsheet_cells, write_notebooks
+from conftest import CORRECT, MISTAKES, MP, SOFFICE, fill, spreadsheet_cells, write_notebooks
 
-from autograder.contract import TOTAL_POINTS
 from autograder.grading import grade
 from autograder.results import file_stem
-from autograder.samples import CORRECT, MISTAKES, fill
 
 TIMEOUT = 60.0
+TOTAL_POINTS = MP.total_points
 SURROGATE_CELL = "def mse_minimizer(X, y):\n    raise ValueError('bad \\ud800 text')\n"
 """q3 raising an exception whose message holds a lone surrogate."""
 INJECTION = (
@@ -89,6 +88,7 @@ def batch(built, template, tmp_path_factory) -> dict:
             submissions=subs,
             out=out,
             build_dir=built.out,
+            assignment="math_primer",
             jobs=2,
             timeout=TIMEOUT,
             roster=roster,
