@@ -111,7 +111,7 @@ def moderate(**arrays) -> bool:
 
 # --- samplers ------------------------------------------------------------------------------------
 
-SIGMOID_LARGE = (500.0, 1000.0)
+SIGMOID_LARGE = (750.0, 1000.0)
 """Magnitudes of the large entries in the sigmoid's ``large`` case (``exp(710)`` overflows)."""
 RELU_MAGNITUDES = (0.1, 3.0)
 """|x| of relu_grad's inputs: never 0, and far from it compared with the finite-difference step."""
@@ -140,9 +140,14 @@ def draw_activation(rng, size, case):
 
 
 def draw_relu(rng, size, index):
-    """x for 3-1 c: no entry near 0; positive and negative entries whenever d >= 2, and for
+    """x for 3-1 c: no entry near 0; for d >= 3 at least two positive entries (of different
+    sizes, so relu(x) is no multiple of the mask) and one negative, for d = 2 one of each, for
     d = 1 a positive entry in even and a negative one in odd instances."""
-    s = signs(rng, size) if size >= 2 else np.array([1.0 if index % 2 == 0 else -1.0])
+    if size == 1:
+        s = np.array([1.0 if index % 2 == 0 else -1.0])
+    else:
+        fixed = [1.0, -1.0] if size == 2 else [1.0, 1.0, -1.0]
+        s = rng.permutation(np.concatenate([fixed, rng.choice([-1.0, 1.0], size - len(fixed))]))
     return {"x": rng.uniform(*RELU_MAGNITUDES, size) * s}
 
 
