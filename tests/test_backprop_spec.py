@@ -45,7 +45,9 @@ def given_helpers() -> dict[str, object]:
     return namespace
 
 
-def grade(question: str, source: str, *, key: str = "carol") -> tuple[float, list]:
+def grade(
+    question: str, source: str, *, key: str = "carol", call_limit: float = 2.0
+) -> tuple[float, list]:
     """Points and case results of one answer cell, with the other answers correct."""
     namespace = given_helpers()
     for other in CORRECT.values():
@@ -56,7 +58,7 @@ def grade(question: str, source: str, *, key: str = "carol") -> tuple[float, lis
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # overflow in the not_stable answers
         results = [
-            run_case(question, c.name, *functions, pack=PACK, key=key, call_limit=2)
+            run_case(question, c.name, *functions, pack=PACK, key=key, call_limit=call_limit)
             for c in spec.cases
         ]
     points = sum(c.points for c, r in zip(spec.cases, results) if r.passed)
@@ -194,7 +196,7 @@ def test_equivalent_answers_earn_full_points(question: str, source: str) -> None
 @pytest.mark.parametrize(("question", "tag", "source"), MISTAKES)
 def test_mistakes_earn_their_tag_and_lose_points(question: str, tag: str, source: str) -> None:
     """Does every typical mistake lose points on its question and carry its expected tag?"""
-    points, results = grade(question, source)
+    points, results = grade(question, source, call_limit=0.3 if tag == "timeout" else 2.0)
     tags = {t for r in results for t in r.tags}
     assert points < PACK.question(question).points
     assert tag in tags, [r.report() for r in results if not r.passed]
