@@ -30,6 +30,7 @@ from .build import ensure_built, source_fingerprint
 from .cache import ResultCache
 from .checks.runner import CALL_TIMEOUT_ENV
 from .engines.docker_engine import DockerGrader, docker_problem
+from .errors import KitError
 from .engines.otter_engine import grade_submission as otter_grade
 from .executors import ExecutorError, dask_executor
 from .exports import write_exports
@@ -38,6 +39,9 @@ from .intake import Submission, discover
 from .judge.engine import JudgeConfig
 from .judge.engine import grade_submission as judge_grade
 from .overrides import apply_overrides, check_students, read_overrides
+from .pack import registry
+from .pack.infer import infer
+from .pack.spec import Pack
 from .report import write_report
 from .results import empty_result
 
@@ -47,7 +51,7 @@ DEFAULT_TIMEOUT = 300.0
 """Seconds one submission may take under ``otter run`` (a normal one takes a few seconds)."""
 
 
-class GradingError(Exception):
+class GradingError(KitError):
     """The batch cannot start (bad paths, nothing to grade)."""
 
 
@@ -65,6 +69,8 @@ class GradeRun:
     """Results reused from ``OUT/.cache`` instead of grading again."""
     results: list[dict] = field(default_factory=list)
     """One result per submission, as written to ``results/``."""
+    pack: Pack | None = None
+    """The assignment graded."""
 
 
 def default_jobs() -> int:
@@ -77,6 +83,7 @@ def grade_all(
     grade_one: Callable[[Submission], dict],
     *,
     jobs: int,
+    pack: Pack,
     executor: Executor | None = None,
     on_done: Callable[[dict], None] = lambda result: None,
 ) -> list[dict]:
@@ -89,6 +96,7 @@ def grade_all(
         submissions: what to grade.
         grade_one: grades one submission (picklable when the executor runs elsewhere).
         jobs: worker threads of the default executor (ignored when ``executor`` is given).
+        pack: the assignment (for the rows of submissions that crash the grader).
         executor: any ``concurrent.futures.Executor`` (e.g. a Dask ``ClientExecutor``); the
             caller owns it. Default: a ``ThreadPoolExecutor`` with ``jobs`` workers.
         on_done: called with each result as it arrives.
@@ -102,10 +110,12 @@ def grade_all(
     if hasattr(grade_one, "grade_batch"):
         if executor is not None:
             raise GradingError("the docker engine grades on this machine: drop --scheduler")
-        return _grade_batch(submissions, grade_one, jobs=jobs, on_done=on_done)
+        return _grade_batch(submissions, grade_one, jobs=jobs, on_done=on_done, pack=pack)
     if executor is None:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            return grade_all(submissions, grade_one, jobs=jobs, executor=pool, on_done=on_done)
+            return grade_all(
+                submissions, grade_one, jobs=jobs, pack=pack, executor=pool, on_done=on_done
+            )
 
     results = []
 
@@ -119,20 +129,27 @@ def grade_all(
             futures[executor.submit(grade_one, submission)] = submission
         except Exception as exc:  # e.g. the executor cannot serialise the task
             log.exception("submitting %s failed", submission.student)
-            record(empty_result(submission.student, "error", f"grader crashed: {exc!r}"))
+            record(empty_result(submission.student, "error", f"grader crashed: {exc!r}", pack=pack))
     for future in as_completed(futures):
         submission = futures[future]
         try:
             result = future.result()  # a cancelled future raises CancelledError, an Exception
         except Exception as exc:  # the grader's crash, or a lost worker (Dask: KilledWorker)
             log.exception("grading %s crashed", submission.student)
-            result = empty_result(submission.student, "error", f"grader crashed: {exc!r}")
+            result = empty_result(
+                submission.student, "error", f"grader crashed: {exc!r}", pack=pack
+            )
         record(result)
     return sorted(results, key=lambda r: r["student"])
 
 
 def _grade_batch(
-    submissions: list[Submission], grader, *, jobs: int, on_done: Callable[[dict], None]
+    submissions: list[Submission],
+    grader,
+    *,
+    jobs: int,
+    on_done: Callable[[dict], None],
+    pack: Pack,
 ) -> list[dict]:
     """Run a batch grader; if it crashes, every submission it did not report is an error row."""
     results = {}
@@ -147,30 +164,38 @@ def _grade_batch(
         log.exception("the batch grader crashed")
         for submission in submissions:
             if submission.student not in results:
-                record(empty_result(submission.student, "error", f"grader crashed: {exc!r}"))
+                record(
+                    empty_result(submission.student, "error", f"grader crashed: {exc!r}", pack=pack)
+                )
     return sorted(results.values(), key=lambda r: r["student"])
 
 
 ENGINES = ("judge", "otter", "docker")
 
 
-def make_grader(engine: str, *, build_dir: Path, timeout: float) -> Callable[[Submission], dict]:
-    """The function grading one submission with ``engine`` (building first if it needs the zip).
+def make_grader(
+    engine: str, *, build_dir: Path | None, timeout: float, pack: Pack | str
+) -> Callable[[Submission], dict]:
+    """The function grading one submission of ``pack`` with ``engine`` (building first if it
+    needs the zip; ``build_dir`` None: the pack's default build folder).
+
+    The function holds the pack's name, not the pack, so it can be sent to Dask workers.
 
     Raises:
         GradingError: an unknown engine, or (``docker``) no usable Docker or grading image.
     """
+    name = registry.load(pack).name
     if engine == "docker":
         problem = docker_problem()
         if problem is not None:
             raise GradingError(problem)
-        built = ensure_built(out=build_dir)
-        return DockerGrader(built.offline_zip, timeout=timeout)
+        built = ensure_built(out=build_dir, pack=name)
+        return DockerGrader(built.offline_zip, timeout=timeout, pack=name)
     if engine == "otter":
-        built = ensure_built(out=build_dir)
-        return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout)
+        built = ensure_built(out=build_dir, pack=name)
+        return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout, pack=name)
     if engine == "judge":
-        return partial(judge_grade, config=JudgeConfig(submission_timeout=timeout))
+        return partial(judge_grade, config=JudgeConfig(submission_timeout=timeout), pack=name)
     raise GradingError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
@@ -178,7 +203,8 @@ def grade(
     *,
     submissions: Path,
     out: Path,
-    build_dir: Path,
+    build_dir: Path | None = None,
+    assignment: str | None = None,
     jobs: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     roster: Path | None = None,
@@ -194,7 +220,9 @@ def grade(
     Args:
         submissions: folder of ``<student>.ipynb``, ``<student>.zip`` or ``<student>/*.ipynb``.
         out: output folder for ``gradebook.csv`` and ``results/``.
-        build_dir: where the built assignment lives (built or rebuilt when stale).
+        build_dir: where the built assignment lives (built or rebuilt when stale); default the
+            pack's build folder (``dist/`` or ``dist/<name>/``).
+        assignment: the pack's name; by default inferred from the submissions' notebooks.
         jobs: parallel submissions (default: the number of cores; unused with ``scheduler``).
         timeout: seconds per submission.
         roster: optional CSV with a ``student`` column.
@@ -211,6 +239,7 @@ def grade(
     Raises:
         GradingError: nothing to grade, an unknown engine, an unreachable scheduler or a Dask
             cluster that cannot grade (checked before grading).
+        PackNotFound: an unknown assignment, or one that cannot be inferred (a mixed folder).
     """
     roster_df = gradebook.read_roster(roster) if roster is not None else None
     found = discover(submissions, roster=roster_df)  # maps LMS names; logs unmapped, superseded
@@ -219,11 +248,17 @@ def grade(
     for s in found:
         if s.problem:
             log.warning("%s: %s (graded as invalid)", s.student, s.problem)
-    manual = read_overrides(overrides) if overrides is not None else []
+    pack = registry.load(assignment or infer(s.notebook for s in found))
+    log.info("assignment: %s", pack.name)
+    if roster_df is not None:
+        gradebook.check_roster(roster_df, pack=pack)
+    manual = read_overrides(overrides, pack=pack) if overrides is not None else []
     check_students(manual, (s.student for s in found), path=overrides)
-    grade_one = make_grader(engine, build_dir=build_dir, timeout=timeout)
+    grade_one = make_grader(engine, build_dir=build_dir, timeout=timeout, pack=pack)
     limits = {"timeout": timeout, "call_timeout": os.environ.get(CALL_TIMEOUT_ENV)}
-    cache = ResultCache(out, assignment=source_fingerprint(), settings={"engine": engine, **limits})
+    cache = ResultCache(
+        out, assignment=source_fingerprint(pack), settings={"engine": engine, **limits}
+    )
     to_grade, reused = cache.split(found, force=force)
     if reused:
         log.info("reusing %d cached result(s) from %s", len(reused), cache.folder)
@@ -235,20 +270,25 @@ def grade(
     try:
         with place or nullcontext() as executor:
             results = grade_all(
-                to_grade, grade_one, jobs=jobs or default_jobs(), executor=executor, on_done=on_done
+                to_grade,
+                grade_one,
+                jobs=jobs or default_jobs(),
+                pack=pack,
+                executor=executor,
+                on_done=on_done,
             )
     except ExecutorError as exc:
         raise GradingError(str(exc)) from None
     results = sorted(results + reused, key=lambda r: r["student"])
-    results = apply_overrides(note_late(results, found), manual)
+    results = apply_overrides(note_late(results, found), manual, pack=pack)
     gradebook.write_results(results, out)
-    table = gradebook.collate(results, roster=roster_df)
+    table = gradebook.collate(results, roster=roster_df, pack=pack)
     path = gradebook.write_gradebook(table, out)
-    write_exports(table, results, out, roster=roster_df)
-    write_feedback(results, out)
-    write_report(table, results, out)
+    write_exports(table, results, out, roster=roster_df, pack=pack)
+    write_feedback(results, out, pack=pack)
+    write_report(table, results, out, pack=pack)
     cache.prune()
-    return GradeRun(table, path, out / "results", reused=len(reused), results=results)
+    return GradeRun(table, path, out / "results", reused=len(reused), results=results, pack=pack)
 
 
 def note_late(results: list[dict], submissions: list[Submission]) -> list[dict]:

@@ -41,7 +41,7 @@ class Outcome:
     passed: bool
     """Whether the answer is accepted."""
     tags: tuple[str, ...] = ()
-    """Diagnosis tags from the fixed vocabulary in ``autograder.contract.TAGS``."""
+    """Diagnosis tags from the pack's vocabulary (``Pack.vocabulary``)."""
     message: str = ""
     """What was got and what was expected, in the students' terms."""
 

@@ -110,8 +110,14 @@ def _copy(arg: object) -> object:
     return arg.copy() if isinstance(arg, np.ndarray) else arg
 
 
-def judge_answer(target: Target, answer: object, instance: Instance, label: str, *,
-                 parts: tuple[str, ...] | None = None) -> Outcome:
+def judge_answer(
+    target: Target,
+    answer: object,
+    instance: Instance,
+    label: str,
+    *,
+    parts: tuple[str, ...] | None = None,
+) -> Outcome:
     """Judge one answer to one instance: the target's own judge, or :func:`compare` (per part
     for a function returning a tuple; ``parts`` limits which parts are judged)."""
     if target.judge is not None:
@@ -132,8 +138,7 @@ def judge_answer(target: Target, answer: object, instance: Instance, label: str,
         return Outcome(
             False,
             ("wrong_type",),
-            f"{label} returned {kind}; expected a tuple of {len(target.returns)} arrays "
-            f"({names})",
+            f"{label} returned {kind}; expected a tuple of {len(target.returns)} arrays ({names})",
         )
     if len(answer) != len(target.returns):
         return Outcome(
@@ -227,9 +232,7 @@ def _resolve(pack: Pack | str | None) -> Pack:
 def _functions(pack: Pack, question: str, functions: tuple) -> tuple[Target, ...]:
     spec = pack.question(question)
     if len(functions) != len(spec.functions):
-        raise TypeError(
-            f"{question} takes {len(spec.functions)} function(s), got {len(functions)}"
-        )
+        raise TypeError(f"{question} takes {len(spec.functions)} function(s), got {len(functions)}")
     return spec.functions
 
 
@@ -308,7 +311,11 @@ def check_form(question: str, *functions: object, pack: Pack | str | None = None
         missing = _availability(target, fn)
         if missing is not None:
             return CaseResult(
-                question, "form", False, missing.tags, missing.message,
+                question,
+                "form",
+                False,
+                missing.tags,
+                missing.message,
                 hint(missing.tags, vocabulary),
             )
         rng = inst.rng_for(question, "public", key="public", salt=pack.seed_salt)
@@ -317,7 +324,11 @@ def check_form(question: str, *functions: object, pack: Pack | str | None = None
         structural = tuple(t for t in outcome.tags if t in STRUCTURAL_TAGS)
         if structural:
             return CaseResult(
-                question, "form", False, structural, outcome.message,
+                question,
+                "form",
+                False,
+                structural,
+                outcome.message,
                 hint(structural, vocabulary),
             )
     return CaseResult(question, "form", True, (), "the answer has the right form")

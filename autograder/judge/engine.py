@@ -23,11 +23,11 @@ import nbformat
 import numpy as np
 
 from ..advice import advice_notes
-from ..checks.oracle import ELEMENTWISE
-from ..checks.questions import CASES
 from ..checks.runner import CallTimeout, call_timeout, run_case
-from ..contract import BY_NAME, QUESTIONS
+from ..errors import JudgeFault, KitError
 from ..intake import Submission
+from ..pack import registry
+from ..pack.spec import Pack
 from ..results import CaseOutcome, empty_result, graded_result
 from . import evaluator, protocol
 from .sandbox import Limits
@@ -103,14 +103,22 @@ def warm_context() -> multiprocessing.context.BaseContext:
 class Evaluator:
     """One evaluator process and the judge's end of its pipe."""
 
-    def __init__(self, notebook_json: bytes, config: JudgeConfig, student: str) -> None:
+    def __init__(self, notebook_json: bytes, config: JudgeConfig, student: str, pack: Pack) -> None:
         self.config = config
         self._seq = 0
         context = warm_context()
         self.conn, child = context.Pipe(duplex=True)
         self.process = context.Process(
             target=evaluator.main,
-            args=(child, notebook_json, config.limits, config.isolate, student),
+            args=(
+                child,
+                notebook_json,
+                config.limits,
+                config.isolate,
+                student,
+                _str_or_none(registry.givens_file(pack)),
+                f"{pack.name}.ipynb",
+            ),
             daemon=True,
         )
         self.process.start()
@@ -184,6 +192,10 @@ class Evaluator:
         self.conn.close()
 
 
+def _str_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
 class Placeholder:
     """A function whose body is still the template's ``...``."""
 
@@ -200,15 +212,16 @@ class NotCallable:
     type_name: str
 
 
-_ELEMENTWISE_NAMES = {id(fprime): name for name, _, fprime in ELEMENTWISE}
-
-
 class Session:
     """The grading of one submission: its evaluator, its cells and its notes."""
 
-    def __init__(self, notebook: nbformat.NotebookNode, config: JudgeConfig, student: str) -> None:
+    def __init__(
+        self, notebook: nbformat.NotebookNode, config: JudgeConfig, student: str, pack: Pack
+    ) -> None:
         self.config = config
         self.student = student
+        self.pack = pack
+        self.given_names = {id(value): name for name, value in pack.givens.items()}
         self.cells = [c.source for c in notebook.cells if c.cell_type == "code"]
         self.notebook_json = nbformat.writes(notebook).encode()
         self.deadline = time.monotonic() + config.submission_timeout
@@ -227,7 +240,7 @@ class Session:
             self.restarts += 1
             if self.restarts > MAX_RESTARTS:
                 raise EvaluatorGone(f"gave up after {MAX_RESTARTS} evaluator restarts")
-        self.evaluator = Evaluator(self.notebook_json, self.config, self.student)
+        self.evaluator = Evaluator(self.notebook_json, self.config, self.student, self.pack)
         if self.evaluator.isolation == "none" and self.config.isolate:
             self._note(f"isolation: none ({self.evaluator.reason})")
         for index in list(self.finished):
@@ -302,14 +315,25 @@ class Session:
             raise
 
     def call(self, name: str, args: tuple) -> object:
-        """Call the student's function in the evaluator; raise what the runner expects."""
+        """Call the student's function in the evaluator; raise what the runner expects.
+
+        Raises:
+            JudgeFault: an argument that is neither an array nor one of the pack's givens (the
+                grader's fault: the submission becomes an ``error`` row).
+        """
         limit = min(self.config.call_timeout, self.remaining())
         if limit <= 0:
             raise CallTimeout(self.config.call_timeout)
         descriptions, arrays = [], []
         for arg in args:
             if callable(arg):
-                descriptions.append({"kind": "elementwise", "name": _ELEMENTWISE_NAMES[id(arg)]})
+                given = self.given_names.get(id(arg))
+                if given is None:
+                    raise JudgeFault(
+                        f"`{name}` would get {arg!r}, which is not in pack "
+                        f"{self.pack.name!r}'s givens: the judge cannot send it"
+                    )
+                descriptions.append({"kind": "given", "name": given})
             else:
                 arrays.append(np.asarray(arg))
                 descriptions.append({"kind": "array", "index": len(arrays) - 1})
@@ -323,6 +347,11 @@ class Session:
         status = reply.get("status")
         if status == "interrupted":
             raise CallTimeout(self.config.call_timeout)
+        if status == "judge_fault":
+            raise JudgeFault(
+                f"the evaluator could not take `{name}`'s arguments: "
+                + protocol.text(reply.get("error", ""))
+            )
         if status != "ok":
             remote_type, _, message = protocol.text(reply.get("error", "")).partition(": ")
             raise StudentError(remote_type or "Error", message)
@@ -334,46 +363,59 @@ class Session:
 
 
 def judge_cases(
-    notebook: nbformat.NotebookNode, student: str, config: JudgeConfig
+    notebook: nbformat.NotebookNode, student: str, config: JudgeConfig, *, pack: Pack
 ) -> tuple[dict[str, list[CaseOutcome]], list[str]]:
     """Every hidden case of every question, judged; plus notes (interrupted cells, isolation).
 
     Raises:
         EvaluatorGone: when no evaluator can be started or kept alive at all.
+        KitError: the grader could not do its part (e.g. :class:`JudgeFault`).
     """
-    session = Session(notebook, config, student)
+    session = Session(notebook, config, student, pack)
     try:
         session.start()
         session.run_cells()
         proxies = {
-            name: session.function(name) for question in QUESTIONS for name in question.functions
+            name: session.function(name)
+            for question in pack.questions
+            for name in question.function_names
         }
         outcomes: dict[str, list[CaseOutcome]] = {}
-        for question, cases in CASES.items():
-            functions = [proxies[name] for name in BY_NAME[question].functions]
-            outcomes[question] = []
-            for case, points in cases.items():
-                result = run_case(question, case, *functions, key=student, call_limit=None)
-                outcomes[question].append(
-                    CaseOutcome(case, points, result.passed, result.tags, result.text())
+        for question in pack.questions:
+            functions = [proxies[name] for name in question.function_names]
+            outcomes[question.id] = []
+            for case in question.cases:
+                result = run_case(
+                    question.id, case.name, *functions, pack=pack, key=student, call_limit=None
+                )
+                outcomes[question.id].append(
+                    CaseOutcome(case.name, case.points, result.passed, result.tags, result.text())
                 )
     finally:
         session.close()
     return outcomes, session.notes
 
 
-def grade_submission(submission: Submission, *, config: JudgeConfig | None = None) -> dict:
-    """Grade one submission with the judge; never raises for anything the submission does."""
+def grade_submission(
+    submission: Submission, *, pack: Pack | str, config: JudgeConfig | None = None
+) -> dict:
+    """Grade one submission with the judge; never raises for anything the submission does.
+
+    ``pack`` may be a pack's name (resolved here, e.g. on a Dask worker).
+    """
+    pack = registry.load(pack)
     if submission.notebook is None:
         return empty_result(
-            submission.student, "invalid", f"submission unusable: {submission.problem}"
+            submission.student, "invalid", f"submission unusable: {submission.problem}", pack=pack
         )
     try:
         outcomes, notes = judge_cases(
-            submission.notebook, submission.student, config or JudgeConfig()
+            submission.notebook, submission.student, config or JudgeConfig(), pack=pack
         )
-    except EvaluatorGone as exc:
+    except (EvaluatorGone, KitError) as exc:
         log.warning("%s: %s", submission.student, exc)
-        return empty_result(submission.student, "error", f"the judge could not grade: {exc}")
-    advice = advice_notes(submission.notebook)
-    return graded_result(submission.student, outcomes, advice=advice, notes=notes)
+        return empty_result(
+            submission.student, "error", f"the judge could not grade: {exc}", pack=pack
+        )
+    advice = advice_notes(submission.notebook, pack=pack)
+    return graded_result(submission.student, outcomes, pack=pack, advice=advice, notes=notes)

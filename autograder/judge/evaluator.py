@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..givens import DERIVATIVES, SEED_ENV, is_placeholder
+from ..givens import SEED_ENV, is_placeholder
 from . import protocol, sandbox
 
 ROOT = Path("/tmp/.math-primer-judge-root")
@@ -70,6 +70,21 @@ class _ShellStub:
 
 
 _NAMESPACE: dict = {}
+_GIVENS: dict = {}
+"""What the judge may hand to student code: ``GIVENS`` of the pack's ``givens.py``."""
+
+
+def load_givens(path: str | None) -> dict:
+    """``GIVENS`` from a pack's ``givens.py`` (loaded by file: nothing else of the pack or of the
+    checks comes into this process)."""
+    if not path:
+        return {}
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_pack_givens", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(getattr(module, "GIVENS", {}))
 
 
 def _fresh_namespace() -> dict:
@@ -133,9 +148,16 @@ def probe(name: str) -> str:
         return "ok"
 
 
+class UnknownGiven(Exception):
+    """The judge asked to hand out a value this pack's ``givens.py`` does not register."""
+
+
 def _argument(description: dict, arrays: list[np.ndarray]) -> object:
-    if description.get("kind") == "elementwise":
-        return DERIVATIVES[description["name"]]
+    if description.get("kind") == "given":
+        name = description.get("name")
+        if name not in _GIVENS:
+            raise UnknownGiven(f"no given {name!r} in the pack's givens.py")
+        return _GIVENS[name]
     return protocol.value_from(description, arrays)
 
 
@@ -143,7 +165,11 @@ def call(name: str, args: list[dict], arrays: list[np.ndarray]) -> tuple[dict, l
     """Call a student's function; describe the answer as plain data."""
     function = _NAMESPACE.get(name)
     try:
-        answer = function(*(_argument(a, arrays) for a in args))
+        arguments = [_argument(a, arrays) for a in args]
+    except (UnknownGiven, protocol.ProtocolError) as exc:
+        return {"status": "judge_fault", "error": _error_text(exc)}, []
+    try:
+        answer = function(*arguments)
     except KeyboardInterrupt:
         return {"status": "interrupted"}, []
     except BaseException as exc:  # noqa: BLE001 - SystemExit too
@@ -203,9 +229,27 @@ def _close_fds_except(keep: int) -> None:
                 pass
 
 
-def main(conn, notebook_json: bytes, limits: sandbox.Limits, isolate: bool, student: str) -> None:
-    """Entry point of an evaluator process (started from the warm forkserver)."""
+def main(
+    conn,
+    notebook_json: bytes,
+    limits: sandbox.Limits,
+    isolate: bool,
+    student: str,
+    givens: str | None = None,
+    notebook_name: str = "submission.ipynb",
+) -> None:
+    """Entry point of an evaluator process (started from the warm forkserver).
+
+    ``givens`` is the path of the pack's ``givens.py`` (loaded before the sandbox is entered);
+    ``notebook_name`` the file name the notebook gets in the evaluator's working directory.
+    """
     os.environ[SEED_ENV] = student  # as in the Otter path, where the kernel inherits it
+    try:
+        _GIVENS.clear()
+        _GIVENS.update(load_givens(givens))
+    except Exception as exc:  # noqa: BLE001 - a broken pack file is the grader's fault
+        conn.send_bytes(protocol.encode({"status": "error", "error": f"givens: {exc!r}"}))
+        os._exit(1)
     sandbox.set_parent_death_signal(signal.SIGKILL)
     try:
         os.setsid()
@@ -228,13 +272,13 @@ def main(conn, notebook_json: bytes, limits: sandbox.Limits, isolate: bool, stud
             os._exit(0)
         sandbox.set_parent_death_signal(signal.SIGKILL)
         try:
-            sandbox.build_root(ROOT, notebook_json)
+            sandbox.build_root(ROOT, notebook_json, name=notebook_name)
             sandbox.enter_root(ROOT)
         except (sandbox.SandboxUnavailable, OSError) as exc:
             conn.send_bytes(protocol.encode({"status": "error", "error": f"sandbox: {exc}"}))
             os._exit(1)
     else:
-        sandbox.fallback_workdir(notebook_json)
+        sandbox.fallback_workdir(notebook_json, name=notebook_name)
     try:
         sandbox.apply_limits(limits)
         if os.geteuid() == 0:

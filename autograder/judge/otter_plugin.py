@@ -20,9 +20,11 @@ from pathlib import Path
 import nbformat
 from otter.plugins import AbstractOtterPlugin
 
-from ..checks.instances import SEED_ENV
-from ..checks.questions import CASES
 from ..checks.runner import TAG_LINE
+from ..errors import KitError
+from ..givens import SEED_ENV
+from ..pack import registry
+from ..pack.master import case_of_test
 from ..results import question_entry
 from .engine import EvaluatorGone, JudgeConfig, judge_cases
 
@@ -64,13 +66,14 @@ class JudgePlugin(AbstractOtterPlugin):
             log.warning("judge plugin could not read %s: %s", path, exc)
             return
         student = student_key(self.submission_metadata)
+        pack = registry.current()
         try:
-            outcomes, notes = judge_cases(notebook, student, JudgeConfig())
-        except EvaluatorGone as exc:
+            outcomes, notes = judge_cases(notebook, student, JudgeConfig(), pack=pack)
+        except (EvaluatorGone, KitError) as exc:
             outcomes, notes = {}, [f"the judge could not grade: {exc}"]
         kernel = {}
         for question, test_file in results.results.items():
-            if question not in CASES:
+            if question not in pack.by_id:
                 continue
             judged = outcomes.get(question, [])
             by_case = {o.case: o for o in judged}
@@ -79,7 +82,8 @@ class JudgePlugin(AbstractOtterPlugin):
                 "score": float(test_file.score),
                 "passed": [bool(r.passed) for r in hidden],
             }
-            for result, case in zip(hidden, CASES[question]):
+            for result in hidden:  # matched by the test's name, never by its position
+                case = case_of_test(pack.question(question), result.test_case.name)
                 outcome = by_case.get(case)
                 result.passed = bool(outcome and outcome.passed)
                 if result.passed:
@@ -90,7 +94,7 @@ class JudgePlugin(AbstractOtterPlugin):
                         f"❌ Test case failed (judge)\nCheckFailed: {text}\n"
                         f"{TAG_LINE} {', '.join(tags)}"
                     )
-            test_file.update_score(question_entry(question, judged or None)["score"])
+            test_file.update_score(question_entry(question, judged or None, pack=pack)["score"])
         if self.ignored_log:
             notes.append(f"a {OTTER_LOG} in the submission was set aside unread")
         results.set_plugin_data(

@@ -91,7 +91,7 @@ def _exposed_dirs() -> list[str]:
     return seen
 
 
-def build_root(root: Path, notebook_json: bytes) -> None:
+def build_root(root: Path, notebook_json: bytes, *, name: str = "submission.ipynb") -> None:
     """Make ``root`` a private tmpfs holding the exposed dirs read-only and a writable /work."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     root.mkdir(parents=True, exist_ok=True)
@@ -113,7 +113,7 @@ def build_root(root: Path, notebook_json: bytes) -> None:
     for writable in ("work", "tmp"):
         (root / writable).mkdir(mode=0o1777, exist_ok=True)
         os.chmod(root / writable, 0o1777)
-    (root / "work" / "math_primer.ipynb").write_bytes(notebook_json)
+    (root / "work" / name).write_bytes(notebook_json)
 
 
 def enter_root(root: Path) -> None:
@@ -149,12 +149,12 @@ def apply_limits(limits: Limits) -> None:
             resource.setrlimit(name, (min(value, hard), hard))
 
 
-def fallback_workdir(notebook_json: bytes) -> Path:
+def fallback_workdir(notebook_json: bytes, *, name: str = "submission.ipynb") -> Path:
     """Without namespaces: a fresh private directory holding only the notebook."""
     import tempfile
 
     work = Path(tempfile.mkdtemp(prefix="mp-eval-"))
     work.chmod(0o777)
-    (work / "math_primer.ipynb").write_bytes(notebook_json)
+    (work / name).write_bytes(notebook_json)
     os.chdir(work)
     return work

@@ -326,8 +326,11 @@ class Question:
             raise _fail(where, f"every case needs points > 0, got {self.case_points}")
         total = math.fsum(c.points for c in self.cases)
         if not math.isclose(total, self.points, rel_tol=0, abs_tol=1e-9):
-            raise _fail(where, f"the cases' points {self.case_points} add up to {total:g}, not "
-                        f"the question's {self.points:g}")
+            raise _fail(
+                where,
+                f"the cases' points {self.case_points} add up to {total:g}, not "
+                f"the question's {self.points:g}",
+            )
         if self.derivation_points < 0:
             raise _fail(where, f"derivation_points {self.derivation_points} < 0")
         for target in self.functions:
@@ -335,8 +338,9 @@ class Question:
             for case in self.cases:
                 if case.parts is not None and not set(case.parts) <= set(target.returns or ()):
                     raise _fail(
-                        where, f"case {case.name} judges parts {case.parts}, but {target.name} "
-                        f"returns {target.returns}"
+                        where,
+                        f"case {case.name} judges parts {case.parts}, but {target.name} "
+                        f"returns {target.returns}",
                     )
 
 
