@@ -166,6 +166,17 @@ def test_relu_mask_as_booleans_is_accepted_but_a_wrong_mask_is_not() -> None:
     assert all("wrong_value" in r.tags for r in results)
 
 
+def test_sigmoid_overflow_is_explained_in_sigmoid_terms() -> None:
+    """Does the textbook sigmoid' lose only the large case, tagged not_stable, with a message
+    that explains the overflow of exp for the sigmoid (not only the softmax hint)?"""
+    source = next(s for q, t, s in MISTAKES if (q, t) == ("q1a", "not_stable"))
+    points, results = grade("q1a", source)
+    (failed,) = [r for r in results if not r.passed]
+    assert failed.case == "large" and points == 0.75
+    assert failed.tags[0] == "not_stable"
+    assert "exp(-|x|)" in failed.message and "709" in failed.message
+
+
 def test_cross_entropy_judge_knows_dL_dyhat_with_and_without_the_mean() -> None:
     """Is -Y / Y-hat tagged dL_dyhat whether or not it is divided by B, and a transposed answer
     still a shape error?"""

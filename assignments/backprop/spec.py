@@ -6,7 +6,8 @@ misconceptions. What is specific to this sheet:
 
 - 3-1 asks for elementwise derivatives (the diagonal of the activation's Jacobian); the sigmoid's
   ``large`` case mixes moderate inputs with inputs of magnitude ~1000, where the textbook formula
-  ``e^-x / (1 + e^-x)^2`` gives NaN (``not_stable``);
+  ``e^-x / (1 + e^-x)^2`` gives NaN (``not_stable``, explained by the sigmoid's judge); relu's
+  judge accepts the boolean mask ``x > 0`` as its 0/1 values;
 - 3-2 is a vector-Jacobian product (``upstream="dY"``) with three parts worth 1 point each;
 - 3-3 recognises ``dL_dyhat`` (the gradient stopped at the probabilities) by a small judge, since
   students write it with and without the batch's ``1/B``;
@@ -16,6 +17,8 @@ misconceptions. What is specific to this sheet:
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -257,6 +260,28 @@ def judge_cross_entropy(answer: object, instance: Instance, label: str) -> Outco
     return outcome
 
 
+OVERFLOW_NOTE = (
+    "; for |x| > 709, exp(-x) or exp(x) overflows to inf and inf / inf is NaN: compute sigma(x) "
+    "first and use sigma (1 - sigma), or write sigma'(x) with exp(-|x|)"
+)
+
+
+def judge_sigmoid(answer: object, instance: Instance, label: str) -> Outcome:
+    """sigmoid_grad: the kit's comparison; a NaN or inf answer on inputs of size ~1000 is
+    explained in sigmoid terms (the generic ``not_stable`` hint speaks of the softmax)."""
+    outcome = compare(
+        answer,
+        instance.expected,
+        tol=DEFAULT_TOLERANCE,
+        label=label,
+        shape_hint=ELEMENTWISE_SHAPE,
+        alternatives=instance.alternatives,
+    )
+    if "not_finite" in outcome.tags and np.max(np.abs(instance.inputs["x"])) > 709:
+        return replace(outcome, message=outcome.message + OVERFLOW_NOTE)
+    return outcome
+
+
 def judge_mask(answer: object, instance: Instance, label: str) -> Outcome:
     """relu_grad: the kit's comparison, where a boolean mask counts as its 0/1 values (it
     multiplies an upstream gradient exactly as the floats do)."""
@@ -343,6 +368,7 @@ PACK = Pack(
                     exact_if=moderate,
                     wrt="x",
                     part="diagonal",
+                    judge=judge_sigmoid,
                     shape_hint=ELEMENTWISE_SHAPE,
                 ),
             ),

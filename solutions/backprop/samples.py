@@ -115,8 +115,6 @@ MISTAKES: list[tuple[str, str, str]] = [
     ),
     ("q2", "wrong_type", "def linear_backward(X, W, b, dY):\n    return X.T @ dY\n"),
     ("q3", "scaled", "def softmax_ce_batch_grad(Z, Y):\n    return softmax(Z) - Y\n"),
-    ("q3", "dL_dyhat", "def softmax_ce_batch_grad(Z, Y):\n    return -Y / softmax(Z) / len(Z)\n"),
-    ("q3", "dL_dyhat", "def softmax_ce_batch_grad(Z, Y):\n    return -Y / softmax(Z)\n"),
     (
         "q3",
         "not_stable",
@@ -130,16 +128,8 @@ MISTAKES: list[tuple[str, str, str]] = [
         "wrong_value",
         "def softmax_ce_batch_grad(Z, Y):\n    return (softmax(Z.T).T - Y) / len(Z)\n",
     ),
-    (
-        "q4",
-        "missing_relu_mask",
-        "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
-        "    A = X @ W1 + b1\n"
-        "    H = relu(A)\n"
-        "    G = (softmax(H @ W2 + b2) - Y) / len(X)\n"
-        "    GH = G @ W2.T\n"
-        "    return X.T @ GH, GH.sum(axis=0), H.T @ G, G.sum(axis=0)\n",
-    ),
+    ("q3", "dL_dyhat", "def softmax_ce_batch_grad(Z, Y):\n    return -Y / softmax(Z)\n"),
+    ("q3", "dL_dyhat", "def softmax_ce_batch_grad(Z, Y):\n    return -Y / softmax(Z) / len(Z)\n"),
     (
         "q4",
         "scaled",
@@ -172,30 +162,23 @@ MISTAKES: list[tuple[str, str, str]] = [
     ),
     ("q4", "timeout", "def mlp_backward(X, Y, W1, b1, W2, b2):\n    while True:\n        pass\n"),
     ("q4", "missing", "mlp_backward = None\n"),
+    (
+        "q4",
+        "missing_relu_mask",
+        "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
+        "    A = X @ W1 + b1\n"
+        "    H = relu(A)\n"
+        "    G = (softmax(H @ W2 + b2) - Y) / len(X)\n"
+        "    GH = G @ W2.T\n"
+        "    return X.T @ GH, GH.sum(axis=0), H.T @ G, G.sum(axis=0)\n",
+    ),
 ]
-"""(question, expected tag, wrong answer): each must lose points on its question with that tag."""
+"""(question, expected tag, wrong answer): each must lose points on its question with that tag.
+The demo's "ben" takes, per question, the last entry whose tag is in ``DEMO_MISTAKES``."""
 
+DEMO_MISTAKES = ("not_stable", "transposed", "dL_dyhat", "missing_relu_mask")
+"""ben: q1a's textbook sigmoid' (NaN at |x| ~ 1000), q2's dW transposed, q3 stopped at
+dL/dY-hat, q4 without the ReLU mask."""
 
-
-def mistake(question: str, tag: str) -> str:
-    """The first wrong answer of ``question`` with the expected ``tag``."""
-    for q, t, source in MISTAKES:
-        if (q, t) == (question, tag):
-            return source
-    raise KeyError(f"no sample mistake {tag!r} for {question}")
-
-
-DEMO: dict[str, dict[str, str]] = {
-    "ada_correct": CORRECT,
-    "ben_mistakes": {
-        **CORRECT,
-        "q1a": mistake("q1a", "not_stable"),
-        "q2": mistake("q2", "wrong_shape"),
-        "q3": mistake("q3", "dL_dyhat"),
-        "q4": mistake("q4", "missing_relu_mask"),
-    },
-    "cleo_blank": {},
-    "dora_partial": {q: CORRECT[q] for q in ("q1a", "q1b", "q1c", "q3")},
-}
-"""The demo batch: student -> the answer cells that differ from the blank template (ben makes
-the mistakes not_stable, wrong_shape (a per-sample db), dL_dyhat and missing_relu_mask)."""
+DEMO_PARTIAL = ("q1a", "q1b", "q1c", "q3")
+"""dora answers these and leaves the others blank."""
