@@ -5,10 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import write_notebooks
+from conftest import CORRECT, MP, fill, write_notebooks
 
 from autograder.cli import main
-from autograder.samples import CORRECT, fill
 
 
 def invoke(*args: str):

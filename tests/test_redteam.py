@@ -29,13 +29,12 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import write_notebooks
+from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
 
 import autograder
-from autograder.checks import questions as kit_questions
-from autograder.contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
 from autograder.grading import grade
-from autograder.samples import CORRECT, MISTAKES, fill
+
+BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 
 TIMEOUT = 60.0
 """Seconds per submission given to ``grade``."""
@@ -204,15 +203,15 @@ def _patch_compare():
     return True
 
 def _patch_questions():
-    q = sys.modules["autograder.checks.questions"]
-    c = sys.modules["autograder.checks.compare"]
-    q.Target.check = lambda self, answer, instance, label: c.PASS
+    q = next(m for n, m in list(sys.modules.items())
+             if n.startswith("_autograder_pack_") and n.endswith(".spec"))
+    spec = sys.modules["autograder.pack.spec"]
     q.judge_lsq.__code__ = (lambda answer, instance, label: Outcome(True)).__code__
-    object.__setattr__(q.JACOBIAN_TOL, "rtol", 1e300)
+    object.__setattr__(spec.DEFAULT_TOLERANCE, "rtol", 1e300)
     q.LSQ_DISTANCE_RTOL = q.LSQ_RESIDUAL_RTOL = 1e300
-    for name, cases in q.CASES.items():
-        for case in cases:
-            cases[case] = 100.0
+    for question in q.PACK.questions:
+        for case in question.cases:
+            object.__setattr__(case, "points", 100.0)
     return True
 
 def _patch_results_and_engine():
@@ -574,7 +573,7 @@ def redteam(built, template, tmp_path_factory) -> dict:
         "out": str(out),
         "canary": str(canary),
         "host_tmp": str(host_tmp),
-        "kit_file": kit_questions.__file__,
+        "kit_file": str(MP.folder / "spec.py"),
         "repo": str(Path(autograder.__file__).resolve().parents[1]),
         "zip": str(built.autograder_zip),
         "master": str(built.out / "autograder" / "math_primer.ipynb"),
@@ -632,7 +631,13 @@ def redteam(built, template, tmp_path_factory) -> dict:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MATH_PRIMER_CALL_TIMEOUT", "2")
         run = grade(
-            submissions=subs, out=out, build_dir=built.out, jobs=2, engine="judge", timeout=TIMEOUT
+            submissions=subs,
+            out=out,
+            build_dir=built.out,
+            jobs=2,
+            engine="judge",
+            timeout=TIMEOUT,
+            assignment="math_primer",
         )
     seconds = time.monotonic() - start
     snapshot = _snapshot(out)

@@ -297,7 +297,9 @@ def result_from_otter(
         if question in parsed and cases is None:  # all passed
             outcomes[question] = [CaseOutcome(c.name, c.points, True) for c in spec.cases]
         elif cases:
-            by_case = {case_of_test(spec, name): (passed, msg) for name, passed, msg in cases}
+            by_case = {
+                case_of_test(spec, f"{name}\n{msg}"): (passed, msg) for name, passed, msg in cases
+            }
             if all(c.name in by_case for c in spec.cases):
                 outcomes[question] = [
                     CaseOutcome(c.name, c.points, by_case[c.name][0], *_tags_text(*by_case[c.name]))

@@ -24,7 +24,7 @@ from ..checks.runner import TAG_LINE
 from ..errors import KitError
 from ..givens import SEED_ENV
 from ..pack import registry
-from ..pack.master import case_of_test
+from ..pack.master import CASE_LINE, case_of_test
 from ..results import question_entry
 from .engine import EvaluatorGone, JudgeConfig, judge_cases
 
@@ -83,16 +83,17 @@ class JudgePlugin(AbstractOtterPlugin):
                 "passed": [bool(r.passed) for r in hidden],
             }
             for result in hidden:  # matched by the test's name, never by its position
-                case = case_of_test(pack.question(question), result.test_case.name)
+                test = str(result.test_case.body or result.test_case.name)
+                case = case_of_test(pack.question(question), test)
                 outcome = by_case.get(case)
                 result.passed = bool(outcome and outcome.passed)
                 if result.passed:
-                    result.message = "✅ Test case passed (judge)"
+                    result.message = f"✅ Test case passed (judge)\n{CASE_LINE} {case}"
                 else:  # the format the kit's Otter engine parses, as raised by assert_case
                     text, tags = (outcome.text, outcome.tags) if outcome else ("not judged", ())
                     result.message = (
                         f"❌ Test case failed (judge)\nCheckFailed: {text}\n"
-                        f"{TAG_LINE} {', '.join(tags)}"
+                        f"{TAG_LINE} {', '.join(tags)}\n{CASE_LINE} {case}"
                     )
             test_file.update_score(question_entry(question, judged or None, pack=pack)["score"])
         if self.ignored_log:

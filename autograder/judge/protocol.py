@@ -90,15 +90,14 @@ MAX_ITEMS = 16
 def describe_value(value: object, arrays: list[np.ndarray], *, nested: bool = False) -> dict:
     """Evaluator side: a JSON description of an answer, appending its array(s) to ``arrays``.
 
-    A tuple (or list) of up to :data:`MAX_ITEMS` items is described item by item, one level
-    deep, so a function may return several arrays of different shapes.
+    A tuple of up to :data:`MAX_ITEMS` arrays is described item by item, one level deep, so a
+    function may return several arrays of different shapes (a tuple of numbers, or a list, is
+    one array as before).
     """
-    if isinstance(value, (tuple, list)) and not nested and 0 < len(value) <= MAX_ITEMS:
-        if any(isinstance(item, (tuple, list)) for item in value) or any(
+    if isinstance(value, tuple) and not nested and 0 < len(value) <= MAX_ITEMS:
+        if not any(isinstance(item, tuple) for item in value) and not all(
             np.ndim(item) == 0 for item in value
         ):
-            pass  # a nested or numeric list: an array (or foreign) as a whole
-        else:
             return {
                 "kind": "tuple",
                 "items": [describe_value(item, arrays, nested=True) for item in value],

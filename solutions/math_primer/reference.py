@@ -1,6 +1,6 @@
 """Reference implementation of every graded function of the "Exercise 2: Math Primer" sheet.
 
-Each function is the closed form derived in ``solutions/derivations.md``. Vectors are 1-D numpy
+Each function is the closed form derived in ``solutions/math_primer/derivations.md``. Vectors are 1-D numpy
 arrays; every function converts its inputs with ``np.asarray(..., dtype=float)`` and returns a new
 float64 array, so list or integer inputs are fine and the caller's arrays are never aliased.
 
