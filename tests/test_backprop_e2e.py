@@ -93,8 +93,16 @@ def test_reference_earns_12_and_blank_0(workdir: Path, submissions: Path, engine
     solution notebook earn 12/12 and a blank notebook 0 with `missing` on every question?"""
     out = workdir / f"out-{engine}"
     result = invoke(
-        "grade", str(submissions), "--out", str(out), "--engine", engine, "--jobs", "2",
-        "--build-dir", str(workdir / "dist/backprop"),
+        "grade",
+        str(submissions),
+        "--out",
+        str(out),
+        "--engine",
+        engine,
+        "--jobs",
+        "2",
+        "--build-dir",
+        str(workdir / "dist/backprop"),
     )
     assert result.exit_code == 0, result.output
     book = pd.read_csv(out / "gradebook.csv").set_index("student")

@@ -143,9 +143,7 @@ def mean_cross_entropy(Z: np.ndarray, Y: np.ndarray) -> float:
 
 def targets(rng: np.random.Generator, B: int, N: int) -> np.ndarray:
     """Probability targets: one-hot rows and soft rows alternating, each summing to 1."""
-    rows = [
-        np.eye(N)[rng.integers(N)] if n % 2 else rng.dirichlet(np.ones(N)) for n in range(B)
-    ]
+    rows = [np.eye(N)[rng.integers(N)] if n % 2 else rng.dirichlet(np.ones(N)) for n in range(B)]
     return np.array(rows)
 
 
@@ -261,8 +259,12 @@ def test_ref_helpers() -> None:
     Z = rng_for(0).standard_normal((3, 4))
     P = softmax(Z)
     assert_close_to(P.sum(axis=1), np.ones(3), rtol=1e-15, label="row sums")
-    assert_close_to(P, softmax(Z + np.array([[1000.0], [-1000.0], [0.0]])), rtol=1e-12,
-                    label="shift invariance per row")
+    assert_close_to(
+        P,
+        softmax(Z + np.array([[1000.0], [-1000.0], [0.0]])),
+        rtol=1e-12,
+        label="shift invariance per row",
+    )
     assert_close_to(softmax(Z[0]), P[0], rtol=1e-15, label="1-D input")
     assert_close_to(relu(np.array([-2.0, 3.0])), np.array([0.0, 3.0]), rtol=0, label="relu")
 
@@ -410,8 +412,9 @@ def test_ref_mlp_backward_is_the_chain_of_the_parts(B: int, d: int, h: int, N: i
     G = (P / P.sum(axis=1, keepdims=True) - Y) / B
     GA = (G @ W2.T) * (A > 0)
     expected = (X.T @ GA, GA.sum(axis=0), H.T @ G, G.sum(axis=0))
-    for label, got, want in zip(("dW1", "db1", "dW2", "db2"), mlp_backward(X, Y, W1, b1, W2, b2),
-                                expected):
+    for label, got, want in zip(
+        ("dW1", "db1", "dW2", "db2"), mlp_backward(X, Y, W1, b1, W2, b2), expected
+    ):
         assert_close_to(got, want, rtol=1e-13, label=label)
 
 

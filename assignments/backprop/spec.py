@@ -166,9 +166,9 @@ def draw_layer(rng, size):
 
 def targets(rng, B, N):
     """Target rows summing to 1: soft labels and one-hot labels in turn."""
-    return np.array([
-        rng.dirichlet(np.ones(N)) if n % 2 == 0 else np.eye(N)[rng.integers(N)] for n in range(B)
-    ])
+    return np.array(
+        [rng.dirichlet(np.ones(N)) if n % 2 == 0 else np.eye(N)[rng.integers(N)] for n in range(B)]
+    )
 
 
 def draw_batch(rng, size, case):
@@ -189,7 +189,7 @@ def draw_network(rng, size):
     inactive units (a single unit is active, so that a gradient flows through it)."""
     B, d, h, N = size
     for _ in range(MAX_TRIES):
-        X, W1, b1 = rng.standard_normal((B, d)), rng.standard_normal((d, h)), rng.normal(0, .5, h)
+        X, W1, b1 = rng.standard_normal((B, d)), rng.standard_normal((d, h)), rng.normal(0, 0.5, h)
         A = X @ W1 + b1
         if np.min(np.abs(A)) < KINK_MARGIN:
             continue
@@ -331,13 +331,19 @@ def per_part(parts: tuple[str, ...], sizes: dict, typical_points: float, edge_po
     cases = []
     for part in parts:
         cases.append(
-            Case(name=f"{part}_typical", points=typical_points, sizes=sizes["typical"],
-                 parts=(part,))
+            Case(
+                name=f"{part}_typical", points=typical_points, sizes=sizes["typical"], parts=(part,)
+            )
         )
     for part in parts:
         cases.append(
-            Case(name=f"{part}_edge", points=edge_points, sizes=sizes["edge"], parts=(part,),
-                 diagnosis="edge_case")
+            Case(
+                name=f"{part}_edge",
+                points=edge_points,
+                sizes=sizes["edge"],
+                parts=(part,),
+                diagnosis="edge_case",
+            )
         )
     return tuple(cases)
 
@@ -475,9 +481,7 @@ PACK = Pack(
                     shape_hint="each gradient has the shape of its parameter: "
                     "dW1 (d, h), db1 (h,), dW2 (h, N), db2 (N,)",
                     misconceptions=(
-                        Misconception(
-                            tag="missing_relu_mask", answer=missing_mask, hint=MASK_HINT
-                        ),
+                        Misconception(tag="missing_relu_mask", answer=missing_mask, hint=MASK_HINT),
                     ),
                 ),
             ),

@@ -41,36 +41,48 @@ EQUIVALENT: dict[str, list[str]] = {
         "def relu_grad(x):\n    return np.array([1.0 if v > 0 else 0.0 for v in x])\n",
     ],
     "q2": [
-        "def linear_backward(X, W, b, dY):\n"
-        "    dX = np.einsum('nj,ij->ni', dY, W)\n"
-        "    dW = np.einsum('ni,nj->ij', X, dY)\n"
-        "    return dX, dW, np.ones(len(X)) @ dY\n",
-        "def linear_backward(X, W, b, dY):\n"
-        "    dW = sum(np.outer(x, g) for x, g in zip(X, dY))\n"
-        "    return [dY.dot(W.T), dW, dY.sum(0)]\n",
+        (
+            "def linear_backward(X, W, b, dY):\n"
+            "    dX = np.einsum('nj,ij->ni', dY, W)\n"
+            "    dW = np.einsum('ni,nj->ij', X, dY)\n"
+            "    return dX, dW, np.ones(len(X)) @ dY\n"
+        ),
+        (
+            "def linear_backward(X, W, b, dY):\n"
+            "    dW = sum(np.outer(x, g) for x, g in zip(X, dY))\n"
+            "    return [dY.dot(W.T), dW, dY.sum(0)]\n"
+        ),
     ],
     "q3": [
-        "def softmax_ce_batch_grad(Z, Y):\n"
-        "    Z = Z - Z.max(axis=1, keepdims=True)\n"
-        "    P = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)\n"
-        "    return (P - Y) / Z.shape[0]\n",
-        "def softmax_ce_batch_grad(Z, Y):\n"
-        "    return np.array([softmax(z) - y for z, y in zip(Z, Y)]) / len(Z)\n",
+        (
+            "def softmax_ce_batch_grad(Z, Y):\n"
+            "    Z = Z - Z.max(axis=1, keepdims=True)\n"
+            "    P = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)\n"
+            "    return (P - Y) / Z.shape[0]\n"
+        ),
+        (
+            "def softmax_ce_batch_grad(Z, Y):\n"
+            "    return np.array([softmax(z) - y for z, y in zip(Z, Y)]) / len(Z)\n"
+        ),
     ],
     "q4": [
-        "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
-        "    B = X.shape[0]\n"
-        "    A = X @ W1 + b1\n"
-        "    H = np.maximum(A, 0)\n"
-        "    G = (softmax(H @ W2 + b2) - Y) / B\n"
-        "    GA = (G @ W2.T) * relu_grad(A.ravel()).reshape(A.shape)\n"
-        "    return X.T @ GA, GA.sum(0), H.T @ G, G.sum(0)\n",
-        "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
-        "    A = X @ W1 + b1\n"
-        "    H = relu(A)\n"
-        "    G = (softmax(H @ W2 + b2) - Y) / len(X)\n"
-        "    GA = np.where(H > 0, G @ W2.T, 0.0)\n"
-        "    return (X.T @ GA, GA.sum(axis=0), H.T @ G, G.sum(axis=0))\n",
+        (
+            "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
+            "    B = X.shape[0]\n"
+            "    A = X @ W1 + b1\n"
+            "    H = np.maximum(A, 0)\n"
+            "    G = (softmax(H @ W2 + b2) - Y) / B\n"
+            "    GA = (G @ W2.T) * relu_grad(A.ravel()).reshape(A.shape)\n"
+            "    return X.T @ GA, GA.sum(0), H.T @ G, G.sum(0)\n"
+        ),
+        (
+            "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
+            "    A = X @ W1 + b1\n"
+            "    H = relu(A)\n"
+            "    G = (softmax(H @ W2 + b2) - Y) / len(X)\n"
+            "    GA = np.where(H > 0, G @ W2.T, 0.0)\n"
+            "    return (X.T @ GA, GA.sum(axis=0), H.T @ G, G.sum(axis=0))\n"
+        ),
     ],
 }
 """Other correct forms, each of which must earn full points."""
@@ -83,8 +95,14 @@ MISTAKES: list[tuple[str, str, str]] = [
     ),
     ("q1a", "wrong_value", "def sigmoid_grad(x):\n    return 1 / (1 + np.exp(-x))\n"),
     ("q1a", "wrong_type", "def sigmoid_grad(x):\n    s = 1 / (1 + np.exp(-x))\n    s * (1 - s)\n"),
-    ("q1a", "edge_case", "def sigmoid_grad(x):\n    e = np.exp(-np.abs(x))\n"
-     "    return np.squeeze(e / (1 + e) ** 2)\n"),
+    (
+        "q1a",
+        "edge_case",
+        (
+            "def sigmoid_grad(x):\n    e = np.exp(-np.abs(x))\n"
+            "    return np.squeeze(e / (1 + e) ** 2)\n"
+        ),
+    ),
     ("q1b", "sign_flipped", "def tanh_grad(x):\n    return np.tanh(x) ** 2 - 1\n"),
     ("q1b", "wrong_value", "def tanh_grad(x):\n    return 1 - np.tanh(x)\n"),
     ("q1b", "exception", "def tanh_grad(x):\n    return 1 - math.tanh(x) ** 2\n"),
@@ -110,19 +128,27 @@ MISTAKES: list[tuple[str, str, str]] = [
     (
         "q2",
         "edge_case",
-        "def linear_backward(X, W, b, dY):\n"
-        "    return np.squeeze(dY @ W.T), X.T @ dY, dY.sum(axis=0)\n",
+        (
+            "def linear_backward(X, W, b, dY):\n"
+            "    return np.squeeze(dY @ W.T), X.T @ dY, dY.sum(axis=0)\n"
+        ),
     ),
     ("q2", "wrong_type", "def linear_backward(X, W, b, dY):\n    return X.T @ dY\n"),
     ("q3", "scaled", "def softmax_ce_batch_grad(Z, Y):\n    return softmax(Z) - Y\n"),
     (
         "q3",
         "not_stable",
-        "def softmax_ce_batch_grad(Z, Y):\n"
-        "    P = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)\n"
-        "    return (P - Y) / len(Z)\n",
+        (
+            "def softmax_ce_batch_grad(Z, Y):\n"
+            "    P = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)\n"
+            "    return (P - Y) / len(Z)\n"
+        ),
     ),
-    ("q3", "sign_flipped", "def softmax_ce_batch_grad(Z, Y):\n    return (Y - softmax(Z)) / len(Z)\n"),
+    (
+        "q3",
+        "sign_flipped",
+        "def softmax_ce_batch_grad(Z, Y):\n    return (Y - softmax(Z)) / len(Z)\n",
+    ),
     (
         "q3",
         "wrong_value",
@@ -133,44 +159,52 @@ MISTAKES: list[tuple[str, str, str]] = [
     (
         "q4",
         "scaled",
-        "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
-        "    A = X @ W1 + b1\n"
-        "    H = relu(A)\n"
-        "    G = softmax(H @ W2 + b2) - Y\n"
-        "    GA = (G @ W2.T) * (A > 0)\n"
-        "    return X.T @ GA, GA.sum(axis=0), H.T @ G, G.sum(axis=0)\n",
+        (
+            "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
+            "    A = X @ W1 + b1\n"
+            "    H = relu(A)\n"
+            "    G = softmax(H @ W2 + b2) - Y\n"
+            "    GA = (G @ W2.T) * (A > 0)\n"
+            "    return X.T @ GA, GA.sum(axis=0), H.T @ G, G.sum(axis=0)\n"
+        ),
     ),
     (
         "q4",
         "transposed",
-        "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
-        "    A = X @ W1 + b1\n"
-        "    H = relu(A)\n"
-        "    G = (softmax(H @ W2 + b2) - Y) / len(X)\n"
-        "    GA = (G @ W2.T) * (A > 0)\n"
-        "    return X.T @ GA, GA.sum(axis=0), G.T @ H, G.sum(axis=0)\n",
+        (
+            "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
+            "    A = X @ W1 + b1\n"
+            "    H = relu(A)\n"
+            "    G = (softmax(H @ W2 + b2) - Y) / len(X)\n"
+            "    GA = (G @ W2.T) * (A > 0)\n"
+            "    return X.T @ GA, GA.sum(axis=0), G.T @ H, G.sum(axis=0)\n"
+        ),
     ),
     (
         "q4",
         "wrong_shape",
-        "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
-        "    A = X @ W1 + b1\n"
-        "    H = relu(A)\n"
-        "    G = (softmax(H @ W2 + b2) - Y) / len(X)\n"
-        "    GA = (G @ W2.T) * (A > 0)\n"
-        "    return X.T @ GA, GA, H.T @ G, G\n",
+        (
+            "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
+            "    A = X @ W1 + b1\n"
+            "    H = relu(A)\n"
+            "    G = (softmax(H @ W2 + b2) - Y) / len(X)\n"
+            "    GA = (G @ W2.T) * (A > 0)\n"
+            "    return X.T @ GA, GA, H.T @ G, G\n"
+        ),
     ),
     ("q4", "timeout", "def mlp_backward(X, Y, W1, b1, W2, b2):\n    while True:\n        pass\n"),
     ("q4", "missing", "mlp_backward = None\n"),
     (
         "q4",
         "missing_relu_mask",
-        "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
-        "    A = X @ W1 + b1\n"
-        "    H = relu(A)\n"
-        "    G = (softmax(H @ W2 + b2) - Y) / len(X)\n"
-        "    GH = G @ W2.T\n"
-        "    return X.T @ GH, GH.sum(axis=0), H.T @ G, G.sum(axis=0)\n",
+        (
+            "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
+            "    A = X @ W1 + b1\n"
+            "    H = relu(A)\n"
+            "    G = (softmax(H @ W2 + b2) - Y) / len(X)\n"
+            "    GH = G @ W2.T\n"
+            "    return X.T @ GH, GH.sum(axis=0), H.T @ G, G.sum(axis=0)\n"
+        ),
     ),
 ]
 """(question, expected tag, wrong answer): each must lose points on its question with that tag.
