@@ -259,6 +259,24 @@ def gradescope_check(
     click.echo("results.json follows Gradescope's documented format")
 
 
+@main.command()
+@click.argument("name")
+@click.option("--title", default=None, help="The sheet's title [default: from NAME].")
+def new(name: str, title: str | None) -> None:
+    """Scaffold an assignment NAME: assignments/NAME/ (spec.py, NAME.ipynb) and solutions/NAME/.
+
+    The example question (the Jacobian of z = tanh(Wx)) builds, grades its samples and passes
+    the generic tests as generated; replace it with the sheet's questions (docs/authoring.md).
+    """
+    from .pack.scaffold import scaffold
+
+    with _friendly_errors():
+        made = scaffold(name, title=title)
+    click.echo(f"assignment: {made.pack}")
+    click.echo(f"solutions:  {made.solutions}")
+    click.echo(f"next: python -m autograder demo --assignment {name}")
+
+
 def _notebook_assignment(notebook: Path) -> str:
     """The pack a notebook looks like, else the course's default."""
     import nbformat

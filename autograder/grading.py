@@ -174,17 +174,17 @@ ENGINES = ("judge", "otter", "docker")
 
 
 def make_grader(
-    engine: str, *, build_dir: Path | None, timeout: float, pack: Pack | str
+    engine: str, *, build_dir: Path | None, timeout: float, pack: Pack | str | Path
 ) -> Callable[[Submission], dict]:
     """The function grading one submission of ``pack`` with ``engine`` (building first if it
     needs the zip; ``build_dir`` None: the pack's default build folder).
 
-    The function holds the pack's name, not the pack, so it can be sent to Dask workers.
+    The function holds the pack's folder, not the pack, so it can be sent to Dask workers.
 
     Raises:
         GradingError: an unknown engine, or (``docker``) no usable Docker or grading image.
     """
-    name = registry.load(pack).name
+    name = registry.reference(registry.load(pack))
     if engine == "docker":
         problem = docker_problem()
         if problem is not None:
@@ -204,7 +204,7 @@ def grade(
     submissions: Path,
     out: Path,
     build_dir: Path | None = None,
-    assignment: str | None = None,
+    assignment: str | Path | Pack | None = None,
     jobs: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     roster: Path | None = None,
@@ -222,7 +222,8 @@ def grade(
         out: output folder for ``gradebook.csv`` and ``results/``.
         build_dir: where the built assignment lives (built or rebuilt when stale); default the
             pack's build folder (``dist/`` or ``dist/<name>/``).
-        assignment: the pack's name; by default inferred from the submissions' notebooks.
+        assignment: the pack (its name, its folder or the pack); by default inferred from the
+            submissions' notebooks.
         jobs: parallel submissions (default: the number of cores; unused with ``scheduler``).
         timeout: seconds per submission.
         roster: optional CSV with a ``student`` column.

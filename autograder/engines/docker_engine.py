@@ -106,8 +106,8 @@ class DockerGrader:
     """The offline autograder zip (``Build.offline_zip``)."""
     timeout: float
     """Seconds one container may run (``otter grade --timeout``)."""
-    pack: str
-    """The name of the assignment pack the zip was built for."""
+    pack: str | Path | Pack
+    """The assignment pack the zip was built for (its name, folder or the pack)."""
     image: str = GRADING_IMAGE
     """The base image of Otter's grading image."""
 
@@ -161,7 +161,7 @@ class DockerGrader:
         """Run ``otter grade`` on ``folder/submissions``; the reason it failed, or None."""
         out = folder / "otter-out"
         out.mkdir()
-        name = f"{self.pack}-{uuid.uuid4().hex[:12]}"
+        name = f"{registry.load(self.pack).name}-{uuid.uuid4().hex[:12]}"
         per_container = math.ceil(self.timeout)
         command = [
             sys.executable, "-m", "otter", "grade", "-v",

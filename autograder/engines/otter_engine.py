@@ -68,7 +68,8 @@ def case_outcomes(question: str, data: dict | None, *, pack: Pack) -> list[CaseO
         if case["points"] <= 0:
             continue
         test = str(case.get("name", ""))
-        name = case_of_test(spec, test) or f"unknown test {test or '?'}"
+        found = case_of_test(spec, f"{test}\n{case.get('message', '')}")
+        name = found or f"unknown test {test or '?'}"
         tags, text = ((), "") if case["passed"] else parse_case_message(case["message"])
         outcomes.append(CaseOutcome(name, case["points"], case["passed"], tags, text))
     order = list(spec.case_points)

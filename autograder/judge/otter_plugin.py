@@ -30,6 +30,27 @@ from .engine import EvaluatorGone, JudgeConfig, judge_cases
 
 log = logging.getLogger(__name__)
 
+
+def test_functions(test_file) -> dict[str, str]:
+    """Otter's test case names (positional: ``q1a - 2``) -> the names of the test functions
+    (``test_q1a_typical``, which name the cases), read from the test file that ran (its results
+    come back from the kernel without the functions)."""
+    from otter.test_files.exception_test import ExceptionTestFile
+
+    source = getattr(test_file, "source", None)
+    try:
+        if source:
+            parsed = ExceptionTestFile.from_string(source, path=str(test_file.path))
+        else:
+            parsed = ExceptionTestFile.from_file(str(test_file.path))
+    except Exception as exc:  # noqa: BLE001 - an unreadable test file: cases stay unmatched
+        log.warning("judge plugin could not read the test file %s: %s", test_file.path, exc)
+        return {}
+    return {
+        tc.name: getattr(getattr(tc.body, "test_func", None), "__name__", "")
+        for tc in parsed.test_cases
+    }
+
 PLUGIN_NAME = "autograder.judge.otter_plugin.JudgePlugin"
 OTTER_LOG = ".OTTER_LOG"
 
@@ -82,8 +103,9 @@ class JudgePlugin(AbstractOtterPlugin):
                 "score": float(test_file.score),
                 "passed": [bool(r.passed) for r in hidden],
             }
-            for result in hidden:  # matched by the test's name, never by its position
-                test = str(result.test_case.body or result.test_case.name)
+            functions = test_functions(test_file)
+            for result in hidden:  # matched by the test function's name, never by position
+                test = functions.get(result.test_case.name, "")
                 case = case_of_test(pack.question(question), test)
                 outcome = by_case.get(case)
                 result.passed = bool(outcome and outcome.passed)

@@ -146,11 +146,20 @@ def _givens_module(package: str) -> ModuleType:
     return importlib.import_module(f"{package}.givens")
 
 
-def load(name: str | Pack) -> Pack:
-    """The pack called ``name`` (a :class:`Pack` is returned as it is)."""
+def load(name: str | Path | Pack) -> Pack:
+    """The pack called ``name``, or the pack in the folder ``name`` (a :class:`Pack` is returned
+    as it is)."""
     if isinstance(name, Pack):
         return name
+    if isinstance(name, Path):
+        return load_path(name)
     return load_path(find(name))
+
+
+def reference(pack: Pack) -> Path | Pack:
+    """A picklable way to name the pack for another process (e.g. a Dask worker): its folder,
+    or the pack itself when it has none."""
+    return pack.folder if pack.folder is not None else pack
 
 
 def givens_file(pack: Pack) -> Path | None:
