@@ -190,3 +190,61 @@ def mlp_backward(
     dA = dH * relu_grad(A.ravel()).reshape(A.shape)
     _, dW1, db1 = linear_backward(X, W1, b1, dA)
     return dW1, db1, dW2, db2
+
+
+# --- the closed forms in sympy (proven against the spec's forward maps by the generic tests) ----
+
+
+def _sympy():
+    import sympy as sp
+
+    return sp
+
+
+def _sym_sigmoid(t):
+    return 1 / (1 + _sympy().exp(-t))
+
+
+def _sym_softmax_rows(Z):
+    sp = _sympy()
+    P = sp.zeros(Z.rows, Z.cols)
+    for n in range(Z.rows):
+        total = sum(sp.exp(Z[n, m]) for m in range(Z.cols))
+        for k in range(Z.cols):
+            P[n, k] = sp.exp(Z[n, k]) / total
+    return P
+
+
+def _closed_softmax_ce_batch_grad(Z, Y):
+    # (softmax(Z) - Y) / B uses that every row of Y sums to 1; for free symbols Y the gradient
+    # is (rowsum(Y) * softmax(Z) - Y) / B, which is what is proven.
+    sp = _sympy()
+    rowsums = sp.diag(*[sum(Y.row(n)) for n in range(Y.rows)])
+    return (rowsums * _sym_softmax_rows(Z) - Y) / Z.rows
+
+
+def _closed_linear_backward(X, W, b, dY):
+    sp = _sympy()
+    return dY * W.T, X.T * dY, dY.T * sp.ones(dY.rows, 1)
+
+
+def _closed_mlp_backward(X, Y, W1, b1, W2, b2):
+    sp = _sympy()
+    ones = sp.ones(X.rows, 1)
+    A = X * W1 + ones * b1.T
+    H = A.applyfunc(lambda a: sp.Max(a, 0))
+    G = _closed_softmax_ce_batch_grad(H * W2 + ones * b2.T, Y)
+    GA = (G * W2.T).multiply_elementwise(A.applyfunc(sp.Heaviside))
+    return X.T * GA, GA.T * ones, H.T * G, G.T * ones
+
+
+CLOSED_FORMS = {
+    "sigmoid_grad": lambda x: x.applyfunc(lambda t: _sym_sigmoid(t) * (1 - _sym_sigmoid(t))),
+    "tanh_grad": lambda x: x.applyfunc(lambda t: 1 - _sympy().tanh(t) ** 2),
+    "relu_grad": lambda x: x.applyfunc(_sympy().Heaviside),
+    "linear_backward": _closed_linear_backward,
+    "softmax_ce_batch_grad": _closed_softmax_ce_batch_grad,
+    "mlp_backward": _closed_mlp_backward,
+}
+"""Function -> its closed form in sympy, from the spec's inputs (arrays as sympy matrices, a
+vector as a column; a tuple for a tuple-valued function); see derivations.md."""
