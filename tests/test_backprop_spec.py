@@ -14,7 +14,7 @@ import pytest
 from autograder.checks.runner import run_case
 from autograder.pack import derive, load
 from solutions.backprop import reference as ref
-from solutions.backprop.samples import CORRECT, EQUIVALENT, MISTAKES
+from solutions.backprop.samples import CHAINED_Q4, CORRECT, EQUIVALENT, MISTAKES
 
 PACK = load("backprop")
 KEYS = ("", "alice", "bob@example.org", "12345")
@@ -202,6 +202,18 @@ def test_equivalent_answers_earn_full_points(question: str, source: str) -> None
     """Does every other correct form of an answer earn the question's full points?"""
     points, results = grade(question, source)
     assert points == PACK.question(question).points, [r.report() for r in results if not r.passed]
+
+
+def test_mlp_backward_may_call_the_earlier_answers() -> None:
+    """Does an mlp_backward built from the student's own relu_grad, linear_backward and
+    softmax_ce_batch_grad (as the sheet suggests) earn full points when those are right, and
+    lose its points with the same tag when linear_backward's dW is transposed?"""
+    points, _ = grade("q4", CHAINED_Q4)
+    assert points == PACK.question("q4").points
+    transposed = next(s for q, t, s in MISTAKES if (q, t) == ("q2", "transposed"))
+    points, results = grade("q4", transposed + CHAINED_Q4)
+    assert points < PACK.question("q4").points
+    assert "transposed" in {t for r in results for t in r.tags}
 
 
 @pytest.mark.parametrize(("question", "tag", "source"), MISTAKES)

@@ -112,6 +112,16 @@ def moderate(**arrays) -> bool:
     return all(np.max(np.abs(a)) < 50 for a in arrays.values() if isinstance(a, np.ndarray))
 
 
+SYMPY_MAX_ACTIVATIONS = 12
+"""The exact sympy derivative of a network is compiled only up to this many hidden activations
+B * h (a (4, 3, 5, 3) network takes about a minute to compile; finite differences serve it)."""
+
+
+def small_network(X, W1, **arrays) -> bool:
+    """Exact sympy for moderate inputs of networks with few hidden activations."""
+    return X.shape[0] * W1.shape[1] <= SYMPY_MAX_ACTIVATIONS and moderate(X=X, W1=W1, **arrays)
+
+
 # --- samplers ------------------------------------------------------------------------------------
 
 SIGMOID_LARGE = (750.0, 1000.0)
@@ -230,11 +240,21 @@ def dL_dyhat(Z, Y, *, mean: bool = True):
 
 
 def missing_mask(X, Y, W1, b1, W2, b2):
-    """dW1 and db1 computed as if the hidden layer had no ReLU (dL/dA := dL/dH)."""
-    H = np.maximum(X @ W1 + b1, 0.0)
+    """dW1 and db1 computed as if the hidden layer had no ReLU (dL/dA := dL/dH); a part is left
+    out where it coincides with the right one (every unit active, or N = 1 where all gradients
+    vanish), and the whole mistake where both parts do."""
+    A = X @ W1 + b1
+    H = np.maximum(A, 0.0)
     G = (softmax_rows(H @ W2 + b2) - Y) / X.shape[0]
     dH = G @ W2.T
-    return {"dW1": X.T @ dH, "db1": dH.sum(axis=0)}
+    dA = dH * (A > 0)
+    wrong = {"dW1": (X.T @ dH, X.T @ dA), "db1": (dH.sum(axis=0), dA.sum(axis=0))}
+    parts = {
+        part: unmasked
+        for part, (unmasked, right) in wrong.items()
+        if np.max(np.abs(unmasked - right)) > DEFAULT_TOLERANCE.bound(right)
+    }
+    return parts or None
 
 
 ELEMENTWISE_SHAPE = "one slope f'(x_i) per entry of x, the shape of x: (d,)"
@@ -475,7 +495,7 @@ PACK = Pack(
                     draw=draw_network,
                     forward=network_loss,
                     sympy=network_loss_sympy,
-                    exact_if=moderate,
+                    exact_if=small_network,
                     wrt=("W1", "b1", "W2", "b2"),
                     returns=NETWORK_PARTS,
                     shape_hint="each gradient has the shape of its parameter: "

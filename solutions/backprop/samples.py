@@ -16,13 +16,24 @@ CORRECT: dict[str, str] = {
         "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
         "    A = X @ W1 + b1\n"
         "    H = relu(A)\n"
-        "    dZ = softmax_ce_batch_grad(H @ W2 + b2, Y)\n"
-        "    dH, dW2, db2 = linear_backward(H, W2, b2, dZ)\n"
-        "    _, dW1, db1 = linear_backward(X, W1, b1, dH * (A > 0))\n"
-        "    return dW1, db1, dW2, db2\n"
+        "    dZ = (softmax(H @ W2 + b2) - Y) / len(X)\n"
+        "    dA = (dZ @ W2.T) * (A > 0)\n"
+        "    return X.T @ dA, dA.sum(axis=0), H.T @ dZ, dZ.sum(axis=0)\n"
     ),
 }
-"""One correct answer per question (q4 calls the answers of q2 and q3, as the sheet suggests)."""
+"""One correct answer per question, each on its own (the generic tests run them one by one)."""
+
+CHAINED_Q4 = (
+    "def mlp_backward(X, Y, W1, b1, W2, b2):\n"
+    "    A = X @ W1 + b1\n"
+    "    H = relu(A)\n"
+    "    dZ = softmax_ce_batch_grad(H @ W2 + b2, Y)\n"
+    "    dH, dW2, db2 = linear_backward(H, W2, b2, dZ)\n"
+    "    _, dW1, db1 = linear_backward(X, W1, b1, dH * relu_grad(A.ravel()).reshape(A.shape))\n"
+    "    return dW1, db1, dW2, db2\n"
+)
+"""q4 written with the student's own answers of q1c, q2 and q3, as the sheet suggests (correct
+when they are)."""
 
 EQUIVALENT: dict[str, list[str]] = {
     "q1a": [
@@ -72,7 +83,7 @@ EQUIVALENT: dict[str, list[str]] = {
             "    A = X @ W1 + b1\n"
             "    H = np.maximum(A, 0)\n"
             "    G = (softmax(H @ W2 + b2) - Y) / B\n"
-            "    GA = (G @ W2.T) * relu_grad(A.ravel()).reshape(A.shape)\n"
+            "    GA = (G @ W2.T) * np.heaviside(A, 0.0)\n"
             "    return X.T @ GA, GA.sum(0), H.T @ G, G.sum(0)\n"
         ),
         (
