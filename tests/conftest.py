@@ -19,6 +19,12 @@ MP_SAMPLES = samples.load_samples(MATH_PRIMER)
 CORRECT, EQUIVALENT, MISTAKES = MP_SAMPLES.correct, MP_SAMPLES.equivalent, MP_SAMPLES.mistakes
 
 
+FIXTURE_PACKS = Path(__file__).parent / "fixtures" / "assignments"
+TINY = load(FIXTURE_PACKS / "tiny")
+"""A small fixture pack (questions p1, p2; a tuple-valued question with one case per part), so
+the machinery's tests do not depend on Exercise 2's content."""
+
+
 def fill(
     template: nbformat.NotebookNode, answers: dict[str, str], pack: Pack = MP
 ) -> nbformat.NotebookNode:

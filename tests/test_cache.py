@@ -113,7 +113,7 @@ def test_a_changed_assignment_invalidates_the_cache(counting, subs, tmp_path, mo
     out = tmp_path / "out"
     run(subs, out)
     counting.calls.clear()
-    monkeypatch.setattr(grading, "source_fingerprint", lambda: "a different assignment")
+    monkeypatch.setattr(grading, "source_fingerprint", lambda pack: "a different assignment")
     assert run(subs, out).reused == 0
     assert len(counting.calls) == 4
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY
 
 from autograder.exports import (
     CANVAS_ID_COLUMNS,
@@ -279,3 +280,28 @@ def test_canvas_file_reads_back_with_pandas(written: dict[str, Path]) -> None:
     text = written["canvas.csv"].read_text(encoding="utf-8")
     table = pd.read_csv(io.StringIO(text))
     assert table["Math Primer"].tolist() == [12.0, 9.25]
+
+
+# --- any pack: the tiny fixture pack ----------------------------------------------------------
+
+
+def test_exports_of_another_pack_use_its_title_and_cases(tmp_path):
+    """For the tiny pack, is the LMS column its title and long.csv one row per its cases?"""
+    outcomes = {
+        "p1": [CaseOutcome("typical", 0.5, True), CaseOutcome("edge", 0.5, True)],
+        "p2": [
+            CaseOutcome("dX", 1.0, True),
+            CaseOutcome("dW", 1.0, False, ("transposed",), "the transpose"),
+        ],
+    }
+    results = [graded_result("ann", outcomes, pack=TINY)]
+    write_exports(collate(results, pack=TINY), results, tmp_path, pack=TINY)
+    assert rows(tmp_path / "canvas.csv")[0][-1] == "Tiny Sheet"
+    assert rows(tmp_path / "canvas.csv")[1][-1] == "2"
+    long = rows(tmp_path / "long.csv")[1:]
+    assert [(r[2], r[3], r[5], r[6]) for r in long] == [
+        ("p1", "typical", "true", ""),
+        ("p1", "edge", "true", ""),
+        ("p2", "dX", "true", ""),
+        ("p2", "dW", "false", "transposed"),
+    ]

@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import TINY
 
 from autograder.checks.tags import hint
 from autograder.feedback import STATUS_EXPLANATIONS, FeedbackError, write_feedback
@@ -201,3 +202,27 @@ def test_duplicate_students_raise(tmp_path: Path) -> None:
     """Do two results for one student raise instead of overwriting each other's feedback?"""
     with pytest.raises(FeedbackError, match="ann"):
         write_feedback([graded_result("ann", all_passed(), pack=PACK)] * 2, tmp_path, pack=PACK)
+
+
+# --- any pack: the tiny fixture pack ----------------------------------------------------------
+
+
+def test_feedback_of_another_pack_uses_its_title_labels_and_hints(tmp_path):
+    """For the tiny pack, does the feedback carry its title, its sheet labels and the hint of its
+    own tag?"""
+    text = "`chain_gradient` on x of shape (3,) is wrong. Hint: " + hint(
+        ("missing_chain",), TINY.vocabulary
+    )
+    outcomes = {
+        "p1": [
+            CaseOutcome("typical", 0.5, False, ("missing_chain",), text),
+            CaseOutcome("edge", 0.5, True),
+        ],
+        "p2": [CaseOutcome("dX", 1.0, True), CaseOutcome("dW", 1.0, True)],
+    }
+    write_feedback([graded_result("ann", outcomes, pack=TINY)], tmp_path, pack=TINY)
+    md = (tmp_path / "feedback" / "ann.md").read_text(encoding="utf-8")
+    assert md.startswith("# Tiny Sheet: feedback for ann")
+    assert "| p1 (T-1) | 0.5 / 1 |" in md and "| p2 (T-2) | 2 / 2 |" in md
+    assert "by the chain rule the gradient is f(x) f'(x)" in md
+    assert "Tiny Sheet: feedback for ann" in (tmp_path / "feedback" / "ann.html").read_text()

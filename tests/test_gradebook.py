@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY
 
 from autograder.gradebook import (
     STATUSES,
@@ -357,3 +358,45 @@ def test_summary_table_with_nothing_graded():
     summary = summary_table(collate([result("ann", "error")], pack=PACK), pack=PACK)
     assert all(math.isnan(v) for v in summary["mean"])
     assert all(math.isnan(v) for v in summary["full_marks_rate"])
+
+
+# --- any pack: the tiny fixture pack ----------------------------------------------------------
+
+
+def _tiny_result(student: str, status: str = "graded", **scores: float) -> dict:
+    questions = {
+        q.id: {"score": scores.get(q.id, 0.0), "possible": q.points, "tags": [], "feedback": ""}
+        for q in TINY.questions
+    }
+    return {
+        "student": student,
+        "status": status,
+        "total": sum(scores.values()),
+        "possible": TINY.total_points,
+        "questions": questions,
+    }
+
+
+def test_collate_takes_columns_and_points_from_the_pack():
+    """For another pack, are the question columns, totals and percent that pack's?"""
+    df = collate([_tiny_result("ann", p1=1.0, p2=1.0), _tiny_result("bob", "error")], pack=TINY)
+    assert list(df.columns) == ["student", "p1", "p2", "total", "percent", "status"]
+    assert row(df, "ann")["percent"] == round(100 * 2 / 3, 2)
+    summary = summary_table(df, pack=TINY).set_index("question")
+    assert list(summary.index) == ["p1", "p2", "total"] and summary.loc["total", "points"] == 3
+
+
+def test_results_of_another_pack_are_refused_by_name():
+    """Is a result with Exercise 2's questions refused when collating the tiny pack, naming the
+    pack's questions?"""
+    with pytest.raises(
+        GradebookError, match=r"unknown question\(s\) q1a.*expected p1, p2 \(tiny\)"
+    ):
+        collate([full_marks("ann")], pack=TINY)
+
+
+def test_a_roster_column_named_like_a_question_of_the_pack_clashes():
+    """Is a roster column named like one of the pack's questions a clash?"""
+    roster = pd.DataFrame({"student": ["ann"], "p2": ["x"]})
+    with pytest.raises(GradebookError, match="clash"):
+        collate([_tiny_result("ann")], roster=roster, pack=TINY)

@@ -9,7 +9,7 @@ import nbformat
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import write_notebooks
+from conftest import TINY, write_notebooks
 
 from autograder import grading
 from autograder.cli import main
@@ -185,3 +185,22 @@ def test_every_question_can_be_overridden(subs, tmp_path):
         overrides=write_csv(tmp_path, HEADER + rows),
     )
     assert run.gradebook.set_index("student").loc["ann", "percent"] == 100.0
+
+
+# --- any pack: the tiny fixture pack ----------------------------------------------------------
+
+
+def test_overrides_are_checked_against_the_pack_graded(tmp_path):
+    """For the tiny pack, are its question ids and points the ones an override is checked
+    against, and is the override applied in its order?"""
+    path = write_csv(tmp_path, HEADER + "ann,p2,1.5,partial\nann,p1,1,\n")
+    overrides = read_overrides(path, pack=TINY)
+    result = empty_result("ann", "graded", "All tests passed.", pack=TINY)
+    (applied,) = apply_overrides([result], overrides, pack=TINY)
+    assert applied["total"] == 2.5 and applied["overridden"] == ["p1", "p2"]
+    bad = write_csv(tmp_path, HEADER + "ann,q1a,1,\n")
+    with pytest.raises(GradebookError, match="unknown question 'q1a'; expected one of p1, p2"):
+        read_overrides(bad, pack=TINY)
+    too_many = write_csv(tmp_path, HEADER + "ann,p1,2,\n")
+    with pytest.raises(GradebookError, match="between 0 and 1"):
+        read_overrides(too_many, pack=TINY)

@@ -13,8 +13,10 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY
 
 from autograder.gradebook import collate
+from autograder.pack import load
 from autograder.report import (
     ReportError,
     render_report,
@@ -22,7 +24,6 @@ from autograder.report import (
     tag_frequencies,
     write_report,
 )
-from autograder.pack import load
 from autograder.results import CaseOutcome, empty_result, graded_result
 
 PACK = load("math_primer")
@@ -343,3 +344,28 @@ def test_report_renders_in_headless_chromium(batch: list[dict], tmp_path: Path) 
         assert close.sum() > 5_000, f"too few pixels of colour {colour}"
     # Text (near-black) is on screen too.
     assert (pixels.max(axis=-1) < 0.25).sum() > 2_000
+
+
+# --- any pack: the tiny fixture pack ----------------------------------------------------------
+
+
+def test_report_of_another_pack_uses_its_questions_tags_and_title():
+    """For the tiny pack, does the report count its own tag, list its questions with their
+    labels and carry its title?"""
+    outcomes = {
+        "p1": [
+            CaseOutcome("typical", 0.5, False, ("missing_chain",), "f(x) only"),
+            CaseOutcome("edge", 0.5, True),
+        ],
+        "p2": [CaseOutcome("dX", 1.0, True), CaseOutcome("dW", 1.0, True)],
+    }
+    results = [graded_result("ann", outcomes, pack=TINY), graded_result("bob", outcomes, pack=TINY)]
+    table = collate(results, pack=TINY)
+    freq = tag_frequencies(results, pack=TINY)
+    assert list(freq.index) == ["p1", "p2"] and freq.loc["p1", "missing_chain"] == 2
+    assert list(freq.columns) == list(TINY.vocabulary)
+    page = render_report(table, results, pack=TINY)
+    assert "<h1>Tiny Sheet: grading report</h1>" in page and ">T-2<" in page
+    assert "by the chain rule" in page
+    lines = summary_lines(table, results, pack=TINY)
+    assert lines[1].startswith("total (graded): mean 2.50 / 3")

@@ -51,6 +51,7 @@ def test_functions(test_file) -> dict[str, str]:
         for tc in parsed.test_cases
     }
 
+
 PLUGIN_NAME = "autograder.judge.otter_plugin.JudgePlugin"
 OTTER_LOG = ".OTTER_LOG"
 

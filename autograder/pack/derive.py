@@ -244,6 +244,18 @@ def exact_jacobian(
     return jac.reshape(-1, arrays[wrt].size), out_shape
 
 
+def symbolic_derivative(target: Derivative, inputs: Inputs, wrt: str) -> list:
+    """The exact derivative in sympy, entries in the answer's row-major order, over the symbols of
+    :func:`symbolic_inputs` (for proofs of closed forms; no numbers involved)."""
+    import sympy as sp
+
+    values, flats = symbolic_inputs(inputs)
+    jac = sp.Matrix(symbolic_output(target, values, flats)).jacobian(flats[wrt])
+    if target.part == "diagonal":
+        return [jac[i, i] for i in range(jac.rows)]
+    return list(jac)
+
+
 # --- known wrong answers ---------------------------------------------------------------------
 
 

@@ -174,10 +174,16 @@ def _master(name: str, title: str) -> nbformat.NotebookNode:
         nbformat.v4.new_raw_cell("# BEGIN TESTS"),
         nbformat.v4.new_raw_cell("# END TESTS"),
         nbformat.v4.new_raw_cell("# END QUESTION"),
-        nbformat.v4.new_markdown_cell("## Submission\n\nSave the notebook and hand in the `.ipynb` file."),
+        nbformat.v4.new_markdown_cell(
+            "## Submission\n\nSave the notebook and hand in the `.ipynb` file."
+        ),
     ]
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 
