@@ -18,8 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import gradebook
-from .build import build as run_build
 from .build import DEFAULT_OUT, default_out
+from .build import build as run_build
 from .errors import KitError
 from .grading import DEFAULT_TIMEOUT, ENGINES, GradeRun, GradingError, default_jobs
 from .grading import grade as run_grade
@@ -275,6 +275,25 @@ def new(name: str, title: str | None) -> None:
     click.echo(f"assignment: {made.pack}")
     click.echo(f"solutions:  {made.solutions}")
     click.echo(f"next: python -m autograder demo --assignment {name}")
+
+
+@main.command("sync-tests")
+@assignment_option("The assignment whose master to update [default: the course's default].")
+def sync_tests(assignment: str | None) -> None:
+    """Write the master notebook's test cells from the assignment's spec.
+
+    Each question's cells between BEGIN TESTS and END TESTS become one public form check and one
+    hidden cell per case of the spec, with the spec's points; nothing else changes. `build`
+    refuses a master whose test cells disagree with the spec.
+    """
+    from .pack.master import sync_master
+
+    with _friendly_errors():
+        pack = registry.load(_assignment(assignment))
+        changed = sync_master(pack)
+    click.echo(
+        f"rewrote the test cells of {', '.join(changed)}" if changed else "test cells up to date"
+    )
 
 
 def _notebook_assignment(notebook: Path) -> str:

@@ -28,8 +28,8 @@ from typing import Any
 import pandas as pd
 
 from autograder.errors import KitError
-from autograder.pack.spec import Pack
 from autograder.gradebook import SCORE_DECIMALS
+from autograder.pack.spec import Pack
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A per-student result is a plain dict (written to ``OUT/results/<student>.json``)::
 
     {"student": "ann", "status": "graded", "total": 9.5, "possible": 12.0,
-     "questions": {"q1a": {"score": 1.0, "possible": 1.0, "tags": [], "feedback": ""}, ...}}
+     "questions": {"q1": {"score": 1.0, "possible": 1.0, "tags": [], "feedback": ""}, ...}}
 
 ``status`` is one of :data:`STATUSES`; for statuses other than ``graded``, ``questions`` may be
 ``{}`` and ``total`` 0. The gradebook is collated once, in a fixed column order: the pack's

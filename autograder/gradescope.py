@@ -26,9 +26,9 @@ from numbers import Real
 from pathlib import Path
 
 from .build import OFFLINE_RUN_AUTOGRADER, OFFLINE_SETUP
+from .engines.docker_engine import GRADING_IMAGE, DockerUnavailable, docker_problem
 from .errors import KitError
 from .pack.spec import Pack
-from .engines.docker_engine import GRADING_IMAGE, DockerUnavailable, docker_problem
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from .build import ensure_built, source_fingerprint
 from .cache import ResultCache
 from .checks.runner import CALL_TIMEOUT_ENV
 from .engines.docker_engine import DockerGrader, docker_problem
-from .errors import KitError
 from .engines.otter_engine import grade_submission as otter_grade
+from .errors import KitError
 from .executors import ExecutorError, dask_executor
 from .exports import write_exports
 from .feedback import write_feedback

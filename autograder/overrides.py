@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .pack.spec import Pack
 from .gradebook import GradebookError, read_ta_csv
+from .pack.spec import Pack
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Override:
     student: str
     """Student id, as in the gradebook."""
     question: str
-    """Question id (``q1a`` ... ``q3``)."""
+    """Question id of the assignment (e.g. ``q1``)."""
     points: float
     """The points awarded instead of the autograded score, in ``[0, possible]``."""
     comment: str

@@ -8,7 +8,7 @@ import nbformat
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import CORRECT, MP, fill, write_notebooks
+from conftest import CORRECT, fill, write_notebooks
 
 from autograder.cli import main
 from autograder.pack import load, registry
@@ -126,8 +126,10 @@ def test_grade_infers_the_assignment_and_refuses_a_mixed_folder(with_tiny, templ
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines == [
-        "error: mixed submissions (1 look like math_primer, 2 look like tiny); grade each "
-        "assignment with --assignment NAME"
+        (
+            "error: mixed submissions (1 look like math_primer, 2 look like tiny); grade each "
+            "assignment with --assignment NAME"
+        )
     ]
     assert not (tmp_path / "mixed").exists()
 

@@ -20,26 +20,26 @@ from autograder.pack import (
     Misconception,
     Pack,
     Question,
+    derive,
     edge,
     large,
     load,
     typical,
 )
-from autograder.pack import derive
 
 MP = load("math_primer")
 
 
 def linear(**overrides) -> Derivative:
     """A Jacobian question's function: z = Wx."""
-    fields = dict(
-        name="jac",
-        params=("W", "x"),
-        draw=lambda rng, size: {"W": inst.matrix(rng, *size), "x": inst.vector(rng, size[1])},
-        forward=lambda W, x: W @ x,
-        sympy=lambda W, x: W * x,
-        wrt="x",
-    )
+    fields = {
+        "name": "jac",
+        "params": ("W", "x"),
+        "draw": lambda rng, size: {"W": inst.matrix(rng, *size), "x": inst.vector(rng, size[1])},
+        "forward": lambda W, x: W @ x,
+        "sympy": lambda W, x: W * x,
+        "wrt": "x",
+    }
     return Derivative(**{**fields, **overrides})
 
 
@@ -48,13 +48,13 @@ def pack_with(*questions: Question, **overrides) -> Pack:
 
 
 def question(**overrides) -> Question:
-    fields = dict(
-        id="q1",
-        sheet="1",
-        points=1,
-        cases=(typical(0.75, ((3, 2), (2, 2))), edge(0.25, ((1, 3),))),
-        functions=(linear(),),
-    )
+    fields = {
+        "id": "q1",
+        "sheet": "1",
+        "points": 1,
+        "cases": (typical(0.75, ((3, 2), (2, 2))), edge(0.25, ((1, 3),))),
+        "functions": (linear(),),
+    }
     return Question(**{**fields, **overrides})
 
 
@@ -196,8 +196,12 @@ def test_softmax_jacobian_keeping_only_the_diagonal_is_diag_only():
         e = np.exp(z - z.max())
         return e / e.sum()
 
-    diag = lambda z: sm(z) * (1 - sm(z))  # noqa: E731
-    only = lambda z: np.diag(sm(z) * (1 - sm(z)))  # noqa: E731
+    def diag(z):
+        return sm(z) * (1 - sm(z))
+
+    def only(z):
+        return np.diag(sm(z) * (1 - sm(z)))
+
     for key in map(str, range(40)):
         for case in ("typical", "large"):
             result = runner.run_case("q2a", case, diag, only, pack=MP, key=key, call_limit=None)

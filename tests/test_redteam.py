@@ -17,10 +17,10 @@ skipped rather than taking the machine down, and ``test_evaluators_are_isolated`
 from __future__ import annotations
 
 import hashlib
-import re
 import json
 import os
 import pickle
+import re
 import time
 import uuid
 import zipfile

@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-
 from conftest import MP, MP_SAMPLES
 
 from autograder.checks import instances as inst

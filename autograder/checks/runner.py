@@ -1,6 +1,6 @@
 """Run a question's case against the student's functions; the entry point of the Otter tests.
 
-A hidden test cell in the master notebook is one line: ``assert_case("q1a", "typical", fn)``; the
+A hidden test cell in the master notebook is one line: ``assert_case("q1", "typical", fn)``; the
 pack is the one shipped with this copy of the kit (:func:`autograder.pack.current`). The judge
 and the tests call :func:`run_case` with the pack given explicitly.
 """
@@ -247,7 +247,7 @@ def run_case(
     """Check one case of one question against the student's functions.
 
     Args:
-        question: a question id of the pack, e.g. ``"q1a"``.
+        question: a question id of the pack, e.g. ``"q1"``.
         case: one of the question's case names.
         functions: the student's functions, in the order the question declares them.
         pack: the pack (or its name); default the one shipped with this copy of the kit.

@@ -253,8 +253,8 @@ _CASE = re.compile(r"^ {4}(?P<case>\S.*) result:$")
 def parse_summary(text: str) -> dict[str, list[tuple[str, bool, str]] | None]:
     """Per question, each test case's (name, passed, message) from an Otter grading summary.
 
-    The format is ``GradingResults.summary()``: ``q1a results:`` (or ``q1a results: All test
-    cases passed!``, then None: no per-case list), each case as ``    test_q1a_edge result:``
+    The format is ``GradingResults.summary()``: ``q1 results:`` (or ``q1 results: All test
+    cases passed!``, then None: no per-case list), each case as ``    q1 - 2 result:``
     followed by its message indented by 8 spaces. Messages cannot fake a header: Otter indents
     every line.
     """

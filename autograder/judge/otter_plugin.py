@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def test_functions(test_file) -> dict[str, str]:
-    """Otter's test case names (positional: ``q1a - 2``) -> the names of the test functions
-    (``test_q1a_typical``, which name the cases), read from the test file that ran (its results
+    """Otter's test case names (positional: ``q1 - 2``) -> the names of the test functions
+    (``test_q1_typical``, which name the cases), read from the test file that ran (its results
     come back from the kernel without the functions)."""
     from otter.test_files.exception_test import ExceptionTestFile
 

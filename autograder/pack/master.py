@@ -33,11 +33,11 @@ def test_name(question: str, case: str) -> str:
 
 CASE_LINE = "case:"
 """The judge plugin ends each hidden test's message with ``case: <name>`` (Otter's own test case
-names are positional, ``q1a - 2``), so outputs that hold messages only can be matched by name."""
+names are positional, ``q1 - 2``), so outputs that hold messages only can be matched by name."""
 
 
 def case_of_test(question: Question, test: str) -> str | None:
-    """The case an Otter test case belongs to: from its function's name (``test_q1a_typical``,
+    """The case an Otter test case belongs to: from its function's name (``test_q1_typical``,
     given as the name or inside the test's source) or from a ``case: <name>`` line of its
     message; None for the public form check or anything that names no case of the question."""
     names = re.findall(rf"\btest_{re.escape(question.id)}_(\w+)", test)
@@ -85,6 +85,8 @@ class _Block:
     """Indices of the code cells between ``BEGIN TESTS`` and ``END TESTS``."""
     sources: list[str]
     """Sources of the block's code cells outside the tests (the solution cells)."""
+    tests_marker: list[int]
+    """Index of the ``BEGIN TESTS`` cell, when there is one."""
 
 
 def _marker(cell, text: str) -> bool:
@@ -101,12 +103,14 @@ def _blocks(nb: nbformat.NotebookNode, where: str) -> list[_Block]:
                 config = yaml.safe_load(cell.source.split("\n", 1)[1]) or {}
             except (IndexError, yaml.YAMLError) as exc:
                 raise MasterDrift(f"{where}: cell {index + 1}: bad question config ({exc})")
-            current = _Block(str(config.get("name")), config.get("points"), [], [])
+            current = _Block(str(config.get("name")), config.get("points"), [], [], [])
             blocks.append(current)
         elif _marker(cell, "# end question"):
             current = None
         elif _marker(cell, "# begin tests"):
             in_tests = True
+            if current is not None:
+                current.tests_marker.append(index)
         elif _marker(cell, "# end tests"):
             in_tests = False
         elif current is not None and cell.cell_type == "code":
@@ -215,6 +219,8 @@ def sync_master(pack: Pack) -> list[str]:
             continue
         if block.tests:
             start, stop = block.tests[0], block.tests[-1] + 1
+        elif block.tests_marker:
+            start = stop = block.tests_marker[0] + 1
         else:
             raise MasterDrift(f"{path}: {block.name} has no BEGIN TESTS / END TESTS cells")
         cells[start:stop] = [nbformat.v4.new_code_cell(source) for source in expected]

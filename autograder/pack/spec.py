@@ -279,7 +279,7 @@ class Question:
     """One graded question: its functions, its cases and its points."""
 
     id: str
-    """Question id as in the notebook, the results and the gradebook (e.g. ``"q1a"``)."""
+    """Question id as in the notebook, the results and the gradebook (e.g. ``"q1"``)."""
     sheet: str
     """The exercise-sheet label (e.g. ``"2-1 a"``)."""
     points: float
