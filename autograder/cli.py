@@ -147,6 +147,14 @@ def build(out: Path | None, assignment: str | None) -> None:
     default=None,
     help="CSV of manual points (student, question, points, comment) applied on top.",
 )
+@click.option(
+    "--unsafe-no-isolation",
+    is_flag=True,
+    help=(
+        "Judge engine on a machine that cannot isolate student code: run it anyway, with your "
+        "rights (it can read your files and the other submissions). Every result says so."
+    ),
+)
 def grade(
     submissions: Path,
     out: Path,
@@ -159,8 +167,11 @@ def grade(
     scheduler: str | None,
     force: bool,
     overrides: Path | None,
+    unsafe_no_isolation: bool,
 ) -> None:
     """Grade a folder of submissions and write OUT/gradebook.csv and OUT/results/."""
+    if unsafe_no_isolation:
+        _warn_unisolated()
     with _friendly_errors():
         run = run_grade(
             submissions=submissions,
@@ -175,8 +186,11 @@ def grade(
             scheduler=scheduler,
             force=force,
             overrides=overrides,
+            unsafe_no_isolation=unsafe_no_isolation,
         )
     _report(run)
+    if unsafe_no_isolation:
+        click.echo(UNISOLATED_WARNING)
 
 
 @main.command()
@@ -310,6 +324,16 @@ def _notebook_assignment(notebook: Path) -> str:
         return infer([nb])
     except KitError:
         return registry.default_name()
+
+
+UNISOLATED_WARNING = (
+    "warning: --unsafe-no-isolation: student code runs without the sandbox, with your rights "
+    "(your files, the other submissions, the network); every result and feedback file says so"
+)
+
+
+def _warn_unisolated() -> None:
+    console.print(f"[bold yellow]{escape(UNISOLATED_WARNING)}[/]", soft_wrap=True, highlight=False)
 
 
 @contextmanager

@@ -36,7 +36,7 @@ from .executors import ExecutorError, dask_executor
 from .exports import write_exports
 from .feedback import write_feedback
 from .intake import Submission, discover
-from .judge.engine import JudgeConfig
+from .judge.engine import IsolationUnavailable, JudgeConfig, check_isolation
 from .judge.engine import grade_submission as judge_grade
 from .overrides import apply_overrides, check_students, read_overrides
 from .pack import registry
@@ -174,7 +174,12 @@ ENGINES = ("judge", "otter", "docker")
 
 
 def make_grader(
-    engine: str, *, build_dir: Path | None, timeout: float, pack: Pack | str | Path
+    engine: str,
+    *,
+    build_dir: Path | None,
+    timeout: float,
+    pack: Pack | str | Path,
+    unsafe_no_isolation: bool = False,
 ) -> Callable[[Submission], dict]:
     """The function grading one submission of ``pack`` with ``engine`` (building first if it
     needs the zip; ``build_dir`` None: the pack's default build folder).
@@ -184,6 +189,8 @@ def make_grader(
     Raises:
         GradingError: an unknown engine, or (``docker``) no usable Docker or grading image.
     """
+    if unsafe_no_isolation and engine != "judge":
+        raise GradingError("--unsafe-no-isolation applies to --engine judge only")
     name = registry.reference(registry.load(pack))
     if engine == "docker":
         problem = docker_problem()
@@ -195,8 +202,24 @@ def make_grader(
         built = ensure_built(out=build_dir, pack=name)
         return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout, pack=name)
     if engine == "judge":
-        return partial(judge_grade, config=JudgeConfig(submission_timeout=timeout), pack=name)
+        config = JudgeConfig(submission_timeout=timeout, isolate=not unsafe_no_isolation)
+        return partial(judge_grade, config=config, pack=name)
     raise GradingError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
+def require_isolation() -> None:
+    """Before the judge grades anything: start and stop one sandboxed evaluator, as grading will.
+
+    Raises:
+        GradingError: naming the cause and the choices, where student code cannot be isolated.
+    """
+    try:
+        check_isolation()
+    except IsolationUnavailable as exc:
+        raise GradingError(
+            f"the judge cannot isolate student code on this machine ({exc}); grade with "
+            "--engine docker, or pass --unsafe-no-isolation to run it with your own rights"
+        ) from None
 
 
 def grade(
@@ -214,6 +237,7 @@ def grade(
     scheduler_timeout: float = 10.0,
     force: bool = False,
     overrides: Path | None = None,
+    unsafe_no_isolation: bool = False,
 ) -> GradeRun:
     """Grade a folder of submissions and write the gradebook.
 
@@ -236,10 +260,12 @@ def grade(
         force: grade every submission again instead of reusing ``OUT/.cache`` (see ``cache.py``).
         overrides: optional CSV of manual points (``student, question, points, comment``),
             applied on top of the autograded scores (see ``overrides.py``).
+        unsafe_no_isolation: judge engine: run student code without the sandbox (where the
+            machine cannot isolate it); every result gets a note saying so.
 
     Raises:
-        GradingError: nothing to grade, an unknown engine, an unreachable scheduler or a Dask
-            cluster that cannot grade (checked before grading).
+        GradingError: nothing to grade, an unknown engine, an unreachable scheduler, a Dask
+            cluster that cannot grade, or no isolation for the judge (checked before grading).
         PackNotFound: an unknown assignment, or one that cannot be inferred (a mixed folder).
     """
     roster_df = gradebook.read_roster(roster) if roster is not None else None
@@ -255,12 +281,22 @@ def grade(
         gradebook.check_roster(roster_df, pack=pack)
     manual = read_overrides(overrides, pack=pack) if overrides is not None else []
     check_students(manual, (s.student for s in found), path=overrides)
-    grade_one = make_grader(engine, build_dir=build_dir, timeout=timeout, pack=pack)
+    grade_one = make_grader(
+        engine,
+        build_dir=build_dir,
+        timeout=timeout,
+        pack=pack,
+        unsafe_no_isolation=unsafe_no_isolation,
+    )
     limits = {"timeout": timeout, "call_timeout": os.environ.get(CALL_TIMEOUT_ENV)}
+    if unsafe_no_isolation:  # never reuse such results for an isolated run, nor the reverse
+        limits["isolation"] = "none"
     cache = ResultCache(
         out, assignment=source_fingerprint(pack), settings={"engine": engine, **limits}
     )
     to_grade, reused = cache.split(found, force=force)
+    if engine == "judge" and to_grade and not unsafe_no_isolation:
+        require_isolation()
     if reused:
         log.info("reusing %d cached result(s) from %s", len(reused), cache.folder)
 

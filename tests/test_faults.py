@@ -230,18 +230,10 @@ def test_gradebook_rows_match_results(faults):
 
 
 def _sandboxed_processes() -> list[int]:
-    """Processes whose root is the judge's private root (evaluators and what they started)."""
-    from autograder.judge.evaluator import ROOT
+    """Processes whose root is an evaluator's private root (evaluators and what they started)."""
+    from autograder.judge.sandbox import sandboxed_pids
 
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.readlink(f"/proc/{entry}/root") == str(ROOT):
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
+    return sandboxed_pids(f"{os.getpid()}-")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to see other users' processes")

@@ -508,6 +508,24 @@ os.waitpid(pid, 0)
 REPORT.append("daemon started")
 """
 
+JUDGE_SECRETS = """
+import gc, multiprocessing, sys
+keys = [multiprocessing.current_process().authkey.hex()]
+frame = sys._getframe()
+while frame is not None:  # the stack down to the forkserver: preparation data, process objects
+    for value in list(frame.f_locals.values()):
+        if isinstance(value, dict) and isinstance(value.get("authkey"), bytes):
+            keys.append(bytes(value["authkey"]).hex())
+    frame = frame.f_back
+for holder in gc.get_objects():
+    if isinstance(holder, dict) and isinstance(holder.get("authkey"), bytes):
+        keys.append(bytes(holder["authkey"]).hex())
+REPORT.append("environment=" + ",".join(sorted(os.environ)) + " ")
+REPORT.append("argv=" + repr(list(sys.argv) + list(getattr(sys, "orig_argv", []))))
+REPORT.append("keys=" + ",".join(keys) + " ")
+"""
+"""Collects what the evaluator inherited from the judge: environment, command lines, authkeys."""
+
 FORGE = """
 import json, struct, sys
 def _send(conn, header, payload=None):
@@ -601,6 +619,7 @@ def redteam(built, template, tmp_path_factory) -> dict:
         ),
         # a "read attack" whose read is allowed: proves a successful read would show in the score
         "leak_detector": _with_cells(template, WRONG, prelude, ALLOWED_READ, LEAK_EPILOGUE),
+        "judge_secrets": _with_cells(template, WRONG, prelude, JUDGE_SECRETS, REPORT_EPILOGUE),
     }
     students = sorted([*notebooks, "fake_results", "daemon", "otter_log", *FORGERIES])
     paths["students"] = students
@@ -674,6 +693,7 @@ ATTACKS = [
     "killer",
     "daemon",
     "otter_log",
+    "judge_secrets",
 ]
 """Every attack combined with the wrong answers (otter_log: with two correct answers, see below)."""
 
@@ -756,6 +776,7 @@ REPORTS = {
     "killer": "q3",
     "fake_results": "q3",
     "daemon": "q3",
+    "judge_secrets": "q3",
     "numpy_patch": "q1b",
     "otter_patch": "q1b",
     "kit_patch": "q1b",
@@ -844,3 +865,34 @@ def test_forged_reply_to_a_later_request_never_crashes_the_grader(redteam):
     result = _forged(redteam, "bad_probe_reply")
     assert result["status"] in ("graded", "error")
     assert "grader crashed" not in result["questions"]["q1a"]["feedback"], result
+
+
+EVALUATOR_ENVIRONMENT = {
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "MATH_PRIMER_STUDENT",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+}
+"""All the environment a student's code may see (locale and thread counts passed on)."""
+
+
+def test_evaluator_inherits_nothing_of_the_judge(redteam):
+    """Does student code find none of the judge's environment, command line or multiprocessing
+    authkey (not in os.environ, sys.argv, sys.orig_argv, the stack or any live object)?"""
+    import multiprocessing
+    import sys
+
+    feedback = redteam["results"]["judge_secrets"]["questions"]["q3"]["feedback"]
+    environment = re.search(r"environment=(\S*)", feedback)
+    assert environment, feedback
+    assert set(environment.group(1).split(",")) <= EVALUATOR_ENVIRONMENT, feedback
+    assert multiprocessing.current_process().authkey.hex() not in feedback
+    assert re.search(r"keys=[0-9a-f]{64}", feedback), feedback  # the attack did find a key
+    assert sys.argv[0] not in feedback and os.getcwd() not in feedback, feedback

@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import itertools
 import signal
 import threading
 import time
@@ -29,12 +30,17 @@ from ..intake import Submission
 from ..pack import registry
 from ..pack.spec import Pack
 from ..results import CaseOutcome, empty_result, graded_result
-from . import evaluator, protocol
+from . import cgroups, evaluator, protocol, sandbox
 from .sandbox import Limits
 
 log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 8
+UNSAFE_NOTE = (
+    "graded with --unsafe-no-isolation: the code ran without the judge's sandbox, with the "
+    "grader's own rights"
+)
+"""The note of every result judged without isolation at the TA's request."""
 """Evaluator restarts per submission before its remaining calls are given up."""
 
 
@@ -52,7 +58,10 @@ class JudgeConfig:
     """Seconds between the interrupt and the kill of a stuck evaluator."""
     limits: Limits = field(default_factory=Limits)
     isolate: bool = True
-    """Use namespaces, a private root and uid nobody where the machine allows it."""
+    """Run student code in the sandbox (``sandbox.py``), or not at all: where the machine does not
+    allow it, evaluators refuse to start. False runs it without isolation."""
+    unisolated_note: str = UNSAFE_NOTE
+    """With ``isolate=False``: the note every judged result carries."""
 
 
 class EvaluatorGone(Exception):
@@ -69,6 +78,7 @@ class StudentError(Exception):
 
 _CONTEXT: multiprocessing.context.BaseContext | None = None
 _CONTEXT_LOCK = threading.Lock()
+_EVALUATOR_NUMBERS = itertools.count(1)
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """The folder holding the ``autograder`` package (the repository, or the zip's ``files/``)."""
 
@@ -87,26 +97,42 @@ def warm_context() -> multiprocessing.context.BaseContext:
         if _CONTEXT is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["numpy", "autograder.judge.evaluator"])
-            previous = os.environ.get("PYTHONPATH")
-            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, previous]))
+            grader_environment = dict(os.environ)
+            os.environ.clear()  # the template never sees the TA's environment (tokens, paths)
+            os.environ.update(_template_environment(grader_environment))
             try:
                 multiprocessing.forkserver.ensure_running()
             finally:
-                if previous is None:
-                    del os.environ["PYTHONPATH"]
-                else:
-                    os.environ["PYTHONPATH"] = previous
+                os.environ.clear()
+                os.environ.update(grader_environment)
+            cgroups.sweep()
             _CONTEXT = context
     return _CONTEXT
+
+
+def _template_environment(grader: dict[str, str]) -> dict[str, str]:
+    """The template process's environment: the locale and thread counts the evaluator passes
+    on, the interpreter's own settings, and this package on ``PYTHONPATH`` (Python 3.11's
+    forkserver ignores the parent's ``sys.path`` when preloading)."""
+    kept = evaluator.KEPT_ENVIRONMENT + ("PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONHASHSEED")
+    return {
+        **{name: grader[name] for name in kept if name in grader},
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, grader.get("PYTHONPATH")])),
+    }
 
 
 class Evaluator:
     """One evaluator process and the judge's end of its pipe."""
 
-    def __init__(self, notebook_json: bytes, config: JudgeConfig, student: str, pack: Pack) -> None:
+    def __init__(
+        self, notebook_json: bytes, config: JudgeConfig, student: str, pack: Pack | None = None
+    ) -> None:
         self.config = config
         self._seq = 0
         context = warm_context()
+        tag = f"{os.getpid()}-{next(_EVALUATOR_NUMBERS)}"
+        self.cgroup = cgroups.dirs_for(tag) if config.isolate else {}
         self.conn, child = context.Pipe(duplex=True)
         self.process = context.Process(
             target=evaluator.main,
@@ -116,8 +142,10 @@ class Evaluator:
                 config.limits,
                 config.isolate,
                 student,
-                _str_or_none(registry.givens_file(pack)),
-                f"{pack.name}.ipynb",
+                self.cgroup,
+                tag,
+                None if pack is None else _str_or_none(registry.givens_file(pack)),
+                "submission.ipynb" if pack is None else f"{pack.name}.ipynb",
             ),
             daemon=True,
         )
@@ -169,10 +197,11 @@ class Evaluator:
     def kill(self) -> None:
         """Kill the evaluator and, with it, everything it started.
 
-        With namespaces, the process the judge knows is a root-owned parent that student code
-        cannot signal: on SIGTERM it SIGKILLs its child, PID 1 of the namespace, and with it every
-        process in the namespace. Then (and without namespaces, at once) SIGKILL for the process
-        and its process group.
+        With namespaces, the process the judge knows is a parent outside the student's PID
+        namespace and process group: on SIGTERM it SIGKILLs its child, PID 1 of the namespace,
+        and with it every process in the namespace. Then (and without namespaces, at once)
+        SIGKILL for the process and its process group; as root, whatever is left in the
+        evaluator's cgroups is killed and the groups removed.
         """
         pid = self.process.pid
         if pid is not None and self.process.exitcode is None:
@@ -190,6 +219,7 @@ class Evaluator:
                     break
         self.process.join(timeout=5)
         self.conn.close()
+        cgroups.remove(self.cgroup)
 
 
 def _str_or_none(path: Path | None) -> str | None:
@@ -241,8 +271,8 @@ class Session:
             if self.restarts > MAX_RESTARTS:
                 raise EvaluatorGone(f"gave up after {MAX_RESTARTS} evaluator restarts")
         self.evaluator = Evaluator(self.notebook_json, self.config, self.student, self.pack)
-        if self.evaluator.isolation == "none" and self.config.isolate:
-            self._note(f"isolation: none ({self.evaluator.reason})")
+        if not self.config.isolate:
+            self._note(self.config.unisolated_note)
         for index in list(self.finished):
             self._run(index, replay=True)
 
@@ -360,6 +390,27 @@ class Session:
     def close(self) -> None:
         if self.evaluator is not None:
             self.evaluator.kill()
+
+
+class IsolationUnavailable(KitError):
+    """The judge cannot isolate student code on this machine (the message says why)."""
+
+
+def check_isolation(config: JudgeConfig | None = None) -> None:
+    """Start one sandboxed evaluator on an empty notebook, as grading would, and stop it.
+
+    Raises:
+        IsolationUnavailable: with the reason, when the sandbox cannot be built here.
+    """
+    problem = sandbox.unavailable_reason()
+    if problem is None:
+        empty = nbformat.writes(nbformat.v4.new_notebook()).encode()
+        try:
+            Evaluator(empty, config or JudgeConfig(), "isolation-check").kill()
+        except EvaluatorGone as exc:
+            problem = str(exc)
+    if problem is not None:
+        raise IsolationUnavailable(problem)
 
 
 def judge_cases(

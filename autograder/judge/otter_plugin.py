@@ -26,7 +26,13 @@ from ..givens import SEED_ENV
 from ..pack import registry
 from ..pack.master import CASE_LINE, case_of_test
 from ..results import question_entry
-from .engine import EvaluatorGone, JudgeConfig, judge_cases
+from .engine import (
+    EvaluatorGone,
+    IsolationUnavailable,
+    JudgeConfig,
+    check_isolation,
+    judge_cases,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,21 @@ def test_functions(test_file) -> dict[str, str]:
 
 PLUGIN_NAME = "autograder.judge.otter_plugin.JudgePlugin"
 OTTER_LOG = ".OTTER_LOG"
+CONTAINER_NOTE = (
+    "isolation: the container running Otter is the boundary; the judge's own sandbox is "
+    "unavailable in it ({reason})"
+)
+"""The note of a result judged inside a container that does not allow the judge's sandbox."""
+
+
+def plugin_config() -> JudgeConfig:
+    """The judge's configuration inside Otter: its sandbox where the container allows one, else
+    none (the container is then the only boundary, and every result says so)."""
+    try:
+        check_isolation()
+    except IsolationUnavailable as exc:
+        return JudgeConfig(isolate=False, unisolated_note=CONTAINER_NOTE.format(reason=exc))
+    return JudgeConfig()
 
 
 def student_key(metadata: dict | None) -> str:
@@ -90,7 +111,7 @@ class JudgePlugin(AbstractOtterPlugin):
         student = student_key(self.submission_metadata)
         pack = registry.current()
         try:
-            outcomes, notes = judge_cases(notebook, student, JudgeConfig(), pack=pack)
+            outcomes, notes = judge_cases(notebook, student, plugin_config(), pack=pack)
         except (EvaluatorGone, KitError) as exc:
             outcomes, notes = {}, [f"the judge could not grade: {exc}"]
         kernel = {}
