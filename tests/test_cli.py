@@ -21,7 +21,7 @@ from rich.console import Console
 
 import autograder
 from autograder.cli import _VisibleRichHandler, main
-from autograder.pack import load
+from autograder.pack import load, registry
 
 
 def invoke(*args: str):
@@ -108,7 +108,8 @@ def test_unknown_assignment_is_one_error_line(tmp_path):
     for command in (["build", "--out", str(tmp_path)], ["demo", "--out", str(tmp_path)]):
         result = invoke(*command, "--assignment", "nope")
         assert result.exit_code == 2
-        assert "error: no assignment 'nope' (available: math_primer)" in result.output
+        available = ", ".join(registry.names())
+        assert f"error: no assignment 'nope' (available: {available})" in result.output
         assert "Traceback" not in result.output
 
 
