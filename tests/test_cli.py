@@ -200,7 +200,8 @@ def test_student_file_names_are_shown_not_interpreted_on_a_terminal(tmp_path):
     (subs / f"{HOSTILE_STEM}.ipynb").write_text("not json", encoding="utf-8")
     repo = Path(autograder.__file__).resolve().parents[1]
     shown = _run_in_pty(
-        [sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(tmp_path / "out"),
+         "--assignment", "math_primer"],  # nothing to infer it from: the file is not JSON
         cwd=repo,
     )
     assert b"\x07" not in shown and b"\x1b]0;" not in shown  # no bell, no title change
