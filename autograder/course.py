@@ -32,8 +32,10 @@ import pandas as pd
 from .errors import KitError
 from .exports import (
     CANVAS_ID_COLUMNS,
+    CANVAS_KEPT_COLUMNS,
     CANVAS_ROSTER_COLUMNS,
     MOODLE_ID_COLUMNS,
+    MOODLE_KEPT_COLUMNS,
     MOODLE_ROSTER_COLUMNS,
     POSTED_STATUSES,
     _points,
@@ -41,6 +43,8 @@ from .exports import (
 )
 from .gradebook import PERCENT_DECIMALS, SCORE_DECIMALS, STATUSES, GradebookError, read_roster
 from .manifest import Manifest, ManifestError, read_manifest
+from .results import file_stem
+from .safecsv import needs_quote, read_csv, write_csv
 
 logger = logging.getLogger(__name__)
 
@@ -148,11 +152,12 @@ def course(
     canvas, moodle, not_posted = lms_tables(table, loaded, identities=identities)
     page = render_course(table, loaded, weights=resolved)
 
+    titles = [f.manifest.title for f in loaded]
     out.mkdir(parents=True, exist_ok=True)
     paths = {
-        "csv": _write_csv(_rounded(table, loaded), out / COURSE_CSV),
-        "canvas": _write_csv(canvas, out / CANVAS_CSV),
-        "moodle": _write_csv(moodle, out / MOODLE_CSV),
+        "csv": write_csv(_rounded(table, loaded), out / COURSE_CSV),
+        "canvas": write_csv(canvas, out / CANVAS_CSV, keep=(*CANVAS_KEPT_COLUMNS, *titles)),
+        "moodle": write_csv(moodle, out / MOODLE_CSV, keep=(*MOODLE_KEPT_COLUMNS, *titles)),
         "html": out / COURSE_HTML,
     }
     paths["html"].write_text(page, encoding="utf-8")
@@ -203,7 +208,7 @@ def _read_gradebook(path: Path, manifest: Manifest) -> pd.DataFrame:
     source = path / "gradebook.csv"
     where = f"{source}"
     try:
-        table = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8")
+        table = read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8")
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise CourseError(f"cannot read {where}: {e}") from e
     questions = [q.id for q in manifest.questions]
@@ -233,7 +238,7 @@ def _read_gradebook(path: Path, manifest: Manifest) -> pd.DataFrame:
 
 
 def _read_result(path: Path, student: str, status: str) -> dict:
-    source = path / "results" / f"{student}.json"
+    source = path / "results" / f"{file_stem(student)}.json"
     try:
         result = json.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -268,6 +273,11 @@ def check_distinct(folders: Sequence[GradedFolder]) -> None:
             )
         seen[folder.name] = folder.path
         title = folder.manifest.title
+        if needs_quote(title):
+            raise CourseError(
+                f"{folder.name}'s title {title!r} would be read as a formula by a spreadsheet "
+                "(its LMS column header); rename it in the pack and grade again"
+            )
         if title in titles:
             raise CourseError(
                 f"assignments {titles[title]} and {folder.name} have the same title "
@@ -496,7 +506,9 @@ def lms_tables(
     grade" rather than "leave alone" (Moodle's CSV import sets it to no grade; Canvas's importer
     counts a blank against an existing score as a change), so a row with a cell the kit cannot
     post would clear a grade a TA may have entered by hand. Moodle also leaves out students off
-    the roster (it aborts the whole import at the first user it cannot find).
+    the roster (it aborts the whole import at the first user it cannot find), and each file
+    leaves out a row whose LMS identifier looks like a formula, as :mod:`autograder.exports`
+    does (the identifiers are written exactly, never neutralised).
 
     Returns:
         ``(canvas, moodle, not_posted)``; ``not_posted`` maps each student left out to why.
@@ -516,23 +528,39 @@ def lms_tables(
         if blocked:
             not_posted[record["student"]] = ", ".join(blocked)
             continue
+        student = record["student"]
         grades = {title: _points(record[f"{name}_points"]) for name, title in titles.items()}
+        reasons = []
         canvas = {col: _text(record.get(src)) for col, src in CANVAS_ROSTER_COLUMNS.items()}
-        canvas["Student"] = canvas["Student"] or record["student"]
-        canvas["SIS Login ID"] = canvas["SIS Login ID"] or record["student"]
-        canvas_rows.append(canvas | grades)
-        if not bool(record.get("on_roster", True)):
-            not_posted[record["student"]] = f"not on the roster: left out of {MOODLE_CSV} only"
-            continue
+        canvas["Student"] = canvas["Student"] or student
+        canvas["SIS Login ID"] = canvas["SIS Login ID"] or student
+        if _formula_ids(canvas, CANVAS_KEPT_COLUMNS):
+            reasons.append(f"{_formula_ids(canvas, CANVAS_KEPT_COLUMNS)}: not in {CANVAS_CSV}")
+        else:
+            canvas_rows.append(canvas | grades)
         moodle = {col: _text(record.get(src)) for col, src in MOODLE_ROSTER_COLUMNS.items()}
-        moodle["ID number"] = moodle["ID number"] or record["student"]
-        moodle_rows.append(moodle | grades)
+        moodle["ID number"] = moodle["ID number"] or student
+        if not bool(record.get("on_roster", True)):
+            reasons.append(f"not on the roster: not in {MOODLE_CSV}")
+        elif _formula_ids(moodle, MOODLE_KEPT_COLUMNS):
+            reasons.append(f"{_formula_ids(moodle, MOODLE_KEPT_COLUMNS)}: not in {MOODLE_CSV}")
+        else:
+            moodle_rows.append(moodle | grades)
+        if reasons:
+            not_posted[student] = "; ".join(reasons)
     headers = list(titles.values())
     return (
         pd.DataFrame(canvas_rows, columns=[*CANVAS_ID_COLUMNS, *headers], dtype=object),
         pd.DataFrame(moodle_rows, columns=[*MOODLE_ID_COLUMNS, *headers], dtype=object),
         not_posted,
     )
+
+
+def _formula_ids(row: Mapping[str, str], columns: Sequence[str]) -> str:
+    """The LMS identifiers of a row that a spreadsheet would evaluate (they cannot be altered:
+    the LMS matches them exactly), e.g. ``"SIS Login ID '=x' looks like a formula"``."""
+    bad = [f"{c} {row[c]!r}" for c in columns if needs_quote(row[c])]
+    return f"{', '.join(bad)} looks like a formula" if bad else ""
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -545,23 +573,6 @@ def _rounded(table: pd.DataFrame, folders: Iterable[GradedFolder]) -> pd.DataFra
         column = f"{folder.name}_points"
         table[column] = table[column].astype(float).round(SCORE_DECIMALS) + 0.0
     return table
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """Write a CSV a TA may open in a spreadsheet: no cell can start a formula.
-
-    The one place course CSVs are written, so a kit-wide safe writer can replace its body.
-    """
-    safe = frame.map(_defused)
-    safe.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
-    return path
-
-
-def _defused(value: object) -> object:
-    """A text cell that a spreadsheet would run as a formula, prefixed with ``'``."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def _number(value: object) -> float | None:

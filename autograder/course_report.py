@@ -17,6 +17,7 @@ import html
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -185,7 +186,7 @@ def _assignments_section(
                 *[str(int((statuses == s).sum())) for s in STATUSES],
                 _fmt(graded.mean()) if len(graded) else "\u2014",
                 _fmt(graded.median()) if len(graded) else "\u2014",
-                html.escape(folder.manifest.graded_at),
+                html.escape(_when(folder.manifest.graded_at)),
             ]
         )
     header = [
@@ -204,6 +205,17 @@ def _assignments_section(
         note="Students per status, and the mean and median percent of graded submissions. "
         "Weights are relative; missing counts students with nothing submitted.",
     )
+
+
+def _when(stamp: str) -> str:
+    """An ISO 8601 time as ``2026-12-02 10:15 UTC`` (the text itself if it is not one)."""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if moment.tzinfo is not None else "")
 
 
 def _distributions_section(table: pd.DataFrame, folders: Sequence[GradedFolder]) -> str:

@@ -565,3 +565,16 @@ def test_demo_samples_of_every_pack_merge_into_one_course(tmp_path: Path) -> Non
     persistent = persistent_misconceptions([load_folder(out) for out in outs])
     assert sorted(zip(persistent["tag"], persistent["student"])) == expected
     assert expected, "the demo's mistakes share no tag across sheets"
+
+
+def test_a_formula_like_lms_id_keeps_its_row_out_of_that_file(primer, tiny, tmp_path) -> None:
+    """Is a row whose Moodle identifier looks like a formula left out of the Moodle file (the id
+    cannot be altered: Moodle matches it exactly) but kept in the Canvas file, and said why?"""
+    odd = tmp_path / "roster.csv"
+    odd.write_text(ROSTER.replace("bob@uni.example", "=bob@uni.example"), encoding="utf-8")
+    run = course(folders=[primer, tiny], out=tmp_path / "c", roster=odd)
+    assert "bob" in {r[3] for r in read_csv(run.paths["canvas"])[1:]}
+    assert "bob" not in {r[0] for r in read_csv(run.paths["moodle"])[1:]}
+    assert run.not_posted["bob"] == (
+        "Email address '=bob@uni.example' looks like a formula: not in course-moodle.csv"
+    )
