@@ -5,6 +5,16 @@ code cells one by one (a stuck cell is interrupted, as a TA would, and grading g
 every question's cases with :func:`autograder.checks.runner.run_case`, whose "functions" are
 proxies that send inputs to the evaluator and get plain numbers back. A call that hangs or kills
 the evaluator costs that call only: the evaluator is restarted and the finished cells replayed.
+
+Who pays for a broken pipe: the evaluator shares its process with the student's code, which can
+write to the pipe, stop reading it or kill the process. So once the evaluator has said "ready",
+whatever goes wrong on the pipe (a malformed, truncated or out-of-turn reply, a send or receive
+past its deadline, the evaluator dying) is the submission's doing (:class:`EvaluatorGone`): it
+costs the cell or call in flight, and after :data:`MAX_RESTARTS` restarts the remaining cells are
+skipped and the remaining checks fail (status ``graded``, cached like any other result). Only an
+evaluator that cannot start at all is a fault of the grading side (:class:`JudgeFault`): an
+``error`` row, never cached, retried by the next run. A reply that repeats the number of an
+earlier request (the real reply arriving after a forged one) is dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
+from .. import interrupts
 from ..advice import advice_notes
 from ..checks.oracle import ELEMENTWISE
 from ..checks.questions import CASES
@@ -30,12 +41,15 @@ from ..contract import BY_NAME, QUESTIONS
 from ..intake import Submission
 from ..results import CaseOutcome, empty_result, graded_result
 from . import evaluator, protocol
+from .channel import Channel, ChannelClosed, FrameTimeout, FrameTooLarge
 from .sandbox import Limits
 
 log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 8
-"""Evaluator restarts per submission before its remaining calls are given up."""
+"""Evaluator restarts per submission before its remaining cells and calls are given up."""
+STARTUP_TIMEOUT = 30.0
+"""Seconds a new evaluator may take to say it is ready."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +70,17 @@ class JudgeConfig:
 
 
 class EvaluatorGone(Exception):
-    """The evaluator died, hung past the grace period or broke the protocol."""
+    """The evaluator died, hung past the grace period or broke the protocol (the submission's
+    doing: it costs the cell or call in flight)."""
+
+    def __init__(self, message: str, *, hung: bool = False) -> None:
+        super().__init__(message)
+        self.hung = hung
+        """Whether it was still busy (no reply at all) after its time limit and the grace."""
+
+
+class JudgeFault(Exception):
+    """No evaluator could be started: a fault on the grading side, before any student code ran."""
 
 
 class StudentError(Exception):
@@ -101,7 +125,7 @@ def warm_context() -> multiprocessing.context.BaseContext:
 
 
 class Evaluator:
-    """One evaluator process and the judge's end of its pipe."""
+    """One evaluator process and the judge's end of its pipe (``conn``, a :class:`Channel`)."""
 
     def __init__(self, notebook_json: bytes, config: JudgeConfig, student: str) -> None:
         self.config = config
@@ -115,39 +139,73 @@ class Evaluator:
         )
         self.process.start()
         child.close()
-        ready, _ = self._receive(timeout=30.0)
+        self.conn = Channel(self.conn)
+        try:
+            ready, _ = self._receive(timeout=STARTUP_TIMEOUT)
+        except EvaluatorGone as exc:
+            raise JudgeFault(f"the evaluator did not start ({exc})") from None
+        except BaseException:  # the batch is stopping: no evaluator is left behind
+            self.kill()
+            raise
         if ready.get("status") != "ready":
             self.kill()
-            raise EvaluatorGone(protocol.text(ready.get("error", "evaluator did not start")))
+            raise JudgeFault(protocol.text(ready.get("error", "evaluator did not start")))
         self.isolation = protocol.text(ready.get("isolation", "?"))
         self.reason = protocol.text(ready.get("reason", ""))
 
     def _receive(self, *, timeout: float) -> tuple[dict, list[np.ndarray]]:
-        if not self.conn.poll(timeout):
-            self.kill()
-            raise EvaluatorGone(f"no answer in {timeout:g} s")
+        """One whole message within ``timeout`` seconds, decoded; else kill and raise."""
         try:
-            return protocol.decode(self.conn.recv_bytes(protocol.MAX_MESSAGE_BYTES))
-        except (EOFError, OSError, protocol.ProtocolError) as exc:
+            data = self.conn.receive(timeout=timeout, max_bytes=protocol.MAX_MESSAGE_BYTES)
+            return protocol.decode(data)
+        except FrameTimeout as exc:
             self.kill()
-            raise EvaluatorGone(f"evaluator died or broke the protocol ({exc!r})") from None
+            raise EvaluatorGone(str(exc), hung=not exc.started) from None
+        except (ChannelClosed, FrameTooLarge, protocol.ProtocolError) as exc:
+            self.kill()
+            raise EvaluatorGone(f"evaluator died or broke the protocol ({exc})") from None
+        except BaseException:  # the batch is stopping
+            self.kill()
+            raise
 
     def request(self, header: dict, arrays=(), *, timeout: float) -> tuple[dict, list]:
         """Send a request; on timeout interrupt, then kill. Returns the reply or raises
-        :class:`EvaluatorGone` (the evaluator is dead afterwards)."""
+        :class:`EvaluatorGone` (the evaluator is dead afterwards).
+
+        The request must be taken within ``timeout`` plus the grace, the reply must start within
+        ``timeout`` (else the evaluator is interrupted) and be complete within the grace after
+        that: a truncated frame or a pipe nobody reads costs this request, never the batch.
+        """
         self._seq += 1
+        timeout = max(timeout, 0.0)
+        start = time.monotonic()
         try:
-            self.conn.send_bytes(protocol.encode({**header, "seq": self._seq}, list(arrays)))
-        except (OSError, ValueError) as exc:
+            self.conn.send(
+                protocol.encode({**header, "seq": self._seq}, list(arrays)),
+                timeout=timeout + self.config.grace,
+            )
+        except FrameTimeout as exc:
             self.kill()
-            raise EvaluatorGone(f"evaluator is gone ({exc!r})") from None
-        if not self.conn.poll(max(timeout, 0.0)):
-            self.interrupt()
-            reply, out = self._receive(timeout=self.config.grace)
+            raise EvaluatorGone(str(exc)) from None
+        except ChannelClosed as exc:
+            self.kill()
+            raise EvaluatorGone(f"evaluator is gone ({exc})") from None
+        except BaseException:  # the batch is stopping
+            self.kill()
+            raise
+        limit, interrupted = start + timeout, False
+        while True:
+            if not interrupted and not self.conn.readable(limit - time.monotonic()):
+                self.interrupt()
+                limit, interrupted = time.monotonic() + self.config.grace, True
+            frame_limit = limit if interrupted else time.monotonic() + self.config.grace
+            reply, out = self._receive(timeout=frame_limit - time.monotonic())
+            seq = reply.get("seq")
+            if not (isinstance(seq, int) and seq < self._seq):
+                break  # else: a late reply to an earlier request (after a forged one): dropped
+        if interrupted:
             reply.setdefault("status", "interrupted")
-        else:
-            reply, out = self._receive(timeout=0.0)
-        if reply.get("seq") != self._seq:
+        if seq != self._seq:
             self.kill()
             raise EvaluatorGone("evaluator answered out of turn")
         return reply, out
@@ -216,18 +274,35 @@ class Session:
         self.notes: list[str] = []
         self.restarts = 0
         self.evaluator: Evaluator | None = None
+        self.gave_up: str | None = None
+        """Why no evaluator is started any more (the restart budget is spent), if so."""
+        self.fault: JudgeFault | None = None
+        """The grading side's fault that stopped this submission (raised by judge_cases)."""
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
     def start(self) -> None:
-        """(Re)start the evaluator and replay the cells that finished before."""
+        """(Re)start the evaluator and replay the cells that finished before.
+
+        Raises:
+            EvaluatorGone: the restart budget is spent (the evaluator stays dead).
+            JudgeFault: no evaluator could be started.
+        """
+        interrupts.check()  # a stopping batch starts no evaluator
         if self.evaluator is not None:
             self.evaluator.kill()
+            if self.gave_up is None and self.restarts >= MAX_RESTARTS:
+                self.gave_up = f"gave up after {MAX_RESTARTS} evaluator restarts"
+                self._note(f"{self.gave_up}: the remaining cells were skipped and checks failed")
+            if self.gave_up is not None:
+                raise EvaluatorGone(self.gave_up)
             self.restarts += 1
-            if self.restarts > MAX_RESTARTS:
-                raise EvaluatorGone(f"gave up after {MAX_RESTARTS} evaluator restarts")
-        self.evaluator = Evaluator(self.notebook_json, self.config, self.student)
+        try:
+            self.evaluator = Evaluator(self.notebook_json, self.config, self.student)
+        except JudgeFault as exc:  # even mid-way, e.g. inside a check: judge_cases raises it
+            self.fault, self.gave_up = exc, str(exc)
+            raise
         if self.evaluator.isolation == "none" and self.config.isolate:
             self._note(f"isolation: none ({self.evaluator.reason})")
         for index in list(self.finished):
@@ -244,7 +319,7 @@ class Session:
                 {"op": "run", "source": self.cells[index], "index": index}, timeout=timeout
             )
         except EvaluatorGone as exc:
-            if "no answer" in str(exc):  # interrupted at the time limit, and still running
+            if exc.hung:  # interrupted at the time limit, and still running
                 self._note(
                     f"cell {index + 1} was interrupted after {self.config.cell_timeout:g} s but "
                     "kept running: it stopped the evaluator and was skipped"
@@ -273,7 +348,10 @@ class Session:
             if self.remaining() <= 0:
                 self._note(f"cells {index + 1}+ skipped: submission time limit reached")
                 return
-            self._run(index)
+            try:
+                self._run(index)
+            except EvaluatorGone:  # the restart budget is spent (noted)
+                return
 
     def function(self, name: str) -> object:
         """What the runner gets for a student function: a remote proxy or a stand-in."""
@@ -282,7 +360,8 @@ class Session:
                 {"op": "probe", "names": [name]}, timeout=self.config.grace + 5
             )
         except EvaluatorGone as exc:
-            self._note(f"`{name}` could not be looked up ({exc})")
+            if self.gave_up is None:
+                self._note(f"`{name}` could not be looked up ({exc})")
             return lambda *args: self.call(name, args)
         probe = reply.get("probe")
         state = protocol.text(probe[0] if isinstance(probe, list) and probe else "missing")
@@ -295,6 +374,8 @@ class Session:
         return lambda *args: self.call(name, args)
 
     def _request(self, header: dict, arrays=(), *, timeout: float) -> tuple[dict, list]:
+        if self.gave_up is not None:
+            raise EvaluatorGone(self.gave_up)
         try:
             return self.evaluator.request(header, arrays, timeout=timeout)
         except EvaluatorGone:
@@ -317,7 +398,7 @@ class Session:
         try:
             reply, out = self._request(request, arrays, timeout=limit)
         except EvaluatorGone as exc:
-            if "no answer" in str(exc):
+            if exc.hung:
                 raise CallTimeout(self.config.call_timeout) from None
             raise StudentError("EvaluatorDied", f"the process running your code died ({exc})")
         status = reply.get("status")
@@ -339,7 +420,8 @@ def judge_cases(
     """Every hidden case of every question, judged; plus notes (interrupted cells, isolation).
 
     Raises:
-        EvaluatorGone: when no evaluator can be started or kept alive at all.
+        JudgeFault: when no evaluator can be started.
+        interrupts.Cancelled: the batch is stopping (the evaluator is killed first).
     """
     session = Session(notebook, config, student)
     try:
@@ -359,6 +441,8 @@ def judge_cases(
                 )
     finally:
         session.close()
+    if session.fault is not None:
+        raise session.fault
     return outcomes, session.notes
 
 
@@ -372,7 +456,7 @@ def grade_submission(submission: Submission, *, config: JudgeConfig | None = Non
         outcomes, notes = judge_cases(
             submission.notebook, submission.student, config or JudgeConfig()
         )
-    except EvaluatorGone as exc:
+    except (JudgeFault, EvaluatorGone) as exc:  # EvaluatorGone: never expected here
         log.warning("%s: %s", submission.student, exc)
         return empty_result(submission.student, "error", f"the judge could not grade: {exc}")
     advice = advice_notes(submission.notebook)
