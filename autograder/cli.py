@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import click
@@ -15,11 +17,19 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import gradebook
+from . import gradebook, interrupts
 from .build import BuildError
 from .build import build as run_build
 from .gradebook import GradebookError
-from .grading import DEFAULT_TIMEOUT, ENGINES, GradeRun, GradingError, default_jobs
+from .cache import CACHE_DIR
+from .grading import (
+    DEFAULT_TIMEOUT,
+    ENGINES,
+    GradeRun,
+    GradingError,
+    GradingInterrupted,
+    default_jobs,
+)
 from .grading import grade as run_grade
 from .intake import IntakeError, Submission
 from .report import summary_lines
@@ -136,8 +146,12 @@ def grade(
     force: bool,
     overrides: Path | None,
 ) -> None:
-    """Grade a folder of submissions and write OUT/gradebook.csv and OUT/results/."""
-    with _friendly_errors():
+    """Grade a folder of submissions and write OUT/gradebook.csv and OUT/results/.
+
+    Ctrl-C (or SIGTERM) stops within seconds: what is graded stays in OUT/.cache, no output is
+    written, and running the same command again resumes.
+    """
+    with _friendly_errors(), _stoppable(out) as progress:
         run = run_grade(
             submissions=submissions,
             out=out,
@@ -146,12 +160,13 @@ def grade(
             timeout=timeout,
             roster=roster,
             engine=engine,
-            progress=_progress_bar,
+            progress=progress,
             scheduler=scheduler,
             force=force,
             overrides=overrides,
         )
     _report(run)
+    _exit_if_stopped()
 
 
 @main.command()
@@ -170,14 +185,16 @@ def demo(out: Path, jobs: int | None) -> None:
     with _friendly_errors():
         samples = write_samples(out / "submissions")
         click.echo(f"wrote {len(samples)} sample submissions to {out / 'submissions'}")
+    with _friendly_errors(), _stoppable(out) as progress:
         run = run_grade(
             submissions=out / "submissions",
             out=out,
             build_dir=Path("dist"),
             jobs=jobs or default_jobs(),
-            progress=_progress_bar,
+            progress=progress,
         )
     _report(run)
+    _exit_if_stopped()
 
 
 @main.command("gradescope-check")
@@ -233,7 +250,61 @@ def _friendly_errors() -> Iterator[None]:
         sys.exit(2)
 
 
-def _progress_bar(submissions: Iterable[Submission]):
+@contextmanager
+def _stoppable(out: Path) -> Iterator[Callable[[Iterable[Submission]], Callable[[dict], None]]]:
+    """Grade with Ctrl-C/SIGTERM handled (``interrupts.py``); yields the progress-bar factory.
+
+    A stop while grading prints how far the batch got and exits with 130 (SIGINT) or 143
+    (SIGTERM); the progress bar is stopped first, so the terminal is left as it was.
+    """
+    bars: list[Progress] = []
+    try:
+        with interrupts.handle_signals():
+            yield partial(_progress_bar, bars=bars)
+    except GradingInterrupted as stop:
+        _stop_bars(bars)
+        console.print(
+            f"[bold yellow]interrupted[/] by {signal.Signals(stop.signum).name}: "
+            f"{stop.cached + stop.reused} of {stop.total} submission(s) graded and kept in "
+            f"{escape(str(out / CACHE_DIR))} ({stop.graded} in this run). Nothing else was "
+            "written: gradebook.csv, results/ and the other outputs are as they were. "
+            "Run the same command again to resume.",
+            soft_wrap=True,
+            highlight=False,
+        )
+        sys.exit(interrupts.exit_status(stop.signum))
+    except interrupts.Interrupted as stop:
+        _stop_bars(bars)
+        console.print(
+            f"[bold yellow]interrupted[/] by {signal.Signals(stop.signum).name}: no output was "
+            f"written; anything graded is kept in {escape(str(out / CACHE_DIR))}. "
+            "Run the same command again to resume.",
+            soft_wrap=True,
+            highlight=False,
+        )
+        sys.exit(interrupts.exit_status(stop.signum))
+    finally:
+        _stop_bars(bars)
+
+
+def _stop_bars(bars: list[Progress]) -> None:
+    for bar in bars:
+        bar.stop()
+
+
+def _exit_if_stopped() -> None:
+    """Exit with the signal's status if one arrived while the outputs were being written."""
+    signum = interrupts.requested_signal()
+    if signum is not None:
+        click.echo(
+            f"interrupted by {signal.Signals(signum).name} while writing the outputs: every "
+            "submission was graded and the outputs were completed first",
+            err=True,
+        )
+        sys.exit(interrupts.exit_status(signum))
+
+
+def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
     items = list(submissions)
     progress = Progress(
         TextColumn("grading"),
@@ -244,6 +315,7 @@ def _progress_bar(submissions: Iterable[Submission]):
         console=console,
         transient=False,
     )
+    bars.append(progress)
     task = progress.add_task("", total=len(items))
     progress.start()
     done = {"n": 0}

@@ -52,18 +52,18 @@ class Cancelled(BaseException):
 
 
 def stop_requested() -> bool:
-    """Whether a stop signal arrived during the current deferred section (False outside one)."""
-    return _requested is not None and _deferring > 0
+    """Whether a stop signal arrived (it stays so until the next batch: see :func:`deferred`)."""
+    return _requested is not None
 
 
 def requested_signal() -> int | None:
-    """The stop signal that arrived (SIGINT or SIGTERM) since the last deferred section began."""
+    """The stop signal that arrived (SIGINT or SIGTERM), if any."""
     return _requested
 
 
 def check() -> None:
     """Raise :class:`Cancelled` if the batch is stopping (called by grading threads)."""
-    if stop_requested():
+    if _requested is not None:
         raise Cancelled(signal.Signals(_requested).name)
 
 
@@ -72,6 +72,12 @@ def request_stop(signum: int = signal.SIGINT) -> None:
     global _requested
     if _requested is None:
         _requested = signum
+
+
+def reset() -> None:
+    """Forget a stop (a new batch begins)."""
+    global _requested
+    _requested = None
 
 
 def exit_status(signum: int) -> int:
@@ -92,8 +98,7 @@ def handle_signals() -> Iterator[None]:
 
     Must be entered in the main thread (where Python runs signal handlers).
     """
-    global _requested
-    _requested = None
+    reset()
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     for signum in STOP_SIGNALS:
         signal.signal(signum, _handler)
@@ -108,11 +113,10 @@ def handle_signals() -> Iterator[None]:
 def deferred() -> Iterator[None]:
     """Within: a stop signal is only recorded, for the code to poll :func:`stop_requested`.
 
-    A stop recorded by an earlier batch of this process is forgotten on entry.
+    A stop stays recorded after the section (grading threads still running must see it); the
+    next batch forgets it by calling :func:`reset` before its first deferred section.
     """
-    global _requested, _deferring
-    if not _deferring:
-        _requested = None
+    global _deferring
     _deferring += 1
     try:
         yield

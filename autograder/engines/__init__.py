@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
+
+from .. import interrupts
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -14,3 +17,25 @@ def kill_group(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
+
+
+def wait_stoppable(proc: subprocess.Popen, *, timeout: float, output: bool = False) -> str | None:
+    """Wait for ``proc`` like ``communicate`` (``output``: its stdout) or ``wait``, but check
+    every ``interrupts.POLL_SECONDS`` whether the batch is stopping.
+
+    Raises:
+        subprocess.TimeoutExpired: ``timeout`` seconds passed.
+        interrupts.Cancelled: the batch is stopping (the caller kills ``proc``).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        interrupts.check()
+        step = min(interrupts.POLL_SECONDS, max(deadline - time.monotonic(), 0.0))
+        try:
+            if output:
+                return proc.communicate(timeout=step)[0]
+            proc.wait(timeout=step)
+            return None
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(proc.args, timeout) from None

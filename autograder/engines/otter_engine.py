@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 
+from .. import interrupts
 from ..advice import advice_notes
 from ..checks.instances import SEED_ENV
 from ..checks.questions import CASES
@@ -25,7 +26,7 @@ from ..checks.runner import TAG_LINE
 from ..contract import QUESTION_NAMES
 from ..intake import Submission
 from ..results import CaseOutcome, empty_result, graded_result
-from . import kill_group
+from . import kill_group, wait_stoppable
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: f
         return empty_result(
             submission.student, "invalid", f"submission unusable: {submission.problem}"
         )
+    interrupts.check()  # a stopping batch starts no `otter run`
     with tempfile.TemporaryDirectory(prefix="mp-grade-") as scratch:
         folder = Path(scratch)
         notebook = prepare_notebook(submission.notebook, folder)
@@ -126,7 +128,7 @@ def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: f
             errors="replace",
         )
         try:
-            output, _ = proc.communicate(timeout=timeout)
+            output = wait_stoppable(proc, timeout=timeout, output=True)
         except subprocess.TimeoutExpired:
             kill_group(proc)
             log.warning("%s: timed out after %g s", submission.student, timeout)
