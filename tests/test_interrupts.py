@@ -108,10 +108,10 @@ def _batch(built, folder: Path) -> Path:
     return subs
 
 
-def _command(built, subs: Path, out: Path) -> list[str]:
+def _command(built, subs: Path, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(out),
-        "--build-dir", str(built.out), "--jobs", "2",
+        "--build-dir", str(built.out), "--jobs", "2", *extra,
     ]  # fmt: skip
 
 
@@ -133,14 +133,25 @@ def _evaluators(grade_pid: int) -> int:
     return busy
 
 
-def _interrupted_run(built, subs: Path, out: Path, tmp: Path, *, signum: int) -> dict:
-    """Start `grade` in a tmux pane, wait until it has graded a few more submissions with
-    evaluators busy, send ``signum`` (SIGINT: Ctrl-C typed in the pane), and report."""
+def _interrupted_run(
+    built,
+    subs: Path,
+    out: Path,
+    tmp: Path,
+    *,
+    signum: int,
+    extra: tuple[str, ...] = (),
+    graded: int = 5,
+    local_work: bool = True,
+) -> dict:
+    """Start `grade` in a tmux pane, wait until it has graded ``graded`` more submissions (with
+    evaluators busy, if ``local_work``), send ``signum`` (SIGINT: Ctrl-C typed in the pane),
+    and report."""
     session = f"mp-{uuid.uuid4().hex[:8]}"
     report = tmp / f"{session}.json"
     wrapper = tmp / "wrapper.py"
     wrapper.write_text(WRAPPER)
-    command = [sys.executable, str(wrapper), str(report), *_command(built, subs, out)]
+    command = [sys.executable, str(wrapper), str(report), *_command(built, subs, out, *extra)]
     shell = f"cd {REPO} && " + " ".join(map(str, command)) + "; sleep 600"
     before = _cached(out)
     subprocess.run(
@@ -155,7 +166,7 @@ def _interrupted_run(built, subs: Path, out: Path, tmp: Path, *, signum: int) ->
         busy = 0
         while time.monotonic() < deadline:
             busy = _evaluators(grade_pid)
-            if _cached(out) >= before + 5 and busy:
+            if _cached(out) >= before + graded and (busy or not local_work):
                 break
             time.sleep(0.05)
         sent = time.monotonic()
@@ -288,3 +299,94 @@ def test_rerun_resumes_and_matches_an_uninterrupted_run(runs):
     reused = int(re.search(r"reused:\s+(\d+) cached", resumed.stdout)[1])
     assert reused == runs["sigterm"]["cached_at_exit"]
     assert runs["final"] == runs["reference"]
+
+
+# --- the other engines and executors --------------------------------------------------------------
+
+
+def test_ctrl_c_stops_the_otter_engine(built, template, tmp_path):
+    """With `--engine otter`, does Ctrl-C stop within the bound (exit 130), kill the running
+    `otter run` subprocesses and their kernels, and keep the finished results?"""
+    from conftest import write_notebooks
+
+    from autograder.samples import CORRECT, fill
+
+    subs = write_notebooks(tmp_path / "subs", {f"s{i}": fill(template, CORRECT) for i in range(6)})
+    out = tmp_path / "out"
+    outcome = _interrupted_run(
+        built, subs, out, tmp_path, signum=signal.SIGINT, extra=("--engine", "otter"), graded=1
+    )
+    assert outcome["code"] == 130, outcome["pane"][-2000:]
+    assert outcome["stopped"] < STOP_BOUND
+    assert outcome["busy"] > 0  # kernels of `otter run` were running
+    assert outcome["left"] == [] and outcome["clean"] < STOP_BOUND
+    assert 1 <= outcome["cached_at_exit"] == outcome["cached_later"] < 6
+    assert not (out / "gradebook.csv").exists()
+
+
+@pytest.fixture()
+def dask_cluster(tmp_path):
+    """A Dask scheduler and one two-thread worker, started as the README says."""
+    import socket
+
+    from distributed import Client
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    dask = [sys.executable, "-m", "dask"]  # the `dask` command of this environment
+    scheduler = subprocess.Popen(
+        [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+         "--dashboard-address", ":0"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [*dask, "worker", address, "--nthreads", "2", "--dashboard-address", ":0"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(1, timeout=60)
+        yield address
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_ctrl_c_stops_grading_on_a_dask_cluster(built, template, tmp_path, dask_cluster):
+    """With `--scheduler`, does Ctrl-C stop `grade` within the bound (exit 130), keep the finished
+    results, and leave the cluster idle soon after (queued tasks cancelled; a task already running
+    on a worker finishes its submission there, and its result is dropped)?"""
+    from conftest import write_notebooks
+    from distributed import Client
+
+    from autograder.samples import CORRECT, fill
+
+    nb = fill(template, CORRECT)
+    subs = write_notebooks(tmp_path / "subs", {f"s{i:03d}": nb for i in range(60)})
+    out = tmp_path / "out"
+    outcome = _interrupted_run(
+        built,
+        subs,
+        out,
+        tmp_path,
+        signum=signal.SIGINT,
+        extra=("--scheduler", dask_cluster),
+        local_work=False,
+    )
+    assert outcome["code"] == 130, outcome["pane"][-2000:]
+    assert outcome["stopped"] < STOP_BOUND
+    assert outcome["left"] == []
+    assert 5 <= outcome["cached_at_exit"] == outcome["cached_later"] < 60
+    with Client(dask_cluster, timeout=30) as client:
+        deadline = time.monotonic() + 60
+        while any(client.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(client.processing().values())

@@ -7,15 +7,28 @@ import signal
 import subprocess
 import time
 
+import psutil
+
 from .. import interrupts
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    """Kill a subprocess started with ``start_new_session=True`` and everything it started."""
+    """Kill a subprocess started with ``start_new_session=True`` and everything it started:
+    its process group, and the descendants that left it (Jupyter starts each kernel in a session
+    of its own, so ``otter run``'s kernel is not in the group)."""
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    for process in descendants:
+        try:
+            process.kill()  # psutil checks it is still the same process (no pid reuse)
+        except psutil.Error:
+            pass
     proc.wait()
 
 
