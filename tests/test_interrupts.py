@@ -202,7 +202,7 @@ def _interrupted_run(
     print(
         f"{name}: exit {outcome['code']} {outcome['stopped']:.2f} s after the signal, "
         f"no process left after {outcome['clean'] or float('nan'):.2f} s "
-        f"({busy} evaluator processes were busy); cache {before} -> {cached_at_exit}"
+        f"({busy} processes below its children were busy); cache {before} -> {cached_at_exit}"
     )
     return outcome
 
