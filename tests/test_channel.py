@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import nbformat
@@ -53,7 +54,7 @@ def pair():
 def test_frames_round_trip_in_multiprocessing_framing(pair):
     """Does a frame sent by the channel read back with Connection.recv_bytes, and the reverse?"""
     channel, peer = pair
-    other = multiprocessing.connection.Connection(os.dup(peer.fileno()))
+    other = Connection(os.dup(peer.fileno()))
     channel.send(b"hello", timeout=1)
     assert other.recv_bytes() == b"hello"
     other.send_bytes(b"x" * 100_000)
@@ -256,7 +257,7 @@ def test_spent_restart_budget_is_the_students_outcome(hostile):
 
 
 def test_every_row_is_cached_and_the_rerun_reuses_them(hostile):
-    """Are the hostile rows cached (status graded), so that the rerun grades nothing and is quick?"""
+    """Are the hostile rows cached (status graded), so the rerun grades nothing and is quick?"""
     assert len(hostile["cache"]) == 5
     rerun = hostile["runs"][1]
     assert rerun["code"] == 0

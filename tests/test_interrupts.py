@@ -14,16 +14,21 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import nbformat
+import psutil
 import pytest
+from conftest import write_notebooks
+from distributed import Client
 
 from autograder.cache import CACHE_DIR
-from autograder.samples import write_samples
+from autograder.samples import CORRECT, fill, write_samples
 
 REPO = Path(__file__).resolve().parents[1]
 COPIES = 34
@@ -92,8 +97,6 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux
 
 def _batch(built, folder: Path) -> Path:
     """The sample submissions, each copied COPIES times under new student ids."""
-    import nbformat
-
     samples = write_samples(folder / "samples", template_path=built.student_notebook)
     subs = folder / "submissions"
     subs.mkdir()
@@ -122,8 +125,6 @@ def _cached(out: Path) -> int:
 
 def _evaluators(grade_pid: int) -> int:
     """Live processes below the grade process's own children (the forkserver's: evaluators)."""
-    import psutil
-
     busy = 0
     try:
         for process in psutil.Process(grade_pid).children(recursive=True):
@@ -307,10 +308,6 @@ def test_rerun_resumes_and_matches_an_uninterrupted_run(runs):
 def test_ctrl_c_stops_the_otter_engine(built, template, tmp_path):
     """With `--engine otter`, does Ctrl-C stop within the bound (exit 130), kill the running
     `otter run` subprocesses and their kernels, and keep the finished results?"""
-    from conftest import write_notebooks
-
-    from autograder.samples import CORRECT, fill
-
     subs = write_notebooks(tmp_path / "subs", {f"s{i}": fill(template, CORRECT) for i in range(6)})
     out = tmp_path / "out"
     outcome = _interrupted_run(
@@ -327,10 +324,6 @@ def test_ctrl_c_stops_the_otter_engine(built, template, tmp_path):
 @pytest.fixture()
 def dask_cluster(tmp_path):
     """A Dask scheduler and one two-thread worker, started as the README says."""
-    import socket
-
-    from distributed import Client
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -364,11 +357,6 @@ def test_ctrl_c_stops_grading_on_a_dask_cluster(built, template, tmp_path, dask_
     """With `--scheduler`, does Ctrl-C stop `grade` within the bound (exit 130), keep the finished
     results, and leave the cluster idle soon after (queued tasks cancelled; a task already running
     on a worker finishes its submission there, and its result is dropped)?"""
-    from conftest import write_notebooks
-    from distributed import Client
-
-    from autograder.samples import CORRECT, fill
-
     nb = fill(template, CORRECT)
     subs = write_notebooks(tmp_path / "subs", {f"s{i:03d}": nb for i in range(60)})
     out = tmp_path / "out"

@@ -135,7 +135,7 @@ class Channel:
             except OSError as exc:
                 raise ChannelClosed(f"the evaluator's end is closed ({exc})") from None
             if n == 0:
-                raise ChannelClosed("end of file inside a message" if received[0] else "end of file")
+                raise ChannelClosed("end of file" + (" inside a message" if received[0] else ""))
             view = view[n:]
             received[0] += n
         return bytes(buffer)
