@@ -115,12 +115,16 @@ def test_a_stop_cancels_a_wait_within_the_poll_interval(pair):
     within a few poll intervals?"""
     channel, _ = pair
     timer = threading.Timer(0.3, interrupts.request_stop, args=(signal.SIGTERM,))
-    with interrupts.deferred():
-        timer.start()
-        start = time.monotonic()
-        with pytest.raises(interrupts.Cancelled):
-            channel.receive(timeout=30, max_bytes=100)
-        waited = time.monotonic() - start
+    try:
+        with interrupts.deferred():
+            timer.start()
+            start = time.monotonic()
+            with pytest.raises(interrupts.Cancelled):
+                channel.receive(timeout=30, max_bytes=100)
+            waited = time.monotonic() - start
+    finally:
+        timer.join()
+        interrupts.reset()  # the stop is sticky: later tests in this process must not see it
     assert waited < 0.3 + 5 * interrupts.POLL_SECONDS
 
 
