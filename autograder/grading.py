@@ -39,13 +39,17 @@ from .cache import ResultCache
 from .checks.runner import CALL_TIMEOUT_ENV
 from .engines.docker_engine import DockerGrader, docker_problem
 from .engines.otter_engine import grade_submission as otter_grade
+from .errors import KitError
 from .executors import ExecutorError, dask_executor
 from .exports import write_exports
 from .feedback import write_feedback
 from .intake import Submission, discover
-from .judge.engine import JudgeConfig
+from .judge.engine import IsolationUnavailable, JudgeConfig, check_isolation
 from .judge.engine import grade_submission as judge_grade
 from .overrides import apply_overrides, check_students, read_overrides
+from .pack import registry
+from .pack.infer import infer
+from .pack.spec import Pack
 from .report import write_report
 from .results import empty_result
 
@@ -57,7 +61,7 @@ STOP_WAIT = 5.0
 """Seconds a stopping batch waits for its running submissions to be abandoned (about 0.3 s)."""
 
 
-class GradingError(Exception):
+class GradingError(KitError):
     """The batch cannot start (bad paths, nothing to grade)."""
 
 
@@ -92,6 +96,8 @@ class GradeRun:
     """Results reused from ``OUT/.cache`` instead of grading again."""
     results: list[dict] = field(default_factory=list)
     """One result per submission, as written to ``results/``."""
+    pack: Pack | None = None
+    """The assignment graded."""
 
 
 def default_jobs() -> int:
@@ -104,6 +110,7 @@ def grade_all(
     grade_one: Callable[[Submission], dict],
     *,
     jobs: int,
+    pack: Pack,
     executor: Executor | None = None,
     on_done: Callable[[dict], None] = lambda result: None,
 ) -> list[dict]:
@@ -119,6 +126,7 @@ def grade_all(
         submissions: what to grade.
         grade_one: grades one submission (picklable when the executor runs elsewhere).
         jobs: worker threads of the default executor (ignored when ``executor`` is given).
+        pack: the assignment (for the rows of submissions that crash the grader).
         executor: any ``concurrent.futures.Executor`` (e.g. a Dask ``ClientExecutor``); the
             caller owns it. Default: a ``ThreadPoolExecutor`` with ``jobs`` workers.
         on_done: called with each result as it arrives.
@@ -135,11 +143,13 @@ def grade_all(
     if hasattr(grade_one, "grade_batch"):
         if executor is not None:
             raise GradingError("the docker engine grades on this machine: drop --scheduler")
-        return _grade_batch(submissions, grade_one, jobs=jobs, on_done=on_done)
+        return _grade_batch(submissions, grade_one, jobs=jobs, on_done=on_done, pack=pack)
     if executor is None:
         pool = ThreadPoolExecutor(max_workers=max(1, jobs))
         try:
-            return grade_all(submissions, grade_one, jobs=jobs, executor=pool, on_done=on_done)
+            return grade_all(
+                submissions, grade_one, jobs=jobs, pack=pack, executor=pool, on_done=on_done
+            )
         finally:  # after a stop, a thread still abandoning its submission is not waited for
             pool.shutdown(wait=not interrupts.stop_requested(), cancel_futures=True)
 
@@ -159,7 +169,9 @@ def grade_all(
                 future = executor.submit(grade_one, submission)
             except Exception as exc:  # e.g. the executor cannot serialise the task
                 log.exception("submitting %s failed", submission.student)
-                record(empty_result(submission.student, "error", f"grader crashed: {exc!r}"))
+                record(
+                    empty_result(submission.student, "error", f"grader crashed: {exc!r}", pack=pack)
+                )
                 continue
             futures[future] = submission
             future.add_done_callback(finished.put)
@@ -170,18 +182,20 @@ def grade_all(
             except queue.Empty:
                 continue
             waiting -= 1
-            _collect(future, futures[future], record)
+            _collect(future, futures[future], record, pack=pack)
     except KeyboardInterrupt:  # no signal handler installed (a library caller): the same stop
         interrupts.request_stop(signal.SIGINT)
     if interrupts.stop_requested():
-        _abandon(futures, finished, record)
+        _abandon(futures, finished, record, pack=pack)
         raise GradingInterrupted(
             signum=interrupts.requested_signal(), graded=len(results), total=len(submissions)
         )
     return sorted(results, key=lambda r: r["student"])
 
 
-def _collect(future: Future, submission: Submission, record: Callable[[dict], None]) -> None:
+def _collect(
+    future: Future, submission: Submission, record: Callable[[dict], None], *, pack: Pack
+) -> None:
     """Record the result of a finished future (an ``error`` row if it crashed); an abandoned
     submission (the batch is stopping) records nothing."""
     try:
@@ -192,12 +206,16 @@ def _collect(future: Future, submission: Submission, record: Callable[[dict], No
         if interrupts.stop_requested():
             return
         log.exception("grading %s crashed", submission.student)
-        result = empty_result(submission.student, "error", f"grader crashed: {exc!r}")
+        result = empty_result(submission.student, "error", f"grader crashed: {exc!r}", pack=pack)
     record(result)
 
 
 def _abandon(
-    futures: dict[Future, Submission], finished: queue.SimpleQueue, record: Callable[[dict], None]
+    futures: dict[Future, Submission],
+    finished: queue.SimpleQueue,
+    record: Callable[[dict], None],
+    *,
+    pack: Pack,
 ) -> None:
     """Stop a batch: cancel what has not started, and give the running submissions a moment to
     be abandoned (each notices the stop within ``interrupts.POLL_SECONDS`` and kills its
@@ -211,18 +229,23 @@ def _abandon(
         except queue.Empty:
             continue
         if not future.cancelled():
-            _collect(future, futures[future], record)
+            _collect(future, futures[future], record, pack=pack)
     while True:  # results that finished while the loop was noticing the stop
         try:
             future = finished.get_nowait()
         except queue.Empty:
             break
         if not future.cancelled():
-            _collect(future, futures[future], record)
+            _collect(future, futures[future], record, pack=pack)
 
 
 def _grade_batch(
-    submissions: list[Submission], grader, *, jobs: int, on_done: Callable[[dict], None]
+    submissions: list[Submission],
+    grader,
+    *,
+    jobs: int,
+    on_done: Callable[[dict], None],
+    pack: Pack,
 ) -> list[dict]:
     """Run a batch grader; if it crashes, every submission it did not report is an error row."""
     results = {}
@@ -242,38 +265,70 @@ def _grade_batch(
         log.exception("the batch grader crashed")
         for submission in submissions:
             if submission.student not in results:
-                record(empty_result(submission.student, "error", f"grader crashed: {exc!r}"))
+                record(
+                    empty_result(submission.student, "error", f"grader crashed: {exc!r}", pack=pack)
+                )
     return sorted(results.values(), key=lambda r: r["student"])
 
 
 ENGINES = ("judge", "otter", "docker")
 
 
-def make_grader(engine: str, *, build_dir: Path, timeout: float) -> Callable[[Submission], dict]:
-    """The function grading one submission with ``engine`` (building first if it needs the zip).
+def make_grader(
+    engine: str,
+    *,
+    build_dir: Path | None,
+    timeout: float,
+    pack: Pack | str | Path,
+    unsafe_no_isolation: bool = False,
+) -> Callable[[Submission], dict]:
+    """The function grading one submission of ``pack`` with ``engine`` (building first if it
+    needs the zip; ``build_dir`` None: the pack's default build folder).
+
+    The function holds the pack's folder, not the pack, so it can be sent to Dask workers.
 
     Raises:
         GradingError: an unknown engine, or (``docker``) no usable Docker or grading image.
     """
+    if unsafe_no_isolation and engine != "judge":
+        raise GradingError("--unsafe-no-isolation applies to --engine judge only")
+    name = registry.reference(registry.load(pack))
     if engine == "docker":
         problem = docker_problem()
         if problem is not None:
             raise GradingError(problem)
-        built = ensure_built(out=build_dir)
-        return DockerGrader(built.offline_zip, timeout=timeout)
+        built = ensure_built(out=build_dir, pack=name)
+        return DockerGrader(built.offline_zip, timeout=timeout, pack=name)
     if engine == "otter":
-        built = ensure_built(out=build_dir)
-        return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout)
+        built = ensure_built(out=build_dir, pack=name)
+        return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout, pack=name)
     if engine == "judge":
-        return partial(judge_grade, config=JudgeConfig(submission_timeout=timeout))
+        config = JudgeConfig(submission_timeout=timeout, isolate=not unsafe_no_isolation)
+        return partial(judge_grade, config=config, pack=name)
     raise GradingError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
+def require_isolation() -> None:
+    """Before the judge grades anything: start and stop one sandboxed evaluator, as grading will.
+
+    Raises:
+        GradingError: naming the cause and the choices, where student code cannot be isolated.
+    """
+    try:
+        check_isolation()
+    except IsolationUnavailable as exc:
+        raise GradingError(
+            f"the judge cannot isolate student code on this machine ({exc}); grade with "
+            "--engine docker, or pass --unsafe-no-isolation to run it with your own rights"
+        ) from None
 
 
 def grade(
     *,
     submissions: Path,
     out: Path,
-    build_dir: Path,
+    build_dir: Path | None = None,
+    assignment: str | Path | Pack | None = None,
     jobs: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     roster: Path | None = None,
@@ -283,13 +338,17 @@ def grade(
     scheduler_timeout: float = 10.0,
     force: bool = False,
     overrides: Path | None = None,
+    unsafe_no_isolation: bool = False,
 ) -> GradeRun:
     """Grade a folder of submissions and write the gradebook.
 
     Args:
         submissions: folder of ``<student>.ipynb``, ``<student>.zip`` or ``<student>/*.ipynb``.
         out: output folder for ``gradebook.csv`` and ``results/``.
-        build_dir: where the built assignment lives (built or rebuilt when stale).
+        build_dir: where the built assignment lives (built or rebuilt when stale); default the
+            pack's build folder (``dist/`` or ``dist/<name>/``).
+        assignment: the pack (its name, its folder or the pack); by default inferred from the
+            submissions' notebooks.
         jobs: parallel submissions (default: the number of cores; unused with ``scheduler``).
         timeout: seconds per submission.
         roster: optional CSV with a ``student`` column.
@@ -302,10 +361,13 @@ def grade(
         force: grade every submission again instead of reusing ``OUT/.cache`` (see ``cache.py``).
         overrides: optional CSV of manual points (``student, question, points, comment``),
             applied on top of the autograded scores (see ``overrides.py``).
+        unsafe_no_isolation: judge engine: run student code without the sandbox (where the
+            machine cannot isolate it); every result gets a note saying so.
 
     Raises:
-        GradingError: nothing to grade, an unknown engine, an unreachable scheduler or a Dask
-            cluster that cannot grade (checked before grading).
+        GradingError: nothing to grade, an unknown engine, an unreachable scheduler, a Dask
+            cluster that cannot grade, or no isolation for the judge (checked before grading).
+        PackNotFound: an unknown assignment, or one that cannot be inferred (a mixed folder).
         GradingInterrupted: a stop signal arrived while grading; only the cache was written.
     """
     interrupts.reset()
@@ -316,12 +378,28 @@ def grade(
     for s in found:
         if s.problem:
             log.warning("%s: %s (graded as invalid)", s.student, s.problem)
-    manual = read_overrides(overrides) if overrides is not None else []
+    pack = registry.load(assignment or infer(s.notebook for s in found))
+    log.info("assignment: %s", pack.name)
+    if roster_df is not None:
+        gradebook.check_roster(roster_df, pack=pack)
+    manual = read_overrides(overrides, pack=pack) if overrides is not None else []
     check_students(manual, (s.student for s in found), path=overrides)
-    grade_one = make_grader(engine, build_dir=build_dir, timeout=timeout)
+    grade_one = make_grader(
+        engine,
+        build_dir=build_dir,
+        timeout=timeout,
+        pack=pack,
+        unsafe_no_isolation=unsafe_no_isolation,
+    )
     limits = {"timeout": timeout, "call_timeout": os.environ.get(CALL_TIMEOUT_ENV)}
-    cache = ResultCache(out, assignment=source_fingerprint(), settings={"engine": engine, **limits})
+    if unsafe_no_isolation:  # never reuse such results for an isolated run, nor the reverse
+        limits["isolation"] = "none"
+    cache = ResultCache(
+        out, assignment=source_fingerprint(pack), settings={"engine": engine, **limits}
+    )
     to_grade, reused = cache.split(found, force=force)
+    if engine == "judge" and to_grade and not unsafe_no_isolation:
+        require_isolation()
     if reused:
         log.info("reusing %d cached result(s) from %s", len(reused), cache.folder)
 
@@ -332,7 +410,12 @@ def grade(
     try:
         with place or nullcontext() as executor, interrupts.deferred():
             results = grade_all(
-                to_grade, grade_one, jobs=jobs or default_jobs(), executor=executor, on_done=on_done
+                to_grade,
+                grade_one,
+                jobs=jobs or default_jobs(),
+                pack=pack,
+                executor=executor,
+                on_done=on_done,
             )
     except ExecutorError as exc:
         raise GradingError(str(exc)) from None
@@ -346,15 +429,15 @@ def grade(
         ) from None
     with interrupts.deferred():  # a signal now lets the outputs be completed first
         results = sorted(results + reused, key=lambda r: r["student"])
-        results = apply_overrides(note_late(results, found), manual)
+        results = apply_overrides(note_late(results, found), manual, pack=pack)
         gradebook.write_results(results, out)
-        table = gradebook.collate(results, roster=roster_df)
+        table = gradebook.collate(results, roster=roster_df, pack=pack)
         path = gradebook.write_gradebook(table, out)
-        write_exports(table, results, out, roster=roster_df)
-        write_feedback(results, out)
-        write_report(table, results, out)
+        write_exports(table, results, out, roster=roster_df, pack=pack)
+        write_feedback(results, out, pack=pack)
+        write_report(table, results, out, pack=pack)
         cache.prune()
-    return GradeRun(table, path, out / "results", reused=len(reused), results=results)
+    return GradeRun(table, path, out / "results", reused=len(reused), results=results, pack=pack)
 
 
 def note_late(results: list[dict], submissions: list[Submission]) -> list[dict]:

@@ -24,11 +24,11 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
-from conftest import write_notebooks
+from conftest import CORRECT, MATH_PRIMER, fill, write_notebooks
 from distributed import Client
 
 from autograder.cache import CACHE_DIR
-from autograder.samples import CORRECT, fill, write_samples
+from autograder.samples import write_samples
 
 REPO = Path(__file__).resolve().parents[1]
 COPIES = 34
@@ -97,7 +97,9 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux
 
 def _batch(built, folder: Path) -> Path:
     """The sample submissions, each copied COPIES times under new student ids."""
-    samples = write_samples(folder / "samples", template_path=built.student_notebook)
+    samples = write_samples(
+        folder / "samples", pack=MATH_PRIMER, template_path=built.student_notebook
+    )
     subs = folder / "submissions"
     subs.mkdir()
     for sample in samples:
