@@ -70,16 +70,25 @@ class GradingInterrupted(Exception):
 
     Nothing but the cache was written. ``graded`` counts the results of this run, ``cached`` those
     of them stored in the cache (``error`` and ``timeout`` rows are not), ``reused`` the results
-    taken from the cache at the start, ``total`` the submissions of the batch.
+    taken from the cache at the start, ``total`` the submissions of the batch; ``settled`` says
+    whether every running submission was abandoned in time (its evaluator or subprocess killed
+    and cleaned up), so that nothing of the batch is left to clean up.
     """
 
     def __init__(
-        self, *, signum: int, graded: int, total: int, cached: int = 0, reused: int = 0
+        self,
+        *,
+        signum: int,
+        graded: int,
+        total: int,
+        cached: int = 0,
+        reused: int = 0,
+        settled: bool = True,
     ) -> None:
         name = signal.Signals(signum).name
         super().__init__(f"{name}: {graded} of {total} submission(s) graded in this run")
         self.signum, self.graded, self.total = signum, graded, total
-        self.cached, self.reused = cached, reused
+        self.cached, self.reused, self.settled = cached, reused, settled
 
 
 @dataclass(frozen=True)
@@ -186,9 +195,12 @@ def grade_all(
     except KeyboardInterrupt:  # no signal handler installed (a library caller): the same stop
         interrupts.request_stop(signal.SIGINT)
     if interrupts.stop_requested():
-        _abandon(futures, finished, record, pack=pack)
+        settled = _abandon(futures, finished, record, pack=pack)
         raise GradingInterrupted(
-            signum=interrupts.requested_signal(), graded=len(results), total=len(submissions)
+            signum=interrupts.requested_signal(),
+            graded=len(results),
+            total=len(submissions),
+            settled=settled,
         )
     return sorted(results, key=lambda r: r["student"])
 
@@ -216,10 +228,10 @@ def _abandon(
     record: Callable[[dict], None],
     *,
     pack: Pack,
-) -> None:
+) -> bool:
     """Stop a batch: cancel what has not started, and give the running submissions a moment to
     be abandoned (each notices the stop within ``interrupts.POLL_SECONDS`` and kills its
-    evaluator); a result that still finishes is recorded."""
+    evaluator); a result that still finishes is recorded. Returns whether all are done."""
     for future in futures:
         future.cancel()
     deadline = time.monotonic() + STOP_WAIT
@@ -237,6 +249,7 @@ def _abandon(
             break
         if not future.cancelled():
             _collect(future, futures[future], record, pack=pack)
+    return all(f.done() for f in futures)
 
 
 def _grade_batch(
@@ -426,6 +439,7 @@ def grade(
             total=len(found),
             cached=cache.stored,
             reused=len(reused),
+            settled=exc.settled,
         ) from None
     with interrupts.deferred():  # a signal now lets the outputs be completed first
         results = sorted(results + reused, key=lambda r: r["student"])

@@ -152,6 +152,10 @@ BIG_CELL = f"blob = '{'b' * 2_000_000}'\n"
 """A 2 MB cell: larger than the socket buffers between judge and evaluator."""
 FORGED_OWN_REPLY = FIND_PIPE + 'forged({"seq": seq, "status": "ok"})\n'
 """A reply with the cell's own sequence number; the evaluator's real reply comes after it."""
+GIVENS_CLEARED = "import sys\nsys.modules['autograder.judge.evaluator']._GIVENS.clear()\n"
+"""Empties the evaluator's table of what the judge may hand to student code (f' for q1c)."""
+GIVEN_TAKER = "q1c"
+"""Exercise 2's question whose function gets a given (``jacobian_elementwise(f_prime, x)``)."""
 KILL_EVALUATOR = "import os\nos._exit(0)\n"
 RESTARTS = 10
 """Cells that kill the evaluator: more than the restart budget (8)."""
@@ -181,6 +185,7 @@ def hostile(built, template, tmp_path_factory) -> dict:
             "truncated_frame": _with_cells(template, TRUNCATED_FRAME),
             "stops_reading": _with_cells(template, STOP_READING, BIG_CELL),
             "forged_own_reply": _with_cells(template, FORGED_OWN_REPLY),
+            "givens_cleared": _with_cells(template, GIVENS_CLEARED),
             "restart_budget": _with_cells(
                 template, *[KILL_EVALUATOR] * RESTARTS, after_answers=True
             ),
@@ -220,6 +225,7 @@ def test_batch_finishes_and_every_submission_has_a_row(hostile):
     assert sorted(hostile["results"]) == [
         "control",
         "forged_own_reply",
+        "givens_cleared",
         "restart_budget",
         "stops_reading",
         "truncated_frame",
@@ -260,12 +266,22 @@ def test_spent_restart_budget_is_the_students_outcome(hostile):
     assert all("exception" in q["tags"] for q in result["questions"].values())
 
 
+def test_emptied_givens_cost_the_questions_that_need_them(hostile):
+    """Does a cell that empties the evaluator's givens cost only the question whose function gets
+    one (its checks fail with `exception`), instead of making its row an `error` row? (The
+    evaluator reported its givens when it started, before any student code ran.)"""
+    result = hostile["results"]["givens_cleared"]
+    lost = MP.by_id[GIVEN_TAKER].points
+    assert (result["status"], result["total"]) == ("graded", TOTAL_POINTS - lost), _notes(result)
+    assert "exception" in result["questions"][GIVEN_TAKER]["tags"]
+
+
 def test_every_row_is_cached_and_the_rerun_reuses_them(hostile):
     """Are the hostile rows cached (status graded), so the rerun grades nothing and is quick?"""
-    assert len(hostile["cache"]) == 5
+    assert len(hostile["cache"]) == len(hostile["results"]) == 6
     rerun = hostile["runs"][1]
     assert rerun["code"] == 0
-    assert "reused:    5 cached" in rerun["out"], rerun["out"][-2000:]
+    assert "reused:    6 cached" in rerun["out"], rerun["out"][-2000:]
 
 
 def test_evaluator_that_cannot_start_is_an_error_row(template):
