@@ -11,10 +11,13 @@ write to the pipe, stop reading it or kill the process. So once the evaluator ha
 whatever goes wrong on the pipe (a malformed, truncated or out-of-turn reply, a send or receive
 past its deadline, the evaluator dying) is the submission's doing (:class:`EvaluatorGone`): it
 costs the cell or call in flight, and after :data:`MAX_RESTARTS` restarts the remaining cells are
-skipped and the remaining checks fail (status ``graded``, cached like any other result). Only an
-evaluator that cannot start at all is a fault of the grading side (:class:`JudgeFault`): an
-``error`` row, never cached, retried by the next run. A reply that repeats the number of an
-earlier request (the real reply arriving after a forged one) is dropped.
+skipped and the remaining checks fail (status ``graded``, cached like any other result); so does
+an evaluator that can no longer take the pack's givens it reported when it started. Only what
+happens before any student code ran (an evaluator that cannot start, or starts without the
+pack's givens) or on the judge's own side (an argument it cannot send) is a fault of the grading
+side (:class:`~autograder.errors.JudgeFault`): an ``error`` row, never cached, retried by the
+next run. A reply that repeats the number of an earlier request (the real reply arriving after a
+forged one) is dropped.
 """
 
 from __future__ import annotations
