@@ -47,6 +47,7 @@ SHIPPED = (
     "advice.py",
     "intake.py",
     "givens.py",
+    "interrupts.py",
 )
 """What of this package goes to students and into the zip: the checks, the pack API and the judge
 (the Otter plugin) with the modules they import; not the CLI, the engines or the gradebook. The

@@ -10,14 +10,22 @@ Engines: ``judge`` (default; the trusted judge with a sandboxed evaluator, ``jud
 batch in one real ``otter grade`` run in containers, ``engines/docker_engine.py``).
 
 A submission that breaks anything becomes a row with a status; the batch never dies on one.
+
+Ctrl-C or SIGTERM while grading (see ``interrupts.py``): no new submission starts, running ones
+are abandoned (their evaluators or subprocesses killed), every finished result stays in
+``OUT/.cache``, no output is written (the previous ``gradebook.csv`` etc. stay as they were), and
+:class:`GradingInterrupted` says how far it got; the same command run again resumes.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
+import signal
+import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import gradebook
+from . import gradebook, interrupts
 from .build import ensure_built, source_fingerprint
 from .cache import ResultCache
 from .checks.runner import CALL_TIMEOUT_ENV
@@ -50,10 +58,38 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds one submission may take under ``otter run`` (a normal one takes a few seconds)."""
+STOP_WAIT = 5.0
+"""Seconds a stopping batch waits for its running submissions to be abandoned (about 0.3 s)."""
 
 
 class GradingError(KitError):
     """The batch cannot start (bad paths, nothing to grade)."""
+
+
+class GradingInterrupted(Exception):
+    """A stop signal (Ctrl-C, SIGTERM) ended the batch before every submission was graded.
+
+    Nothing but the cache was written. ``graded`` counts the results of this run, ``cached`` those
+    of them stored in the cache (``error`` and ``timeout`` rows are not), ``reused`` the results
+    taken from the cache at the start, ``total`` the submissions of the batch; ``settled`` says
+    whether every running submission was abandoned in time (its evaluator or subprocess killed
+    and cleaned up), so that nothing of the batch is left to clean up.
+    """
+
+    def __init__(
+        self,
+        *,
+        signum: int,
+        graded: int,
+        total: int,
+        cached: int = 0,
+        reused: int = 0,
+        settled: bool = True,
+    ) -> None:
+        name = signal.Signals(signum).name
+        super().__init__(f"{name}: {graded} of {total} submission(s) graded in this run")
+        self.signum, self.graded, self.total = signum, graded, total
+        self.cached, self.reused, self.settled = cached, reused, settled
 
 
 @dataclass(frozen=True)
@@ -92,6 +128,9 @@ def grade_all(
 
     A crash of ``grade_one``, a submission the executor refuses, a lost worker or a cancelled
     future becomes an ``error`` row for that submission; the others are graded as usual.
+    A stop (``interrupts``; a ``KeyboardInterrupt`` here counts as one) cancels what has not
+    started, waits up to :data:`STOP_WAIT` for the running submissions to be abandoned and raises
+    :class:`GradingInterrupted`; every result that finished was passed to ``on_done`` first.
 
     Args:
         submissions: what to grade.
@@ -107,16 +146,22 @@ def grade_all(
 
     Returns:
         One result per submission, sorted by student.
+
+    Raises:
+        GradingInterrupted: a stop signal arrived before every submission was graded.
     """
     if hasattr(grade_one, "grade_batch"):
         if executor is not None:
             raise GradingError("the docker engine grades on this machine: drop --scheduler")
         return _grade_batch(submissions, grade_one, jobs=jobs, on_done=on_done, pack=pack)
     if executor is None:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+        try:
             return grade_all(
                 submissions, grade_one, jobs=jobs, pack=pack, executor=pool, on_done=on_done
             )
+        finally:  # after a stop, a thread still abandoning its submission is not waited for
+            pool.shutdown(wait=not interrupts.stop_requested(), cancel_futures=True)
 
     results = []
 
@@ -124,24 +169,88 @@ def grade_all(
         results.append(result)
         on_done(result)
 
-    futures = {}
-    for submission in submissions:
-        try:
-            futures[executor.submit(grade_one, submission)] = submission
-        except Exception as exc:  # e.g. the executor cannot serialise the task
-            log.exception("submitting %s failed", submission.student)
-            record(empty_result(submission.student, "error", f"grader crashed: {exc!r}", pack=pack))
-    for future in as_completed(futures):
-        submission = futures[future]
-        try:
-            result = future.result()  # a cancelled future raises CancelledError, an Exception
-        except Exception as exc:  # the grader's crash, or a lost worker (Dask: KilledWorker)
-            log.exception("grading %s crashed", submission.student)
-            result = empty_result(
-                submission.student, "error", f"grader crashed: {exc!r}", pack=pack
-            )
-        record(result)
+    finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
+    futures: dict[Future, Submission] = {}
+    try:
+        for submission in submissions:
+            if interrupts.stop_requested():
+                break
+            try:
+                future = executor.submit(grade_one, submission)
+            except Exception as exc:  # e.g. the executor cannot serialise the task
+                log.exception("submitting %s failed", submission.student)
+                record(
+                    empty_result(submission.student, "error", f"grader crashed: {exc!r}", pack=pack)
+                )
+                continue
+            futures[future] = submission
+            future.add_done_callback(finished.put)
+        waiting = len(futures)
+        while waiting and not interrupts.stop_requested():
+            try:
+                future = finished.get(timeout=interrupts.POLL_SECONDS)
+            except queue.Empty:
+                continue
+            waiting -= 1
+            _collect(future, futures[future], record, pack=pack)
+    except KeyboardInterrupt:  # no signal handler installed (a library caller): the same stop
+        interrupts.request_stop(signal.SIGINT)
+    if interrupts.stop_requested():
+        settled = _abandon(futures, finished, record, pack=pack)
+        raise GradingInterrupted(
+            signum=interrupts.requested_signal(),
+            graded=len(results),
+            total=len(submissions),
+            settled=settled,
+        )
     return sorted(results, key=lambda r: r["student"])
+
+
+def _collect(
+    future: Future, submission: Submission, record: Callable[[dict], None], *, pack: Pack
+) -> None:
+    """Record the result of a finished future (an ``error`` row if it crashed); an abandoned
+    submission (the batch is stopping) records nothing."""
+    try:
+        result = future.result()  # a cancelled future raises CancelledError, an Exception
+    except interrupts.Cancelled:
+        return
+    except Exception as exc:  # the grader's crash, or a lost worker (Dask: KilledWorker)
+        if interrupts.stop_requested():
+            return
+        log.exception("grading %s crashed", submission.student)
+        result = empty_result(submission.student, "error", f"grader crashed: {exc!r}", pack=pack)
+    record(result)
+
+
+def _abandon(
+    futures: dict[Future, Submission],
+    finished: queue.SimpleQueue,
+    record: Callable[[dict], None],
+    *,
+    pack: Pack,
+) -> bool:
+    """Stop a batch: cancel what has not started, and give the running submissions a moment to
+    be abandoned (each notices the stop within ``interrupts.POLL_SECONDS`` and kills its
+    evaluator); a result that still finishes is recorded. Returns whether all are done."""
+    for future in futures:
+        future.cancel()
+    deadline = time.monotonic() + STOP_WAIT
+    while not all(f.done() for f in futures) and time.monotonic() < deadline:
+        try:
+            future = finished.get(timeout=interrupts.POLL_SECONDS)
+        except queue.Empty:
+            continue
+        if not future.cancelled():
+            _collect(future, futures[future], record, pack=pack)
+    while True:  # results that finished while the loop was noticing the stop
+        try:
+            future = finished.get_nowait()
+        except queue.Empty:
+            break
+        if not future.cancelled():
+            _collect(future, futures[future], record, pack=pack)
+    return all(f.done() for f in futures)
 
 
 def _grade_batch(
@@ -161,6 +270,11 @@ def _grade_batch(
 
     try:
         grader.grade_batch(submissions, jobs=max(1, jobs), on_done=record)
+    except (interrupts.Cancelled, KeyboardInterrupt):
+        interrupts.request_stop(signal.SIGINT)  # no-op after a signal: the first one is kept
+        raise GradingInterrupted(
+            signum=interrupts.requested_signal(), graded=len(results), total=len(submissions)
+        ) from None
     except Exception as exc:
         log.exception("the batch grader crashed")
         for submission in submissions:
@@ -268,7 +382,9 @@ def grade(
         GradingError: nothing to grade, an unknown engine, an unreachable scheduler, a Dask
             cluster that cannot grade, or no isolation for the judge (checked before grading).
         PackNotFound: an unknown assignment, or one that cannot be inferred (a mixed folder).
+        GradingInterrupted: a stop signal arrived while grading; only the cache was written.
     """
+    interrupts.reset()
     roster_df = gradebook.read_roster(roster) if roster is not None else None
     found = discover(submissions, roster=roster_df)  # maps LMS names; logs unmapped, superseded
     if not found and roster_df is None:
@@ -306,7 +422,7 @@ def grade(
         dask_executor(scheduler, engine=engine, timeout=scheduler_timeout) if scheduler else None
     )
     try:
-        with place or nullcontext() as executor:
+        with place or nullcontext() as executor, interrupts.deferred():
             results = grade_all(
                 to_grade,
                 grade_one,
@@ -317,18 +433,28 @@ def grade(
             )
     except ExecutorError as exc:
         raise GradingError(str(exc)) from None
-    results = sorted(results + reused, key=lambda r: r["student"])
-    results = apply_overrides(note_late(results, found), manual, pack=pack)
-    remove_manifest(out)  # a run that dies while writing leaves no manifest (course refuses it)
-    gradebook.write_results(results, out)
-    table = gradebook.collate(results, roster=roster_df, pack=pack)
-    path = gradebook.write_gradebook(table, out)
-    write_exports(table, results, out, roster=roster_df, pack=pack)
-    write_feedback(results, out, pack=pack)
-    write_report(table, results, out, pack=pack)
-    manifest = make_manifest(pack=pack, roster=roster, engine=engine)
-    write_manifest(manifest, out)  # last: a folder with a manifest is a finished run
-    cache.prune()
+    except GradingInterrupted as exc:  # nothing written: the outputs stay as they were
+        raise GradingInterrupted(
+            signum=exc.signum,
+            graded=exc.graded,
+            total=len(found),
+            cached=cache.stored,
+            reused=len(reused),
+            settled=exc.settled,
+        ) from None
+    with interrupts.deferred():  # a signal now lets the outputs be completed first
+        results = sorted(results + reused, key=lambda r: r["student"])
+        results = apply_overrides(note_late(results, found), manual, pack=pack)
+        remove_manifest(out)  # a run that dies while writing leaves no manifest (course refuses)
+        gradebook.write_results(results, out)
+        table = gradebook.collate(results, roster=roster_df, pack=pack)
+        path = gradebook.write_gradebook(table, out)
+        write_exports(table, results, out, roster=roster_df, pack=pack)
+        write_feedback(results, out, pack=pack)
+        write_report(table, results, out, pack=pack)
+        manifest = make_manifest(pack=pack, roster=roster, engine=engine)
+        write_manifest(manifest, out)  # last: a folder with a manifest is a finished run
+        cache.prune()
     return GradeRun(table, path, out / "results", reused=len(reused), results=results, pack=pack)
 
 

@@ -46,7 +46,7 @@ from ..pack import registry
 from ..pack.master import case_of_test
 from ..pack.spec import Pack
 from ..results import CaseOutcome, empty_result, graded_result
-from . import kill_group
+from . import kill_group, wait_stoppable
 from .otter_engine import notebook_name, parse_case_message, prepare_notebook
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class DockerGrader:
         reader = threading.Thread(target=_follow, args=(proc, lines), daemon=True)
         reader.start()
         try:
-            proc.wait(timeout=limit)
+            wait_stoppable(proc, timeout=limit)
         except subprocess.TimeoutExpired:
             log.warning("otter grade did not finish within %g s: stopping it", limit)
             return f"otter grade did not finish within {limit:g} s"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 
+from .. import interrupts
 from ..advice import advice_notes
 from ..checks.runner import TAG_LINE
 from ..givens import SEED_ENV
@@ -26,7 +27,7 @@ from ..pack import registry
 from ..pack.master import case_of_test
 from ..pack.spec import Pack
 from ..results import CaseOutcome, empty_result, graded_result
-from . import kill_group
+from . import kill_group, wait_stoppable
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ def grade_submission(
         return empty_result(
             submission.student, "invalid", f"submission unusable: {submission.problem}", pack=pack
         )
+    interrupts.check()  # a stopping batch starts no `otter run`
     with tempfile.TemporaryDirectory(prefix="mp-grade-") as scratch:
         folder = Path(scratch)
         notebook = prepare_notebook(submission.notebook, folder, name=notebook_name(pack))
@@ -150,7 +152,7 @@ def grade_submission(
             errors="replace",
         )
         try:
-            output, _ = proc.communicate(timeout=timeout)
+            output = wait_stoppable(proc, timeout=timeout, output=True)
         except subprocess.TimeoutExpired:
             kill_group(proc)
             log.warning("%s: timed out after %g s", submission.student, timeout)

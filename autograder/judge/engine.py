@@ -5,6 +5,19 @@ code cells one by one (a stuck cell is interrupted, as a TA would, and grading g
 every question's cases with :func:`autograder.checks.runner.run_case`, whose "functions" are
 proxies that send inputs to the evaluator and get plain numbers back. A call that hangs or kills
 the evaluator costs that call only: the evaluator is restarted and the finished cells replayed.
+
+Who pays for a broken pipe: the evaluator shares its process with the student's code, which can
+write to the pipe, stop reading it or kill the process. So once the evaluator has said "ready",
+whatever goes wrong on the pipe (a malformed, truncated or out-of-turn reply, a send or receive
+past its deadline, the evaluator dying) is the submission's doing (:class:`EvaluatorGone`): it
+costs the cell or call in flight, and after :data:`MAX_RESTARTS` restarts the remaining cells are
+skipped and the remaining checks fail (status ``graded``, cached like any other result); so does
+an evaluator that can no longer take the pack's givens it reported when it started. Only what
+happens before any student code ran (an evaluator that cannot start, or starts without the
+pack's givens) or on the judge's own side (an argument it cannot send) is a fault of the grading
+side (:class:`~autograder.errors.JudgeFault`): an ``error`` row, never cached, retried by the
+next run. A reply that repeats the number of an earlier request (the real reply arriving after a
+forged one) is dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
+from .. import interrupts
 from ..advice import advice_notes
 from ..checks.runner import CallTimeout, call_timeout, run_case
 from ..errors import JudgeFault, KitError
@@ -31,17 +45,20 @@ from ..pack import registry
 from ..pack.spec import Pack
 from ..results import CaseOutcome, empty_result, graded_result
 from . import cgroups, evaluator, protocol, sandbox
+from .channel import Channel, ChannelClosed, FrameTimeout, FrameTooLarge
 from .sandbox import Limits
 
 log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 8
+"""Evaluator restarts per submission before its remaining cells and calls are given up."""
+STARTUP_TIMEOUT = 30.0
+"""Seconds a new evaluator may take to say it is ready."""
 UNSAFE_NOTE = (
     "graded with --unsafe-no-isolation: the code ran without the judge's sandbox, with the "
     "grader's own rights"
 )
 """The note of every result judged without isolation at the TA's request."""
-"""Evaluator restarts per submission before its remaining calls are given up."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +82,13 @@ class JudgeConfig:
 
 
 class EvaluatorGone(Exception):
-    """The evaluator died, hung past the grace period or broke the protocol."""
+    """The evaluator died, hung past the grace period or broke the protocol (the submission's
+    doing: it costs the cell or call in flight)."""
+
+    def __init__(self, message: str, *, hung: bool = False) -> None:
+        super().__init__(message)
+        self.hung = hung
+        """Whether it was still busy (no reply at all) after its time limit and the grace."""
 
 
 class StudentError(Exception):
@@ -123,7 +146,7 @@ def _template_environment(grader: dict[str, str]) -> dict[str, str]:
 
 
 class Evaluator:
-    """One evaluator process and the judge's end of its pipe."""
+    """One evaluator process and the judge's end of its pipe (``conn``, a :class:`Channel`)."""
 
     def __init__(
         self, notebook_json: bytes, config: JudgeConfig, student: str, pack: Pack | None = None
@@ -151,39 +174,77 @@ class Evaluator:
         )
         self.process.start()
         child.close()
-        ready, _ = self._receive(timeout=30.0)
+        self.conn = Channel(self.conn)
+        try:
+            ready, _ = self._receive(timeout=STARTUP_TIMEOUT)
+        except EvaluatorGone as exc:
+            raise JudgeFault(f"the evaluator did not start ({exc})") from None
+        except BaseException:  # the batch is stopping: no evaluator is left behind
+            self.kill()
+            raise
         if ready.get("status") != "ready":
             self.kill()
-            raise EvaluatorGone(protocol.text(ready.get("error", "evaluator did not start")))
+            raise JudgeFault(protocol.text(ready.get("error", "evaluator did not start")))
+        missing = sorted(set(pack.givens) - set(ready.get("givens", []))) if pack else []
+        if missing:  # checked before any student code ran: a fault of the pack or the kit
+            self.kill()
+            raise JudgeFault(f"the evaluator did not load the givens {', '.join(missing)}")
         self.isolation = protocol.text(ready.get("isolation", "?"))
         self.reason = protocol.text(ready.get("reason", ""))
 
     def _receive(self, *, timeout: float) -> tuple[dict, list[np.ndarray]]:
-        if not self.conn.poll(timeout):
-            self.kill()
-            raise EvaluatorGone(f"no answer in {timeout:g} s")
+        """One whole message within ``timeout`` seconds, decoded; else kill and raise."""
         try:
-            return protocol.decode(self.conn.recv_bytes(protocol.MAX_MESSAGE_BYTES))
-        except (EOFError, OSError, protocol.ProtocolError) as exc:
+            data = self.conn.receive(timeout=timeout, max_bytes=protocol.MAX_MESSAGE_BYTES)
+            return protocol.decode(data)
+        except FrameTimeout as exc:
             self.kill()
-            raise EvaluatorGone(f"evaluator died or broke the protocol ({exc!r})") from None
+            raise EvaluatorGone(str(exc), hung=not exc.started) from None
+        except (ChannelClosed, FrameTooLarge, protocol.ProtocolError) as exc:
+            self.kill()
+            raise EvaluatorGone(f"evaluator died or broke the protocol ({exc})") from None
+        except BaseException:  # the batch is stopping
+            self.kill()
+            raise
 
     def request(self, header: dict, arrays=(), *, timeout: float) -> tuple[dict, list]:
         """Send a request; on timeout interrupt, then kill. Returns the reply or raises
-        :class:`EvaluatorGone` (the evaluator is dead afterwards)."""
+        :class:`EvaluatorGone` (the evaluator is dead afterwards).
+
+        The request must be taken within ``timeout`` plus the grace, the reply must start within
+        ``timeout`` (else the evaluator is interrupted) and be complete within the grace after
+        that: a truncated frame or a pipe nobody reads costs this request, never the batch.
+        """
         self._seq += 1
+        timeout = max(timeout, 0.0)
+        start = time.monotonic()
         try:
-            self.conn.send_bytes(protocol.encode({**header, "seq": self._seq}, list(arrays)))
-        except (OSError, ValueError) as exc:
+            self.conn.send(
+                protocol.encode({**header, "seq": self._seq}, list(arrays)),
+                timeout=timeout + self.config.grace,
+            )
+        except FrameTimeout as exc:
             self.kill()
-            raise EvaluatorGone(f"evaluator is gone ({exc!r})") from None
-        if not self.conn.poll(max(timeout, 0.0)):
-            self.interrupt()
-            reply, out = self._receive(timeout=self.config.grace)
+            raise EvaluatorGone(str(exc)) from None
+        except ChannelClosed as exc:
+            self.kill()
+            raise EvaluatorGone(f"evaluator is gone ({exc})") from None
+        except BaseException:  # the batch is stopping
+            self.kill()
+            raise
+        limit, interrupted = start + timeout, False
+        while True:
+            if not interrupted and not self.conn.readable(limit - time.monotonic()):
+                self.interrupt()
+                limit, interrupted = time.monotonic() + self.config.grace, True
+            frame_limit = limit if interrupted else time.monotonic() + self.config.grace
+            reply, out = self._receive(timeout=frame_limit - time.monotonic())
+            seq = reply.get("seq")
+            if not (isinstance(seq, int) and seq < self._seq):
+                break  # else: a late reply to an earlier request (after a forged one): dropped
+        if interrupted:
             reply.setdefault("status", "interrupted")
-        else:
-            reply, out = self._receive(timeout=0.0)
-        if reply.get("seq") != self._seq:
+        if seq != self._seq:
             self.kill()
             raise EvaluatorGone("evaluator answered out of turn")
         return reply, out
@@ -259,17 +320,28 @@ class Session:
         self.notes: list[str] = []
         self.restarts = 0
         self.evaluator: Evaluator | None = None
+        self.gave_up: str | None = None
+        """Why no evaluator is started any more (the restart budget is spent), if so."""
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
     def start(self) -> None:
-        """(Re)start the evaluator and replay the cells that finished before."""
+        """(Re)start the evaluator and replay the cells that finished before.
+
+        Raises:
+            EvaluatorGone: the restart budget is spent (the evaluator stays dead).
+            JudgeFault: no evaluator could be started.
+        """
+        interrupts.check()  # a stopping batch starts no evaluator
         if self.evaluator is not None:
             self.evaluator.kill()
+            if self.gave_up is None and self.restarts >= MAX_RESTARTS:
+                self.gave_up = f"gave up after {MAX_RESTARTS} evaluator restarts"
+                self._note(f"{self.gave_up}: the remaining cells were skipped and checks failed")
+            if self.gave_up is not None:
+                raise EvaluatorGone(self.gave_up)
             self.restarts += 1
-            if self.restarts > MAX_RESTARTS:
-                raise EvaluatorGone(f"gave up after {MAX_RESTARTS} evaluator restarts")
         self.evaluator = Evaluator(self.notebook_json, self.config, self.student, self.pack)
         if not self.config.isolate:
             self._note(self.config.unisolated_note)
@@ -287,7 +359,7 @@ class Session:
                 {"op": "run", "source": self.cells[index], "index": index}, timeout=timeout
             )
         except EvaluatorGone as exc:
-            if "no answer" in str(exc):  # interrupted at the time limit, and still running
+            if exc.hung:  # interrupted at the time limit, and still running
                 self._note(
                     f"cell {index + 1} was interrupted after {self.config.cell_timeout:g} s but "
                     "kept running: it stopped the evaluator and was skipped"
@@ -316,7 +388,10 @@ class Session:
             if self.remaining() <= 0:
                 self._note(f"cells {index + 1}+ skipped: submission time limit reached")
                 return
-            self._run(index)
+            try:
+                self._run(index)
+            except EvaluatorGone:  # the restart budget is spent (noted)
+                return
 
     def function(self, name: str) -> object:
         """What the runner gets for a student function: a remote proxy or a stand-in."""
@@ -325,7 +400,8 @@ class Session:
                 {"op": "probe", "names": [name]}, timeout=self.config.grace + 5
             )
         except EvaluatorGone as exc:
-            self._note(f"`{name}` could not be looked up ({exc})")
+            if self.gave_up is None:
+                self._note(f"`{name}` could not be looked up ({exc})")
             return lambda *args: self.call(name, args)
         probe = reply.get("probe")
         state = protocol.text(probe[0] if isinstance(probe, list) and probe else "missing")
@@ -338,6 +414,8 @@ class Session:
         return lambda *args: self.call(name, args)
 
     def _request(self, header: dict, arrays=(), *, timeout: float) -> tuple[dict, list]:
+        if self.gave_up is not None:
+            raise EvaluatorGone(self.gave_up)
         try:
             return self.evaluator.request(header, arrays, timeout=timeout)
         except EvaluatorGone:
@@ -371,16 +449,17 @@ class Session:
         try:
             reply, out = self._request(request, arrays, timeout=limit)
         except EvaluatorGone as exc:
-            if "no answer" in str(exc):
+            if exc.hung:
                 raise CallTimeout(self.config.call_timeout) from None
             raise StudentError("EvaluatorDied", f"the process running your code died ({exc})")
         status = reply.get("status")
         if status == "interrupted":
             raise CallTimeout(self.config.call_timeout)
-        if status == "judge_fault":
-            raise JudgeFault(
-                f"the evaluator could not take `{name}`'s arguments: "
-                + protocol.text(reply.get("error", ""))
+        if status == "judge_fault":  # its givens were all there when it started: student code
+            raise StudentError(
+                "EvaluatorBroken",
+                f"the process running your code could not take `{name}`'s arguments any more: "
+                + protocol.text(reply.get("error", "")),
             )
         if status != "ok":
             remote_type, _, message = protocol.text(reply.get("error", "")).partition(": ")
@@ -407,7 +486,7 @@ def check_isolation(config: JudgeConfig | None = None) -> None:
         empty = nbformat.writes(nbformat.v4.new_notebook()).encode()
         try:
             Evaluator(empty, config or JudgeConfig(), "isolation-check").kill()
-        except EvaluatorGone as exc:
+        except JudgeFault as exc:
             problem = str(exc)
     if problem is not None:
         raise IsolationUnavailable(problem)
@@ -419,8 +498,9 @@ def judge_cases(
     """Every hidden case of every question, judged; plus notes (interrupted cells, isolation).
 
     Raises:
-        EvaluatorGone: when no evaluator can be started or kept alive at all.
-        KitError: the grader could not do its part (e.g. :class:`JudgeFault`).
+        KitError: the grader could not do its part (:class:`JudgeFault`: e.g. no evaluator
+            could be started).
+        interrupts.Cancelled: the batch is stopping (the evaluator is killed first).
     """
     session = Session(notebook, config, student, pack)
     try:
@@ -463,7 +543,7 @@ def grade_submission(
         outcomes, notes = judge_cases(
             submission.notebook, submission.student, config or JudgeConfig(), pack=pack
         )
-    except (EvaluatorGone, KitError) as exc:
+    except (EvaluatorGone, KitError) as exc:  # EvaluatorGone: never expected here
         log.warning("%s: %s", submission.student, exc)
         return empty_result(
             submission.student, "error", f"the judge could not grade: {exc}", pack=pack

@@ -284,6 +284,15 @@ def _refuse(conn, stage: str, exc: BaseException) -> None:
     os._exit(1)
 
 
+def _signal_child(child: int, number: int) -> None:
+    """Pass a signal on to the namespace's PID 1 (already gone: nothing to do, no traceback on
+    the TA's terminal)."""
+    try:
+        os.kill(child, number)
+    except ProcessLookupError:
+        pass
+
+
 def _isolate(
     conn, notebook_json: bytes, limits: sandbox.Limits, cgroup: dict, tag: str, name: str
 ) -> None:
@@ -312,8 +321,8 @@ def _isolate(
     child = os.fork()  # the child is PID 1 of the new PID namespace
     if child:
         conn.close()
-        signal.signal(signal.SIGINT, lambda *_: os.kill(child, signal.SIGINT))
-        signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))
+        signal.signal(signal.SIGINT, lambda *_: _signal_child(child, signal.SIGINT))
+        signal.signal(signal.SIGTERM, lambda *_: _signal_child(child, signal.SIGKILL))
         os.waitpid(child, 0)
         os._exit(0)
     sandbox.set_parent_death_signal(signal.SIGKILL)
@@ -373,5 +382,6 @@ def main(
     sandbox.set_parent_death_signal(signal.SIGKILL)
     _quiet_standard_streams()
     _fresh_namespace()
-    conn.send_bytes(protocol.encode({"status": "ready", "isolation": isolation, "reason": reason}))
+    ready = {"status": "ready", "isolation": isolation, "reason": reason, "givens": sorted(_GIVENS)}
+    conn.send_bytes(protocol.encode(ready))
     serve(conn)
