@@ -814,6 +814,7 @@ def test_fake_result_files_never_reach_the_output(redteam):
         "canvas.csv",
         "moodle.csv",
         "long.csv",
+        "assignment.json",
         *(f"results/{s}.json" for s in students),
         *(f"feedback/{s}.{ext}" for s in students for ext in ("md", "html")),
     }
