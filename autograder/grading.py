@@ -2,8 +2,9 @@
 
     read roster -> discover submissions -> [otter engine: build if stale] -> grade each in
     parallel with the chosen engine (local threads or a Dask cluster) -> note late submissions
-    -> apply manual overrides -> write results/<student>.json -> collate gradebook.csv
-    -> write the LMS exports, the students' feedback and report.html
+    -> record the autograded results in OUT/review.sqlite -> apply manual overrides and the review
+    app's marks -> write results/<student>.json -> collate gradebook.csv -> write the LMS
+    exports, the students' feedback and report.html
 
 Engines: ``judge`` (default; the trusted judge with a sandboxed evaluator, ``judge/``),
 ``otter`` (``otter run`` per submission, ``engines/otter_engine.py``) and ``docker`` (the whole
@@ -40,6 +41,7 @@ from .judge.engine import grade_submission as judge_grade
 from .overrides import apply_overrides, check_students, read_overrides
 from .report import write_report
 from .results import empty_result
+from .review.hook import record_run
 
 log = logging.getLogger(__name__)
 
@@ -239,16 +241,58 @@ def grade(
             )
     except ExecutorError as exc:
         raise GradingError(str(exc)) from None
-    results = sorted(results + reused, key=lambda r: r["student"])
-    results = apply_overrides(note_late(results, found), manual)
-    gradebook.write_results(results, out)
-    table = gradebook.collate(results, roster=roster_df)
-    path = gradebook.write_gradebook(table, out)
-    write_exports(table, results, out, roster=roster_df)
-    write_feedback(results, out)
-    write_report(table, results, out)
+    autograded = note_late(sorted(results + reused, key=lambda r: r["student"]), found)
+    # Human marks from the review app (OUT/review.sqlite) are layered over the autograde with
+    # the --overrides rows, so a rerun never loses them (autograder/review/marks.py).
+    human = record_run(
+        out=out,
+        autograded=autograded,
+        run_overrides=manual,
+        roster=roster_df,
+        submissions=submissions,
+        overrides_path=overrides,
+    )
+    results = apply_overrides(autograded, human)
+    table = write_outputs(results, out, roster=roster_df)
     cache.prune()
-    return GradeRun(table, path, out / "results", reused=len(reused), results=results)
+    return GradeRun(
+        table, out / "gradebook.csv", out / "results", reused=len(reused), results=results
+    )
+
+
+def write_outputs(
+    results: list[dict],
+    out: Path,
+    *,
+    roster: pd.DataFrame | None = None,
+    only: set[str] | None = None,
+    report: bool = True,
+) -> pd.DataFrame:
+    """Write every output of a graded folder from its final results (no grading).
+
+    ``results/``, ``gradebook.csv``, the LMS exports, ``feedback/`` and ``report.html``; ``grade``
+    calls it once per run and the review app after each change.
+
+    Args:
+        results: One final result per submission (overrides applied).
+        out: The graded folder.
+        roster: The run's roster, if any.
+        only: Write ``results/`` and ``feedback/`` files for these students only (the others
+            are unchanged); the gradebook and exports always cover everyone.
+        report: Also write ``report.html`` (the review app writes it in the background).
+
+    Returns:
+        The collated gradebook.
+    """
+    files = results if only is None else [r for r in results if r["student"] in only]
+    gradebook.write_results(files, out)
+    table = gradebook.collate(results, roster=roster)
+    gradebook.write_gradebook(table, out)
+    write_exports(table, results, out, roster=roster)
+    write_feedback(files, out)
+    if report:
+        write_report(table, results, out)
+    return table
 
 
 def note_late(results: list[dict], submissions: list[Submission]) -> list[dict]:
