@@ -23,9 +23,10 @@ from .grading import DEFAULT_TIMEOUT, ENGINES, GradeRun, GradingError, default_j
 from .grading import grade as run_grade
 from .intake import IntakeError, Submission
 from .report import summary_lines
+from .review.store import ReviewError
 
 console = Console(stderr=True)
-EXPECTED_ERRORS = (BuildError, GradebookError, GradingError, IntakeError)
+EXPECTED_ERRORS = (BuildError, GradebookError, GradingError, IntakeError, ReviewError)
 
 
 jobs_option = click.option(
@@ -178,6 +179,33 @@ def demo(out: Path, jobs: int | None) -> None:
             progress=_progress_bar,
         )
     _report(run)
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Port to listen on [default: 8642 or the next free one; 0: any free port].",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; anything but loopback exposes the app to the network.",
+)
+@click.option("--user", default=None, help="Your name in the audit trail [default: OS user].")
+def review(out: Path, port: int | None, host: str, user: str | None) -> None:
+    """Review a graded folder OUT in the browser: rubrics, manual points, comments.
+
+    Prints a URL with a secret token; open it. Every change is saved in OUT/review.sqlite and
+    re-collates gradebook.csv, the exports, feedback/ and report.html at once.
+    """
+    from .review.server import serve
+
+    with _friendly_errors():
+        serve(out, host=host, port=port, user=user, announce=click.echo)
 
 
 @main.command("gradescope-check")
