@@ -15,7 +15,6 @@ import logging
 import math
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -110,6 +109,14 @@ class ReviewContext:
                 self._submissions = (run.run_id if run else None, views, problem)
             return self._submissions[1], self._submissions[2]
 
+    def names(self) -> dict[str, str]:
+        """Roster names by student (empty without a roster or a ``name`` column)."""
+        run = self.store.read().run
+        roster = run.roster() if run else None
+        if roster is None or "name" not in roster.columns:
+            return {}
+        return dict(zip(roster["student"], roster["name"], strict=True))
+
     def question(self, qid: str) -> QuestionSpec:
         if qid not in self.by_id:
             raise ReviewError(f"unknown question {qid!r}")
@@ -144,10 +151,12 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
     )
     env.filters["pts"] = _pts
     env.filters["q"] = lambda text: quote(str(text), safe="")
+    env.filters["value"] = _value
+    env.filters["when"] = lambda at: str(at).replace("T", " ")[:19]
     templates = Jinja2Templates(env=env)
     css = code_css()
 
-    def page(request: Request, name: str, status: int = 200, **values) -> HTMLResponse:
+    def page(request: Request, template: str, status: int = 200, **values) -> HTMLResponse:
         values.update(
             ctx=ctx,
             csrf=ctx.guard.csrf,
@@ -156,7 +165,7 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
             here=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
             done=request.query_params.get("done", ""),
         )
-        return templates.TemplateResponse(request, name, values, status_code=status)
+        return templates.TemplateResponse(request, template, values, status_code=status)
 
     def fail(request: Request, error: Exception) -> HTMLResponse:
         status = 409 if isinstance(error, ConflictError) else 400
@@ -181,7 +190,7 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
                     "mean": (sum(scores) / len(scores)) if scores else math.nan,
                     "tags": tag_counts(results, spec)[:4],
                     "marked": sum(1 for (s, q), m in state.marks.items() if q == spec.id and not m.empty),
-                    "items": len(state.items_of(spec.id)),
+                    "item_count": len(state.items_of(spec.id)),
                 }
             )
         attention = [r for r in results if r.get("status") in ATTENTION]
@@ -210,9 +219,10 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
             r for r in results
             if tag is None or tag in ((r.get("questions") or {}).get(spec.id) or {}).get("tags", [])
         ]
+        names = ctx.names()
         cards = [
             card(r, spec, state=state, submission=views.get(r["student"]), notebook_problem=problem,
-                 run_overrides=overrides)
+                 run_overrides=overrides, name=names.get(r["student"], ""))
             for r in chosen
         ]
         by_student = {r["student"]: r for r in results}
@@ -237,9 +247,10 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
         state = ctx.store.read()
         views, problem = ctx.submissions()
         overrides = {(o.student, o.question): o for o in (state.run.overrides if state.run else ())}
+        name = ctx.names().get(student, "")
         cards = [
             card(result, spec, state=state, submission=views.get(student), notebook_problem=problem,
-                 run_overrides=overrides)
+                 run_overrides=overrides, name=name)
             for spec in ctx.specs
         ]
         students = sorted(results)
@@ -248,6 +259,7 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
             request,
             "student.html",
             student=student,
+            name=name,
             result=result,
             reason=reason(result) if result.get("status") != "graded" else "",
             notes=[str(n) for n in result.get("notes") or ()],
@@ -596,6 +608,22 @@ def _pts(value: object) -> str:
     return f"{round(number, 4) + 0.0:g}"
 
 
+def _value(value: object) -> str:
+    """An audit trail value as text (rubric items as ``text (+0.5): comment``)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        return _pts(value)
+    if isinstance(value, dict):
+        if {"text", "points"} <= set(value):
+            said = f"{value['text']} ({float(value['points']):+g})"
+            return f"{said}: {value['comment']}" if value.get("comment") else said
+        return ", ".join(f"{k}: {_value(v)}" for k, v in value.items())
+    return str(value)
+
+
 def _os_user() -> str:
     try:
         return getpass.getuser()
@@ -615,5 +643,3 @@ def _title(out: Path) -> str:
         pass
     return "Math Primer"
 
-
-_ = time

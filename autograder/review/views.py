@@ -55,6 +55,8 @@ class Card:
     derivations: tuple[Markup, ...] = ()
     notebook: str = ""
     """Why no code is shown, when none is."""
+    name: str = ""
+    """The student's name on the roster, if any."""
 
     @property
     def changed(self) -> bool:
@@ -100,6 +102,7 @@ def card(
     notebook_problem: str | None,
     run_overrides: Mapping[tuple[str, str], object],
     with_content: bool = True,
+    name: str = "",
 ) -> Card:
     """The card of one result's answer to one question."""
     student = result["student"]
@@ -149,6 +152,7 @@ def card(
         code=code,
         derivations=derivations,
         notebook=why,
+        name=name,
     )
 
 
