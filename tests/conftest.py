@@ -34,3 +34,16 @@ def write_notebooks(folder: Path, notebooks: dict[str, nbformat.NotebookNode]) -
     for student, nb in notebooks.items():
         nbformat.write(nb, str(folder / f"{student}.ipynb"))
     return folder
+
+
+@pytest.fixture(scope="session")
+def review_demo(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo batch graded by the judge (with a 3-strong ``transposed`` group on q1b).
+
+    Read-only: tests that change it work on a copy (``shutil.copytree``).
+    """
+    from review_support import grade, write_demo
+
+    root = tmp_path_factory.mktemp("review-demo")
+    grade(write_demo(root / "submissions", template_path=built.student_notebook), root / "out")
+    return root / "out"
