@@ -374,7 +374,7 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
         def build(form):
             ctx.question(qid)
             action = form.get("action")
-            version = _int(form.get("version"))
+            version = _int(form.get("version")) if action in ("points", "clear", "comment") else 0
             if action == "toggle":
                 item = _int(form.get("item"))
 
