@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nbformat
 
@@ -72,3 +81,47 @@ def write_hostile(folder: Path, *, template_path: Path) -> Path:
 def grade(submissions: Path, out: Path, **kw) -> grading.GradeRun:
     """Grade with the judge, as ``grade`` does."""
     return grading.grade(submissions=submissions, out=out, build_dir=out / "dist", jobs=2, **kw)
+
+
+@contextmanager
+def serving(out: Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run ``python -m autograder review OUT --port 0`` as a TA does; yield (URL, process).
+
+    The URL is the one printed, with its token. The server is stopped with SIGINT (Ctrl-C).
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "autograder", "review", str(out), "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"http://\S+", line)
+        if match is None:
+            raise AssertionError(f"no URL printed: {line!r} {process.stderr.read()[-2000:]}")
+        _wait_listening(match[0])
+        yield match[0], process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_listening(url: str, timeout: float = 30.0) -> None:
+    """Wait until the server accepts connections."""
+    parts = urlsplit(url)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((parts.hostname, parts.port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

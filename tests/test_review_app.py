@@ -113,7 +113,7 @@ def test_pages_carry_the_security_headers(client):
     page = client.get("/q/q1b")
     assert page.headers["content-security-policy"] == CSP
     assert page.headers["x-content-type-options"] == "nosniff"
-    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["referrer-policy"] == "same-origin"
     assert page.headers["cache-control"] == "no-store"
     assert client.get("/report").headers["content-security-policy"] == DOCUMENT_CSP
     assert client.get("/feedback/ada_correct").headers["content-security-policy"] == DOCUMENT_CSP

@@ -9,7 +9,8 @@
   to the app's and a ``Sec-Fetch-Site`` that is not ``cross-site``.
 - Every response carries a Content-Security-Policy that allows scripts, styles, fonts and
   images from the app itself only (no inline script, no ``eval``, no plugin, no frame, forms
-  only to itself), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` and
+  only to itself), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: same-origin`` (no address leaves the
+  app; a stricter ``no-referrer`` would make browsers send ``Origin: null``) and
   ``Cache-Control: no-store``.
 - The ``Host`` header must name this machine (127.0.0.1, localhost or the bound address), which
   stops DNS-rebinding pages from talking to the app.
@@ -42,7 +43,7 @@ DOCUMENT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; fr
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
     "Cross-Origin-Opener-Policy": "same-origin",
