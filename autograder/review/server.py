@@ -53,7 +53,11 @@ def serve(
     config = uvicorn.Config(
         app, host=host, port=chosen, log_level="warning", access_log=False, server_header=False
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:  # uvicorn shut down gracefully, then re-raised Ctrl-C
+        pass
+    announce("review app stopped")
 
 
 def _free_port(host: str, port: int | None) -> int:
