@@ -79,6 +79,7 @@ def write_exports(
     *,
     assignment: str = "Math Primer",
     roster: pd.DataFrame | None = None,
+    long: bool = True,
 ) -> list[Path]:
     """Write ``canvas.csv``, ``moodle.csv`` and ``long.csv`` into ``out``.
 
@@ -93,9 +94,10 @@ def write_exports(
         roster: Optional roster with identity columns (``name``, ``canvas_id``,
             ``sis_user_id``, ``sis_login_id``, ``section``, ``idnumber``, ``email``), used
             where ``table`` does not already have them.
+        long: Also write ``long.csv`` (the review app skips it when a change cannot alter it).
 
     Returns:
-        The written paths: ``canvas.csv``, ``moodle.csv``, ``long.csv``.
+        The written paths: ``canvas.csv``, ``moodle.csv``, ``long.csv`` (when written).
 
     Raises:
         ExportError: If ``table`` lacks the ``student``, ``total`` or ``status`` column, the
@@ -129,8 +131,9 @@ def write_exports(
     paths = [
         _write(canvas_table(posted, assignment=assignment), folder / "canvas.csv"),
         _write(moodle_table(posted, assignment=assignment), folder / "moodle.csv"),
-        _write(long_table(results), folder / "long.csv"),
     ]
+    if long:
+        paths.append(_write(long_table(results), folder / "long.csv"))
     logger.info("wrote %s", ", ".join(str(p) for p in paths))
     return paths
 

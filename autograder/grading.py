@@ -267,6 +267,7 @@ def write_outputs(
     roster: pd.DataFrame | None = None,
     only: set[str] | None = None,
     report: bool = True,
+    long: bool = True,
 ) -> pd.DataFrame:
     """Write every output of a graded folder from its final results (no grading).
 
@@ -280,6 +281,7 @@ def write_outputs(
         only: Write ``results/`` and ``feedback/`` files for these students only (the others
             are unchanged); the gradebook and exports always cover everyone.
         report: Also write ``report.html`` (the review app writes it in the background).
+        long: Also write ``long.csv`` (per-case outcomes, which human marks never change).
 
     Returns:
         The collated gradebook.
@@ -288,7 +290,7 @@ def write_outputs(
     gradebook.write_results(files, out)
     table = gradebook.collate(results, roster=roster)
     gradebook.write_gradebook(table, out)
-    write_exports(table, results, out, roster=roster)
+    write_exports(table, results, out, roster=roster, long=long)
     write_feedback(files, out)
     if report:
         write_report(table, results, out)

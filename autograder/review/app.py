@@ -85,6 +85,7 @@ class ReviewContext:
         self.by_id = {q.id: q for q in self.specs}
         self.possible = {q.id: q.points for q in self.specs}
         self.recollator = Recollator(self.out, self.store, possible=self.possible)
+        self.recollator.prime(run_id, autograded)
         self.guard = Guard(token)
         self.user = user or _os_user()
         self.title = _title(self.out)

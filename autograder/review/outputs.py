@@ -5,8 +5,10 @@ layering of :mod:`.marks`, applied by :func:`autograder.overrides.apply_override
 them with :func:`autograder.grading.write_outputs`, the writer ``grade`` uses:
 
 - inside the change's transaction (so the files never disagree with what was committed):
-  ``results/`` and ``feedback/`` of the students the change touched, ``gradebook.csv`` and the
-  LMS exports (everyone);
+  ``results/`` and ``feedback/`` of the students the change touched, ``gradebook.csv``,
+  ``canvas.csv`` and ``moodle.csv`` (everyone); ``long.csv`` lists each hidden case's outcome,
+  which no human mark changes, so it is rewritten only when some graded result lacks its
+  per-case list (older results, where the file reads the score);
 - ``report.html`` right after, on a background thread (its three matplotlib figures take about
   a second whatever the class size); a burst of changes renders it once, with the latest state.
   :meth:`Recollator.flush` waits for it (the server does so before it exits).
@@ -66,6 +68,11 @@ class Recollator:
                 self._cached = self.store.autograded()
             return self._cached[1]
 
+    def prime(self, run_id: str | None, autograded: list[dict]) -> None:
+        """Use results already read from the store for ``run_id``."""
+        with self._lock:
+            self._cached = (run_id, autograded)
+
     def final_results(self, state: ReviewState) -> list[dict]:
         """Every result with the human marks layered over it."""
         autograded = self.autograded(state.run.run_id if state.run else None)
@@ -97,7 +104,10 @@ class Recollator:
         results = self.final_results(state)
         roster = state.run.roster() if state.run else None
         only = None if everyone else set(tx.changed)
-        table = write_outputs(results, self.out, roster=roster, only=only, report=False)
+        table = write_outputs(
+            results, self.out, roster=roster, only=only, report=False,
+            long=everyone or not cases_everywhere(results),
+        )
         seconds = time.perf_counter() - start
         self.report.request(table, results)
         written = len(results) if only is None else len(only)
@@ -107,6 +117,17 @@ class Recollator:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until ``report.html`` shows the latest save; ``False`` on timeout."""
         return self.report.wait(timeout)
+
+
+def cases_everywhere(results: list[dict]) -> bool:
+    """Does every graded answer list its cases? Then ``long.csv`` (one row per case) does not
+    depend on human marks, and a save need not rewrite it (see ``exports.long_table``)."""
+    return all(
+        isinstance(entry, dict) and isinstance(entry.get("cases"), list)
+        for result in results
+        if result.get("status") == "graded"
+        for entry in (result.get("questions") or {}).values()
+    )
 
 
 class ReportWriter:
