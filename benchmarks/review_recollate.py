@@ -71,11 +71,15 @@ def measure(source: list[dict], n: int, repeats: int) -> dict[str, float]:
         ctx = ReviewContext(out, token="benchmark", user="benchmark")
         ctx.recollator.report.request = lambda table, results: None  # timed separately below
         students = [f"s{i:05d}" for i in range(n)]
-        tenth = students[:: 10]
+        tenth = students[::10]
 
         def one(k: int) -> None:
-            ctx.write("ta", lambda tx: str(tx.set_points(
-                student=students[k], question="q3", points=1.5, version=None)))
+            ctx.write(
+                "ta",
+                lambda tx: str(
+                    tx.set_points(student=students[k], question="q3", points=1.5, version=None)
+                ),
+            )
 
         with ctx.store.write(who="ta", possible=ctx.possible) as tx:
             item = tx.add_item(question="q1b", text="explained", points=0.5).id
@@ -85,15 +89,25 @@ def measure(source: list[dict], n: int, repeats: int) -> dict[str, float]:
                 for s in tenth:
                     (tx.remove_item if k % 2 else tx.apply_item)(student=s, item_id=item)
                 return ""
+
             ctx.write("ta", op)
 
         ctx.write("ta", lambda tx: str([tx.apply_item(student=s, item_id=item) for s in tenth]))
         versions = iter(range(1, 10_000))
 
         def edit(k: int) -> None:
-            ctx.write("ta", lambda tx: str(tx.edit_item(
-                item, version=next(versions), text="explained", points=0.25 + 0.01 * k,
-                comment="")))
+            ctx.write(
+                "ta",
+                lambda tx: str(
+                    tx.edit_item(
+                        item,
+                        version=next(versions),
+                        text="explained",
+                        points=0.25 + 0.01 * k,
+                        comment="",
+                    )
+                ),
+            )
 
         def everything(k: int) -> None:
             ctx.write("ta", lambda tx: "", everyone=True)
@@ -127,11 +141,17 @@ def main() -> None:
         source = args.source
         if source is None:
             source = Path(tmp) / "demo"
-            subprocess.run([sys.executable, "-m", "autograder", "demo", "--out", str(source)],
-                           cwd=REPO, check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "autograder", "demo", "--out", str(source)],
+                cwd=REPO,
+                check=True,
+                capture_output=True,
+            )
         _, results = ReviewStore.of(source).autograded()
         if not results:
-            results = [json.loads(p.read_text()) for p in sorted((source / "results").glob("*.json"))]
+            results = [
+                json.loads(p.read_text()) for p in sorted((source / "results").glob("*.json"))
+            ]
         print(f"source: {len(results)} real results from {source}")
         for n in args.n:
             figures = measure(results, n, args.repeats)

@@ -24,7 +24,9 @@ TRANSPOSED_COPIES = ("bea_mistakes", "bo_mistakes")
 
 HOSTILE_NAME = "<img src=x onerror=window.__pwned=1>"
 """A student id (file name) that is markup."""
-HOSTILE_ROSTER_NAME = '<b onmouseover="window.__pwned=1">Mallory</b><script>window.__pwned=1</script>'
+HOSTILE_ROSTER_NAME = (
+    '<b onmouseover="window.__pwned=1">Mallory</b><script>window.__pwned=1</script>'
+)
 HOSTILE_FILE = "<svg onload=window.__pwned=1>.ipynb"
 """A notebook file name (inside a student folder) that is markup."""
 
@@ -68,9 +70,7 @@ def write_hostile(folder: Path, *, template_path: Path) -> Path:
     template = nbformat.read(str(template_path), as_version=4)
     folder.mkdir(parents=True, exist_ok=True)
     evil = fill(template, {**CORRECT, "q1a": HOSTILE_CODE})
-    check = next(
-        i for i, c in enumerate(evil.cells) if 'grader.check("q1a")' in "".join(c.source)
-    )
+    check = next(i for i, c in enumerate(evil.cells) if 'grader.check("q1a")' in "".join(c.source))
     evil.cells.insert(check + 1, nbformat.v4.new_markdown_cell(HOSTILE_DERIVATION))
     nbformat.write(evil, str(folder / f"{HOSTILE_NAME}.ipynb"))
     (folder / "mallory").mkdir(exist_ok=True)

@@ -46,8 +46,9 @@ def client(app):
 def post(client: TestClient, app, path: str, **data) -> object:
     """A form post as the app's own pages make it (CSRF field, same origin)."""
     data.setdefault("next", "/")
-    return client.post(path, data={"csrf": app.state.ctx.guard.csrf, **data},
-                       headers={"Origin": BASE})
+    return client.post(
+        path, data={"csrf": app.state.ctx.guard.csrf, **data}, headers={"Origin": BASE}
+    )
 
 
 def book(out: Path) -> pd.DataFrame:
@@ -66,8 +67,17 @@ def test_every_page_needs_the_token(app):
     """Without the token or its cookie, is every page refused (static files aside), a wrong
     token too, and does the right one set a strict HttpOnly cookie and leave the address bar?"""
     with TestClient(app, base_url=BASE, follow_redirects=False) as anonymous:
-        for path in ("/", "/q/q1b", "/s/ada_correct", "/gradebook", "/history", "/attention",
-                     "/overrides.csv", "/report", "/feedback/ada_correct"):
+        for path in (
+            "/",
+            "/q/q1b",
+            "/s/ada_correct",
+            "/gradebook",
+            "/history",
+            "/attention",
+            "/overrides.csv",
+            "/report",
+            "/feedback/ada_correct",
+        ):
             assert anonymous.get(path).status_code == 403, path
         assert anonymous.get("/static/review.js").status_code == 200
         assert anonymous.get("/?token=wrong").status_code == 403
@@ -85,8 +95,11 @@ def test_every_change_needs_the_csrf_field(app, client, out):
     before = ReviewStore.of(out).history()
     for path in posts:
         path = path.format(qid="q1b", student="ben_mistakes", item="1")
-        answer = client.post(path, data={"action": "points", "points": "1", "version": "0",
-                                         "text": "x", "name": "eve"}, headers={"Origin": BASE})
+        answer = client.post(
+            path,
+            data={"action": "points", "points": "1", "version": "0", "text": "x", "name": "eve"},
+            headers={"Origin": BASE},
+        )
         assert answer.status_code == 403, path
     assert ReviewStore.of(out).history() == before
 
@@ -103,8 +116,11 @@ def test_every_change_needs_the_csrf_field(app, client, out):
 def test_cross_site_and_rebinding_requests_are_refused(app, client, headers, status):
     """Even with the CSRF field, is a post from another origin, or to another host name (DNS
     rebinding), refused?"""
-    answer = client.post("/q/q1b/items", data={"csrf": app.state.ctx.guard.csrf, "text": "x",
-                                                "points": "0.5"}, headers=headers)
+    answer = client.post(
+        "/q/q1b/items",
+        data={"csrf": app.state.ctx.guard.csrf, "text": "x", "points": "0.5"},
+        headers=headers,
+    )
     assert answer.status_code == status
 
 
@@ -121,9 +137,12 @@ def test_pages_carry_the_security_headers(client):
 
 def test_next_never_leaves_the_app(app, client):
     """Can a crafted `next` send the TA to another site after a change? (no)"""
-    answer = client.post("/whoami", data={"csrf": app.state.ctx.guard.csrf, "name": "x",
-                                          "next": "//evil.example/x"},
-                         headers={"Origin": BASE}, follow_redirects=False)
+    answer = client.post(
+        "/whoami",
+        data={"csrf": app.state.ctx.guard.csrf, "name": "x", "next": "//evil.example/x"},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
     assert answer.headers["location"] == "/"
 
 
@@ -157,7 +176,7 @@ def test_tag_filter_shows_only_that_tag(client):
 def test_by_student_shows_every_question_with_code_cases_and_feedback(client):
     """Does a student's page show each question with its code, case outcomes and message?"""
     html = client.get("/s/ben_mistakes").text
-    assert html.count('data-card') == 7
+    assert html.count("data-card") == 7
     assert '<span class="nf">jacobian_xT_WT</span>' in html
     assert "Your answer is the transpose of the expected matrix" in html
     assert '<td>typical</td><td class="num">0.75</td><td>failed</td>' in html
@@ -175,20 +194,39 @@ def test_needs_attention_lists_unusable_submissions_with_the_reason(client):
 def test_a_rubric_item_on_a_group_then_an_override_reach_every_output(app, client, out):
     """Applied to the transposed group, does an item re-score all three, does set points on one
     replace it, and do gradebook, Canvas export and feedback follow at once?"""
-    post(client, app, "/q/q1b/items", text="transposed, explained", points="0.5",
-         comment="Rows are outputs.")
-    answer = post(client, app, "/q/q1b/bulk", next="/q/q1b?tag=transposed", tag="transposed",
-                  action="apply", item="1", group="transposed + wrong_shape")
+    post(
+        client,
+        app,
+        "/q/q1b/items",
+        text="transposed, explained",
+        points="0.5",
+        comment="Rows are outputs.",
+    )
+    answer = post(
+        client,
+        app,
+        "/q/q1b/bulk",
+        next="/q/q1b?tag=transposed",
+        tag="transposed",
+        action="apply",
+        item="1",
+        group="transposed + wrong_shape",
+    )
     assert "applied item 1 to 3 of 3 submission(s)" in answer.text
     post(client, app, "/mark/bo_mistakes/q1b", action="points", points="1", version="1")
     table = book(out)
     assert table.loc[["bea_mistakes", "ben_mistakes", "bo_mistakes"], "q1b"].tolist() == [
-        0.5, 0.5, 1.0]
+        0.5,
+        0.5,
+        1.0,
+    ]
     assert table.loc["bo_mistakes", "total"] == 4.0
     canvas = pd.read_csv(out / "canvas.csv").set_index("SIS Login ID")
     assert canvas.loc["bea_mistakes", "Math Primer"] == 3.5
-    assert "Manual override: 1 / 1 points (autograded: 0). Rows are outputs." in (
-        out / "feedback" / "bo_mistakes.md").read_text()
+    assert (
+        "Manual override: 1 / 1 points (autograded: 0). Rows are outputs."
+        in (out / "feedback" / "bo_mistakes.md").read_text()
+    )
 
 
 def test_a_form_from_a_stale_page_is_a_conflict(app, client, out):
@@ -203,23 +241,35 @@ def test_a_form_from_a_stale_page_is_a_conflict(app, client, out):
 def test_editing_an_item_rescores_every_submission_carrying_it(app, client, out):
     """Does changing an item's points re-score all its carriers, and deleting it undo it?"""
     post(client, app, "/q/q1b/items", text="explained", points="0.5")
-    post(client, app, "/q/q1b/bulk", action="apply", item="1", student=["ben_mistakes",
-                                                                         "bea_mistakes"])
-    answer = post(client, app, "/items/1", action="save", version="1", text="explained",
-                  points="0.25", comment="")
+    post(
+        client,
+        app,
+        "/q/q1b/bulk",
+        action="apply",
+        item="1",
+        student=["ben_mistakes", "bea_mistakes"],
+    )
+    answer = post(
+        client,
+        app,
+        "/items/1",
+        action="save",
+        version="1",
+        text="explained",
+        points="0.25",
+        comment="",
+    )
     assert "2 submission(s) re-scored" in answer.text
     assert book(out).loc[["bea_mistakes", "ben_mistakes"], "q1b"].tolist() == [0.25, 0.25]
     post(client, app, "/items/1", action="delete", version="2")
     assert book(out).loc[["bea_mistakes", "ben_mistakes"], "q1b"].tolist() == [0.0, 0.0]
 
 
-def test_overrides_csv_exports_and_imports_the_same_marks(app, client, out, review_demo,
-                                                          tmp_path):
+def test_overrides_csv_exports_and_imports_the_same_marks(app, client, out, review_demo, tmp_path):
     """Does an exported overrides.csv, imported into a fresh copy, give the same gradebook?"""
     post(client, app, "/q/q3/items", text="units", points="-0.5", comment="Say what w is.")
     post(client, app, "/mark/ada_correct/q3", action="toggle", item="1")
-    post(client, app, "/mark/cleo_blank/q1a", action="comment", comment="Please try.",
-         version="0")
+    post(client, app, "/mark/cleo_blank/q1a", action="comment", comment="Please try.", version="0")
     exported = client.get("/overrides.csv")
     assert exported.text.splitlines() == [
         "student,question,points,comment",
@@ -231,14 +281,18 @@ def test_overrides_csv_exports_and_imports_the_same_marks(app, client, out, revi
     with TestClient(other, base_url=BASE) as second:
         second.get(f"/?token={TOKEN}")
         answer = second.post(
-            "/overrides", data={"csrf": other.state.ctx.guard.csrf, "next": "/"},
+            "/overrides",
+            data={"csrf": other.state.ctx.guard.csrf, "next": "/"},
             files={"file": ("overrides.csv", io.BytesIO(exported.content), "text/csv")},
             headers={"Origin": BASE},
         )
         assert "2 of 2 row(s) changed a mark" in answer.text
         bad = second.post(
-            "/overrides", data={"csrf": other.state.ctx.guard.csrf, "next": "/"},
-            files={"file": ("o.csv", io.BytesIO(b"student,question,points\nzed,q3,1\n"), "text/csv")},
+            "/overrides",
+            data={"csrf": other.state.ctx.guard.csrf, "next": "/"},
+            files={
+                "file": ("o.csv", io.BytesIO(b"student,question,points\nzed,q3,1\n"), "text/csv")
+            },
             headers={"Origin": BASE},
         )
         assert bad.status_code == 400 and "no submission from student 'zed'" in alert(bad)

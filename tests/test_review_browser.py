@@ -46,9 +46,7 @@ def wait_for(condition, timeout: float = 60.0) -> None:
         time.sleep(0.2)
 
 
-def test_a_ta_grades_the_transposed_group_and_overrides_one_student(
-    review_demo, tmp_path, page
-):
+def test_a_ta_grades_the_transposed_group_and_overrides_one_student(review_demo, tmp_path, page):
     """In Chromium: filter q1b's transposed group, add a rubric item, apply it to the whole
     group, set one student's points by hand, toggle an item with the keyboard; do the
     gradebook, the LMS exports and the feedback files say so?"""
@@ -93,22 +91,40 @@ def test_a_ta_grades_the_transposed_group_and_overrides_one_student(
 
     book = pd.read_csv(out / "gradebook.csv").set_index("student")
     assert book.loc[["bea_mistakes", "ben_mistakes", "bo_mistakes"], "q1b"].tolist() == [
-        0.5, 0.5, 1.0]
-    assert list(book.columns[:10]) == ["q1a", "q1b", "q1c", "q1d", "q2a", "q2b", "q3", "total",
-                                       "percent", "status"]
+        0.5,
+        0.5,
+        1.0,
+    ]
+    assert list(book.columns[:10]) == [
+        "q1a",
+        "q1b",
+        "q1c",
+        "q1d",
+        "q2a",
+        "q2b",
+        "q3",
+        "total",
+        "percent",
+        "status",
+    ]
     canvas = pd.read_csv(out / "canvas.csv").set_index("SIS Login ID")["Math Primer"]
     moodle = pd.read_csv(out / "moodle.csv").set_index("ID number")["Math Primer"]
     for student in ("bea_mistakes", "ben_mistakes", "bo_mistakes"):
         assert canvas[student] == moodle[student] == book.loc[student, "total"]
     assert book.loc["bo_mistakes", "total"] == 4.0
     feedback = (out / "feedback" / "bea_mistakes.md").read_text()
-    assert ("Manual override: 0.5 / 1 points (autograded: 0). Rows are outputs: "
-            "(J)_ij = dz_i/dx_j. (+0.5 pt)") in feedback
-    assert "Manual override: 1 / 1 points (autograded: 0)" in (
-        out / "feedback" / "bo_mistakes.html").read_text()
+    assert (
+        "Manual override: 0.5 / 1 points (autograded: 0). Rows are outputs: "
+        "(J)_ij = dz_i/dx_j. (+0.5 pt)"
+    ) in feedback
+    assert (
+        "Manual override: 1 / 1 points (autograded: 0)"
+        in (out / "feedback" / "bo_mistakes.html").read_text()
+    )
     q3 = book.loc[first, "q3"]
-    assert q3 == max(0.0, pd.read_csv(review_demo / "gradebook.csv").set_index("student").loc[
-        first, "q3"] - 0.5)
+    assert q3 == max(
+        0.0, pd.read_csv(review_demo / "gradebook.csv").set_index("student").loc[first, "q3"] - 0.5
+    )
 
 
 def test_hostile_submissions_run_no_script_in_the_browser(review_hostile, tmp_path, page):
@@ -122,8 +138,17 @@ def test_hostile_submissions_run_no_script_in_the_browser(review_hostile, tmp_pa
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
         page.on("request", lambda r: None if r.url.startswith(origin) else foreign.append(r.url))
         page.goto(url)
-        paths = ["/", "/q/q1a", "/s/mallory", f"/s/{quote(HOSTILE_NAME, safe='')}", "/attention",
-                 "/gradebook", "/history", "/feedback/mallory", "/report"]
+        paths = [
+            "/",
+            "/q/q1a",
+            "/s/mallory",
+            f"/s/{quote(HOSTILE_NAME, safe='')}",
+            "/attention",
+            "/gradebook",
+            "/history",
+            "/feedback/mallory",
+            "/report",
+        ]
         for path in paths:
             page.goto(origin + path)
             page.mouse.move(10, 10)

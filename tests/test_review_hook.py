@@ -55,7 +55,9 @@ def test_a_rerun_of_grade_keeps_the_marks_of_the_app(out):
     assert (out / "gradebook.csv").read_bytes() == before
     ben = json.loads((out / "results" / "ben_mistakes.json").read_text())
     assert ben["questions"]["q1b"]["override"] == {
-        "points": 0.5, "comment": "explained (+0.5 pt)", "autograded": 0
+        "points": 0.5,
+        "comment": "explained (+0.5 pt)",
+        "autograded": 0,
     }
     assert [c.who for c in store.history() if c.action != "run recorded"] == ["alice"] * 3
 
@@ -72,7 +74,9 @@ def test_overrides_csv_and_marks_layer_into_one_override(out, tmp_path):
     run = grade(submissions(out), out, overrides=csv)
     ada = next(r for r in run.results if r["student"] == "ada_correct")
     assert ada["questions"]["q3"]["override"] == {
-        "points": 1.5, "comment": "oral exam; units missing (-0.5 pt)", "autograded": 3.0
+        "points": 1.5,
+        "comment": "oral exam; units missing (-0.5 pt)",
+        "autograded": 3.0,
     }
     assert ada["overridden"] == ["q3"]
     run = grade(submissions(out), out)

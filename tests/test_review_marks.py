@@ -23,7 +23,14 @@ ITEMS = {1: MINUS, 2: PLUS}
         (2.0, Mark("a", "q3", points=0.5, items=(2,)), None, 0.5, "set points", False),
         (1.0, None, Override("a", "q3", 2.5, "oral exam", 2), 2.5, "run override", False),
         (1.0, Mark("a", "q3", items=(1,)), Override("a", "q3", 2.5, "", 2), 2.0, "rubric", False),
-        (1.0, Mark("a", "q3", points=3.0), Override("a", "q3", 2.5, "", 2), 3.0, "set points", False),
+        (
+            1.0,
+            Mark("a", "q3", points=3.0),
+            Override("a", "q3", 2.5, "", 2),
+            3.0,
+            "set points",
+            False,
+        ),
     ],
 )
 def test_the_layering_rule(autograded, mark, run, final, rule, clamped):
@@ -49,8 +56,9 @@ def test_the_student_reads_item_comments_with_points_then_the_ta_comment():
 def test_with_set_points_items_are_named_without_points():
     """When points are set by hand, do item comments still reach the student, without the
     points that no longer count?"""
-    layered = layer(autograded=1.0, possible=3.0, mark=Mark("a", "q3", points=2, items=(1,)),
-                    items=ITEMS)
+    layered = layer(
+        autograded=1.0, possible=3.0, mark=Mark("a", "q3", points=2, items=(1,)), items=ITEMS
+    )
     assert layered.comment == "Check the sign of the gradient."
 
 

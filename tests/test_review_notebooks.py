@@ -52,21 +52,46 @@ def test_answer_code_is_every_cell_defining_the_questions_functions():
     ("cells", "expected"),
     [
         # A label after q1a's check cell: nearest question is q1a.
-        ([code('grader.check("q1a")'), md("**Your derivation**"), md("$J = W$"),
-          code("def jacobian_xT_WT(W, x): pass"), code('grader.check("q1b")')],
-         {"q1a": ("$J = W$",)}),
+        (
+            [
+                code('grader.check("q1a")'),
+                md("**Your derivation**"),
+                md("$J = W$"),
+                code("def jacobian_xT_WT(W, x): pass"),
+                code('grader.check("q1b")'),
+            ],
+            {"q1a": ("$J = W$",)},
+        ),
         # Label and answer in one cell, before q1b's code.
-        ([code('grader.check("q1a")'), md("x"), md("Your derivation: $J = W^T$ hence"),
-          code("def jacobian_xT_WT(W, x): pass")],
-         {"q1b": ("$J = W^T$ hence",)}),
+        (
+            [
+                code('grader.check("q1a")'),
+                md("x"),
+                md("Your derivation: $J = W^T$ hence"),
+                code("def jacobian_xT_WT(W, x): pass"),
+            ],
+            {"q1b": ("$J = W^T$ hence",)},
+        ),
         # The label names the question by its sheet label; a heading label is all label.
-        ([code('grader.check("q1a")'), md("### Your derivation (2-2 a)\n\ns(1-s)"),
-          code('grader.check("q1b")')],
-         {"q2a": ("s(1-s)",)}),
+        (
+            [
+                code('grader.check("q1a")'),
+                md("### Your derivation (2-2 a)\n\ns(1-s)"),
+                code('grader.check("q1b")'),
+            ],
+            {"q2a": ("s(1-s)",)},
+        ),
         # Metadata names the question; the locked prompt after a label ends the answer.
-        ([md("mine", derivation="q1b"), md("Your derivation"), md("a"),
-          md("prompt", editable=False), code('grader.check("q1a")')],
-         {"q1b": ("mine",), "q1a": ("a",)}),
+        (
+            [
+                md("mine", derivation="q1b"),
+                md("Your derivation"),
+                md("a"),
+                md("prompt", editable=False),
+                code('grader.check("q1a")'),
+            ],
+            {"q1b": ("mine",), "q1a": ("a",)},
+        ),
     ],
 )
 def test_derivations_are_found_and_attached_to_their_question(cells, expected):

@@ -34,7 +34,9 @@ def test_a_save_writes_what_grade_would_write(out):
     store = ReviewStore.of(out)
     recollator = Recollator(out, store, possible=specs)
     with store.write(who="alice", possible=specs) as tx:
-        item = tx.add_item(question="q1b", text="explained", points=0.5, comment="Rows are outputs.")
+        item = tx.add_item(
+            question="q1b", text="explained", points=0.5, comment="Rows are outputs."
+        )
         for student in ("ben_mistakes", "bea_mistakes", "bo_mistakes"):
             tx.apply_item(student=student, item_id=item.id)
         tx.set_points(student="eli_broken", question="q3", points=1.5, version=0)
@@ -46,7 +48,10 @@ def test_a_save_writes_what_grade_would_write(out):
     assert b"bea_mistakes,0.0,0.5," in after_save["gradebook.csv"]
     assert b"Rows are outputs. (+0.5 pt)" in after_save["feedback/bo_mistakes.md"]
     assert b"&lt;b&gt;neat&lt;/b&gt; &amp; tidy" in after_save["feedback/ada_correct.html"]
-    assert b"Manual overrides" in after_save["report.html"] and b"eli_broken" in after_save["report.html"]
+    assert (
+        b"Manual overrides" in after_save["report.html"]
+        and b"eli_broken" in after_save["report.html"]
+    )
     grade(Path(store.read().run.submissions), out)
     assert files(out) == after_save
 

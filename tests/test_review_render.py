@@ -50,7 +50,7 @@ def test_hostile_markdown_renders_inert(text):
     elements = Elements(str(render_markdown(text))).tags
     forbidden = {"script", "iframe", "style", "img", "svg", "object", "embed", "link", "meta"}
     assert not [tag for tag, _ in elements if tag in forbidden]
-    for tag, attrs in elements:
+    for _, attrs in elements:
         assert not [a for a in attrs if a.startswith("on") or a in ("style", "src")]
         assert attrs.get("class") in (None, "note")
         if "href" in attrs:
@@ -60,10 +60,12 @@ def test_hostile_markdown_renders_inert(text):
 def test_latex_becomes_mathml_and_markdown_stays_markdown():
     """Is math rendered to MathML on the server and ordinary Markdown kept (emphasis, tables,
     safe links)?"""
-    html = str(render_markdown(
-        r"*so* $\frac{\partial z}{\partial x} = W$ [doc](https://numpy.org)"
-        "\n\n| a | b |\n|---|---|\n| 1 | 2 |"
-    ))
+    html = str(
+        render_markdown(
+            r"*so* $\frac{\partial z}{\partial x} = W$ [doc](https://numpy.org)"
+            "\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+        )
+    )
     assert '<math display="inline">' in html and "<mfrac>" in html
     assert "<em>so</em>" in html and "<table>" in html
     assert '<a href="https://numpy.org" rel="noopener noreferrer nofollow">doc</a>' in html
@@ -87,4 +89,6 @@ def test_code_is_highlighted_and_escaped():
     """Is student code highlighted with its markup escaped?"""
     html = str(highlight_python('def f():\n    return "</pre><script>x()</script>"\n'))
     assert '<span class="k">def</span>' in html and "&lt;/pre&gt;&lt;script&gt;" in html
-    assert [tag for tag, _ in Elements(html).tags if tag not in ("div", "pre", "span", "code")] == []
+    assert [
+        tag for tag, _ in Elements(html).tags if tag not in ("div", "pre", "span", "code")
+    ] == []

@@ -47,8 +47,15 @@ def client(review_hostile: Path, tmp_path: Path):
     app.state.ctx.recollator.flush(timeout=60)
 
 
-PAGES = ["/", "/q/q1a", "/s/mallory", f"/s/{quote(HOSTILE_NAME, safe='')}", "/attention",
-         "/gradebook", "/history"]
+PAGES = [
+    "/",
+    "/q/q1a",
+    "/s/mallory",
+    f"/s/{quote(HOSTILE_NAME, safe='')}",
+    "/attention",
+    "/gradebook",
+    "/history",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -62,7 +69,10 @@ def test_no_page_carries_student_markup(client, path):
     assert scripts == ["/static/review.js"]
     for tag, attrs in page.elements:
         assert tag not in ("iframe", "img", "object", "embed", "svg", "style", "base"), tag
-        assert not [name for name in attrs if name.startswith("on") or name == "style"], (tag, attrs)
+        assert not [name for name in attrs if name.startswith("on") or name == "style"], (
+            tag,
+            attrs,
+        )
         href = attrs.get("href") or ""
         assert not href.lower().startswith(("javascript:", "data:", "vbscript:")), href
 
@@ -95,12 +105,22 @@ def test_markup_typed_by_a_ta_is_text_too(client):
     """Are a rubric item's text and a comment with markup escaped where they are shown, and in
     the student's feedback file?"""
     csrf = client.app_state.ctx.guard.csrf
-    client.post("/q/q1a/items", data={"csrf": csrf, "next": "/q/q1a", "points": "0.5",
-                                       "text": "<script>window.__pwned=1</script>",
-                                       "comment": "<img src=x onerror=window.__pwned=1>"},
-                headers={"Origin": BASE})
-    client.post("/mark/mallory/q1a", data={"csrf": csrf, "next": "/", "action": "toggle",
-                                           "item": "1"}, headers={"Origin": BASE})
+    client.post(
+        "/q/q1a/items",
+        data={
+            "csrf": csrf,
+            "next": "/q/q1a",
+            "points": "0.5",
+            "text": "<script>window.__pwned=1</script>",
+            "comment": "<img src=x onerror=window.__pwned=1>",
+        },
+        headers={"Origin": BASE},
+    )
+    client.post(
+        "/mark/mallory/q1a",
+        data={"csrf": csrf, "next": "/", "action": "toggle", "item": "1"},
+        headers={"Origin": BASE},
+    )
     page = Page(client.get("/s/mallory").text)
     assert [a.get("src") for t, a in page.elements if t == "script"] == ["/static/review.js"]
     assert "<img src=x onerror=window.__pwned=1> (+0.5 pt)" in "".join(page.text)

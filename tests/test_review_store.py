@@ -16,8 +16,12 @@ POSSIBLE = {"q1a": 1.0, "q3": 3.0}
 
 
 def result(student: str, score: float = 1.0) -> dict:
-    return {"student": student, "status": "graded", "total": score,
-            "questions": {"q3": {"score": score, "possible": 3.0, "tags": [], "feedback": ""}}}
+    return {
+        "student": student,
+        "status": "graded",
+        "total": score,
+        "questions": {"q3": {"score": score, "possible": 3.0, "tags": [], "feedback": ""}},
+    }
 
 
 @pytest.fixture()
@@ -25,8 +29,9 @@ def store(tmp_path: Path) -> ReviewStore:
     """A store with a recorded run of ann, bob and cy."""
     store = ReviewStore.of(tmp_path)
     with store.write(who="grade", possible=POSSIBLE) as tx:
-        tx.record_run(autograded=[result(s) for s in ("ann", "bob", "cy")], submissions=None,
-                      roster=None)
+        tx.record_run(
+            autograded=[result(s) for s in ("ann", "bob", "cy")], submissions=None, roster=None
+        )
     return store
 
 
@@ -61,11 +66,28 @@ def test_every_change_is_audited_with_who_old_and_new(store):
         assert tx.changed == {"ann"}
     rows = [(c.who, c.action, c.student, c.old, c.new) for c in store.history()]
     assert rows[:4] == [
-        ("bob", "item edited", None, {"text": "sign error", "points": -0.5, "comment": ""},
-         {"text": "sign error", "points": -1.0, "comment": ""}),
+        (
+            "bob",
+            "item edited",
+            None,
+            {"text": "sign error", "points": -0.5, "comment": ""},
+            {"text": "sign error", "points": -1.0, "comment": ""},
+        ),
         ("alice", "comment set", "ann", "", "see me"),
-        ("alice", "item applied", "ann", None, {"text": "sign error", "points": -0.5, "comment": ""}),
-        ("alice", "item created", None, None, {"text": "sign error", "points": -0.5, "comment": ""}),
+        (
+            "alice",
+            "item applied",
+            "ann",
+            None,
+            {"text": "sign error", "points": -0.5, "comment": ""},
+        ),
+        (
+            "alice",
+            "item created",
+            None,
+            None,
+            {"text": "sign error", "points": -0.5, "comment": ""},
+        ),
     ]
     assert [c.action for c in store.history(student="ann")] == ["comment set", "item applied"]
 
@@ -86,12 +108,18 @@ def test_commutative_changes_need_no_version_and_are_idempotent(store):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda tx: tx.set_points(student="ann", question="q3", points=3.5, version=0),
-         "between 0 and 3"),
-        (lambda tx: tx.set_points(student="ann", question="q9", points=1, version=0),
-         "unknown question 'q9'"),
-        (lambda tx: tx.set_points(student="zed", question="q3", points=1, version=0),
-         "no graded submission from student 'zed'"),
+        (
+            lambda tx: tx.set_points(student="ann", question="q3", points=3.5, version=0),
+            "between 0 and 3",
+        ),
+        (
+            lambda tx: tx.set_points(student="ann", question="q9", points=1, version=0),
+            "unknown question 'q9'",
+        ),
+        (
+            lambda tx: tx.set_points(student="zed", question="q3", points=1, version=0),
+            "no graded submission from student 'zed'",
+        ),
         (lambda tx: tx.apply_item(student="ann", item_id=42), "no rubric item 42"),
         (lambda tx: tx.add_item(question="q1a", text="x", points=2.0), r"between -1 and \+1"),
         (lambda tx: tx.add_item(question="q1a", text="  ", points=0.5), "item text is empty"),

@@ -90,7 +90,9 @@ class ReviewContext:
         self.user = user or _os_user()
         self.title = _title(self.out)
         self._submissions: tuple[str | None, dict[str, SubmissionView], str | None] = (
-            None, {}, None,
+            None,
+            {},
+            None,
         )
         self._lock = threading.Lock()
 
@@ -133,7 +135,9 @@ class ReviewContext:
         return message
 
 
-def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[str, ...] = ()) -> Starlette:
+def create_app(
+    out: Path, *, token: str, user: str | None = None, hosts: tuple[str, ...] = ()
+) -> Starlette:
     """The review app over the graded folder ``out``.
 
     Args:
@@ -182,7 +186,13 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
         rows = []
         for spec in ctx.specs:
             graded = [r for r in results if r.get("status") == "graded"]
-            scores = [float(((final[r["student"]].get("questions") or {}).get(spec.id) or {}).get("score") or 0) for r in graded]
+            scores = [
+                float(
+                    ((final[r["student"]].get("questions") or {}).get(spec.id) or {}).get("score")
+                    or 0
+                )
+                for r in graded
+            ]
             rows.append(
                 {
                     "spec": spec,
@@ -190,7 +200,9 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
                     "full": sum(s >= spec.points - 1e-9 for s in scores),
                     "mean": (sum(scores) / len(scores)) if scores else math.nan,
                     "tags": tag_counts(results, spec)[:4],
-                    "marked": sum(1 for (s, q), m in state.marks.items() if q == spec.id and not m.empty),
+                    "marked": sum(
+                        1 for (s, q), m in state.marks.items() if q == spec.id and not m.empty
+                    ),
                     "item_count": len(state.items_of(spec.id)),
                 }
             )
@@ -217,13 +229,21 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
         views, problem = ctx.submissions()
         overrides = {(o.student, o.question): o for o in (state.run.overrides if state.run else ())}
         chosen = [
-            r for r in results
+            r
+            for r in results
             if tag is None or tag in ((r.get("questions") or {}).get(spec.id) or {}).get("tags", [])
         ]
         names = ctx.names()
         cards = [
-            card(r, spec, state=state, submission=views.get(r["student"]), notebook_problem=problem,
-                 run_overrides=overrides, name=names.get(r["student"], ""))
+            card(
+                r,
+                spec,
+                state=state,
+                submission=views.get(r["student"]),
+                notebook_problem=problem,
+                run_overrides=overrides,
+                name=names.get(r["student"], ""),
+            )
             for r in chosen
         ]
         by_student = {r["student"]: r for r in results}
@@ -250,8 +270,15 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
         overrides = {(o.student, o.question): o for o in (state.run.overrides if state.run else ())}
         name = ctx.names().get(student, "")
         cards = [
-            card(result, spec, state=state, submission=views.get(student), notebook_problem=problem,
-                 run_overrides=overrides, name=name)
+            card(
+                result,
+                spec,
+                state=state,
+                submission=views.get(student),
+                notebook_problem=problem,
+                run_overrides=overrides,
+                name=name,
+            )
             for spec in ctx.specs
         ]
         students = sorted(results)
@@ -277,8 +304,12 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
 
     def attention(request: Request) -> HTMLResponse:
         rows = [
-            {"student": r["student"], "status": r.get("status"), "reason": reason(r),
-             "notes": [str(n) for n in r.get("notes") or ()]}
+            {
+                "student": r["student"],
+                "status": r.get("status"),
+                "reason": reason(r),
+                "notes": [str(n) for n in r.get("notes") or ()],
+            }
             for r in ctx.autograded()
             if r.get("status") in ATTENTION
         ]
@@ -299,8 +330,11 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
                 cells.append((a, float(entry.get("score") or 0), "override" in entry))
             rows.append(
                 GradebookRow(
-                    result["student"], str(result.get("status")), tuple(cells),
-                    sum(c[0] for c in cells), sum(c[1] for c in cells),
+                    result["student"],
+                    str(result.get("status")),
+                    tuple(cells),
+                    sum(c[0] for c in cells),
+                    sum(c[1] for c in cells),
                 )
             )
         return page(request, "gradebook.html", rows=rows)
@@ -317,9 +351,12 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
                 override = entry.get("override")
                 if isinstance(override, dict):
                     rows.append(
-                        {"student": result["student"], "question": spec.id,
-                         "points": f"{round(float(override['points']), 4) + 0.0:g}",
-                         "comment": override.get("comment") or ""}
+                        {
+                            "student": result["student"],
+                            "question": spec.id,
+                            "points": f"{round(float(override['points']), 4) + 0.0:g}",
+                            "comment": override.get("comment") or "",
+                        }
                     )
         frame = pd.DataFrame(rows, columns=["student", "question", "points", "comment"])
         return Response(
@@ -331,7 +368,9 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
     def document(path: Path) -> Response:
         if not path.is_file():
             return HTMLResponse("not written yet", 404)
-        return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Content-Security-Policy": DOCUMENT_CSP})
+        return HTMLResponse(
+            path.read_text(encoding="utf-8"), headers={"Content-Security-Policy": DOCUMENT_CSP}
+        )
 
     def report(request: Request) -> Response:
         ctx.recollator.flush(timeout=30)
@@ -354,7 +393,9 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
             raise PermissionError
         return form
 
-    async def change(request: Request, build: Callable, *, anchor_of: str | None = None) -> Response:
+    async def change(
+        request: Request, build: Callable, *, anchor_of: str | None = None
+    ) -> Response:
         try:
             form = await form_of(request)
         except PermissionError:
@@ -401,8 +442,12 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
             elif action == "comment":
 
                 def op(tx: Writer) -> str:
-                    tx.set_comment(student=student, question=qid, text=str(form.get("comment") or ""),
-                                   version=version)
+                    tx.set_comment(
+                        student=student,
+                        question=qid,
+                        text=str(form.get("comment") or ""),
+                        version=version,
+                    )
                     return f"{student}, {qid}: comment saved"
 
             else:
@@ -423,9 +468,13 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
 
                 tag = form.get("tag") or None
                 students = [
-                    r["student"] for r in ctx.autograded()
+                    r["student"]
+                    for r in ctx.autograded()
                     if group_key(r, spec) == group
-                    and (tag is None or tag in ((r.get("questions") or {}).get(qid) or {}).get("tags", []))
+                    and (
+                        tag is None
+                        or tag in ((r.get("questions") or {}).get(qid) or {}).get("tags", [])
+                    )
                 ]
             if not students:
                 raise ReviewError("no submission selected: tick some, or use a group's button")
@@ -469,8 +518,12 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
             points = _number(form.get("points"))
 
             def op(tx: Writer) -> str:
-                item = tx.add_item(question=qid, text=str(form.get("text") or ""), points=points,
-                                   comment=str(form.get("comment") or ""))
+                item = tx.add_item(
+                    question=qid,
+                    text=str(form.get("text") or ""),
+                    points=points,
+                    comment=str(form.get("comment") or ""),
+                )
                 return f"rubric item {item.id} created"
 
             return op, False
@@ -483,15 +536,23 @@ def create_app(out: Path, *, token: str, user: str | None = None, hosts: tuple[s
         def build(form):
             version = _int(form.get("version"))
             if form.get("action") == "delete":
+
                 def op(tx: Writer) -> str:
                     tx.delete_item(item_id, version=version)
-                    return f"rubric item {item_id} deleted; {len(tx.changed)} submission(s) re-scored"
+                    return (
+                        f"rubric item {item_id} deleted; {len(tx.changed)} submission(s) re-scored"
+                    )
             else:
                 points = _number(form.get("points"))
 
                 def op(tx: Writer) -> str:
-                    tx.edit_item(item_id, version=version, text=str(form.get("text") or ""),
-                                 points=points, comment=str(form.get("comment") or ""))
+                    tx.edit_item(
+                        item_id,
+                        version=version,
+                        text=str(form.get("text") or ""),
+                        points=points,
+                        comment=str(form.get("comment") or ""),
+                    )
                     return f"rubric item {item_id} saved; {len(tx.changed)} submission(s) re-scored"
 
             return op, False
@@ -643,4 +704,3 @@ def _title(out: Path) -> str:
     except (OSError, ValueError):
         pass
     return "Math Primer"
-

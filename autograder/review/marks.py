@@ -159,7 +159,9 @@ def overrides_for(
         possible: Points per question id.
     """
     scores = {
-        r["student"]: {q: float(e.get("score") or 0.0) for q, e in (r.get("questions") or {}).items()}
+        r["student"]: {
+            q: float(e.get("score") or 0.0) for q, e in (r.get("questions") or {}).items()
+        }
         for r in results
     }
     by_cell: dict[tuple[str, str], list] = {}

@@ -106,15 +106,10 @@ def answers_of(notebook: nbformat.NotebookNode, specs: Sequence[QuestionSpec]) -
         qid = named or _named_in(label, specs) or _nearest(index, anchors)
         if qid in derivations and text.strip():
             derivations[qid].append(text.strip())
-    return {
-        q.id: Answer(tuple(code[q.id]), tuple(derivations[q.id]))
-        for q in specs
-    }
+    return {q.id: Answer(tuple(code[q.id]), tuple(derivations[q.id])) for q in specs}
 
 
-def _derivations(
-    cells: list, sources: list[str]
-) -> Iterable[tuple[int, str, str | None, str]]:
+def _derivations(cells: list, sources: list[str]) -> Iterable[tuple[int, str, str | None, str]]:
     """(cell index, Markdown text, question named in the metadata, label line) per derivation."""
     index = 0
     while index < len(cells):
@@ -195,9 +190,7 @@ def _defined(source: str) -> set[str]:
     except (SyntaxError, ValueError):
         return set(re.findall(r"^def\s+([A-Za-z_]\w*)", source, flags=re.MULTILINE))
     return {
-        node.name
-        for node in tree.body
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
     }
 
 

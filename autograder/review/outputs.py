@@ -105,7 +105,11 @@ class Recollator:
         roster = state.run.roster() if state.run else None
         only = None if everyone else set(tx.changed)
         table = write_outputs(
-            results, self.out, roster=roster, only=only, report=False,
+            results,
+            self.out,
+            roster=roster,
+            only=only,
+            report=False,
             long=everyone or not cases_everywhere(results),
         )
         seconds = time.perf_counter() - start

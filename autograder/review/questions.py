@@ -56,7 +56,9 @@ def question_specs(out: Path, results: Iterable[dict] = ()) -> tuple[QuestionSpe
             known.functions if known else (),
         )
     if not specs:
-        specs = {q.name: QuestionSpec(q.name, q.sheet, float(q.points), q.functions) for q in QUESTIONS}
+        specs = {
+            q.name: QuestionSpec(q.name, q.sheet, float(q.points), q.functions) for q in QUESTIONS
+        }
     for result in results:
         for qid, entry in (result.get("questions") or {}).items():
             if qid not in specs and isinstance(entry, dict):

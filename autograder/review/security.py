@@ -9,9 +9,9 @@
   to the app's and a ``Sec-Fetch-Site`` that is not ``cross-site``.
 - Every response carries a Content-Security-Policy that allows scripts, styles, fonts and
   images from the app itself only (no inline script, no ``eval``, no plugin, no frame, forms
-  only to itself), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: same-origin`` (no address leaves the
-  app; a stricter ``no-referrer`` would make browsers send ``Origin: null``) and
-  ``Cache-Control: no-store``.
+  only to itself), ``X-Content-Type-Options: nosniff``, ``Cache-Control: no-store`` and
+  ``Referrer-Policy: same-origin`` (no address leaves the app; a stricter ``no-referrer`` would
+  make browsers send ``Origin: null`` with the app's own forms).
 - The ``Host`` header must name this machine (127.0.0.1, localhost or the bound address), which
   stops DNS-rebinding pages from talking to the app.
 """
@@ -38,7 +38,9 @@ CSP = (
     "frame-ancestors 'none'"
 )
 """The app's Content-Security-Policy."""
-DOCUMENT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+DOCUMENT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+)
 """For the kit's self-contained HTML files (report, feedback): their inline CSS, nothing else."""
 
 SECURITY_HEADERS = {

@@ -296,7 +296,10 @@ class Writer:
         self.conn.execute("DELETE FROM autograded")
         self.conn.executemany(
             "INSERT INTO autograded VALUES (?, ?)",
-            [(r["student"], json.dumps(r, ensure_ascii=False, allow_nan=False)) for r in autograded],
+            [
+                (r["student"], json.dumps(r, ensure_ascii=False, allow_nan=False))
+                for r in autograded
+            ],
         )
         columns, rows = (), ()
         if roster is not None:
@@ -313,8 +316,13 @@ class Writer:
             "roster_columns": list(columns),
             "roster_rows": [list(r) for r in rows],
             "overrides": [
-                {"student": o.student, "question": o.question, "points": o.points,
-                 "comment": o.comment, "row": o.row}
+                {
+                    "student": o.student,
+                    "question": o.question,
+                    "points": o.points,
+                    "comment": o.comment,
+                    "row": o.row,
+                }
                 for o in overrides
             ],
             "overrides_path": str(overrides_path) if overrides_path else None,
@@ -333,7 +341,11 @@ class Writer:
     def add_item(self, *, question: str, text: str, points: float, comment: str = "") -> RubricItem:
         """Create a rubric item at the end of the question's list."""
         self._question(question)
-        text, comment, points = _text(text, "item text"), _text(comment, "comment", True), float(points)
+        text, comment, points = (
+            _text(text, "item text"),
+            _text(comment, "comment", True),
+            float(points),
+        )
         self._item_points(question, points)
         (position,) = self.conn.execute(
             "SELECT COALESCE(MAX(position), 0) + 1 FROM items WHERE question = ? AND deleted = 0",
@@ -357,7 +369,11 @@ class Writer:
         """
         old = self._item(item_id)
         self._check_version(old.version, version, f"rubric item {old.text!r}", item=item_id)
-        text, comment, points = _text(text, "item text"), _text(comment, "comment", True), float(points)
+        text, comment, points = (
+            _text(text, "item text"),
+            _text(comment, "comment", True),
+            float(points),
+        )
         self._item_points(old.question, points)
         new = RubricItem(old.id, old.question, text, points, comment, old.position, old.version + 1)
         if (new.text, new.points, new.comment) == (old.text, old.points, old.comment):
@@ -367,7 +383,10 @@ class Writer:
             (text, points, comment, new.version, item_id),
         )
         self._audit(
-            "item edited", question=old.question, item=item_id, old=_item_json(old),
+            "item edited",
+            question=old.question,
+            item=item_id,
+            old=_item_json(old),
             new=_item_json(new),
         )
         self.changed |= self._carriers(item_id)
@@ -395,8 +414,13 @@ class Writer:
         if not cursor.rowcount:
             return False
         self._bump(student, item.question)
-        self._audit("item applied", student=student, question=item.question, item=item_id,
-                    new=_item_json(item))
+        self._audit(
+            "item applied",
+            student=student,
+            question=item.question,
+            item=item_id,
+            new=_item_json(item),
+        )
         return True
 
     def remove_item(self, *, student: str, item_id: int) -> bool:
@@ -409,8 +433,13 @@ class Writer:
         if not cursor.rowcount:
             return False
         self._bump(student, item.question)
-        self._audit("item removed", student=student, question=item.question, item=item_id,
-                    old=_item_json(item))
+        self._audit(
+            "item removed",
+            student=student,
+            question=item.question,
+            item=item_id,
+            old=_item_json(item),
+        )
         return True
 
     def set_points(
@@ -435,13 +464,19 @@ class Writer:
                 )
         old = self._mark(student, question)
         if version is not None:
-            self._check_version(old[2], version, f"{student}, {question}", student=student,
-                                question=question)
+            self._check_version(
+                old[2], version, f"{student}, {question}", student=student, question=question
+            )
         if old[0] == points:
             return False
         self._bump(student, question, points=points)
-        self._audit("points cleared" if points is None else "points set", student=student,
-                    question=question, old=old[0], new=points)
+        self._audit(
+            "points cleared" if points is None else "points set",
+            student=student,
+            question=question,
+            old=old[0],
+            new=points,
+        )
         return True
 
     def set_comment(self, *, student: str, question: str, text: str, version: int | None) -> bool:
@@ -451,8 +486,9 @@ class Writer:
         text = _text(text, "comment", True)
         old = self._mark(student, question)
         if version is not None:
-            self._check_version(old[2], version, f"{student}, {question}", student=student,
-                                question=question)
+            self._check_version(
+                old[2], version, f"{student}, {question}", student=student, question=question
+            )
         if old[1] == text:
             return False
         self._bump(student, question, comment=text)
@@ -467,7 +503,9 @@ class Writer:
         old = self._mark(student, question)[1]
         new = f"{old}\n{text}" if old else text
         if len(new) > MAX_TEXT:
-            raise ReviewError(f"the comment on {student}, {question} would exceed {MAX_TEXT} characters")
+            raise ReviewError(
+                f"the comment on {student}, {question} would exceed {MAX_TEXT} characters"
+            )
         self._bump(student, question, comment=new)
         self._audit("comment added", student=student, question=question, old=old, new=new)
         return True
@@ -482,11 +520,15 @@ class Writer:
         for override in overrides:
             self._student(override.student)
             changed = self.set_points(
-                student=override.student, question=override.question, points=override.points,
+                student=override.student,
+                question=override.question,
+                points=override.points,
                 version=None,
             )
             changed |= self.set_comment(
-                student=override.student, question=override.question, text=override.comment,
+                student=override.student,
+                question=override.question,
+                text=override.comment,
                 version=None,
             )
             count += changed
@@ -496,8 +538,16 @@ class Writer:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _audit(self, action: str, *, student: str | None = None, question: str | None = None,
-               item: int | None = None, old: object = None, new: object = None) -> None:
+    def _audit(
+        self,
+        action: str,
+        *,
+        student: str | None = None,
+        question: str | None = None,
+        item: int | None = None,
+        old: object = None,
+        new: object = None,
+    ) -> None:
         self.conn.execute(
             "INSERT INTO audit (at, who, action, student, question, item, old, new) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -608,8 +658,13 @@ def _parse_run(run: dict) -> RunContext:
         roster_rows=tuple(tuple(r) for r in run.get("roster_rows") or ()),
         has_roster=bool(run.get("has_roster")),
         overrides=tuple(
-            Override(o["student"], o["question"], float(o["points"]), o.get("comment", ""),
-                     int(o.get("row", 0)))
+            Override(
+                o["student"],
+                o["question"],
+                float(o["points"]),
+                o.get("comment", ""),
+                int(o.get("row", 0)),
+            )
             for o in run.get("overrides") or ()
         ),
         overrides_path=run.get("overrides_path"),

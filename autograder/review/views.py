@@ -117,8 +117,12 @@ def card(
         run_override=run_overrides.get((student, spec.id)),
     )
     cases = tuple(
-        Case(str(c.get("case")), float(c.get("points") or 0), bool(c.get("passed")),
-             tuple(map(str, c.get("tags") or ())))
+        Case(
+            str(c.get("case")),
+            float(c.get("points") or 0),
+            bool(c.get("passed")),
+            tuple(map(str, c.get("tags") or ())),
+        )
         for c in entry.get("cases") or ()
         if isinstance(c, dict)
     )
