@@ -481,6 +481,9 @@ def create_app(
             action = form.get("action")
             versions = {s: form.get(f"version:{s}") for s in students}
 
+            if action in ("apply", "remove") and not form.get("item"):
+                raise ReviewError("choose a rubric item (add one to the question first)")
+
             def op(tx: Writer) -> str:
                 if action == "apply":
                     item = _int(form.get("item"))

@@ -136,6 +136,7 @@ _ATTRIBUTES = {
 }
 
 
+@lru_cache(maxsize=8192)
 def highlight_python(code: str) -> Markup:
     """Python source as highlighted, escaped HTML (``<div class="hl"><pre>...``)."""
     return Markup(highlight(code, PythonLexer(), _formatter()))
@@ -146,6 +147,7 @@ def code_css() -> str:
     return _formatter().get_style_defs(f".{CODE_CSS_CLASS}")
 
 
+@lru_cache(maxsize=4096)
 def render_markdown(text: str) -> Markup:
     """A derivation's Markdown as sanitised HTML with MathML formulas (see the module docstring)."""
     note = ""

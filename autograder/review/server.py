@@ -42,7 +42,12 @@ def serve(
     from .app import create_app
 
     token = new_token()
-    hosts = () if host in ("127.0.0.1", "localhost") else (host,)
+    if host in ("127.0.0.1", "localhost"):
+        hosts: tuple[str, ...] = ()
+    elif host in ("0.0.0.0", "::"):  # every interface: clients may use any of its names
+        hosts = ("*",)
+    else:
+        hosts = (host,)
     app = create_app(out, token=token, user=user, hosts=hosts)
     chosen = _free_port(host, port)
     if not _loopback(host):
