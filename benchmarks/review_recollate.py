@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from autograder.grading import write_outputs  # noqa: E402
 from autograder.report import write_report  # noqa: E402
-from autograder.review.app import ReviewContext  # noqa: E402
+from autograder.review.context import ReviewContext  # noqa: E402
 from autograder.review.store import ReviewStore  # noqa: E402
 
 

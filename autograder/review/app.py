@@ -10,11 +10,8 @@ also re-collates the outputs (see :mod:`.outputs`), then redirects back (post/re
 
 from __future__ import annotations
 
-import getpass
 import logging
 import math
-import tempfile
-import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +21,7 @@ import jinja2
 import pandas as pd
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import URL, UploadFile
+from starlette.datastructures import URL, FormData, UploadFile
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -34,22 +31,22 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from autograder.gradebook import GradebookError
-from autograder.overrides import check_students, read_overrides
 
-from .notebooks import SubmissionView, load_submissions
-from .outputs import Recollator
-from .questions import QuestionSpec, question_specs
-from .render import code_css
-from .security import CSRF_FIELD, DOCUMENT_CSP, Guard, GuardMiddleware
-from .store import ConflictError, ReviewError, ReviewStore, Writer
-from .views import (
-    GradebookRow,
-    anchor,
-    card,
-    question_groups,
-    reason,
-    tag_counts,
+from .actions import (
+    MAX_UPLOAD,
+    Op,
+    as_int,
+    bulk_op,
+    edit_item_op,
+    import_op,
+    mark_op,
+    new_item_op,
 )
+from .context import ReviewContext
+from .render import code_css
+from .security import CSRF_FIELD, DOCUMENT_CSP, GuardMiddleware
+from .store import ConflictError, ReviewError
+from .views import GradebookRow, anchor, card, group_key, question_groups, reason, tag_counts, tags
 
 log = logging.getLogger(__name__)
 
@@ -57,82 +54,6 @@ HERE = Path(__file__).parent
 USER_COOKIE = "review_user"
 ATTENTION = ("invalid", "timeout", "error")
 MAX_FORM_FIELDS = 100_000
-
-
-class ReviewContext:
-    """Everything the pages need about one graded folder.
-
-    Raises:
-        ReviewError: ``out`` is not a graded folder, or was graded before the review store.
-    """
-
-    def __init__(self, out: Path, *, token: str, user: str | None = None) -> None:
-        self.out = Path(out)
-        if not (self.out / "results").is_dir() or not (self.out / "gradebook.csv").is_file():
-            raise ReviewError(
-                f"{self.out} is not a graded folder (no results/ or gradebook.csv); run "
-                f"`python -m autograder grade SUBMISSIONS --out {self.out}` first"
-            )
-        self.store = ReviewStore.of(self.out)
-        run_id, autograded = self.store.autograded()
-        if run_id is None:
-            raise ReviewError(
-                f"{self.out} was graded before the kit kept a review store; grade it again "
-                f"(`python -m autograder grade SUBMISSIONS --out {self.out}` reuses the cached "
-                "results)"
-            )
-        self.specs: tuple[QuestionSpec, ...] = question_specs(self.out, autograded)
-        self.by_id = {q.id: q for q in self.specs}
-        self.possible = {q.id: q.points for q in self.specs}
-        self.recollator = Recollator(self.out, self.store, possible=self.possible)
-        self.recollator.prime(run_id, autograded)
-        self.guard = Guard(token)
-        self.user = user or _os_user()
-        self.title = _title(self.out)
-        self._submissions: tuple[str | None, dict[str, SubmissionView], str | None] = (
-            None,
-            {},
-            None,
-        )
-        self._lock = threading.Lock()
-
-    def autograded(self) -> list[dict]:
-        return self.recollator.autograded(self.store.run_id())
-
-    def submissions(self) -> tuple[dict[str, SubmissionView], str | None]:
-        """The notebooks of the latest run (read once per run)."""
-        state = self.store.read()
-        run = state.run
-        with self._lock:
-            if self._submissions[0] != (run.run_id if run else None):
-                folder = Path(run.submissions) if run and run.submissions else None
-                views, problem = load_submissions(
-                    folder, specs=self.specs, roster=run.roster() if run else None
-                )
-                self._submissions = (run.run_id if run else None, views, problem)
-            return self._submissions[1], self._submissions[2]
-
-    def names(self) -> dict[str, str]:
-        """Roster names by student (empty without a roster or a ``name`` column)."""
-        run = self.store.read().run
-        roster = run.roster() if run else None
-        if roster is None or "name" not in roster.columns:
-            return {}
-        return dict(zip(roster["student"], roster["name"], strict=True))
-
-    def question(self, qid: str) -> QuestionSpec:
-        if qid not in self.by_id:
-            raise ReviewError(f"unknown question {qid!r}")
-        return self.by_id[qid]
-
-    def write(self, who: str, op: Callable[[Writer], str], *, everyone: bool = False) -> str:
-        """Run ``op`` in one transaction and re-collate the outputs before committing."""
-        with self.store.write(who=who, possible=self.possible) as tx:
-            message = op(tx)
-            if tx.changed or everyone:
-                saved = self.recollator.save(tx, everyone=everyone)
-                message += f"; outputs saved in {saved.seconds:.2f} s"
-        return message
 
 
 def create_app(
@@ -228,11 +149,7 @@ def create_app(
         state = ctx.store.read()
         views, problem = ctx.submissions()
         overrides = {(o.student, o.question): o for o in (state.run.overrides if state.run else ())}
-        chosen = [
-            r
-            for r in results
-            if tag is None or tag in ((r.get("questions") or {}).get(spec.id) or {}).get("tags", [])
-        ]
+        chosen = [r for r in results if tag is None or tag in tags(r, spec.id)]
         names = ctx.names()
         cards = [
             card(
@@ -394,16 +311,16 @@ def create_app(
         return form
 
     async def change(
-        request: Request, build: Callable, *, anchor_of: str | None = None
+        request: Request, build: Callable[[FormData], Op], *, anchor_of: str | None = None
     ) -> Response:
+        """Check the CSRF field, build the operation, run it, redirect back (or explain)."""
         try:
             form = await form_of(request)
         except PermissionError:
             return HTMLResponse("missing or wrong CSRF token: reload the page", 403)
         target = _safe_next(form.get("next"))
         try:
-            op, everyone = build(form)
-            message = await run_in_threadpool(ctx.write, _who(request, ctx), op, everyone=everyone)
+            message = await run_in_threadpool(ctx.write, _who(request, ctx), build(form))
         except (ReviewError, GradebookError, ValueError) as error:
             return fail(request, error)
         url = URL(target).include_query_params(done=message)
@@ -413,175 +330,51 @@ def create_app(
     async def mark(request: Request) -> Response:
         student, qid = request.path_params["student"], request.path_params["qid"]
 
-        def build(form):
+        def build(form: FormData) -> Op:
             ctx.question(qid)
-            action = form.get("action")
-            version = _int(form.get("version")) if action in ("points", "clear", "comment") else 0
-            if action == "toggle":
-                item = _int(form.get("item"))
-
-                def op(tx: Writer) -> str:
-                    if tx.apply_item(student=student, item_id=item):
-                        return f"applied item {item} to {student}"
-                    tx.remove_item(student=student, item_id=item)
-                    return f"removed item {item} from {student}"
-
-            elif action == "points":
-                points = _number(form.get("points"))
-
-                def op(tx: Writer) -> str:
-                    tx.set_points(student=student, question=qid, points=points, version=version)
-                    return f"{student}, {qid}: points set to {points:g}"
-
-            elif action == "clear":
-
-                def op(tx: Writer) -> str:
-                    tx.set_points(student=student, question=qid, points=None, version=version)
-                    return f"{student}, {qid}: points set by hand cleared"
-
-            elif action == "comment":
-
-                def op(tx: Writer) -> str:
-                    tx.set_comment(
-                        student=student,
-                        question=qid,
-                        text=str(form.get("comment") or ""),
-                        version=version,
-                    )
-                    return f"{student}, {qid}: comment saved"
-
-            else:
-                raise ReviewError(f"unknown action {action!r}")
-            return op, False
+            return mark_op(form, student=student, question=qid)
 
         return await change(request, build, anchor_of=student)
 
     async def bulk(request: Request) -> Response:
         qid = request.path_params["qid"]
 
-        def build(form):
+        def build(form: FormData) -> Op:
             spec = ctx.question(qid)
             students = [str(s) for s in form.getlist("student")]
-            group = form.get("group")
-            if group:
-                from .views import group_key
-
+            if form.get("group"):  # the group's members as the page showed them
                 tag = form.get("tag") or None
                 students = [
                     r["student"]
                     for r in ctx.autograded()
-                    if group_key(r, spec) == group
-                    and (
-                        tag is None
-                        or tag in ((r.get("questions") or {}).get(qid) or {}).get("tags", [])
-                    )
+                    if group_key(r, spec) == form.get("group")
+                    and (tag is None or tag in tags(r, qid))
                 ]
-            if not students:
-                raise ReviewError("no submission selected: tick some, or use a group's button")
-            action = form.get("action")
-            versions = {s: form.get(f"version:{s}") for s in students}
-
-            if action in ("apply", "remove") and not form.get("item"):
-                raise ReviewError("choose a rubric item (add one to the question first)")
-
-            def op(tx: Writer) -> str:
-                if action == "apply":
-                    item = _int(form.get("item"))
-                    n = sum(tx.apply_item(student=s, item_id=item) for s in students)
-                    return f"applied item {item} to {n} of {len(students)} submission(s)"
-                if action == "remove":
-                    item = _int(form.get("item"))
-                    n = sum(tx.remove_item(student=s, item_id=item) for s in students)
-                    return f"removed item {item} from {n} submission(s)"
-                if action == "points":
-                    points = _number(form.get("points"))
-                    for s in students:
-                        if versions[s] is None:
-                            raise ReviewError(f"no version for {s}: reload the page and redo it")
-                        tx.set_points(
-                            student=s, question=qid, points=points, version=_int(versions[s])
-                        )
-                    return f"points of {len(students)} submission(s) set to {points:g}"
-                if action == "comment":
-                    text = str(form.get("comment") or "")
-                    for s in students:
-                        tx.add_comment(student=s, question=qid, text=text)
-                    return f"comment added to {len(students)} submission(s)"
-                raise ReviewError(f"unknown bulk action {action!r}")
-
-            return op, False
+            return bulk_op(form, question=qid, students=students)
 
         return await change(request, build)
 
     async def new_item(request: Request) -> Response:
         qid = request.path_params["qid"]
 
-        def build(form):
+        def build(form: FormData) -> Op:
             ctx.question(qid)
-            points = _number(form.get("points"))
-
-            def op(tx: Writer) -> str:
-                item = tx.add_item(
-                    question=qid,
-                    text=str(form.get("text") or ""),
-                    points=points,
-                    comment=str(form.get("comment") or ""),
-                )
-                return f"rubric item {item.id} created"
-
-            return op, False
+            return new_item_op(form, question=qid)
 
         return await change(request, build)
 
     async def edit_item(request: Request) -> Response:
-        item_id = _int(request.path_params["item"])
-
-        def build(form):
-            version = _int(form.get("version"))
-            if form.get("action") == "delete":
-
-                def op(tx: Writer) -> str:
-                    tx.delete_item(item_id, version=version)
-                    return (
-                        f"rubric item {item_id} deleted; {len(tx.changed)} submission(s) re-scored"
-                    )
-            else:
-                points = _number(form.get("points"))
-
-                def op(tx: Writer) -> str:
-                    tx.edit_item(
-                        item_id,
-                        version=version,
-                        text=str(form.get("text") or ""),
-                        points=points,
-                        comment=str(form.get("comment") or ""),
-                    )
-                    return f"rubric item {item_id} saved; {len(tx.changed)} submission(s) re-scored"
-
-            return op, False
-
-        return await change(request, build)
+        item = as_int(request.path_params["item"])
+        return await change(request, lambda form: edit_item_op(form, item=item))
 
     async def import_overrides(request: Request) -> Response:
-        def build(form):
+        def build(form: FormData) -> Op:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise ReviewError("choose an overrides CSV to import")
-            data = upload.file.read(10_000_001)
-            if len(data) > 10_000_000:
-                raise ReviewError("the file is larger than 10 MB")
             name = Path(upload.filename or "overrides.csv").name
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "overrides.csv"
-                path.write_bytes(data)
-                rows = read_overrides(path)
-                check_students(rows, (r["student"] for r in ctx.autograded()), path=Path(name))
-
-            def op(tx: Writer) -> str:
-                n = tx.import_overrides(rows, source=name)
-                return f"imported {name}: {n} of {len(rows)} row(s) changed a mark"
-
-            return op, False
+            data = upload.file.read(MAX_UPLOAD + 1)
+            return import_op(data, name=name, students=(r["student"] for r in ctx.autograded()))
 
         return await change(request, build)
 
@@ -646,24 +439,6 @@ def _safe_next(value: object) -> str:
     return text
 
 
-def _int(value: object) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        raise ReviewError(f"expected a whole number, got {value!r}") from None
-
-
-def _number(value: object) -> float:
-    text = str(value or "").strip().replace(",", ".")
-    try:
-        number = float(text)
-    except ValueError:
-        raise ReviewError(f"points must be a number, got {text!r}") from None
-    if not math.isfinite(number):
-        raise ReviewError(f"points must be a finite number, got {text!r}")
-    return number
-
-
 def _pts(value: object) -> str:
     if value is None:
         return "\u2014"
@@ -687,23 +462,3 @@ def _value(value: object) -> str:
             return f"{said}: {value['comment']}" if value.get("comment") else said
         return ", ".join(f"{k}: {_value(v)}" for k, v in value.items())
     return str(value)
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "ta"
-
-
-def _title(out: Path) -> str:
-    import json
-
-    try:
-        record = json.loads((out / "assignment.json").read_text(encoding="utf-8"))
-        title = record.get("title") if isinstance(record, dict) else None
-        if isinstance(title, str) and title.strip():
-            return title
-    except (OSError, ValueError):
-        pass
-    return "Math Primer"

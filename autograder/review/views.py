@@ -195,6 +195,12 @@ def question_groups(
     ]
 
 
+def tags(result: dict, question: str) -> list[str]:
+    """The diagnosis tags of a result's answer to a question."""
+    entry = (result.get("questions") or {}).get(question) or {}
+    return [str(t) for t in entry.get("tags") or ()]
+
+
 def tag_counts(results: Sequence[dict], question: QuestionSpec) -> list[tuple[str, int]]:
     """How many graded answers to the question carry each tag, most frequent first."""
     counts: dict[str, int] = {}
