@@ -1,6 +1,6 @@
 """Advice notes: remarks on correct answers that never change a score.
 
-Today one note: an explicit matrix inverse in q3, where ``solve`` or ``lstsq`` is more accurate.
+The rules are the packs' (``Question.advice``), e.g. Exercise 2's note on an explicit inverse.
 """
 
 from __future__ import annotations
@@ -9,32 +9,24 @@ import re
 
 import nbformat
 
-from .contract import BY_NAME
-
-_RULES: dict[str, tuple[re.Pattern[str], str]] = {
-    "q3": (
-        re.compile(r"\binv\s*\("),
-        "Advice (no deduction): your answer forms an explicit inverse. np.linalg.solve(X.T @ X, "
-        "X.T @ y), or better np.linalg.lstsq(X, y), is more accurate: forming X^T X squares the "
-        "condition number.",
-    ),
-}
+from .pack.spec import Pack
 
 
-def answer_source(notebook: nbformat.NotebookNode, question: str) -> str:
-    """The source of the code cells defining the question's functions ("" if none)."""
-    names = BY_NAME[question].functions
+def answer_source(notebook: nbformat.NotebookNode, functions: tuple[str, ...]) -> str:
+    """The source of the code cells defining any of these functions ("" if none)."""
     return "\n".join(
         cell.source
         for cell in notebook.cells
-        if cell.cell_type == "code" and any(f"def {name}(" in cell.source for name in names)
+        if cell.cell_type == "code" and any(f"def {name}(" in cell.source for name in functions)
     )
 
 
-def advice_notes(notebook: nbformat.NotebookNode) -> dict[str, str]:
-    """Question -> advice note, for the questions whose answer cells match a rule."""
+def advice_notes(notebook: nbformat.NotebookNode, *, pack: Pack) -> dict[str, str]:
+    """Question id -> advice note, for the questions whose answer cells match a rule."""
     notes = {}
-    for question, (pattern, note) in _RULES.items():
-        if pattern.search(answer_source(notebook, question)):
-            notes[question] = note
+    for question in pack.questions:
+        source = answer_source(notebook, question.function_names)
+        found = [a.note for a in question.advice if re.search(a.pattern, source)]
+        if found:
+            notes[question.id] = "\n".join(found)
     return notes

@@ -1,11 +1,17 @@
-"""Build the assignment with Otter Assign: the student notebook and the autograder zip.
+"""Build an assignment pack with Otter Assign: the student notebook and the autograder zip.
 
-The checks package is staged next to a copy of the master notebook (the master's config ships it
-with ``files: [autograder]``), Otter Assign runs in a subprocess, and its output is laid out as
-``DIR/student/`` and ``DIR/autograder/autograder.zip`` (a stable name beside Otter's timestamped
-zip), plus ``autograder-offline.zip``, the same zip for the grading image made by
+The master is first checked against its pack's spec (questions, points, test cells). The checks
+package and the pack's Python files (``autograder/assignments/<name>/``) are staged next to a copy
+of the master notebook (the master's config ships them with ``files: [autograder]``), Otter
+Assign runs in a subprocess, and its output is laid out as ``DIR/student/`` and
+``DIR/autograder/autograder.zip`` (a stable name beside Otter's timestamped zip), plus
+``autograder-offline.zip``, the same zip for the grading image made by
 ``scripts/docker_image.sh`` (its ``setup.sh`` installs nothing, its ``run_autograder`` uses the
 image's venv).
+
+Layout of several packs: the course's default pack builds into ``dist/``, every other pack into
+``dist/<name>/`` (``--out`` chooses any folder). A build replaces only ``DIR/student/``,
+``DIR/autograder/`` and ``DIR/.fingerprint``, so the other packs' builds below ``dist/`` stay.
 """
 
 from __future__ import annotations
@@ -20,25 +26,32 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import KitError
 from .givens import SEED_ENV
+from .pack import registry
+from .pack.master import check_master
+from .pack.spec import Pack
 
 log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
-MASTER = REPO_DIR / "assignments" / "math_primer" / "math_primer.ipynb"
 SHIPPED = (
     "__init__.py",
     "checks",
     "judge",
-    "contract.py",
+    "pack",
+    "errors.py",
     "results.py",
     "advice.py",
     "intake.py",
     "givens.py",
 )
-"""What of this package goes to students and into the zip: the checks and the judge (the Otter
-plugin) with the modules they import; not the CLI, the engines or the gradebook."""
+"""What of this package goes to students and into the zip: the checks, the pack API and the judge
+(the Otter plugin) with the modules they import; not the CLI, the engines or the gradebook. The
+pack's own Python files go to ``autograder/assignments/<name>/``."""
+DEFAULT_OUT = Path("dist")
+"""The default pack's build folder; other packs build into ``dist/<name>/``."""
 RUN_OTTER_PATCH = (
     "import os, sys\n"
     "sys.path.insert(0, '/autograder/source/files')  # the kit's judge plugin ships there\n"
@@ -55,7 +68,7 @@ AUTOGRADER_REQUIREMENTS = "numpy==2.4.6\nsympy==1.14.0\n"
 """Extra packages for the grading image (Otter adds its own)."""
 OFFLINE_VENV = "/opt/math-primer/venv"
 """The venv of the offline grading image (``VENV`` in ``scripts/docker_image.sh``)."""
-OFFLINE_STUDENT_FILE = "math_primer_student.txt"
+OFFLINE_STUDENT_FILE = "autograder_student_id.txt"
 """A member of a submission zip holding the student id that seeds the instances (``docker``
 engine): ``otter grade`` passes no environment variable into its containers."""
 OFFLINE_SETUP = f"""#!/usr/bin/env bash
@@ -96,7 +109,7 @@ python /autograder/source/run_otter.py
 """``run_autograder`` of the offline zip."""
 
 
-class BuildError(Exception):
+class BuildError(KitError):
     """Otter Assign failed, or the master notebook is missing."""
 
 
@@ -105,12 +118,14 @@ class Build:
     """Where a built assignment lives."""
 
     out: Path
-    """The build folder (``dist/`` by default)."""
+    """The build folder (``dist/`` for the default pack, ``dist/<name>/`` for the others)."""
+    name: str
+    """The pack's name."""
 
     @property
     def student_notebook(self) -> Path:
         """The notebook handed out to students."""
-        return self.out / "student" / "math_primer.ipynb"
+        return self.out / "student" / f"{self.name}.ipynb"
 
     @property
     def autograder_zip(self) -> Path:
@@ -123,41 +138,73 @@ class Build:
         return self.out / "autograder" / "autograder-offline.zip"
 
 
-def source_fingerprint(master: Path = MASTER) -> str:
-    """A hash of everything a build depends on, to know when a build is stale."""
-    digest = hashlib.sha256(master.read_bytes())
-    for path in sorted(_shipped_files()):
-        digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
+def default_out(pack: Pack | str) -> Path:
+    """The build folder of a pack when none is given: ``dist/`` for the course's default pack,
+    ``dist/<name>/`` for the others."""
+    name = pack if isinstance(pack, str) else pack.name
+    try:
+        default = registry.default_name()
+    except KitError:
+        default = None
+    return DEFAULT_OUT if name == default else DEFAULT_OUT / name
+
+
+def source_fingerprint(pack: Pack | str) -> str:
+    """A hash of everything a build of the pack depends on, to know when a build is stale."""
+    pack = registry.load(pack)
+    digest = hashlib.sha256(pack.name.encode())
+    digest.update((RUN_OTTER_PATCH + OFFLINE_SETUP + OFFLINE_RUN_AUTOGRADER).encode())
+    for label, path in [*_shipped_files(), *_pack_files(pack)]:
+        digest.update(label.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-def _shipped_files() -> list[Path]:
+def _shipped_files() -> list[tuple[str, Path]]:
+    """(path in the staged ``autograder/``, file) for the kit's shipped modules."""
     files = []
     for name in SHIPPED:
         path = PACKAGE_DIR / name
-        files += [path] if path.is_file() else sorted(path.rglob("*.py"))
+        found = [path] if path.is_file() else sorted(path.rglob("*.py"))
+        files += [(str(p.relative_to(PACKAGE_DIR)), p) for p in found]
     return files
 
 
-def build(*, out: Path, master: Path = MASTER) -> Build:
-    """Run Otter Assign on the master notebook and lay out the result in ``out``.
+def _pack_files(pack: Pack) -> list[tuple[str, Path]]:
+    """(path in the staging folder, file): the master and the pack's Python files."""
+    folder = pack.folder
+    files = [(f"{pack.name}.ipynb", folder / f"{pack.name}.ipynb")]
+    for path in sorted(folder.rglob("*.py")):
+        if "__pycache__" not in path.parts:
+            files.append((f"autograder/assignments/{pack.name}/{path.relative_to(folder)}", path))
+    return files
+
+
+def build(*, out: Path, pack: Pack | str) -> Build:
+    """Check the pack's master against its spec, run Otter Assign on it and lay out the result
+    in ``out``.
 
     Raises:
         BuildError: when the master is missing or Otter Assign fails (including its own check that
             the solutions pass the tests); the message holds Otter's output.
+        KitError: no such pack, or its master disagrees with its spec (``MasterDrift``).
     """
-    if not master.is_file():
-        raise BuildError(f"master notebook not found: {master}")
+    pack = registry.load(pack)
+    if pack.folder is None:
+        raise BuildError(f"pack {pack.name!r} has no folder with a master notebook")
+    check_master(pack)
     out = out.resolve()
     with tempfile.TemporaryDirectory(prefix="mp-build-") as scratch:
         stage = Path(scratch)
-        shutil.copy(master, stage / master.name)
-        for path in _shipped_files():
-            target = stage / "autograder" / path.relative_to(PACKAGE_DIR)
+        for label, path in [
+            *(("autograder/" + a, p) for a, p in _shipped_files()),
+            *_pack_files(pack),
+        ]:
+            target = stage / label
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
         (stage / "requirements.txt").write_text(AUTOGRADER_REQUIREMENTS)
+        master = stage / f"{pack.name}.ipynb"
         command = [sys.executable, "-m", "otter", "assign", master.name, "dist"]
         log.info("running %s", " ".join(command))
         proc = subprocess.run(command, cwd=stage, capture_output=True, text=True)
@@ -167,17 +214,20 @@ def build(*, out: Path, master: Path = MASTER) -> Build:
                 "Otter Assign failed (do the master notebook's solutions pass its tests?):\n"
                 + "\n".join(output.splitlines()[-25:])
             )
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.copytree(stage / "dist", out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".fingerprint").unlink(missing_ok=True)
+        for part in ("student", "autograder"):
+            if (out / part).exists():
+                shutil.rmtree(out / part)
+            shutil.copytree(stage / "dist" / part, out / part)
     zips = sorted((out / "autograder").glob("*-autograder_*.zip"))
     if not zips:
         raise BuildError(f"Otter Assign wrote no autograder zip in {out / 'autograder'}")
-    result = Build(out)
+    result = Build(out, pack.name)
     _patch_run_otter(zips[-1])
     shutil.copy(zips[-1], result.autograder_zip)
     write_offline_zip(result.autograder_zip, result.offline_zip)
-    (out / ".fingerprint").write_text(source_fingerprint(master))
+    (out / ".fingerprint").write_text(source_fingerprint(pack))
     log.info("built %s, %s and its offline variant", result.student_notebook, result.autograder_zip)
     return result
 
@@ -211,16 +261,19 @@ def write_offline_zip(standard: Path, target: Path) -> None:
             )
 
 
-def ensure_built(*, out: Path, master: Path = MASTER) -> Build:
-    """Reuse the build in ``out`` if it is up to date with the sources, else build."""
-    existing = Build(out.resolve())
+def ensure_built(*, out: Path | None = None, pack: Pack | str) -> Build:
+    """Reuse the pack's build in ``out`` (default :func:`default_out`) if it is up to date with
+    the sources, else build."""
+    pack = registry.load(pack)
+    out = default_out(pack) if out is None else out
+    existing = Build(out.resolve(), pack.name)
     stamp = existing.out / ".fingerprint"
     if (
         existing.autograder_zip.is_file()
         and stamp.is_file()
-        and stamp.read_text() == source_fingerprint(master)
+        and stamp.read_text() == source_fingerprint(pack)
     ):
         if not existing.offline_zip.is_file():  # a build from before the offline variant
             write_offline_zip(existing.autograder_zip, existing.offline_zip)
         return existing
-    return build(out=out, master=master)
+    return build(out=out, pack=pack)

@@ -1,4 +1,6 @@
-"""Command line: ``python -m autograder build | grade | demo`` (a thin click layer)."""
+"""Command line: ``python -m autograder build | grade | demo | gradescope-check | new`` (a thin
+click layer). Every expected failure (a :class:`~autograder.errors.KitError`) ends with a one-line
+``error:`` and exit code 2."""
 
 from __future__ import annotations
 
@@ -16,17 +18,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import gradebook
-from .build import BuildError
+from .build import DEFAULT_OUT, default_out
 from .build import build as run_build
-from .gradebook import GradebookError
+from .errors import KitError
 from .grading import DEFAULT_TIMEOUT, ENGINES, GradeRun, GradingError, default_jobs
 from .grading import grade as run_grade
-from .intake import IntakeError, Submission
+from .intake import Submission
+from .pack import registry
 from .report import summary_lines
-from .review.store import ReviewError
 
 console = Console(stderr=True)
-EXPECTED_ERRORS = (BuildError, GradebookError, GradingError, IntakeError, ReviewError)
+DEMO_OUT = Path("out/demo")
+"""The demo's output folder for the default assignment (out/demo/NAME for the others)."""
+EXPECTED_ERRORS = (KitError,)
+"""Every expected failure derives from :class:`~autograder.errors.KitError`."""
 
 
 jobs_option = click.option(
@@ -39,16 +44,29 @@ jobs_option = click.option(
 build_dir_option = click.option(
     "--build-dir",
     type=click.Path(path_type=Path),
-    default=Path("dist"),
-    show_default=True,
-    help="Where the built assignment is (built if needed).",
+    default=None,
+    help="Where the built assignment is (built if needed) [default: dist/ for the course's "
+    "default assignment, dist/NAME/ for the others].",
 )
+
+
+def assignment_option(help_text: str):
+    """``--assignment NAME``: which pack of assignments/ the command works on."""
+    return click.option("--assignment", "-a", metavar="NAME", default=None, help=help_text)
+
+
+def _assignment(name: str | None) -> str:
+    """The named pack (checked), or the course's default (assignments/course.toml)."""
+    if name is None:
+        return registry.default_name()
+    registry.find(name)
+    return name
 
 
 @click.group()
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def main(verbose: int) -> None:
-    """Autograding kit for the Math Primer exercise (Otter-Grader)."""
+    """Autograding kit for the course's exercise sheets (Otter-Grader), one pack per sheet."""
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(
         level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)]
@@ -59,19 +77,22 @@ def main(verbose: int) -> None:
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    default=Path("dist"),
-    show_default=True,
-    help="Build folder.",
+    default=None,
+    help="Build folder [default: dist/ for the course's default assignment, dist/NAME/ for the "
+    "others].",
 )
-def build(out: Path) -> None:
-    """Run Otter Assign: DIR/student/math_primer.ipynb and DIR/autograder/autograder.zip.
+@assignment_option("The assignment to build [default: the course's default].")
+def build(out: Path | None, assignment: str | None) -> None:
+    """Run Otter Assign: DIR/student/NAME.ipynb and DIR/autograder/autograder.zip.
 
-    Also writes DIR/autograder/autograder-offline.zip, for the offline grading image of
+    Checks the master notebook against the assignment's spec first. Also writes
+    DIR/autograder/autograder-offline.zip, for the offline grading image of
     scripts/docker_image.sh (grade --engine docker).
     """
     with _friendly_errors():
+        name = _assignment(assignment)
         with console.status("Running Otter Assign (it also checks the solutions pass)..."):
-            result = run_build(out=out)
+            result = run_build(out=out or default_out(name), pack=name)
     click.echo(f"student notebook: {result.student_notebook}")
     click.echo(f"autograder zip:   {result.autograder_zip}")
     click.echo(f"offline zip:      {result.offline_zip}")
@@ -105,6 +126,7 @@ def build(out: Path) -> None:
     ),
 )
 @build_dir_option
+@assignment_option("The assignment the submissions are for [default: inferred from the notebooks].")
 @click.option(
     "--scheduler",
     metavar="ADDRESS",
@@ -125,6 +147,14 @@ def build(out: Path) -> None:
     default=None,
     help="CSV of manual points (student, question, points, comment) applied on top.",
 )
+@click.option(
+    "--unsafe-no-isolation",
+    is_flag=True,
+    help=(
+        "Judge engine on a machine that cannot isolate student code: run it anyway, with your "
+        "rights (it can read your files and the other submissions). Every result says so."
+    ),
+)
 def grade(
     submissions: Path,
     out: Path,
@@ -132,17 +162,22 @@ def grade(
     timeout: float,
     roster: Path | None,
     engine: str,
-    build_dir: Path,
+    build_dir: Path | None,
+    assignment: str | None,
     scheduler: str | None,
     force: bool,
     overrides: Path | None,
+    unsafe_no_isolation: bool,
 ) -> None:
     """Grade a folder of submissions and write OUT/gradebook.csv and OUT/results/."""
+    if unsafe_no_isolation:
+        _warn_unisolated()
     with _friendly_errors():
         run = run_grade(
             submissions=submissions,
             out=out,
             build_dir=build_dir,
+            assignment=assignment and _assignment(assignment),
             jobs=jobs,
             timeout=timeout,
             roster=roster,
@@ -151,30 +186,37 @@ def grade(
             scheduler=scheduler,
             force=force,
             overrides=overrides,
+            unsafe_no_isolation=unsafe_no_isolation,
         )
     _report(run)
+    if unsafe_no_isolation:
+        click.echo(UNISOLATED_WARNING)
 
 
 @main.command()
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    default=Path("out/demo"),
-    show_default=True,
-    help="Output folder.",
+    default=None,
+    help="Output folder [default: out/demo for the course's default assignment, out/demo/NAME "
+    "for the others].",
 )
 @jobs_option
-def demo(out: Path, jobs: int | None) -> None:
+@assignment_option("The assignment whose samples to grade [default: the course's default].")
+def demo(out: Path | None, jobs: int | None, assignment: str | None) -> None:
     """Build, grade the embedded sample submissions and print a summary."""
     from .samples import write_samples
 
     with _friendly_errors():
-        samples = write_samples(out / "submissions")
+        name = _assignment(assignment)
+        if out is None:
+            out = DEMO_OUT if default_out(name) == DEFAULT_OUT else DEMO_OUT / name
+        samples = write_samples(out / "submissions", pack=name)
         click.echo(f"wrote {len(samples)} sample submissions to {out / 'submissions'}")
         run = run_grade(
             submissions=out / "submissions",
             out=out,
-            build_dir=Path("dist"),
+            assignment=name,
             jobs=jobs or default_jobs(),
             progress=_progress_bar,
         )
@@ -212,7 +254,12 @@ def review(out: Path, port: int | None, host: str, user: str | None) -> None:
 @click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--student", default="student", show_default=True, help="The submitter's id (seeds).")
 @build_dir_option
-def gradescope_check(notebook: Path, student: str, build_dir: Path) -> None:
+@assignment_option(
+    "The assignment of NOTEBOOK [default: inferred from it, else the course's default]."
+)
+def gradescope_check(
+    notebook: Path, student: str, build_dir: Path | None, assignment: str | None
+) -> None:
     """Run the autograder zip on NOTEBOOK as Gradescope would, in a local container.
 
     Needs the grading image (scripts/docker_image.sh). Prints each test of results.json and
@@ -229,7 +276,9 @@ def gradescope_check(notebook: Path, student: str, build_dir: Path) -> None:
 
     user = {"email": f"{student}@example.invalid", "id": 0, "name": student, "sid": student}
     with _friendly_errors():
-        built = ensure_built(out=build_dir)
+        name = _assignment(assignment) if assignment else _notebook_assignment(notebook)
+        pack = registry.load(name)
+        built = ensure_built(out=build_dir, pack=pack)
         try:
             with console.status("Building a Gradescope-like image and running the autograder..."):
                 run = run_like_gradescope(
@@ -243,12 +292,75 @@ def gradescope_check(notebook: Path, student: str, build_dir: Path) -> None:
         )
         click.echo(f"{test.get('name', '?'):<14} {score:<10} {test.get('visibility', 'visible')}")
     click.echo(f"score: {run.results.get('score', 'sum of the tests')}")
-    problems = format_problems(run.results) + kit_problems(run.results)
+    problems = format_problems(run.results) + kit_problems(run.results, pack=pack)
     for problem in problems:
         click.echo(f"problem: {problem}", err=True)
     if problems:
         sys.exit(1)
     click.echo("results.json follows Gradescope's documented format")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--title", default=None, help="The sheet's title [default: from NAME].")
+def new(name: str, title: str | None) -> None:
+    """Scaffold an assignment NAME: assignments/NAME/ (spec.py, NAME.ipynb) and solutions/NAME/.
+
+    The example question (the Jacobian of z = tanh(Wx)) builds, grades its samples and passes
+    the generic tests as generated; replace it with the sheet's questions (docs/authoring.md).
+    """
+    from .pack.scaffold import scaffold
+
+    with _friendly_errors():
+        made = scaffold(name, title=title)
+    click.echo(f"assignment: {made.pack}")
+    click.echo(f"solutions:  {made.solutions}")
+    click.echo(f"next: python -m autograder demo --assignment {name}")
+
+
+@main.command("sync-tests")
+@assignment_option("The assignment whose master to update [default: the course's default].")
+def sync_tests(assignment: str | None) -> None:
+    """Write the master notebook's test cells from the assignment's spec.
+
+    Each question's cells between BEGIN TESTS and END TESTS become one public form check and one
+    hidden cell per case of the spec, with the spec's points; nothing else changes. `build`
+    refuses a master whose test cells disagree with the spec.
+    """
+    from .pack.master import sync_master
+
+    with _friendly_errors():
+        pack = registry.load(_assignment(assignment))
+        changed = sync_master(pack)
+    click.echo(
+        f"rewrote the test cells of {', '.join(changed)}" if changed else "test cells up to date"
+    )
+
+
+def _notebook_assignment(notebook: Path) -> str:
+    """The pack a notebook looks like, else the course's default."""
+    import nbformat
+
+    from .pack.infer import infer
+
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)
+    except Exception:  # noqa: BLE001 - an unreadable notebook is Otter's to report
+        return registry.default_name()
+    try:
+        return infer([nb])
+    except KitError:
+        return registry.default_name()
+
+
+UNISOLATED_WARNING = (
+    "warning: --unsafe-no-isolation: student code runs without the sandbox, with your rights "
+    "(your files, the other submissions, the network); every result and feedback file says so"
+)
+
+
+def _warn_unisolated() -> None:
+    console.print(f"[bold yellow]{escape(UNISOLATED_WARNING)}[/]", soft_wrap=True, highlight=False)
 
 
 @contextmanager
@@ -289,13 +401,13 @@ def _progress_bar(submissions: Iterable[Submission]):
 
 def _report(run: GradeRun) -> None:
     table = Table(title="Per-question summary (graded submissions)")
-    summary = gradebook.summary_table(run.gradebook)
+    summary = gradebook.summary_table(run.gradebook, pack=run.pack)
     for column in summary.columns:
         table.add_column(str(column), justify="right" if column != "question" else "left")
     for row in summary.itertuples(index=False):
         table.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row])
     Console().print(table)
-    for line in summary_lines(run.gradebook, run.results):
+    for line in summary_lines(run.gradebook, run.results, pack=run.pack):
         click.echo(line)
     counts = run.gradebook["status"].value_counts().to_dict()
     click.echo("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
 
+from .errors import KitError
+
 log = logging.getLogger(__name__)
 
 
-class ExecutorError(Exception):
+class ExecutorError(KitError):
     """The requested executor cannot be used (unreachable or unfit Dask cluster)."""
 
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import pandas as pd
 
-from autograder.checks.questions import CASES
-from autograder.contract import QUESTION_NAMES
+from autograder.errors import KitError
 from autograder.gradebook import SCORE_DECIMALS
+from autograder.pack.spec import Pack
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ LONG_COLUMNS: tuple[str, ...] = (
 _CASE_LINE = re.compile(r"^\[(?P<case>[A-Za-z0-9_]+), (?P<points>[0-9.eE+-]+) pt\] ")
 
 
-class ExportError(Exception):
+class ExportError(KitError):
     """The gradebook or results cannot be exported without inventing or losing data."""
 
 
@@ -77,7 +77,8 @@ def write_exports(
     results: list[dict],
     out: Path,
     *,
-    assignment: str = "Math Primer",
+    pack: Pack,
+    assignment: str | None = None,
     roster: pd.DataFrame | None = None,
     long: bool = True,
 ) -> list[Path]:
@@ -88,9 +89,11 @@ def write_exports(
             if any).
         results: The result dicts the gradebook was collated from.
         out: The output folder (the one holding ``gradebook.csv``; created if needed).
-        assignment: The LMS assignment column's header. For Canvas, ``"Math Primer (12345)"``
-            (the assignment's Canvas id in parentheses, as in Canvas's export) updates that
-            assignment; a name without an id makes Canvas create a new assignment.
+        pack: The assignment (its questions and cases make ``long.csv``).
+        assignment: The LMS assignment column's header; default the pack's title. For Canvas,
+            ``"<title> (12345)"`` (the assignment's Canvas id in parentheses, as in Canvas's
+            export) updates that assignment; a name without an id makes Canvas create a new
+            assignment.
         roster: Optional roster with identity columns (``name``, ``canvas_id``,
             ``sis_user_id``, ``sis_login_id``, ``section``, ``idnumber``, ``email``), used
             where ``table`` does not already have them.
@@ -103,6 +106,7 @@ def write_exports(
         ExportError: If ``table`` lacks the ``student``, ``total`` or ``status`` column, the
             assignment name is empty or the roster has no ``student`` column.
     """
+    assignment = pack.title if assignment is None else assignment
     if not isinstance(assignment, str) or not assignment.strip():
         raise ExportError(f"the assignment column needs a name, got {assignment!r}")
     missing = [c for c in ("student", "total", "status") if c not in table.columns]
@@ -133,7 +137,7 @@ def write_exports(
         _write(moodle_table(posted, assignment=assignment), folder / "moodle.csv"),
     ]
     if long:
-        paths.append(_write(long_table(results), folder / "long.csv"))
+        paths.append(_write(long_table(results, pack=pack), folder / "long.csv"))
     logger.info("wrote %s", ", ".join(str(p) for p in paths))
     return paths
 
@@ -177,12 +181,12 @@ def moodle_table(people: pd.DataFrame, *, assignment: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*MOODLE_ID_COLUMNS, assignment], dtype=object)
 
 
-def long_table(results: list[dict]) -> pd.DataFrame:
+def long_table(results: list[dict], *, pack: Pack) -> pd.DataFrame:
     """One row per student x question x hidden case x diagnosis tag (see :data:`LONG_COLUMNS`).
 
     A case with no tag has one row with an empty ``tag``; a case with k tags has k rows, each
     with the case's ``score`` (so sum ``score`` over unique student, question, case). Cases and
-    their points come from :data:`~autograder.checks.questions.CASES`; a case failed when the
+    their points come from the pack's questions; a case failed when the
     question's feedback has a line ``[case, N pt] ...`` (results list failed cases only), or
     when the result is not ``graded`` or has no test results for the question.
 
@@ -197,9 +201,10 @@ def long_table(results: list[dict]) -> pd.DataFrame:
         student = str(result.get("student", ""))
         status = str(result.get("status", ""))
         questions = result.get("questions") or {}
-        for question in QUESTION_NAMES:
+        for question in pack.question_ids:
             entry = questions.get(question) or {}
-            for case, points, passed, tags, source in _cases(status, entry, question):
+            cases = pack.question(question).case_points
+            for case, points, passed, tags, source in _cases(status, entry, cases):
                 score = points if passed else 0.0
                 for tag in tags or [""]:
                     rows.append(
@@ -219,7 +224,7 @@ def long_table(results: list[dict]) -> pd.DataFrame:
 
 
 def _cases(
-    status: str, entry: Mapping[str, Any], question: str
+    status: str, entry: Mapping[str, Any], cases: Mapping[str, float]
 ) -> list[tuple[str, float, bool, list[str], str]]:
     """(case, points, passed, tags, tag_source) for each hidden case of one question."""
     if isinstance(entry.get("cases"), list):
@@ -236,14 +241,14 @@ def _cases(
     tags = sorted(str(t) for t in entry.get("tags") or [])
     failed = _failed_cases(entry)
     score = float(entry.get("score") or 0.0)
-    possible = float(entry.get("possible") or sum(CASES[question].values()))
+    possible = float(entry.get("possible") or sum(cases.values()))
     if status != "graded" or not entry or (not failed and score < possible - 1e-9):
         # Not graded, or no test results for this question: every case failed.
-        failed = set(CASES[question])
+        failed = set(cases)
     source = "case" if len(failed) <= 1 else "question"
     return [
         (case, float(p), case not in failed, tags if case in failed else [], source)
-        for case, p in CASES[question].items()
+        for case, p in cases.items()
     ]
 
 

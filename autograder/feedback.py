@@ -19,11 +19,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from autograder.contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
+from autograder.errors import KitError
+from autograder.pack.spec import Pack
 
 logger = logging.getLogger(__name__)
 
-ASSIGNMENT_TITLE = "Math Primer"
 
 STATUS_EXPLANATIONS: dict[str, str] = {
     "graded": "",
@@ -57,16 +57,17 @@ code { background: #f2f2f2; padding: 0 .2rem; border-radius: 3px; }
 """.strip()
 
 
-class FeedbackError(Exception):
+class FeedbackError(KitError):
     """A result cannot be turned into a feedback file (no usable student id, duplicates)."""
 
 
-def write_feedback(results: list[dict], out: Path) -> list[Path]:
+def write_feedback(results: list[dict], out: Path, *, pack: Pack) -> list[Path]:
     """Write ``out/feedback/<student>.md`` and ``.html`` for every result.
 
     Args:
         results: One result dict per submission (the ``results/<student>.json`` format).
         out: The output folder; ``feedback/`` is created inside it.
+        pack: The assignment (its title, questions and sheet labels).
 
     Returns:
         The written paths, sorted by student, ``.md`` before ``.html``.
@@ -84,7 +85,7 @@ def write_feedback(results: list[dict], out: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for student, result in sorted(zip(students, results, strict=True), key=lambda p: p[0]):
-        report = _report(student, result)
+        report = _report(student, result, pack)
         md = folder / f"{student}.md"
         md.write_text(render_markdown(report), encoding="utf-8", newline="\n")
         page = folder / f"{student}.html"
@@ -96,7 +97,7 @@ def write_feedback(results: list[dict], out: Path) -> list[Path]:
 
 def render_markdown(report: dict) -> str:
     """The Markdown feedback for one :func:`_report`."""
-    lines = [f"# {ASSIGNMENT_TITLE}: feedback for {_md(report['student'])}", ""]
+    lines = [f"# {_md(report['title'])}: feedback for {_md(report['student'])}", ""]
     lines += [f"**Total: {_pts(report['total'])} / {_pts(report['possible'])} points**", ""]
     if report["explanation"]:
         lines += [f"**Status: {_md(report['status'])}.** {_md(report['explanation'])}", ""]
@@ -124,11 +125,11 @@ def render_html(report: dict) -> str:
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_html(ASSIGNMENT_TITLE)}: feedback for {student}</title>",
+        f"<title>{_html(report['title'])}: feedback for {student}</title>",
         f"<style>\n{_CSS}\n</style>",
         "</head>",
         "<body>",
-        f"<h1>{_html(ASSIGNMENT_TITLE)}: feedback for {student}</h1>",
+        f"<h1>{_html(report['title'])}: feedback for {student}</h1>",
         f"<p><strong>Total: {_pts(report['total'])} / {_pts(report['possible'])} points</strong></p>",
     ]
     if report["explanation"]:
@@ -166,7 +167,7 @@ def render_html(report: dict) -> str:
     return "\n".join(parts)
 
 
-def _report(student: str, result: dict) -> dict:
+def _report(student: str, result: dict, pack: Pack) -> dict:
     """What a feedback file shows, from one result (pure; no rendering)."""
     status = str(result.get("status", ""))
     questions = result.get("questions") or {}
@@ -174,15 +175,16 @@ def _report(student: str, result: dict) -> dict:
         questions = {}
     entries = []
     texts = []
-    for name in QUESTION_NAMES:
+    for question in pack.questions:
+        name = question.id
         entry = questions.get(name) or {}
-        possible = float(entry.get("possible", BY_NAME[name].points))
+        possible = float(entry.get("possible", question.points))
         feedback = str(entry.get("feedback") or "")
         texts.append(feedback)
         entries.append(
             {
                 "name": name,
-                "sheet": BY_NAME[name].sheet,
+                "sheet": question.sheet,
                 "score": float(entry.get("score") or 0.0),
                 "possible": possible,
                 "feedback": feedback,
@@ -205,13 +207,14 @@ def _report(student: str, result: dict) -> dict:
         str(n) for n in result.get("notes") or [] if not str(n).startswith(HIDDEN_NOTE_PREFIXES)
     ]
     return {
+        "title": pack.title,
         "student": student,
         "status": status,
         "explanation": STATUS_EXPLANATIONS.get(status, f"Status {status}."),
         "reason": reason,
         "notes": notes,
         "total": float(result.get("total") or sum(e["score"] for e in entries)),
-        "possible": float(result.get("possible") or TOTAL_POINTS),
+        "possible": float(result.get("possible") or pack.total_points),
         "questions": entries,
     }
 

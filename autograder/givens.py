@@ -1,7 +1,8 @@
-"""What student code is given or judged by, without any of the checks.
+"""What the evaluator shares with the checks, without any of the checks.
 
-The judge's evaluator imports this module and nothing of ``autograder.checks``, so the checks
-are not in the memory the student's code runs in. The checks import it too, so both sides agree.
+The judge's evaluator imports this module and nothing of ``autograder.checks`` (the values it may
+hand to student code come from the pack's own ``givens.py``), so the checks are not in the memory
+the student's code runs in. The checks import it too, so both sides agree.
 """
 
 from __future__ import annotations
@@ -11,18 +12,8 @@ import inspect
 import textwrap
 from collections.abc import Callable
 
-import numpy as np
-
 SEED_ENV = "MATH_PRIMER_STUDENT"
 """Environment variable holding the student id; the kit's grading engines set it."""
-
-DERIVATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "sin": np.cos,
-    "tanh": lambda x: 1.0 - np.tanh(x) ** 2,
-    "cube": lambda x: 3.0 * x**2,
-    "softplus": lambda x: 0.5 * (1.0 + np.tanh(x / 2)),
-}
-"""The f' handed to ``jacobian_elementwise(f_prime, x)``, by the name of f."""
 
 
 def is_placeholder(fn: Callable) -> bool:

@@ -3,12 +3,13 @@
 A per-student result is a plain dict (written to ``OUT/results/<student>.json``)::
 
     {"student": "ann", "status": "graded", "total": 9.5, "possible": 12.0,
-     "questions": {"q1a": {"score": 1.0, "possible": 1.0, "tags": [], "feedback": ""}, ...}}
+     "questions": {"q1": {"score": 1.0, "possible": 1.0, "tags": [], "feedback": ""}, ...}}
 
-``status`` is one of :data:`~autograder.contract.STATUSES`; for statuses other than ``graded``,
-``questions`` may be ``{}`` and ``total`` 0. The gradebook is collated once, in a fixed column
-order: :data:`~autograder.contract.GRADEBOOK_COLUMNS`, then the roster's extra columns, then
-``on_roster`` when a roster is given.
+``status`` is one of :data:`STATUSES`; for statuses other than ``graded``, ``questions`` may be
+``{}`` and ``total`` 0. The gradebook is collated once, in a fixed column order: the pack's
+:attr:`~autograder.pack.spec.Pack.gradebook_columns` (``student``, the question ids, ``total``,
+``percent``, ``status``), then the roster's extra columns, then ``on_roster`` when a roster is
+given.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 
 import pandas as pd
 
-from autograder.contract import BY_NAME, GRADEBOOK_COLUMNS, QUESTION_NAMES, STATUSES, TOTAL_POINTS
+from autograder.errors import KitError
+from autograder.pack.spec import Pack
 
 logger = logging.getLogger(__name__)
 
@@ -32,21 +34,26 @@ SCORE_DECIMALS = 4
 PERCENT_DECIMALS = 2
 """Decimals kept for the ``percent`` column."""
 _POINTS_TOLERANCE = 1e-6
+STATUSES: tuple[str, ...] = ("graded", "timeout", "error", "invalid", "missing")
+"""Values of the gradebook's ``status`` column."""
+RESERVED_COLUMNS: tuple[str, ...] = ("student", "total", "percent", "status", "on_roster")
+"""Gradebook columns of every pack, which a roster may not bring (nor the question ids)."""
 
 
-class GradebookError(Exception):
+class GradebookError(KitError):
     """Results or roster cannot be collated without losing or inventing data."""
 
 
-def collate(results: list[dict], *, roster: pd.DataFrame | None = None) -> pd.DataFrame:
+def collate(results: list[dict], *, roster: pd.DataFrame | None = None, pack: Pack) -> pd.DataFrame:
     """Build the gradebook: one row per student, sorted by student, in a fixed column order.
 
     Points per question come from ``result["questions"][q]["score"]`` (0 when the question is
-    absent); ``total`` is their sum and ``percent`` is ``100 * total / TOTAL_POINTS`` rounded to
-    2 decimals.
+    absent); ``total`` is their sum and ``percent`` is ``100 * total / pack.total_points``
+    rounded to 2 decimals.
 
     Args:
         results: One result dict per submission (see the module docstring).
+        pack: The assignment (its questions and points are the gradebook's columns).
         roster: Optional DataFrame with a ``student`` column and any other columns (``name``,
             ``email``, ...). Every roster student gets a row (status ``missing`` and zeros when
             nothing was submitted); submissions not on the roster are kept and flagged with
@@ -61,22 +68,22 @@ def collate(results: list[dict], *, roster: pd.DataFrame | None = None) -> pd.Da
             range, total inconsistent with the scores), two results share a student id, or the
             roster is invalid.
     """
-    rows = [_result_row(result, index) for index, result in enumerate(results)]
+    rows = [_result_row(result, index, pack) for index, result in enumerate(results)]
     duplicates = _duplicates(row["student"] for row in rows)
     if duplicates:
         raise GradebookError(
             f"several results for student(s) {', '.join(duplicates)}; every submission needs "
             "its own student id (fix the submissions folder, e.g. rename one)"
         )
-    columns = list(GRADEBOOK_COLUMNS)
+    columns = list(pack.gradebook_columns)
     table = pd.DataFrame(rows, columns=columns)
 
     if roster is not None:
-        roster = _checked_roster(roster)
+        roster = _checked_roster(roster, reserved=(*RESERVED_COLUMNS, *pack.question_ids))
         submitted = set(table["student"])
         absent = [s for s in roster["student"] if s not in submitted]
         if absent:
-            missing = pd.DataFrame([_missing_row(s) for s in absent], columns=columns)
+            missing = pd.DataFrame([_missing_row(s, pack) for s in absent], columns=columns)
             table = pd.concat([table, missing], ignore_index=True) if rows else missing
         off_roster = sorted(submitted - set(roster["student"]))
         if off_roster:
@@ -88,7 +95,7 @@ def collate(results: list[dict], *, roster: pd.DataFrame | None = None) -> pd.Da
 
     table = table.sort_values("student", kind="stable", ignore_index=True)
     table = table[columns]
-    points = [*QUESTION_NAMES, "total", "percent"]
+    points = [*pack.question_ids, "total", "percent"]
     table[points] = table[points].astype(float)
     return table.astype({"student": str, "status": str})
 
@@ -112,6 +119,15 @@ def read_roster(path: Path) -> pd.DataFrame:
     path = Path(path)
     roster = read_ta_csv(path, name=f"roster {path}")
     return _checked_roster(roster, name=f"roster {path}", in_file=True)
+
+
+def check_roster(roster: pd.DataFrame, *, pack: Pack) -> pd.DataFrame:
+    """Check a roster against a pack's gradebook columns (before anything is graded).
+
+    Raises:
+        GradebookError: a roster column clashes with a gradebook column of the pack.
+    """
+    return _checked_roster(roster, reserved=(*RESERVED_COLUMNS, *pack.question_ids))
 
 
 def read_ta_csv(path: Path, *, name: str) -> pd.DataFrame:
@@ -173,7 +189,7 @@ def write_gradebook(df: pd.DataFrame, out: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "gradebook.csv"
     table = df.copy()
-    points = [c for c in (*QUESTION_NAMES, "total") if c in table.columns]
+    points = point_columns(table)
     table[points] = table[points].astype(float).round(SCORE_DECIMALS)
     if "percent" in table.columns:
         table["percent"] = table["percent"].astype(float).round(PERCENT_DECIMALS)
@@ -184,11 +200,21 @@ def write_gradebook(df: pd.DataFrame, out: Path) -> Path:
     return path
 
 
-def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+def point_columns(df: pd.DataFrame) -> list[str]:
+    """The columns of a gradebook holding points: the question columns and ``total`` (every
+    column after ``student`` up to ``total``)."""
+    columns = list(df.columns)
+    if "student" not in columns or "total" not in columns:
+        return [c for c in ("total",) if c in columns]
+    return columns[columns.index("student") + 1 : columns.index("total") + 1]
+
+
+def summary_table(df: pd.DataFrame, *, pack: Pack) -> pd.DataFrame:
     """Summarise a gradebook per question, over the rows with status ``graded``.
 
     Args:
         df: A gradebook from :func:`collate`.
+        pack: The assignment it was collated for.
 
     Returns:
         One row per question, then a ``total`` row, with columns ``question``, ``points``
@@ -198,8 +224,8 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """
     graded = df[df["status"] == "graded"]
     rows = []
-    available = [(name, BY_NAME[name].points) for name in QUESTION_NAMES]
-    for name, points in [*available, ("total", TOTAL_POINTS)]:
+    available = [(q.id, q.points) for q in pack.questions]
+    for name, points in [*available, ("total", pack.total_points)]:
         scores = graded[name].astype(float)
         full = (scores >= points - _POINTS_TOLERANCE).mean() if len(scores) else math.nan
         rows.append(
@@ -224,8 +250,8 @@ def _student_id(result: Any, index: int) -> str:
     return student
 
 
-def _result_row(result: Any, index: int) -> dict[str, Any]:
-    """Check one result against the contract and turn it into a gradebook row."""
+def _result_row(result: Any, index: int, pack: Pack) -> dict[str, Any]:
+    """Check one result against the pack and turn it into a gradebook row."""
     student = _student_id(result, index)
     status = result.get("status")
     if status not in STATUSES:
@@ -237,16 +263,17 @@ def _result_row(result: Any, index: int) -> dict[str, Any]:
         raise GradebookError(
             f"result for {student!r}: 'questions' is a {type(questions).__name__}, expected a dict"
         )
-    unknown = sorted(set(questions) - set(QUESTION_NAMES))
+    names = pack.question_ids
+    unknown = sorted(set(questions) - set(names))
     if unknown:
         raise GradebookError(
             f"result for {student!r} has unknown question(s) {', '.join(map(str, unknown))}; "
-            f"expected {', '.join(QUESTION_NAMES)}"
+            f"expected {', '.join(names)} ({pack.name})"
         )
     row: dict[str, Any] = {"student": student, "status": status}
-    for name in QUESTION_NAMES:
-        row[name] = _score(student, name, questions.get(name))
-    row["total"] = math.fsum(row[name] for name in QUESTION_NAMES)
+    for question in pack.questions:
+        row[question.id] = _score(student, question.id, question.points, questions.get(question.id))
+    row["total"] = math.fsum(row[name] for name in names)
     claimed = result.get("total")
     if claimed is not None and not (
         _is_number(claimed) and abs(claimed - row["total"]) <= _POINTS_TOLERANCE
@@ -255,14 +282,13 @@ def _result_row(result: Any, index: int) -> dict[str, Any]:
             f"result for {student!r} has total {claimed!r}, but its question scores add up to "
             f"{row['total']:g}"
         )
-    row["percent"] = round(100 * row["total"] / TOTAL_POINTS, PERCENT_DECIMALS)
+    row["percent"] = round(100 * row["total"] / pack.total_points, PERCENT_DECIMALS)
     return row
 
 
-def _score(student: str, name: str, entry: Any) -> float:
+def _score(student: str, name: str, points: float, entry: Any) -> float:
     if entry is None:
         return 0.0
-    points = BY_NAME[name].points
     where = f"result for {student!r}, question {name}"
     if not isinstance(entry, dict):
         raise GradebookError(f"{where}: got a {type(entry).__name__}, expected a dict")
@@ -274,7 +300,7 @@ def _score(student: str, name: str, entry: Any) -> float:
         _is_number(possible) and abs(possible - points) <= _POINTS_TOLERANCE
     ):
         raise GradebookError(
-            f"{where}: graded out of {possible!r} points, but the contract gives {points:g}"
+            f"{where}: graded out of {possible!r} points, but the assignment gives {points:g}"
         )
     return float(score)
 
@@ -283,10 +309,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _missing_row(student: str) -> dict[str, Any]:
+def _missing_row(student: str, pack: Pack) -> dict[str, Any]:
     return {
         "student": student,
-        **{name: 0.0 for name in QUESTION_NAMES},
+        **{name: 0.0 for name in pack.question_ids},
         "total": 0.0,
         "percent": 0.0,
         "status": "missing",
@@ -294,7 +320,11 @@ def _missing_row(student: str) -> dict[str, Any]:
 
 
 def _checked_roster(
-    roster: pd.DataFrame, *, name: str = "roster", in_file: bool = False
+    roster: pd.DataFrame,
+    *,
+    name: str = "roster",
+    in_file: bool = False,
+    reserved: tuple[str, ...] = RESERVED_COLUMNS,
 ) -> pd.DataFrame:
     """Validate a roster and return a copy with stripped string student ids.
 
@@ -302,6 +332,7 @@ def _checked_roster(
         roster: The roster to check.
         name: How messages name the roster (e.g. ``"roster roster.csv"``).
         in_file: Name bad rows by their row in the file (header = row 1) instead of their index.
+        reserved: Columns a roster may not bring (the gradebook's own).
     """
 
     def where(mask: pd.Series) -> str:
@@ -315,7 +346,6 @@ def _checked_roster(
     if "student" not in roster.columns:
         found = ", ".join(map(str, roster.columns)) or "no columns"
         raise GradebookError(f"{name} has no 'student' column (found: {found})")
-    reserved = (*GRADEBOOK_COLUMNS, "on_roster")
     clash = [c for c in roster.columns if c != "student" and c in reserved]
     if clash:
         raise GradebookError(

@@ -26,8 +26,9 @@ from numbers import Real
 from pathlib import Path
 
 from .build import OFFLINE_RUN_AUTOGRADER, OFFLINE_SETUP
-from .contract import BY_NAME, QUESTION_NAMES
 from .engines.docker_engine import GRADING_IMAGE, DockerUnavailable, docker_problem
+from .errors import KitError
+from .pack.spec import Pack
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ TEST_KEYS = {
 """Gradescope's documented keys of one test in ``results.json`` and their types."""
 
 
-class GradescopeRunError(Exception):
+class GradescopeRunError(KitError):
     """The Gradescope-like run did not produce a ``results.json``; the message says why."""
 
 
@@ -126,11 +127,11 @@ def _typed(where: str, obj: dict, schema: dict[str, type]) -> list[str]:
     return problems
 
 
-def kit_problems(results: dict) -> list[str]:
+def kit_problems(results: dict, *, pack: Pack) -> list[str]:
     """What the kit expects beyond the format: one test per question with its points."""
     problems = []
     tests = {t.get("name"): t for t in results.get("tests", []) if isinstance(t, dict)}
-    for question in QUESTION_NAMES:
+    for question in pack.question_ids:
         test = tests.get(question)
         if test is None:
             problems.append(f"no test named {question}")
@@ -141,10 +142,9 @@ def kit_problems(results: dict) -> list[str]:
         if missing:
             problems.append(f"{question} lacks {', '.join(missing)}")
             continue
-        if test["max_score"] != BY_NAME[question].points:
-            problems.append(
-                f"{question}.max_score is {test['max_score']}, expected {BY_NAME[question].points}"
-            )
+        points = pack.question(question).points
+        if test["max_score"] != points:
+            problems.append(f"{question}.max_score is {test['max_score']}, expected {points}")
         if not 0 <= test["score"] <= test["max_score"]:
             problems.append(f"{question}.score {test['score']} is outside 0..{test['max_score']}")
     return problems

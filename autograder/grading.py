@@ -32,13 +32,17 @@ from .cache import ResultCache
 from .checks.runner import CALL_TIMEOUT_ENV
 from .engines.docker_engine import DockerGrader, docker_problem
 from .engines.otter_engine import grade_submission as otter_grade
+from .errors import KitError
 from .executors import ExecutorError, dask_executor
 from .exports import write_exports
 from .feedback import write_feedback
 from .intake import Submission, discover
-from .judge.engine import JudgeConfig
+from .judge.engine import IsolationUnavailable, JudgeConfig, check_isolation
 from .judge.engine import grade_submission as judge_grade
 from .overrides import apply_overrides, check_students, read_overrides
+from .pack import registry
+from .pack.infer import infer
+from .pack.spec import Pack
 from .report import write_report
 from .results import empty_result
 from .review.hook import record_run
@@ -49,7 +53,7 @@ DEFAULT_TIMEOUT = 300.0
 """Seconds one submission may take under ``otter run`` (a normal one takes a few seconds)."""
 
 
-class GradingError(Exception):
+class GradingError(KitError):
     """The batch cannot start (bad paths, nothing to grade)."""
 
 
@@ -67,6 +71,8 @@ class GradeRun:
     """Results reused from ``OUT/.cache`` instead of grading again."""
     results: list[dict] = field(default_factory=list)
     """One result per submission, as written to ``results/``."""
+    pack: Pack | None = None
+    """The assignment graded."""
 
 
 def default_jobs() -> int:
@@ -79,6 +85,7 @@ def grade_all(
     grade_one: Callable[[Submission], dict],
     *,
     jobs: int,
+    pack: Pack,
     executor: Executor | None = None,
     on_done: Callable[[dict], None] = lambda result: None,
 ) -> list[dict]:
@@ -91,6 +98,7 @@ def grade_all(
         submissions: what to grade.
         grade_one: grades one submission (picklable when the executor runs elsewhere).
         jobs: worker threads of the default executor (ignored when ``executor`` is given).
+        pack: the assignment (for the rows of submissions that crash the grader).
         executor: any ``concurrent.futures.Executor`` (e.g. a Dask ``ClientExecutor``); the
             caller owns it. Default: a ``ThreadPoolExecutor`` with ``jobs`` workers.
         on_done: called with each result as it arrives.
@@ -104,10 +112,12 @@ def grade_all(
     if hasattr(grade_one, "grade_batch"):
         if executor is not None:
             raise GradingError("the docker engine grades on this machine: drop --scheduler")
-        return _grade_batch(submissions, grade_one, jobs=jobs, on_done=on_done)
+        return _grade_batch(submissions, grade_one, jobs=jobs, on_done=on_done, pack=pack)
     if executor is None:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            return grade_all(submissions, grade_one, jobs=jobs, executor=pool, on_done=on_done)
+            return grade_all(
+                submissions, grade_one, jobs=jobs, pack=pack, executor=pool, on_done=on_done
+            )
 
     results = []
 
@@ -121,20 +131,27 @@ def grade_all(
             futures[executor.submit(grade_one, submission)] = submission
         except Exception as exc:  # e.g. the executor cannot serialise the task
             log.exception("submitting %s failed", submission.student)
-            record(empty_result(submission.student, "error", f"grader crashed: {exc!r}"))
+            record(empty_result(submission.student, "error", f"grader crashed: {exc!r}", pack=pack))
     for future in as_completed(futures):
         submission = futures[future]
         try:
             result = future.result()  # a cancelled future raises CancelledError, an Exception
         except Exception as exc:  # the grader's crash, or a lost worker (Dask: KilledWorker)
             log.exception("grading %s crashed", submission.student)
-            result = empty_result(submission.student, "error", f"grader crashed: {exc!r}")
+            result = empty_result(
+                submission.student, "error", f"grader crashed: {exc!r}", pack=pack
+            )
         record(result)
     return sorted(results, key=lambda r: r["student"])
 
 
 def _grade_batch(
-    submissions: list[Submission], grader, *, jobs: int, on_done: Callable[[dict], None]
+    submissions: list[Submission],
+    grader,
+    *,
+    jobs: int,
+    on_done: Callable[[dict], None],
+    pack: Pack,
 ) -> list[dict]:
     """Run a batch grader; if it crashes, every submission it did not report is an error row."""
     results = {}
@@ -149,38 +166,70 @@ def _grade_batch(
         log.exception("the batch grader crashed")
         for submission in submissions:
             if submission.student not in results:
-                record(empty_result(submission.student, "error", f"grader crashed: {exc!r}"))
+                record(
+                    empty_result(submission.student, "error", f"grader crashed: {exc!r}", pack=pack)
+                )
     return sorted(results.values(), key=lambda r: r["student"])
 
 
 ENGINES = ("judge", "otter", "docker")
 
 
-def make_grader(engine: str, *, build_dir: Path, timeout: float) -> Callable[[Submission], dict]:
-    """The function grading one submission with ``engine`` (building first if it needs the zip).
+def make_grader(
+    engine: str,
+    *,
+    build_dir: Path | None,
+    timeout: float,
+    pack: Pack | str | Path,
+    unsafe_no_isolation: bool = False,
+) -> Callable[[Submission], dict]:
+    """The function grading one submission of ``pack`` with ``engine`` (building first if it
+    needs the zip; ``build_dir`` None: the pack's default build folder).
+
+    The function holds the pack's folder, not the pack, so it can be sent to Dask workers.
 
     Raises:
         GradingError: an unknown engine, or (``docker``) no usable Docker or grading image.
     """
+    if unsafe_no_isolation and engine != "judge":
+        raise GradingError("--unsafe-no-isolation applies to --engine judge only")
+    name = registry.reference(registry.load(pack))
     if engine == "docker":
         problem = docker_problem()
         if problem is not None:
             raise GradingError(problem)
-        built = ensure_built(out=build_dir)
-        return DockerGrader(built.offline_zip, timeout=timeout)
+        built = ensure_built(out=build_dir, pack=name)
+        return DockerGrader(built.offline_zip, timeout=timeout, pack=name)
     if engine == "otter":
-        built = ensure_built(out=build_dir)
-        return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout)
+        built = ensure_built(out=build_dir, pack=name)
+        return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout, pack=name)
     if engine == "judge":
-        return partial(judge_grade, config=JudgeConfig(submission_timeout=timeout))
+        config = JudgeConfig(submission_timeout=timeout, isolate=not unsafe_no_isolation)
+        return partial(judge_grade, config=config, pack=name)
     raise GradingError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
+def require_isolation() -> None:
+    """Before the judge grades anything: start and stop one sandboxed evaluator, as grading will.
+
+    Raises:
+        GradingError: naming the cause and the choices, where student code cannot be isolated.
+    """
+    try:
+        check_isolation()
+    except IsolationUnavailable as exc:
+        raise GradingError(
+            f"the judge cannot isolate student code on this machine ({exc}); grade with "
+            "--engine docker, or pass --unsafe-no-isolation to run it with your own rights"
+        ) from None
 
 
 def grade(
     *,
     submissions: Path,
     out: Path,
-    build_dir: Path,
+    build_dir: Path | None = None,
+    assignment: str | Path | Pack | None = None,
     jobs: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     roster: Path | None = None,
@@ -190,13 +239,17 @@ def grade(
     scheduler_timeout: float = 10.0,
     force: bool = False,
     overrides: Path | None = None,
+    unsafe_no_isolation: bool = False,
 ) -> GradeRun:
     """Grade a folder of submissions and write the gradebook.
 
     Args:
         submissions: folder of ``<student>.ipynb``, ``<student>.zip`` or ``<student>/*.ipynb``.
         out: output folder for ``gradebook.csv`` and ``results/``.
-        build_dir: where the built assignment lives (built or rebuilt when stale).
+        build_dir: where the built assignment lives (built or rebuilt when stale); default the
+            pack's build folder (``dist/`` or ``dist/<name>/``).
+        assignment: the pack (its name, its folder or the pack); by default inferred from the
+            submissions' notebooks.
         jobs: parallel submissions (default: the number of cores; unused with ``scheduler``).
         timeout: seconds per submission.
         roster: optional CSV with a ``student`` column.
@@ -209,10 +262,13 @@ def grade(
         force: grade every submission again instead of reusing ``OUT/.cache`` (see ``cache.py``).
         overrides: optional CSV of manual points (``student, question, points, comment``),
             applied on top of the autograded scores (see ``overrides.py``).
+        unsafe_no_isolation: judge engine: run student code without the sandbox (where the
+            machine cannot isolate it); every result gets a note saying so.
 
     Raises:
-        GradingError: nothing to grade, an unknown engine, an unreachable scheduler or a Dask
-            cluster that cannot grade (checked before grading).
+        GradingError: nothing to grade, an unknown engine, an unreachable scheduler, a Dask
+            cluster that cannot grade, or no isolation for the judge (checked before grading).
+        PackNotFound: an unknown assignment, or one that cannot be inferred (a mixed folder).
     """
     roster_df = gradebook.read_roster(roster) if roster is not None else None
     found = discover(submissions, roster=roster_df)  # maps LMS names; logs unmapped, superseded
@@ -221,12 +277,28 @@ def grade(
     for s in found:
         if s.problem:
             log.warning("%s: %s (graded as invalid)", s.student, s.problem)
-    manual = read_overrides(overrides) if overrides is not None else []
+    pack = registry.load(assignment or infer(s.notebook for s in found))
+    log.info("assignment: %s", pack.name)
+    if roster_df is not None:
+        gradebook.check_roster(roster_df, pack=pack)
+    manual = read_overrides(overrides, pack=pack) if overrides is not None else []
     check_students(manual, (s.student for s in found), path=overrides)
-    grade_one = make_grader(engine, build_dir=build_dir, timeout=timeout)
+    grade_one = make_grader(
+        engine,
+        build_dir=build_dir,
+        timeout=timeout,
+        pack=pack,
+        unsafe_no_isolation=unsafe_no_isolation,
+    )
     limits = {"timeout": timeout, "call_timeout": os.environ.get(CALL_TIMEOUT_ENV)}
-    cache = ResultCache(out, assignment=source_fingerprint(), settings={"engine": engine, **limits})
+    if unsafe_no_isolation:  # never reuse such results for an isolated run, nor the reverse
+        limits["isolation"] = "none"
+    cache = ResultCache(
+        out, assignment=source_fingerprint(pack), settings={"engine": engine, **limits}
+    )
     to_grade, reused = cache.split(found, force=force)
+    if engine == "judge" and to_grade and not unsafe_no_isolation:
+        require_isolation()
     if reused:
         log.info("reusing %d cached result(s) from %s", len(reused), cache.folder)
 
@@ -237,7 +309,12 @@ def grade(
     try:
         with place or nullcontext() as executor:
             results = grade_all(
-                to_grade, grade_one, jobs=jobs or default_jobs(), executor=executor, on_done=on_done
+                to_grade,
+                grade_one,
+                jobs=jobs or default_jobs(),
+                pack=pack,
+                executor=executor,
+                on_done=on_done,
             )
     except ExecutorError as exc:
         raise GradingError(str(exc)) from None
@@ -247,16 +324,22 @@ def grade(
     human = record_run(
         out=out,
         autograded=autograded,
+        pack=pack,
         run_overrides=manual,
         roster=roster_df,
         submissions=submissions,
         overrides_path=overrides,
     )
-    results = apply_overrides(autograded, human)
-    table = write_outputs(results, out, roster=roster_df)
+    results = apply_overrides(autograded, human, pack=pack)
+    table = write_outputs(results, out, pack=pack, roster=roster_df)
     cache.prune()
     return GradeRun(
-        table, out / "gradebook.csv", out / "results", reused=len(reused), results=results
+        table,
+        out / "gradebook.csv",
+        out / "results",
+        reused=len(reused),
+        results=results,
+        pack=pack,
     )
 
 
@@ -264,6 +347,7 @@ def write_outputs(
     results: list[dict],
     out: Path,
     *,
+    pack: Pack,
     roster: pd.DataFrame | None = None,
     only: set[str] | None = None,
     report: bool = True,
@@ -277,6 +361,7 @@ def write_outputs(
     Args:
         results: One final result per submission (overrides applied).
         out: The graded folder.
+        pack: The graded assignment.
         roster: The run's roster, if any.
         only: Write ``results/`` and ``feedback/`` files for these students only (the others
             are unchanged); the gradebook and exports always cover everyone.
@@ -288,12 +373,12 @@ def write_outputs(
     """
     files = results if only is None else [r for r in results if r["student"] in only]
     gradebook.write_results(files, out)
-    table = gradebook.collate(results, roster=roster)
+    table = gradebook.collate(results, roster=roster, pack=pack)
     gradebook.write_gradebook(table, out)
-    write_exports(table, results, out, roster=roster, long=long)
-    write_feedback(files, out)
+    write_exports(table, results, out, roster=roster, pack=pack, long=long)
+    write_feedback(files, out, pack=pack)
     if report:
-        write_report(table, results, out)
+        write_report(table, results, out, pack=pack)
     return table
 
 

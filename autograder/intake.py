@@ -48,6 +48,8 @@ from pathlib import Path, PurePosixPath
 import nbformat
 import pandas as pd
 
+from .errors import KitError
+
 logger = logging.getLogger(__name__)
 
 MB = 1024 * 1024
@@ -58,7 +60,7 @@ DEFAULT_MAX_BYTES = 50 * MB
 _IGNORED_DIRS = frozenset({"__MACOSX", ".ipynb_checkpoints"})
 
 
-class IntakeError(Exception):
+class IntakeError(KitError):
     """The submissions folder itself cannot be used (missing, or not a directory)."""
 
 

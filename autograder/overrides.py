@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .contract import BY_NAME, QUESTION_NAMES
 from .gradebook import GradebookError, read_ta_csv
+from .pack.spec import Pack
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Override:
     student: str
     """Student id, as in the gradebook."""
     question: str
-    """Question id (``q1a`` ... ``q3``)."""
+    """Question id of the assignment (e.g. ``q1``)."""
     points: float
     """The points awarded instead of the autograded score, in ``[0, possible]``."""
     comment: str
@@ -56,11 +56,12 @@ class Override:
     """Row in the file, counting the header as row 1 (for messages)."""
 
 
-def read_overrides(path: Path) -> list[Override]:
+def read_overrides(path: Path, *, pack: Pack) -> list[Override]:
     """Read and validate an overrides CSV.
 
     Args:
         path: The CSV with columns ``student, question, points[, comment]``.
+        pack: The assignment (its question ids and points).
 
     Returns:
         The overrides in file order.
@@ -93,12 +94,12 @@ def read_overrides(path: Path) -> list[Override]:
         question = record["question"].strip()
         if not student:
             raise GradebookError(f"{where}: empty student id")
-        if question not in BY_NAME:
+        if question not in pack.by_id:
             raise GradebookError(
                 f"{where}: unknown question {question!r}; expected one of "
-                f"{', '.join(QUESTION_NAMES)}"
+                f"{', '.join(pack.question_ids)}"
             )
-        possible = float(BY_NAME[question].points)
+        possible = float(pack.question(question).points)
         text = record["points"].strip()
         try:
             points = float(text)
@@ -138,7 +139,9 @@ def check_students(overrides: Iterable[Override], students: Iterable[str], *, pa
             )
 
 
-def apply_overrides(results: list[dict], overrides: Iterable[Override]) -> list[dict]:
+def apply_overrides(
+    results: list[dict], overrides: Iterable[Override], *, pack: Pack
+) -> list[dict]:
     """Results with the overrides applied; the given results are not modified.
 
     Each overridden question gets ``score = points`` and an ``override`` entry (``points``,
@@ -156,7 +159,7 @@ def apply_overrides(results: list[dict], overrides: Iterable[Override]) -> list[
                 f"override on row {override.row}: no result for student {override.student!r}"
             )
         questions = result.setdefault("questions", {})
-        possible = float(BY_NAME[override.question].points)
+        possible = float(pack.question(override.question).points)
         entry = questions.setdefault(
             override.question, {"score": 0.0, "possible": possible, "tags": [], "feedback": ""}
         )
@@ -174,6 +177,6 @@ def apply_overrides(results: list[dict], overrides: Iterable[Override]) -> list[
         entry["feedback"] = f"{entry['feedback']}\n{note}" if entry.get("feedback") else note
         overridden = result.setdefault("overridden", [])
         overridden.append(override.question)
-        overridden.sort(key=QUESTION_NAMES.index)
+        overridden.sort(key=pack.question_ids.index)
         result["total"] = round(math.fsum(q["score"] for q in questions.values()), 6)
     return [by_student[r["student"]] for r in results]

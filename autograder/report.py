@@ -3,7 +3,7 @@
 The report is one self-contained HTML file (inline CSS, figures as inline SVG, no scripts and no
 external resources), so a TA can open it offline or mail it. It shows the submissions by status,
 the distribution of totals, the mean and full-marks rate per question, and how often each
-diagnosis tag (:data:`~autograder.contract.TAGS`) occurred per question: which misconceptions the
+diagnosis tag (the pack's :attr:`~autograder.pack.spec.Pack.vocabulary`) occurred per question: which misconceptions the
 class has. Scores and tags are taken from graded submissions only.
 
 Figures are drawn with matplotlib's object-oriented API (no pyplot, so no GUI backend is ever
@@ -30,14 +30,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from autograder.contract import (
-    BY_NAME,
-    GRADEBOOK_COLUMNS,
-    QUESTION_NAMES,
-    STATUSES,
-    TAGS,
-    TOTAL_POINTS,
-)
+from autograder.errors import KitError
+from autograder.gradebook import STATUSES
+from autograder.pack.spec import Pack
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +45,11 @@ _ACCENT_COLOR = "#d9822b"
 _SVG_SALT = "math-primer-report"
 
 
-class ReportError(ValueError):
+class ReportError(KitError, ValueError):
     """The gradebook or the results cannot be reported on (the message names what is wrong)."""
 
 
-def tag_frequencies(results: Iterable[dict]) -> pd.DataFrame:
+def tag_frequencies(results: Iterable[dict], *, pack: Pack) -> pd.DataFrame:
     """Count the diagnosis tags per question over the graded submissions.
 
     A tag counts once per submission and question (the number of students whose answer to the
@@ -62,12 +57,12 @@ def tag_frequencies(results: Iterable[dict]) -> pd.DataFrame:
 
     Args:
         results: Result dicts in the ``results/<student>.json`` format.
+        pack: The assignment (its questions and tag vocabulary).
 
     Returns:
-        An integer DataFrame with one row per question (index ``question``, in the contract's
-        order) and one column per tag (index ``tag``): every tag of
-        :data:`~autograder.contract.TAGS` in its order, then any unknown tag found in the results,
-        sorted, so that none is dropped.
+        An integer DataFrame with one row per question (index ``question``, in the pack's
+        order) and one column per tag (index ``tag``): every tag of the pack's vocabulary in its
+        order, then any unknown tag found in the results, sorted, so that none is dropped.
 
     Raises:
         ReportError: If a result or its questions are not dicts, or its tags are not a list of
@@ -75,6 +70,7 @@ def tag_frequencies(results: Iterable[dict]) -> pd.DataFrame:
     """
     counts: Counter[tuple[str, str]] = Counter()
     unknown: set[str] = set()
+    vocabulary, names = pack.vocabulary, pack.question_ids
     for index, result in enumerate(results):
         if not isinstance(result, dict):
             raise ReportError(f"result #{index} is a {type(result).__name__}, expected a dict")
@@ -84,7 +80,7 @@ def tag_frequencies(results: Iterable[dict]) -> pd.DataFrame:
         if not isinstance(questions, dict):
             raise ReportError(f"result #{index}: 'questions' is not a dict")
         for question, entry in questions.items():
-            if question not in BY_NAME or not isinstance(entry, dict):
+            if question not in names or not isinstance(entry, dict):
                 continue
             tags = entry.get("tags") or []
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
@@ -94,24 +90,25 @@ def tag_frequencies(results: Iterable[dict]) -> pd.DataFrame:
                 )
             for tag in dict.fromkeys(tags):
                 counts[question, tag] += 1
-                if tag not in TAGS:
+                if tag not in vocabulary:
                     unknown.add(tag)
-    columns = [*TAGS, *sorted(unknown)]
+    columns = [*vocabulary, *sorted(unknown)]
     frame = pd.DataFrame(
-        [[counts[q, t] for t in columns] for q in QUESTION_NAMES],
-        index=pd.Index(QUESTION_NAMES, name="question"),
+        [[counts[q, t] for t in columns] for q in names],
+        index=pd.Index(names, name="question"),
         columns=pd.Index(columns, name="tag"),
         dtype=int,
     )
     return frame
 
 
-def summary_lines(table: pd.DataFrame, results: list[dict]) -> list[str]:
+def summary_lines(table: pd.DataFrame, results: list[dict], *, pack: Pack) -> list[str]:
     """The report's key numbers as plain lines for the terminal (the CLI prints them).
 
     Args:
         table: The gradebook from :func:`autograder.gradebook.collate`.
         results: The result dicts of the same batch.
+        pack: The assignment graded.
 
     Returns:
         Lines: submissions by status, the totals of graded submissions, then one line per
@@ -120,8 +117,8 @@ def summary_lines(table: pd.DataFrame, results: list[dict]) -> list[str]:
     Raises:
         ReportError: If the gradebook lacks its fixed columns.
     """
-    _check_table(table)
-    graded = _graded(table)
+    _check_table(table, pack)
+    graded = _graded(table, pack)
     statuses = _status_counts(table)
     lines = [
         f"submissions: {len(table)} ("
@@ -135,12 +132,12 @@ def summary_lines(table: pd.DataFrame, results: list[dict]) -> list[str]:
         return lines
     totals = graded["total"]
     lines.append(
-        f"total (graded): mean {totals.mean():.2f} / {TOTAL_POINTS:g}, median "
+        f"total (graded): mean {totals.mean():.2f} / {pack.total_points:g}, median "
         f"{totals.median():.2f}, min {totals.min():g}, max {totals.max():g}"
     )
-    frequencies = tag_frequencies(results)
-    width = max(len(q) for q in QUESTION_NAMES)
-    for row in _question_stats(graded).itertuples(index=False):
+    frequencies = tag_frequencies(results, pack=pack)
+    width = max(len(q) for q in pack.question_ids)
+    for row in _question_stats(graded, pack).itertuples(index=False):
         top = _top_tags(frequencies, row.question, 3)
         tags = ", ".join(f"{t} {n}" for t, n in top) if top else "none"
         lines.append(
@@ -151,7 +148,7 @@ def summary_lines(table: pd.DataFrame, results: list[dict]) -> list[str]:
 
 
 def write_report(
-    table: pd.DataFrame, results: list[dict], out: Path, *, title: str = "Math Primer"
+    table: pd.DataFrame, results: list[dict], out: Path, *, pack: Pack, title: str | None = None
 ) -> Path:
     """Write the analytics report ``out/report.html``.
 
@@ -159,7 +156,8 @@ def write_report(
         table: The gradebook from :func:`autograder.gradebook.collate` (roster rows included).
         results: The result dicts of the same batch (tags and reasons come from them).
         out: The output folder (created if needed).
-        title: The assignment's name, shown in the heading.
+        pack: The assignment graded.
+        title: The heading's name of the assignment; default the pack's title.
 
     Returns:
         The path of the written report.
@@ -167,32 +165,34 @@ def write_report(
     Raises:
         ReportError: If the gradebook lacks its fixed columns or a result is malformed.
     """
-    _check_table(table)
+    _check_table(table, pack)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / REPORT_NAME
-    path.write_text(render_report(table, results, title=title), encoding="utf-8")
+    path.write_text(render_report(table, results, pack=pack, title=title), encoding="utf-8")
     logger.info("wrote analytics report to %s", path)
     return path
 
 
-def render_report(table: pd.DataFrame, results: list[dict], *, title: str = "Math Primer") -> str:
+def render_report(
+    table: pd.DataFrame, results: list[dict], *, pack: Pack, title: str | None = None
+) -> str:
     """The report's HTML as a string (see :func:`write_report`)."""
-    _check_table(table)
-    graded = _graded(table)
-    frequencies = tag_frequencies(results)
-    stats = _question_stats(graded)
+    _check_table(table, pack)
+    graded = _graded(table, pack)
+    frequencies = tag_frequencies(results, pack=pack)
+    stats = _question_stats(graded, pack)
     with _default_style():
         sections = [
             _status_section(table),
-            _distribution_section(graded),
-            _questions_section(graded, stats, frequencies),
-            _tags_section(graded, frequencies),
+            _distribution_section(graded, pack),
+            _questions_section(graded, stats, frequencies, pack),
+            _tags_section(graded, frequencies, pack),
             _attention_section(table, results),
-            _overrides_section(results),
+            _overrides_section(results, pack),
         ]
-    heading = html.escape(f"{title}: grading report")
-    overview = _overview(table, graded)
+    heading = html.escape(f"{title or pack.title}: grading report")
+    overview = _overview(table, graded, pack)
     body = "\n".join(sections)
     return (
         "<!DOCTYPE html>\n"
@@ -207,14 +207,14 @@ def render_report(table: pd.DataFrame, results: list[dict], *, title: str = "Mat
 # --- sections ---------------------------------------------------------------------------------
 
 
-def _overview(table: pd.DataFrame, graded: pd.DataFrame) -> str:
+def _overview(table: pd.DataFrame, graded: pd.DataFrame, pack: Pack) -> str:
     if graded.empty:
         return f"{len(table)} submission(s), none graded."
     totals = graded["total"]
     return (
         f"{len(table)} submission(s), {len(graded)} graded. Mean total "
-        f"<strong>{totals.mean():.2f}</strong> of {TOTAL_POINTS:g} points "
-        f"({100 * totals.mean() / TOTAL_POINTS:.0f}%), median {totals.median():.2f}. "
+        f"<strong>{totals.mean():.2f}</strong> of {pack.total_points:g} points "
+        f"({100 * totals.mean() / pack.total_points:.0f}%), median {totals.median():.2f}. "
         "Scores and tags below are over graded submissions only."
     )
 
@@ -230,22 +230,23 @@ def _status_section(table: pd.DataFrame) -> str:
     )
 
 
-def _distribution_section(graded: pd.DataFrame) -> str:
+def _distribution_section(graded: pd.DataFrame, pack: Pack) -> str:
+    total_points = pack.total_points
     if graded.empty:
         return _section("Score distribution", _empty("No graded submissions: nothing to plot."))
     totals = graded["total"].to_numpy(dtype=float)
     fig = _figure(8.5, 3.4)
     ax = fig.add_subplot()
-    edges = np.arange(0, math.ceil(TOTAL_POINTS) + 1, 1.0)
-    ax.hist(np.clip(totals, 0, TOTAL_POINTS), bins=edges, color=_BAR_COLOR, edgecolor="white")
+    edges = np.arange(0, math.ceil(total_points) + 1, 1.0)
+    ax.hist(np.clip(totals, 0, total_points), bins=edges, color=_BAR_COLOR, edgecolor="white")
     mean = float(totals.mean())
     ax.axvline(mean, color=_ACCENT_COLOR, linestyle="--", linewidth=2, label=f"mean {mean:.2f}")
-    ax.set_xlim(0, TOTAL_POINTS)
+    ax.set_xlim(0, total_points)
     ax.set_xticks(edges)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(
-        f"total points (of {TOTAL_POINTS:g}); bins of 1 point, the last one includes "
-        f"{TOTAL_POINTS:g}"
+        f"total points (of {total_points:g}); bins of 1 point, the last one includes "
+        f"{total_points:g}"
     )
     ax.set_ylabel("submissions")
     ax.set_title(f"Totals of {len(totals)} graded submission(s)")
@@ -263,14 +264,16 @@ def _distribution_section(graded: pd.DataFrame) -> str:
     return _section("Score distribution", _svg(fig, "dist") + stats)
 
 
-def _questions_section(graded: pd.DataFrame, stats: pd.DataFrame, frequencies: pd.DataFrame) -> str:
+def _questions_section(
+    graded: pd.DataFrame, stats: pd.DataFrame, frequencies: pd.DataFrame, pack: Pack
+) -> str:
     rows = []
     for row in stats.itertuples(index=False):
         top = _top_tags(frequencies, row.question, 1)
         rows.append(
             [
                 html.escape(row.question),
-                html.escape(BY_NAME[row.question].sheet),
+                html.escape(pack.question(row.question).sheet),
                 f"{row.points:g}",
                 _fmt(row.mean),
                 _pct(row.mean / row.points),
@@ -309,19 +312,20 @@ def _questions_section(graded: pd.DataFrame, stats: pd.DataFrame, frequencies: p
     return _section("Per question", _svg(fig, "questions") + table)
 
 
-def _tags_section(graded: pd.DataFrame, frequencies: pd.DataFrame) -> str:
-    # Most frequent tags first; ties (and the tags that never occurred) in the contract's order.
+def _tags_section(graded: pd.DataFrame, frequencies: pd.DataFrame, pack: Pack) -> str:
+    # Most frequent tags first; ties (and the tags that never occurred) in the vocabulary's order.
+    names, vocabulary = list(pack.question_ids), pack.vocabulary
     totals = frequencies.sum()
     order = sorted(frequencies.columns, key=lambda t: -int(totals[t]))  # stable
     seen = [t for t in order if totals[t] > 0]
-    header = ["tag", "hint", *QUESTION_NAMES, "all"]
+    header = ["tag", "hint", *names, "all"]
     rows = []
     for tag in order:
         counts = frequencies[tag]
         rows.append(
             [
                 f"<code>{html.escape(tag)}</code>",
-                html.escape(TAGS.get(tag, "(not a tag of the contract)")),
+                html.escape(vocabulary.get(tag, "(not a tag of the contract)")),
                 *[str(n) if n else '<span class="zero">0</span>' for n in counts],
                 f"<strong>{counts.sum()}</strong>",
             ]
@@ -342,7 +346,7 @@ def _tags_section(graded: pd.DataFrame, frequencies: pd.DataFrame) -> str:
     image = ax.imshow(
         np.ma.masked_equal(data, 0), cmap=cmap, vmin=0, vmax=max(int(data.max()), 1), aspect="auto"
     )
-    ax.set_xticks(range(len(QUESTION_NAMES)), QUESTION_NAMES)
+    ax.set_xticks(range(len(names)), names)
     ax.set_yticks(range(len(seen)), seen)
     ax.xaxis.tick_top()
     ax.tick_params(length=0)
@@ -351,7 +355,7 @@ def _tags_section(graded: pd.DataFrame, frequencies: pd.DataFrame) -> str:
         if value:
             color = "white" if value > threshold else "black"
             ax.text(j, i, str(value), ha="center", va="center", color=color, fontsize=10)
-    ax.set_xticks(np.arange(-0.5, len(QUESTION_NAMES)), minor=True)
+    ax.set_xticks(np.arange(-0.5, len(names)), minor=True)
     ax.set_yticks(np.arange(-0.5, len(seen)), minor=True)
     ax.grid(which="minor", color="white", linewidth=2)
     ax.tick_params(which="minor", length=0)
@@ -393,14 +397,14 @@ def _attention_section(table: pd.DataFrame, results: list[dict]) -> str:
 _DEFAULT_REASON = {"missing": "on the roster, nothing submitted"}
 
 
-def _overrides_section(results: list[dict]) -> str:
+def _overrides_section(results: list[dict], pack: Pack) -> str:
     """Scores a TA set by hand (``questions[q]["override"]``, see autograder/overrides.py)."""
     rows = []
     for result in results:
         questions = result.get("questions") if isinstance(result, dict) else None
         if not isinstance(questions, dict):
             continue
-        for question in QUESTION_NAMES:
+        for question in pack.question_ids:
             entry = questions.get(question)
             override = entry.get("override") if isinstance(entry, dict) else None
             if not isinstance(override, dict):
@@ -416,7 +420,7 @@ def _overrides_section(results: list[dict]) -> str:
             )
     if not rows:
         return _section("Manual overrides", _empty("No manual overrides."))
-    rows.sort(key=lambda row: (row[0], QUESTION_NAMES.index(html.unescape(row[1]))))
+    rows.sort(key=lambda row: (row[0], pack.question_ids.index(html.unescape(row[1]))))
     return _section(
         "Manual overrides",
         _html_table(
@@ -430,10 +434,10 @@ def _overrides_section(results: list[dict]) -> str:
 # --- data -------------------------------------------------------------------------------------
 
 
-def _check_table(table: Any) -> None:
+def _check_table(table: Any, pack: Pack) -> None:
     if not isinstance(table, pd.DataFrame):
         raise ReportError(f"the gradebook must be a DataFrame, got a {type(table).__name__}")
-    missing = [c for c in GRADEBOOK_COLUMNS if c not in table.columns]
+    missing = [c for c in pack.gradebook_columns if c not in table.columns]
     if missing:
         raise ReportError(
             f"the gradebook lacks column(s) {', '.join(missing)}; pass the DataFrame from "
@@ -441,9 +445,9 @@ def _check_table(table: Any) -> None:
         )
 
 
-def _graded(table: pd.DataFrame) -> pd.DataFrame:
+def _graded(table: pd.DataFrame, pack: Pack) -> pd.DataFrame:
     graded = table[table["status"] == "graded"]
-    points = [*QUESTION_NAMES, "total"]
+    points = [*pack.question_ids, "total"]
     return graded.assign(**{c: graded[c].astype(float) for c in points})
 
 
@@ -454,10 +458,10 @@ def _status_counts(table: pd.DataFrame) -> dict[str, int]:
     return ordered
 
 
-def _question_stats(graded: pd.DataFrame) -> pd.DataFrame:
+def _question_stats(graded: pd.DataFrame, pack: Pack) -> pd.DataFrame:
     rows = []
-    for name in QUESTION_NAMES:
-        points = float(BY_NAME[name].points)
+    for question in pack.questions:
+        name, points = question.id, float(question.points)
         scores = graded[name]
         empty = scores.empty
         rows.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
+from .pack.spec import Pack
 
 
 @dataclass(frozen=True)
@@ -27,24 +27,24 @@ class CaseOutcome:
     """Student-facing message when failed (with its hint)."""
 
 
-def empty_result(student: str, status: str, feedback: str) -> dict:
+def empty_result(student: str, status: str, feedback: str, *, pack: Pack) -> dict:
     """A result with no points, for a submission that could not be graded."""
     questions = {
-        q: {"score": 0.0, "possible": float(BY_NAME[q].points), "tags": [], "feedback": feedback}
-        for q in QUESTION_NAMES
+        q.id: {"score": 0.0, "possible": float(q.points), "tags": [], "feedback": feedback}
+        for q in pack.questions
     }
     return {
         "student": student,
         "status": status,
         "total": 0.0,
-        "possible": float(TOTAL_POINTS),
+        "possible": float(pack.total_points),
         "questions": questions,
     }
 
 
-def question_entry(question: str, outcomes: Sequence[CaseOutcome] | None) -> dict:
+def question_entry(question: str, outcomes: Sequence[CaseOutcome] | None, *, pack: Pack) -> dict:
     """A question's entry: points of the passed cases, tags and feedback of the failed ones."""
-    possible = float(BY_NAME[question].points)
+    possible = float(pack.question(question).points)
     if outcomes is None:
         return {
             "score": 0.0,
@@ -78,6 +78,7 @@ def graded_result(
     student: str,
     outcomes: Mapping[str, Sequence[CaseOutcome]],
     *,
+    pack: Pack,
     advice: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
 ) -> dict:
@@ -85,14 +86,14 @@ def graded_result(
 
     ``notes`` (e.g. interrupted cells) are kept under ``"notes"`` when there are any.
     """
-    questions = {q: question_entry(q, outcomes.get(q)) for q in QUESTION_NAMES}
+    questions = {q: question_entry(q, outcomes.get(q), pack=pack) for q in pack.question_ids}
     for question, note in (advice or {}).items():
         questions[question]["feedback"] += f"\n{note}"
     result = {
         "student": student,
         "status": "graded",
         "total": round(sum(q["score"] for q in questions.values()), 6),
-        "possible": float(TOTAL_POINTS),
+        "possible": float(pack.total_points),
         "questions": questions,
     }
     if notes:

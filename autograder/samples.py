@@ -1,153 +1,128 @@
 """Sample submissions made from the student template: the demo batch and the tests' catalogue.
 
 A submission is the built student notebook with some answer cells replaced by given source code.
+The answers are the pack's, in ``solutions/<name>/samples.py`` (never shipped to students):
+``CORRECT`` (question -> source), ``EQUIVALENT`` (question -> other correct sources),
+``MISTAKES`` ((question, tag, source) triples) and optionally ``DEMO_MISTAKES`` (the tags of the
+demo's mistakes) and ``DEMO_PARTIAL`` (the questions the demo's partial submission answers).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import nbformat
 
-from .contract import BY_NAME
-
-CORRECT: dict[str, str] = {
-    "q1a": "def jacobian_Wx(W, x):\n    return np.array(W, dtype=float)\n",
-    "q1b": "def jacobian_xT_WT(W, x):\n    return np.asarray(W, dtype=float).copy()\n",
-    "q1c": "def jacobian_elementwise(f_prime, x):\n    return np.diag(f_prime(x))\n",
-    "q1d": "def dL_dW(dL_dz, x):\n    return np.outer(dL_dz, x)\n",
-    "q2a": (
-        "def softmax_diag_derivative(z):\n    s = softmax(z)\n    return s * (1 - s)\n\n"
-        "def softmax_jacobian(z):\n    s = softmax(z)\n    return np.diag(s) - np.outer(s, s)\n"
-    ),
-    "q2b": "def cross_entropy_grad(z, y):\n    return softmax(z) - y\n",
-    "q3": "def mse_minimizer(X, y):\n    return np.linalg.solve(X.T @ X, X.T @ y)\n",
-}
-"""One correct answer per question."""
-
-EQUIVALENT: dict[str, list[str]] = {
-    "q1a": [
-        "def jacobian_Wx(W, x):\n    n, d = W.shape\n    J = np.zeros((n, d))\n"
-        "    for i in range(n):\n        for j in range(d):\n            J[i, j] = W[i, j]\n"
-        "    return J\n"
-    ],
-    "q1c": ["def jacobian_elementwise(f_prime, x):\n    return np.eye(len(x)) * f_prime(x)\n"],
-    "q1d": [
-        "def dL_dW(dL_dz, x):\n    return np.einsum('i,j->ij', dL_dz, x)\n",
-        "def dL_dW(dL_dz, x):\n    return dL_dz[:, None] @ x[None, :]\n",
-    ],
-    "q2a": [
-        "def softmax_diag_derivative(z):\n    return np.diag(softmax_jacobian(z))\n\n"
-        "def softmax_jacobian(z):\n    s = softmax(z)[:, None]\n"
-        "    return np.diagflat(s) - s @ s.T\n"
-    ],
-    "q2b": [
-        "def cross_entropy_grad(z, y):\n    z = z - z.max()\n"
-        "    return np.exp(z) / np.exp(z).sum() * y.sum() - y\n"
-    ],
-    "q3": [
-        "def mse_minimizer(X, y):\n    return np.linalg.inv(X.T @ X) @ X.T @ y\n",
-        "def mse_minimizer(X, y):\n    return np.linalg.pinv(X) @ y\n",
-        "def mse_minimizer(X, y):\n    return np.linalg.lstsq(X, y, rcond=None)[0]\n",
-        "def mse_minimizer(X, y):\n    Q, R = np.linalg.qr(X)\n"
-        "    return np.linalg.solve(R, Q.T @ y)\n",
-    ],
-}
-"""Other correct forms, each of which must earn full points."""
-
-MISTAKES: list[tuple[str, str, str]] = [
-    ("q1a", "transposed", "def jacobian_Wx(W, x):\n    return W.T\n"),
-    ("q1a", "wrong_type", "def jacobian_Wx(W, x):\n    print(W)\n"),
-    ("q1a", "exception", "def jacobian_Wx(W, x):\n    return W @ W\n"),
-    ("q1a", "edge_case", "def jacobian_Wx(W, x):\n    return np.squeeze(W)\n"),
-    ("q1b", "exception", "def jacobian_xT_WT(W, x):\n    import sys\n    sys.exit(1)\n"),
-    ("q1b", "transposed", "def jacobian_xT_WT(W, x):\n    return W.T\n"),
-    ("q1b", "wrong_shape", "def jacobian_xT_WT(W, x):\n    return W @ x\n"),
-    ("q1c", "missing_diag", "def jacobian_elementwise(f_prime, x):\n    return f_prime(x)\n"),
-    (
-        "q1c",
-        "scaled",
-        "def jacobian_elementwise(f_prime, x):\n    return 2 * np.diag(f_prime(x))\n",
-    ),
-    ("q1d", "transposed", "def dL_dW(dL_dz, x):\n    return np.outer(x, dL_dz)\n"),
-    ("q1d", "sign_flipped", "def dL_dW(dL_dz, x):\n    return -np.outer(dL_dz, x)\n"),
-    ("q1d", "edge_case", "def dL_dW(dL_dz, x):\n    return np.squeeze(np.outer(dL_dz, x))\n"),
-    (
-        "q2a",
-        "diag_only",
-        "def softmax_diag_derivative(z):\n    s = softmax(z)\n    return s * (1 - s)\n\n"
-        "def softmax_jacobian(z):\n    s = softmax(z)\n    return np.diag(s * (1 - s))\n",
-    ),
-    (
-        "q2a",
-        "not_stable",
-        "def softmax_diag_derivative(z):\n    s = np.exp(z) / np.exp(z).sum()\n"
-        "    return s * (1 - s)\n\ndef softmax_jacobian(z):\n    s = np.exp(z) / np.exp(z).sum()\n"
-        "    return np.diag(s) - np.outer(s, s)\n",
-    ),
-    (
-        "q2a",
-        "sign_flipped",
-        "def softmax_diag_derivative(z):\n    s = softmax(z)\n    return s * (s - 1)\n\n"
-        "def softmax_jacobian(z):\n    s = softmax(z)\n    return np.outer(s, s) - np.diag(s)\n",
-    ),
-    ("q2b", "dL_dyhat", "def cross_entropy_grad(z, y):\n    return -y / softmax(z)\n"),
-    ("q2b", "sign_flipped", "def cross_entropy_grad(z, y):\n    return y - softmax(z)\n"),
-    (
-        "q2b",
-        "not_stable",
-        "def cross_entropy_grad(z, y):\n    return np.exp(z) / np.exp(z).sum() - y\n",
-    ),
-    (
-        "q3",
-        "scaled",
-        "def mse_minimizer(X, y):\n    return 2 * np.linalg.solve(X.T @ X, X.T @ y)\n",
-    ),
-    ("q3", "wrong_value", "def mse_minimizer(X, y):\n    return X.T @ y / len(y)\n"),
-    ("q3", "not_finite", "def mse_minimizer(X, y):\n    return np.full(X.shape[1], np.nan)\n"),
-    ("q3", "timeout", "def mse_minimizer(X, y):\n    while True:\n        pass\n"),
-    ("q3", "missing", "mse_minimizer = None\n"),
-]
-"""(question, expected tag, wrong answer): each must lose points on its question with that tag."""
+from .errors import KitError
+from .pack import registry
+from .pack.spec import Pack
 
 
-def answer_cell_index(nb: nbformat.NotebookNode, question: str) -> int:
+class SamplesError(KitError):
+    """A pack has no sample answers, or they do not fit its template."""
+
+
+@dataclass(frozen=True)
+class Samples:
+    """A pack's sample answers."""
+
+    correct: dict[str, str]
+    """One correct answer per question."""
+    equivalent: dict[str, list[str]] = field(default_factory=dict)
+    """Other correct forms, each of which must earn full points."""
+    mistakes: list[tuple[str, str, str]] = field(default_factory=list)
+    """(question, expected tag, wrong answer): each must lose points on its question with that
+    tag."""
+    demo_mistakes: tuple[str, ...] = ()
+    """Tags of the mistakes in the demo's ``ben_mistakes``."""
+    demo_partial: tuple[str, ...] = ()
+    """The questions the demo's ``dora_partial`` answers."""
+
+
+def solutions_dir(pack: Pack) -> Path:
+    """``solutions/<name>/`` beside the ``assignments/`` folder holding the pack."""
+    if pack.folder is None:
+        raise SamplesError(f"pack {pack.name!r} has no folder, hence no solutions")
+    return pack.folder.parent.parent / "solutions" / pack.name
+
+
+def _module(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_samples(pack: Pack | str) -> Samples:
+    """The pack's sample answers from ``solutions/<name>/samples.py``.
+
+    Raises:
+        SamplesError: the file is missing or names questions the pack does not have.
+    """
+    pack = registry.load(pack)
+    path = solutions_dir(pack) / "samples.py"
+    if not path.is_file():
+        raise SamplesError(f"no sample answers for {pack.name}: {path} is missing")
+    module = _module(path, f"_autograder_samples_{pack.name}")
+    correct = dict(getattr(module, "CORRECT", {}))
+    samples = Samples(
+        correct=correct,
+        equivalent={q: list(v) for q, v in getattr(module, "EQUIVALENT", {}).items()},
+        mistakes=[tuple(m) for m in getattr(module, "MISTAKES", [])],
+        demo_mistakes=tuple(getattr(module, "DEMO_MISTAKES", ())),
+        demo_partial=tuple(getattr(module, "DEMO_PARTIAL", tuple(correct)[: len(correct) // 2])),
+    )
+    named = {*samples.correct, *samples.equivalent, *(q for q, _, _ in samples.mistakes)}
+    unknown = sorted(named - set(pack.question_ids))
+    if unknown:
+        raise SamplesError(f"{path} names questions {unknown} that {pack.name} does not have")
+    return samples
+
+
+def answer_cell_index(nb: nbformat.NotebookNode, question: str, *, pack: Pack) -> int:
     """The index of the code cell defining the question's first function."""
-    first = BY_NAME[question].functions[0]
+    first = pack.question(question).function_names[0]
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and f"def {first}(" in cell.source:
             return i
     raise KeyError(f"no answer cell for {question} (def {first}) in the template")
 
 
-def fill(template: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
+def fill(
+    template: nbformat.NotebookNode, answers: dict[str, str], *, pack: Pack
+) -> nbformat.NotebookNode:
     """A copy of the template with the given questions' answer cells replaced."""
     nb = nbformat.from_dict(json.loads(json.dumps(template)))
     for question, source in answers.items():
-        nb.cells[answer_cell_index(nb, question)].source = source
+        nb.cells[answer_cell_index(nb, question, pack=pack)].source = source
     return nb
 
 
-def write_samples(folder: Path, *, template_path: Path | None = None) -> list[Path]:
-    """Write the demo batch: correct, typical mistakes, blank, broken and a zip submission."""
+def write_samples(
+    folder: Path, *, pack: Pack | str, template_path: Path | None = None
+) -> list[Path]:
+    """Write the demo batch: correct, typical mistakes, blank, partial, broken and a zip."""
     from .build import ensure_built
 
+    pack = registry.load(pack)
+    samples = load_samples(pack)
     if template_path is None:
-        template_path = ensure_built(out=Path("dist")).student_notebook
+        template_path = ensure_built(pack=pack).student_notebook
     template = nbformat.read(str(template_path), as_version=4)
     folder.mkdir(parents=True, exist_ok=True)
-    mistakes = {
-        q: src
-        for q, tag, src in MISTAKES
-        if tag in {"transposed", "missing_diag", "not_stable", "dL_dyhat", "scaled"}
-    }
+    demo = set(samples.demo_mistakes) or {tag for _, tag, _ in samples.mistakes}
+    mistakes = {q: src for q, tag, src in samples.mistakes if tag in demo}
+    correct = samples.correct
     notebooks = {
-        "ada_correct": fill(template, CORRECT),
-        "ben_mistakes": fill(template, {**CORRECT, **mistakes}),
+        "ada_correct": fill(template, correct, pack=pack),
+        "ben_mistakes": fill(template, {**correct, **mistakes}, pack=pack),
         "cleo_blank": template,
-        "dora_partial": fill(template, {q: CORRECT[q] for q in ("q1a", "q1b", "q2b")}),
+        "dora_partial": fill(template, {q: correct[q] for q in samples.demo_partial}, pack=pack),
     }
     written = []
     for name, nb in notebooks.items():
@@ -157,9 +132,11 @@ def write_samples(folder: Path, *, template_path: Path | None = None) -> list[Pa
     broken = folder / "eli_broken.ipynb"
     broken.write_text('{"cells": [ this is not json', encoding="utf-8")
     zipped = folder / "finn_zip.zip"
+    other = {q: forms[0] for q, forms in samples.equivalent.items() if forms}
+    last = {q: other[q] for q in list(other)[-1:]}
     with zipfile.ZipFile(zipped, "w") as zf:
         zf.writestr(
-            "homework/math_primer_finn.ipynb",
-            nbformat.writes(fill(template, {**CORRECT, "q3": EQUIVALENT["q3"][0]})),
+            f"homework/{pack.name}_finn.ipynb",
+            nbformat.writes(fill(template, {**correct, **last}, pack=pack)),
         )
     return [*written, broken, zipped]

@@ -36,12 +36,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from autograder.grading import write_outputs  # noqa: E402
+from autograder.pack import Pack  # noqa: E402
 from autograder.report import write_report  # noqa: E402
 from autograder.review.context import ReviewContext  # noqa: E402
+from autograder.review.questions import run_pack  # noqa: E402
 from autograder.review.store import ReviewStore  # noqa: E402
 
 
-def synthesise(source: list[dict], n: int, out: Path) -> None:
+def synthesise(source: list[dict], n: int, out: Path, *, pack: Pack) -> None:
     """A graded folder of n students made of copies of ``source``."""
     results = []
     for i in range(n):
@@ -51,8 +53,8 @@ def synthesise(source: list[dict], n: int, out: Path) -> None:
     store = ReviewStore.of(out)
     possible = {q: float(e["possible"]) for q, e in results[0]["questions"].items()}
     with store.write(who="benchmark", possible=possible) as tx:
-        tx.record_run(autograded=results, submissions=None, roster=None)
-    write_outputs(results, out)
+        tx.record_run(autograded=results, submissions=None, roster=None, pack=pack)
+    write_outputs(results, out, pack=pack)
 
 
 def timed(action, repeats: int) -> float:
@@ -64,10 +66,10 @@ def timed(action, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure(source: list[dict], n: int, repeats: int) -> dict[str, float]:
+def measure(source: list[dict], n: int, repeats: int, *, pack: Pack) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
-        synthesise(source, n, out)
+        synthesise(source, n, out, pack=pack)
         ctx = ReviewContext(out, token="benchmark", user="benchmark")
         ctx.recollator.report.request = lambda table, results: None  # timed separately below
         students = [f"s{i:05d}" for i in range(n)]
@@ -119,7 +121,7 @@ def measure(source: list[dict], n: int, repeats: int) -> dict[str, float]:
         table = pd.read_csv(out / "gradebook.csv")
 
         def report(k: int) -> None:
-            write_report(table, results, out)
+            write_report(table, results, out, pack=pack)
 
         return {
             "one mark": timed(one, repeats),
@@ -148,13 +150,14 @@ def main() -> None:
                 capture_output=True,
             )
         _, results = ReviewStore.of(source).autograded()
+        pack = run_pack(source, ReviewStore.of(source).read().run)
         if not results:
             results = [
                 json.loads(p.read_text()) for p in sorted((source / "results").glob("*.json"))
             ]
         print(f"source: {len(results)} real results from {source}")
         for n in args.n:
-            figures = measure(results, n, args.repeats)
+            figures = measure(results, n, args.repeats, pack=pack)
             print(f"{n:>5} students: " + ", ".join(f"{k} {v:.3f} s" for k, v in figures.items()))
     shutil.rmtree(Path(tmp), ignore_errors=True)
 

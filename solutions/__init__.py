@@ -1,1 +1,1 @@
-"""Model solutions for the "Exercise 2: Math Primer" sheet (derivations and reference code)."""
+"""Model solutions, one folder per assignment pack (never shipped to students)."""

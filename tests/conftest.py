@@ -7,13 +7,41 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder import samples
 from autograder.build import Build, build
+from autograder.pack import Pack, load
+
+MATH_PRIMER = "math_primer"
+"""Exercise 2's pack: the tests of its content and the golden files use it."""
+MP = load(MATH_PRIMER)
+MP_SAMPLES = samples.load_samples(MATH_PRIMER)
+"""Exercise 2's sample answers (``solutions/math_primer/samples.py``)."""
+CORRECT, EQUIVALENT, MISTAKES = MP_SAMPLES.correct, MP_SAMPLES.equivalent, MP_SAMPLES.mistakes
+
+
+FIXTURE_PACKS = Path(__file__).parent / "fixtures" / "assignments"
+TINY = load(FIXTURE_PACKS / "tiny")
+"""A small fixture pack (questions p1, p2; a tuple-valued question with one case per part), so
+the machinery's tests do not depend on Exercise 2's content."""
+
+
+def fill(
+    template: nbformat.NotebookNode, answers: dict[str, str], pack: Pack = MP
+) -> nbformat.NotebookNode:
+    """The template with the given questions' answer cells replaced (Exercise 2 by default)."""
+    return samples.fill(template, answers, pack=pack)
+
+
+@pytest.fixture(scope="session")
+def mp() -> Pack:
+    """Exercise 2's pack."""
+    return MP
 
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    """The assignment built by the real Otter Assign, once per session."""
-    return build(out=tmp_path_factory.mktemp("dist") / "dist")
+    """Exercise 2 built by the real Otter Assign, once per session."""
+    return build(out=tmp_path_factory.mktemp("dist") / "dist", pack=MATH_PRIMER)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import nbformat
 
 from autograder import grading
-from autograder.samples import CORRECT, fill, write_samples
+from autograder.pack import load
+from autograder.samples import fill, load_samples, write_samples
 
 TRANSPOSED_COPIES = ("bea_mistakes", "bo_mistakes")
 """Extra copies of the demo's ``ben_mistakes``: q1b's ``transposed`` group then has three."""
@@ -57,9 +58,13 @@ HOSTILE_TEXTS = ("<script>window.__pwned=1</script>", "[click me](javascript:win
 """Pieces of the hostile derivation that must show as text."""
 
 
+ASSIGNMENT = "math_primer"
+"""The pack of the demo and hostile batches."""
+
+
 def write_demo(folder: Path, *, template_path: Path) -> Path:
     """The demo batch (``python -m autograder demo``'s) plus two copies of ``ben_mistakes``."""
-    write_samples(folder, template_path=template_path)
+    write_samples(folder, pack=ASSIGNMENT, template_path=template_path)
     for name in TRANSPOSED_COPIES:
         shutil.copy(folder / "ben_mistakes.ipynb", folder / f"{name}.ipynb")
     return folder
@@ -69,7 +74,8 @@ def write_hostile(folder: Path, *, template_path: Path) -> Path:
     """Two hostile submissions: markup in the id, code, messages, derivations and file name."""
     template = nbformat.read(str(template_path), as_version=4)
     folder.mkdir(parents=True, exist_ok=True)
-    evil = fill(template, {**CORRECT, "q1a": HOSTILE_CODE})
+    correct = load_samples(ASSIGNMENT).correct
+    evil = fill(template, {**correct, "q1a": HOSTILE_CODE}, pack=load(ASSIGNMENT))
     check = next(i for i, c in enumerate(evil.cells) if 'grader.check("q1a")' in "".join(c.source))
     evil.cells.insert(check + 1, nbformat.v4.new_markdown_cell(HOSTILE_DERIVATION))
     nbformat.write(evil, str(folder / f"{HOSTILE_NAME}.ipynb"))
@@ -80,7 +86,8 @@ def write_hostile(folder: Path, *, template_path: Path) -> Path:
 
 def grade(submissions: Path, out: Path, **kw) -> grading.GradeRun:
     """Grade with the judge, as ``grade`` does."""
-    return grading.grade(submissions=submissions, out=out, build_dir=out / "dist", jobs=2, **kw)
+    kw.setdefault("assignment", ASSIGNMENT)
+    return grading.grade(submissions=submissions, out=out, jobs=2, **kw)
 
 
 @contextmanager

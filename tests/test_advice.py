@@ -7,6 +7,9 @@ import pytest
 
 from autograder.advice import advice_notes
 from autograder.engines.otter_engine import result_from_worker
+from autograder.pack import load
+
+MP = load("math_primer")
 
 
 def notebook_with(source: str) -> nbformat.NotebookNode:
@@ -24,7 +27,7 @@ def notebook_with(source: str) -> nbformat.NotebookNode:
 )
 def test_explicit_inverse_in_q3_gets_advice(body, advised):
     """Does an explicit inverse in q3 (and only that, not pinv) earn an advice note?"""
-    notes = advice_notes(notebook_with(f"def mse_minimizer(X, y):\n    {body}\n"))
+    notes = advice_notes(notebook_with(f"def mse_minimizer(X, y):\n    {body}\n"), pack=MP)
     assert ("q3" in notes) is advised
 
 
@@ -35,12 +38,19 @@ def test_advice_never_changes_the_score():
             "q3": {
                 "score": 3.0,
                 "possible": 3.0,
-                "cases": [{"points": 3.0, "hidden": True, "passed": True, "message": "ok"}],
+                "cases": [
+                    {"name": n, "points": p, "hidden": True, "passed": True, "message": "ok"}
+                    for n, p in (
+                        ("test_q3_typical", 2.0),
+                        ("test_q3_ill_conditioned", 0.5),
+                        ("test_q3_edge", 0.5),
+                    )
+                ],
             }
         }
     }
-    plain = result_from_worker("ann", data)
-    advised = result_from_worker("ann", data, {"q3": "Advice: use solve"})
+    plain = result_from_worker("ann", data, pack=MP)
+    advised = result_from_worker("ann", data, {"q3": "Advice: use solve"}, pack=MP)
     assert advised["questions"]["q3"]["score"] == plain["questions"]["q3"]["score"] == 3.0
     assert advised["total"] == plain["total"]
     assert advised["questions"]["q3"]["feedback"].endswith("Advice: use solve")

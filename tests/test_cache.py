@@ -13,14 +13,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import write_notebooks
+from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
 
 from autograder import grading
 from autograder.build import REPO_DIR
 from autograder.cache import CACHE_DIR, ResultCache
 from autograder.intake import discover
 from autograder.results import empty_result
-from autograder.samples import CORRECT, MISTAKES, fill
 
 
 def notebook(source: str) -> nbformat.NotebookNode:
@@ -41,9 +40,11 @@ class CountingGrader:
         with self.lock:
             self.calls.append(submission.student)
         if submission.student in self.error_for:
-            return empty_result(submission.student, "error", "the machine hiccuped")
+            return empty_result(submission.student, "error", "the machine hiccuped", pack=MP)
         status = "graded" if submission.ok else "invalid"
-        return empty_result(submission.student, status, f"graded {len(submission.student)}")
+        return empty_result(
+            submission.student, status, f"graded {len(submission.student)}", pack=MP
+        )
 
 
 @pytest.fixture()
@@ -63,7 +64,9 @@ def subs(tmp_path) -> Path:
 
 
 def run(subs: Path, out: Path, **kw) -> grading.GradeRun:
-    return grading.grade(submissions=subs, out=out, build_dir=out / "dist", jobs=2, **kw)
+    return grading.grade(
+        submissions=subs, out=out, build_dir=out / "dist", jobs=2, **kw, assignment="math_primer"
+    )
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
@@ -110,7 +113,7 @@ def test_a_changed_assignment_invalidates_the_cache(counting, subs, tmp_path, mo
     out = tmp_path / "out"
     run(subs, out)
     counting.calls.clear()
-    monkeypatch.setattr(grading, "source_fingerprint", lambda: "a different assignment")
+    monkeypatch.setattr(grading, "source_fingerprint", lambda pack: "a different assignment")
     assert run(subs, out).reused == 0
     assert len(counting.calls) == 4
 

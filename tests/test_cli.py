@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import nbformat
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import write_notebooks
+from conftest import CORRECT, fill, write_notebooks
 
 from autograder.cli import main
-from autograder.samples import CORRECT, fill
+from autograder.pack import load
 
 
 def invoke(*args: str):
@@ -75,3 +78,73 @@ def test_demo_grades_the_embedded_batch(tmp_path, monkeypatch):
     assert book.loc["cleo_blank", "total"] == 0
     assert book.loc["eli_broken", "status"] == "invalid"
     assert 0 < book.loc["ben_mistakes", "total"] < 12
+
+
+# --- several assignments ------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "assignments"
+
+
+@pytest.fixture()
+def with_tiny(monkeypatch):
+    """The tiny fixture pack on the search path, next to Exercise 2."""
+    from autograder.pack import registry
+
+    monkeypatch.setenv(registry.SEARCH_ENV, str(FIXTURES))
+
+
+def test_unknown_assignment_is_one_error_line(tmp_path):
+    """Is --assignment with an unknown name an `error:` naming the available assignments?"""
+    for command in (["build", "--out", str(tmp_path)], ["demo", "--out", str(tmp_path)]):
+        result = invoke(*command, "--assignment", "nope")
+        assert result.exit_code == 2
+        assert "error: no assignment 'nope' (available: math_primer)" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_grade_infers_the_assignment_and_refuses_a_mixed_folder(with_tiny, template, tmp_path):
+    """Does `grade` without --assignment grade a folder of one assignment (inferred from the
+    notebooks), and stop a folder mixing two with one `error:` line naming them?"""
+    tiny = tmp_path / "tiny-dist"
+    result = invoke("build", "--assignment", "tiny", "--out", str(tiny))
+    assert result.exit_code == 0, result.output
+    assert (tiny / "student" / "tiny.ipynb").is_file()
+    tiny_template = nbformat.read(str(tiny / "student" / "tiny.ipynb"), as_version=4)
+    answers = {"p1": "def chain_gradient(f, f_prime, x):\n    return f(x) * f_prime(x)\n"}
+    subs = write_notebooks(
+        tmp_path / "subs", {"ann": fill(tiny_template, answers, load("tiny")), "bob": tiny_template}
+    )
+    out = tmp_path / "out"
+    result = invoke("grade", str(subs), "--out", str(out), "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    book = pd.read_csv(out / "gradebook.csv")
+    assert list(book.columns[:6]) == ["student", "p1", "p2", "total", "percent", "status"]
+    assert list(book["total"]) == [1, 0]
+    write_notebooks(subs, {"cat": fill(template, CORRECT)})
+    result = invoke("grade", str(subs), "--out", str(tmp_path / "mixed"))
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [
+        (
+            "error: mixed submissions (1 look like math_primer, 2 look like tiny); grade each "
+            "assignment with --assignment NAME"
+        )
+    ]
+    assert not (tmp_path / "mixed").exists()
+
+
+def test_new_scaffolds_a_pack_that_builds(monkeypatch, tmp_path):
+    """Does `new NAME` write assignments/NAME and solutions/NAME, refuse to overwrite them, and
+    does the result build with --assignment?"""
+    from autograder.pack import registry
+
+    monkeypatch.setattr(registry, "REPO_ASSIGNMENTS", tmp_path / "assignments")
+    result = invoke("new", "week_four", "--title", "Week Four")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "assignments" / "week_four" / "spec.py").is_file()
+    assert (tmp_path / "solutions" / "week_four" / "samples.py").is_file()
+    again = invoke("new", "week_four")
+    assert again.exit_code == 2 and "exists already" in again.output
+    built = invoke("build", "--assignment", "week_four", "--out", str(tmp_path / "dist"))
+    assert built.exit_code == 0, built.output
+    assert (tmp_path / "dist" / "student" / "week_four.ipynb").is_file()

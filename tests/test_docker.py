@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import write_notebooks
+from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
 
 from autograder.build import (
     OFFLINE_RUN_AUTOGRADER,
@@ -26,7 +26,6 @@ from autograder.build import (
     OFFLINE_STUDENT_FILE,
     RUN_OTTER_PATCH,
 )
-from autograder.contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
 from autograder.engines.docker_engine import (
     GRADING_IMAGE,
     collate,
@@ -36,7 +35,8 @@ from autograder.engines.docker_engine import (
 )
 from autograder.grading import GradingError, grade, grade_all, make_grader
 from autograder.intake import Submission
-from autograder.samples import CORRECT, MISTAKES, fill
+
+BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 
 DOCKER = os.environ.get("MATH_PRIMER_DOCKER") == "1"
 needs_docker = pytest.mark.skipif(
@@ -99,8 +99,11 @@ SUMMARY = """q1a results:
             q1a - 3 result:
         diagnosis: wrong_shape, transposed
 
+        case: edge
+
     q1a - 3 result:
         ✅ Test case passed (judge)
+        case: typical
 
 q1b results: All test cases passed!"""
 """``GradingResults.summary()``; the second case's message mimics headers, indented as Otter does."""
@@ -110,9 +113,41 @@ def test_parse_summary_reads_cases_and_is_not_fooled_by_messages():
     """Are the cases, their messages and 'All test cases passed!' read, whatever a message says?"""
     parsed = parse_summary(SUMMARY)
     assert set(parsed) == {"q1a", "q1b"} and parsed["q1b"] is None
-    (p1, _), (p2, m2), (p3, _) = parsed["q1a"]
+    (n1, p1, _), (n2, p2, m2), (n3, p3, m3) = parsed["q1a"]
+    assert (n1, n2, n3) == ("q1a - 1", "q1a - 2", "q1a - 3")
     assert (p1, p2, p3) == (False, False, True)
-    assert "q1b results: All test cases passed!" in m2 and m2.endswith("transposed")
+    assert "q1b results: All test cases passed!" in m2 and m2.endswith("case: edge")
+    assert m3.endswith("case: typical")
+
+
+def test_cases_are_matched_by_name_not_position(template, tmp_path):
+    """When the summary lists a question's cases in another order than the spec (two cells of
+    equal points swapped), does each outcome still land on its own case?"""
+    staged = {"0001-ann.zip": _submission(template, "ann")}
+    full = {q: BY_NAME[q].points for q in QUESTION_NAMES} | {"q2a": 1.5}
+    (tmp_path / "final_grades.csv").write_text(
+        f"file,{','.join(QUESTION_NAMES)},grading_status\n"
+        f"0001-ann.zip,{','.join(str(full[q]) for q in QUESTION_NAMES)},Completed\n"
+    )
+    summaries = tmp_path / "grading-summaries"
+    summaries.mkdir()
+    q2a = (
+        "q2a results:\n    q2a - 1 result:\n        ✅ Test case passed\n\n"
+        "    q2a - 2 result:\n        ✅ Test case passed (judge)\n        case: edge\n\n"
+        "    q2a - 3 result:\n        ❌ Test case failed (judge)\n        CheckFailed: unstable\n"
+        "        diagnosis: not_stable, not_finite\n        case: large\n\n"
+        "    q2a - 4 result:\n        ✅ Test case passed (judge)\n        case: typical\n"
+    )
+    others = "\n\n".join(
+        f"{q} results: All test cases passed!" for q in QUESTION_NAMES if q != "q2a"
+    )
+    (summaries / "0001-ann.txt").write_text(f"{others}\n\n{q2a}")
+    (result,) = collate(staged, tmp_path, failure=None, pack=MP)
+    cases = {c["case"]: c for c in result["questions"]["q2a"]["cases"]}
+    assert [c["case"] for c in result["questions"]["q2a"]["cases"]] == ["typical", "large", "edge"]
+    assert not cases["large"]["passed"] and cases["large"]["tags"] == ["not_stable", "not_finite"]
+    assert cases["edge"]["passed"] and cases["typical"]["passed"]
+    assert result["questions"]["q2a"]["score"] == 1.5 and "notes" not in result
 
 
 def _submission(template, student: str) -> Submission:
@@ -142,7 +177,7 @@ def test_collate_gives_every_submission_one_row_with_a_status(template, tmp_path
     (summaries / "0001-ann.txt").write_text(
         "\n\n".join(f"{q} results: All test cases passed!" for q in QUESTION_NAMES)
     )
-    results = {r["student"]: r for r in collate(staged, tmp_path, failure=None)}
+    results = {r["student"]: r for r in collate(staged, tmp_path, failure=None, pack=MP)}
     assert [results[s]["status"] for s in ["ann", "bob", "cat", "dan"]] == [
         "graded",
         "timeout",
@@ -163,7 +198,7 @@ def test_collate_trusts_otter_scores_over_messages(template, tmp_path):
         f"file,{','.join(QUESTION_NAMES)},grading_status\n"
         f"0001-ann.zip,{','.join(str(scores[q]) for q in QUESTION_NAMES)},Completed\n"
     )  # no summary at all: every question 'missing', then Otter's scores
-    (result,) = collate(staged, tmp_path, failure=None)
+    (result,) = collate(staged, tmp_path, failure=None, pack=MP)
     assert result["total"] == TOTAL_POINTS - 1
     assert any("q1b" in n for n in result["notes"])
 
@@ -171,14 +206,14 @@ def test_collate_trusts_otter_scores_over_messages(template, tmp_path):
 def test_collate_reports_a_failed_run_on_every_row(template, tmp_path):
     """Does a failed `otter grade` (no CSV) give each submission an error row with the reason?"""
     staged = {"0001-ann.zip": _submission(template, "ann")}
-    (result,) = collate(staged, tmp_path, failure="otter grade failed (exit 1): boom")
+    (result,) = collate(staged, tmp_path, failure="otter grade failed (exit 1): boom", pack=MP)
     assert result["status"] == "error" and "boom" in result["questions"]["q3"]["feedback"]
 
 
 def test_stage_writes_master_named_notebooks_with_the_student_id(template, tmp_path):
     """Is each zip named uniquely and safely, holding math_primer.ipynb and the exact id?"""
     students = ["ann", "b ob/../x", "b_ob_.._x", "ünï"]
-    staged = stage([_submission(template, s) for s in students], tmp_path / "subs")
+    staged = stage([_submission(template, s) for s in students], tmp_path / "subs", pack=MP)
     assert len(set(staged)) == len(students)
     for name, submission in staged.items():
         assert name.endswith(".zip") and "/" not in name and " " not in name
@@ -194,7 +229,7 @@ def test_no_docker_is_a_clear_grading_error(built, monkeypatch, tmp_path):
     """Without a `docker` command, does the docker engine stop with the fix in one message?"""
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(GradingError, match=r"Docker is not available.*scripts/docker_image\.sh"):
-        make_grader("docker", build_dir=built.out, timeout=60)
+        make_grader("docker", build_dir=built.out, timeout=60, pack=MP)
 
 
 def test_cli_without_docker_prints_one_error_line(built, template, tmp_path):
@@ -223,14 +258,14 @@ class _FakeBatch:
     def grade_batch(self, submissions, *, jobs, on_done):
         from autograder.results import empty_result
 
-        on_done(empty_result(submissions[0].student, "graded", "ok"))
+        on_done(empty_result(submissions[0].student, "graded", "ok", pack=MP))
         raise RuntimeError("lost the daemon")
 
 
 def test_batch_grader_crash_keeps_every_submission(template):
     """Does a crashing batch grader leave one row per submission (the rest as errors)?"""
     subs = [_submission(template, s) for s in ("ann", "bob", "cat")]
-    results = grade_all(subs, _FakeBatch(), jobs=2)
+    results = grade_all(subs, _FakeBatch(), jobs=2, pack=MP)
     assert [(r["student"], r["status"]) for r in results] == [
         ("ann", "graded"),
         ("bob", "error"),
@@ -244,7 +279,7 @@ def test_batch_grader_refuses_a_scheduler(template):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool, pytest.raises(GradingError, match="drop --scheduler"):
-        grade_all([_submission(template, "ann")], _FakeBatch(), jobs=1, executor=pool)
+        grade_all([_submission(template, "ann")], _FakeBatch(), jobs=1, executor=pool, pack=MP)
 
 
 # --- end to end: real otter grade in Docker ----------------------------------------------------
@@ -300,7 +335,13 @@ def graded(corpus, built, tmp_path_factory) -> dict:
     for engine in ("docker", "judge"):
         out = tmp_path_factory.mktemp(f"{engine}-out")
         grade(
-            submissions=corpus, out=out, build_dir=built.out, jobs=2, timeout=TIMEOUT, engine=engine
+            submissions=corpus,
+            out=out,
+            build_dir=built.out,
+            jobs=2,
+            timeout=TIMEOUT,
+            engine=engine,
+            assignment="math_primer",
         )
         runs[engine] = {
             "csv": pd.read_csv(out / "gradebook.csv"),
@@ -381,7 +422,7 @@ def test_standard_zip_runs_like_on_gradescope(built, template, graded, tmp_path)
         built.autograder_zip, notebook, metadata=metadata, image=GRADING_IMAGE
     )
     assert format_problems(run.results) == []
-    assert kit_problems(run.results) == []
+    assert kit_problems(run.results, pack=MP) == []
     tests = {t["name"]: t for t in run.results["tests"]}
     judge = graded["judge"]["results"]["mistakes"]  # the same notebook, seeded by the same id
     assert {q: tests[q]["score"] for q in QUESTION_NAMES} == {

@@ -15,12 +15,11 @@ import cloudpickle
 import nbformat
 import pandas as pd
 import pytest
-from conftest import write_notebooks
+from conftest import CORRECT, MP, fill, write_notebooks
 from distributed import KilledWorker, LocalCluster
 
 from autograder.grading import GradingError, grade, grade_all, make_grader
 from autograder.intake import Submission, discover
-from autograder.samples import CORRECT, fill
 
 TIMEOUT = 60.0
 
@@ -45,6 +44,7 @@ def test_dask_cluster_gives_the_same_gradebook_as_local_threads(built, small_bat
         build_dir=built.out,
         jobs=2,
         timeout=TIMEOUT,
+        assignment="math_primer",
     )
     with LocalCluster(
         n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
@@ -55,6 +55,7 @@ def test_dask_cluster_gives_the_same_gradebook_as_local_threads(built, small_bat
             build_dir=built.out,
             timeout=TIMEOUT,
             scheduler=cluster.scheduler_address,
+            assignment="math_primer",
         )
         graded_on_cluster = cluster.scheduler.task_prefixes["grade_submission"].state_counts
     assert graded_on_cluster["memory"] == 3  # every submission was a task on the cluster
@@ -67,7 +68,7 @@ def test_dask_cluster_gives_the_same_gradebook_as_local_threads(built, small_bat
 @pytest.mark.parametrize("engine", ["judge", "otter"])
 def test_grader_and_submissions_survive_pickling(built, template, engine, tmp_path):
     """Do the grading function and a submission pickle, as a Dask cluster ships them?"""
-    grade_one = make_grader(engine, build_dir=built.out, timeout=TIMEOUT)
+    grade_one = make_grader(engine, build_dir=built.out, timeout=TIMEOUT, pack=MP)
     [submission] = discover(write_notebooks(tmp_path, {"ann": fill(template, CORRECT)}))
     assert pickle.loads(cloudpickle.dumps(submission)) == submission
     copy = pickle.loads(cloudpickle.dumps(grade_one))
@@ -99,6 +100,7 @@ def test_unusable_scheduler_gives_a_clear_error(template, tmp_path, address, det
             build_dir=tmp_path / "dist",
             scheduler=address,
             scheduler_timeout=1.0,
+            assignment="math_primer",
         )
     assert str(info.value).startswith(f"cannot reach the Dask scheduler at {address}: ")
     assert detail in str(info.value)
@@ -150,6 +152,7 @@ def test_failed_futures_become_error_rows_and_the_rest_is_graded():
         jobs=1,
         executor=ScriptedExecutor(),
         on_done=lambda result: seen.append(result["student"]),
+        pack=MP,
     )
     assert [r["student"] for r in results] == students
     assert sorted(seen) == students

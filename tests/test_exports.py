@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY
 
-from autograder.checks.questions import CASES
 from autograder.exports import (
     CANVAS_ID_COLUMNS,
     LONG_COLUMNS,
@@ -20,7 +20,11 @@ from autograder.exports import (
     write_exports,
 )
 from autograder.gradebook import collate
+from autograder.pack import load
 from autograder.results import CaseOutcome, empty_result, graded_result
+
+PACK = load("math_primer")
+CASES = PACK.cases
 
 GOLDEN = Path(__file__).parent / "golden" / "exports"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -43,10 +47,10 @@ def batch() -> list[dict]:
         CaseOutcome("edge", 0.5, True),
     ]
     return [
-        graded_result("ben", outcomes),
-        graded_result("ann", all_passed()),
-        empty_result("cat", "invalid", "not a notebook"),
-        empty_result("dan", "error", "grader crashed"),
+        graded_result("ben", outcomes, pack=PACK),
+        graded_result("ann", all_passed(), pack=PACK),
+        empty_result("cat", "invalid", "not a notebook", pack=PACK),
+        empty_result("dan", "error", "grader crashed", pack=PACK),
     ]
 
 
@@ -58,14 +62,14 @@ def rows(path: Path) -> list[list[str]]:
 @pytest.fixture()
 def written(tmp_path: Path) -> dict[str, Path]:
     results = batch()
-    paths = write_exports(collate(results), results, tmp_path)
+    paths = write_exports(collate(results, pack=PACK), results, tmp_path, pack=PACK)
     return {p.name: p for p in paths}
 
 
 def test_files_are_written_next_to_the_gradebook(tmp_path: Path) -> None:
     """Are canvas.csv, moodle.csv and long.csv written into OUT, in that order?"""
     results = batch()
-    paths = write_exports(collate(results), results, tmp_path)
+    paths = write_exports(collate(results, pack=PACK), results, tmp_path, pack=PACK)
     assert [p.name for p in paths] == ["canvas.csv", "moodle.csv", "long.csv"]
     assert all(p.parent == tmp_path for p in paths)
 
@@ -83,9 +87,9 @@ def test_matches_golden_file(written: dict[str, Path], name: str) -> None:
 def test_two_calls_give_byte_identical_files(tmp_path: Path) -> None:
     """Do two calls (results in a different order) write byte-identical files?"""
     results = batch()
-    first = write_exports(collate(results), results, tmp_path / "a")
+    first = write_exports(collate(results, pack=PACK), results, tmp_path / "a", pack=PACK)
     shuffled = list(reversed(results))
-    second = write_exports(collate(shuffled), shuffled, tmp_path / "b")
+    second = write_exports(collate(shuffled, pack=PACK), shuffled, tmp_path / "b", pack=PACK)
     for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
 
@@ -115,14 +119,16 @@ def test_left_out_rows_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     """Does the log name each student left out of the LMS files, with the status?"""
     results = batch()
     with caplog.at_level(logging.WARNING, logger="autograder.exports"):
-        write_exports(collate(results), results, tmp_path)
+        write_exports(collate(results, pack=PACK), results, tmp_path, pack=PACK)
     assert "cat (invalid)" in caplog.text and "dan (error)" in caplog.text
 
 
 def test_canvas_assignment_id_is_kept_in_the_header(tmp_path: Path) -> None:
     """Is an assignment given as "Name (id)" written as the header, as Canvas exports it?"""
     results = batch()
-    write_exports(collate(results), results, tmp_path, assignment="Math Primer (4711)")
+    write_exports(
+        collate(results, pack=PACK), results, tmp_path, assignment="Math Primer (4711)", pack=PACK
+    )
     assert rows(tmp_path / "canvas.csv")[0][5] == "Math Primer (4711)"
     assert rows(tmp_path / "moodle.csv")[0][2] == "Math Primer (4711)"
 
@@ -142,8 +148,8 @@ def test_roster_columns_map_to_canvas_and_moodle(tmp_path: Path) -> None:
             "email": ["ann@uni.example", "ben@uni.example", "c@x", "d@x"],
         }
     )
-    table = collate(results, roster=roster[["student", "name", "email"]])
-    write_exports(table, results, tmp_path, roster=roster)
+    table = collate(results, roster=roster[["student", "name", "email"]], pack=PACK)
+    write_exports(table, results, tmp_path, roster=roster, pack=PACK)
     assert rows(tmp_path / "canvas.csv")[1:] == [
         ["Lee, Ann", "101", "S1", "ann.lee", "A", "12"],
         ["Ng, Ben", "102", "S2", "ben.ng", "B", "9.25"],
@@ -165,7 +171,7 @@ def test_moodle_leaves_out_students_not_on_the_roster(tmp_path: Path) -> None:
     """Is a submission from a student not on the roster kept out of moodle.csv only?"""
     results = batch()
     roster = pd.DataFrame({"student": ["ann", "cat", "dan"], "email": ["a@x", "c@x", "d@x"]})
-    write_exports(collate(results, roster=roster), results, tmp_path)
+    write_exports(collate(results, roster=roster, pack=PACK), results, tmp_path, pack=PACK)
     assert [r[1] for r in rows(tmp_path / "moodle.csv")[1:]] == ["a@x"]
     assert [r[0] for r in rows(tmp_path / "canvas.csv")[1:]] == ["ann", "ben"]
 
@@ -208,7 +214,7 @@ def test_long_attributes_tags_to_cases(
 
 def test_long_uses_per_case_data_when_results_have_it(tmp_path: Path) -> None:
     """Does a question entry with a 'cases' list give exact per-case tags?"""
-    result = graded_result("eve", all_passed())
+    result = graded_result("eve", all_passed(), pack=PACK)
     result["questions"]["q3"] = {
         "score": 2.5,
         "possible": 3.0,
@@ -221,7 +227,7 @@ def test_long_uses_per_case_data_when_results_have_it(tmp_path: Path) -> None:
         ],
     }
     result["total"] = 11.5
-    write_exports(collate([result]), [result], tmp_path)
+    write_exports(collate([result], pack=PACK), [result], tmp_path, pack=PACK)
     long = pd.read_csv(tmp_path / "long.csv", dtype=str, keep_default_na=False)
     q3 = long[long["question"] == "q3"]
     assert list(zip(q3["case"], q3["tag"], q3["tag_source"])) == [
@@ -234,8 +240,8 @@ def test_long_uses_per_case_data_when_results_have_it(tmp_path: Path) -> None:
 def test_hostile_ids_are_quoted_not_split(tmp_path: Path) -> None:
     """Do ids with commas, quotes, newlines and formula-like text survive one CSV round trip?"""
     hostile = 'x,"y"\n<script>'
-    results = [graded_result(hostile, all_passed())]
-    write_exports(collate(results), results, tmp_path)
+    results = [graded_result(hostile, all_passed(), pack=PACK)]
+    write_exports(collate(results, pack=PACK), results, tmp_path, pack=PACK)
     canvas = rows(tmp_path / "canvas.csv")
     assert canvas[1][0] == hostile and len(canvas) == 2
     long = pd.read_csv(tmp_path / "long.csv", dtype=str, keep_default_na=False)
@@ -244,9 +250,9 @@ def test_hostile_ids_are_quoted_not_split(tmp_path: Path) -> None:
 
 def test_files_are_utf8_with_unix_newlines(tmp_path: Path) -> None:
     """Are non-ASCII names written as UTF-8, with \\n line endings and no index column?"""
-    results = [graded_result("zoë", all_passed())]
+    results = [graded_result("zoë", all_passed(), pack=PACK)]
     roster = pd.DataFrame({"student": ["zoë"], "name": ["Zoë Ærø"]})
-    write_exports(collate(results, roster=roster), results, tmp_path)
+    write_exports(collate(results, roster=roster, pack=PACK), results, tmp_path, pack=PACK)
     raw = (tmp_path / "canvas.csv").read_bytes()
     assert "Zoë Ærø".encode() in raw and b"\r\n" not in raw
     assert raw.startswith(b"Student,")
@@ -264,9 +270,9 @@ def test_bad_input_raises_export_error(
 ) -> None:
     """Does a table without the gradebook's columns, or an empty assignment name, raise?"""
     results = batch()
-    table = collate(results) if table is None else table
+    table = collate(results, pack=PACK) if table is None else table
     with pytest.raises(ExportError, match=match):
-        write_exports(table, results, tmp_path, assignment=assignment)
+        write_exports(table, results, tmp_path, assignment=assignment, pack=PACK)
 
 
 def test_canvas_file_reads_back_with_pandas(written: dict[str, Path]) -> None:
@@ -274,3 +280,28 @@ def test_canvas_file_reads_back_with_pandas(written: dict[str, Path]) -> None:
     text = written["canvas.csv"].read_text(encoding="utf-8")
     table = pd.read_csv(io.StringIO(text))
     assert table["Math Primer"].tolist() == [12.0, 9.25]
+
+
+# --- any pack: the tiny fixture pack ----------------------------------------------------------
+
+
+def test_exports_of_another_pack_use_its_title_and_cases(tmp_path):
+    """For the tiny pack, is the LMS column its title and long.csv one row per its cases?"""
+    outcomes = {
+        "p1": [CaseOutcome("typical", 0.5, True), CaseOutcome("edge", 0.5, True)],
+        "p2": [
+            CaseOutcome("dX", 1.0, True),
+            CaseOutcome("dW", 1.0, False, ("transposed",), "the transpose"),
+        ],
+    }
+    results = [graded_result("ann", outcomes, pack=TINY)]
+    write_exports(collate(results, pack=TINY), results, tmp_path, pack=TINY)
+    assert rows(tmp_path / "canvas.csv")[0][-1] == "Tiny Sheet"
+    assert rows(tmp_path / "canvas.csv")[1][-1] == "2"
+    long = rows(tmp_path / "long.csv")[1:]
+    assert [(r[2], r[3], r[5], r[6]) for r in long] == [
+        ("p1", "typical", "true", ""),
+        ("p1", "edge", "true", ""),
+        ("p2", "dX", "true", ""),
+        ("p2", "dW", "false", "transposed"),
+    ]

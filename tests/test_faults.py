@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import nbformat
 import pandas as pd
 import pytest
-from conftest import write_notebooks
+from conftest import CORRECT, MP, fill, write_notebooks
 
-from autograder.contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
 from autograder.grading import grade
-from autograder.samples import CORRECT, answer_cell_index, fill
+from autograder.samples import answer_cell_index
+
+BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 
 TIMEOUT = 60.0
 """Seconds per submission given to ``grade``."""
@@ -49,7 +50,7 @@ PRINT_100MB = (
 def _with_top_cell(template, source: str) -> nbformat.NotebookNode:
     """Correct answers with ``source`` as a cell right after ``import numpy as np``."""
     nb = fill(template, CORRECT)
-    nb.cells.insert(answer_cell_index(nb, "q1a") - 1, nbformat.v4.new_code_cell(source))
+    nb.cells.insert(answer_cell_index(nb, "q1a", pack=MP) - 1, nbformat.v4.new_code_cell(source))
     return nb
 
 
@@ -100,7 +101,7 @@ def _notebooks(template) -> dict[str, nbformat.NotebookNode]:
     evil.metadata["language_info"] = {"name": "R"}
     big_source = _with_top_cell(template, f"blob = '{'a' * BIG}'\n")
     big_output = fill(template, CORRECT)
-    q1a = big_output.cells[answer_cell_index(big_output, "q1a")]
+    q1a = big_output.cells[answer_cell_index(big_output, "q1a", pack=MP)]
     q1a.outputs = [nbformat.v4.new_output("stream", name="stdout", text="y" * BIG)]
     return {
         "correct": fill(template, CORRECT),
@@ -152,7 +153,13 @@ def faults(built, template, tmp_path_factory) -> dict:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MATH_PRIMER_CALL_TIMEOUT", "2")
         run = grade(
-            submissions=subs, out=out, build_dir=built.out, jobs=2, engine="judge", timeout=TIMEOUT
+            submissions=subs,
+            out=out,
+            build_dir=built.out,
+            jobs=2,
+            engine="judge",
+            timeout=TIMEOUT,
+            assignment="math_primer",
         )
     results = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
     return {
@@ -223,18 +230,10 @@ def test_gradebook_rows_match_results(faults):
 
 
 def _sandboxed_processes() -> list[int]:
-    """Processes whose root is the judge's private root (evaluators and what they started)."""
-    from autograder.judge.evaluator import ROOT
+    """Processes whose root is an evaluator's private root (evaluators and what they started)."""
+    from autograder.judge.sandbox import sandboxed_pids
 
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.readlink(f"/proc/{entry}/root") == str(ROOT):
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
+    return sandboxed_pids(f"{os.getpid()}-")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to see other users' processes")

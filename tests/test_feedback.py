@@ -7,11 +7,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import TINY
 
-from autograder.checks.questions import CASES
 from autograder.checks.tags import hint
 from autograder.feedback import STATUS_EXPLANATIONS, FeedbackError, write_feedback
+from autograder.pack import load
 from autograder.results import CaseOutcome, empty_result, graded_result
+
+PACK = load("math_primer")
+CASES = PACK.cases
 
 GOLDEN = Path(__file__).parent / "golden" / "feedback"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -41,6 +45,7 @@ def ben() -> dict:
         outcomes,
         advice={"q3": "Advice (no points deducted): prefer `np.linalg.solve` to `inv`."},
         notes=["cell 4 was interrupted after 10 s", "isolation: none (not root)"],
+        pack=PACK,
     )
 
 
@@ -67,7 +72,9 @@ def parse(path: Path) -> _Collector:
 
 def test_writes_md_and_html_per_student(tmp_path: Path) -> None:
     """Is there one .md and one .html per result under OUT/feedback, sorted by student?"""
-    paths = write_feedback([ben(), graded_result("ann", all_passed())], tmp_path)
+    paths = write_feedback(
+        [ben(), graded_result("ann", all_passed(), pack=PACK)], tmp_path, pack=PACK
+    )
     assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
         "feedback/ann.md",
         "feedback/ann.html",
@@ -79,7 +86,7 @@ def test_writes_md_and_html_per_student(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["ben.md", "ben.html"])
 def test_matches_golden_file(tmp_path: Path, name: str) -> None:
     """Does the feedback of a result with mistakes, advice and notes match its golden file?"""
-    write_feedback([ben()], tmp_path)
+    write_feedback([ben()], tmp_path, pack=PACK)
     got = (tmp_path / "feedback" / name).read_bytes()
     golden = GOLDEN / name
     if UPDATE:
@@ -90,16 +97,16 @@ def test_matches_golden_file(tmp_path: Path, name: str) -> None:
 
 def test_two_calls_give_byte_identical_files(tmp_path: Path) -> None:
     """Do two calls write byte-identical files?"""
-    results = [ben(), empty_result("cat", "invalid", "not a notebook")]
-    first = write_feedback(results, tmp_path / "a")
-    second = write_feedback(list(reversed(results)), tmp_path / "b")
+    results = [ben(), empty_result("cat", "invalid", "not a notebook", pack=PACK)]
+    first = write_feedback(results, tmp_path / "a", pack=PACK)
+    second = write_feedback(list(reversed(results)), tmp_path / "b", pack=PACK)
     for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
 
 
 def test_scores_messages_hints_and_notes_are_shown(tmp_path: Path) -> None:
     """Does the feedback show score/possible per question, messages, hints and notes?"""
-    write_feedback([ben()], tmp_path)
+    write_feedback([ben()], tmp_path, pack=PACK)
     md = (tmp_path / "feedback" / "ben.md").read_text(encoding="utf-8")
     assert "**Total: 11.75 / 12 points**" in md
     assert "### q1a (2-1 a): 0.75 / 1" in md
@@ -111,8 +118,10 @@ def test_scores_messages_hints_and_notes_are_shown(tmp_path: Path) -> None:
 
 def test_judge_internals_are_not_shown(tmp_path: Path) -> None:
     """Are isolation notes and an error row's crash text kept out of the feedback?"""
-    crashed = empty_result("dan", "error", "grader crashed: OSError('/srv/hidden/tests.py')")
-    write_feedback([ben(), crashed], tmp_path)
+    crashed = empty_result(
+        "dan", "error", "grader crashed: OSError('/srv/hidden/tests.py')", pack=PACK
+    )
+    write_feedback([ben(), crashed], tmp_path, pack=PACK)
     for path in (tmp_path / "feedback").iterdir():
         text = path.read_text(encoding="utf-8")
         assert "isolation" not in text
@@ -121,7 +130,7 @@ def test_judge_internals_are_not_shown(tmp_path: Path) -> None:
 
 def test_no_hidden_test_code_reaches_students(tmp_path: Path) -> None:
     """Does nothing that looks like the hidden tests (assert_case, CASES, oracle) appear?"""
-    write_feedback([ben()], tmp_path)
+    write_feedback([ben()], tmp_path, pack=PACK)
     for path in (tmp_path / "feedback").iterdir():
         text = path.read_text(encoding="utf-8")
         for secret in ("assert_case", "CASES", "oracle", "def ", "import "):
@@ -131,7 +140,9 @@ def test_no_hidden_test_code_reaches_students(tmp_path: Path) -> None:
 @pytest.mark.parametrize("status", ["timeout", "error", "invalid", "missing"])
 def test_every_status_is_explained(tmp_path: Path, status: str) -> None:
     """Does a row that was not graded normally say what its status means, in both files?"""
-    write_feedback([empty_result("cat", status, "the notebook ran past 300 s")], tmp_path)
+    write_feedback(
+        [empty_result("cat", status, "the notebook ran past 300 s", pack=PACK)], tmp_path, pack=PACK
+    )
     for suffix in ("md", "html"):
         text = (tmp_path / "feedback" / f"cat.{suffix}").read_text(encoding="utf-8")
         assert f"Status: {status}." in text
@@ -140,7 +151,9 @@ def test_every_status_is_explained(tmp_path: Path, status: str) -> None:
 
 def test_invalid_reason_is_shown_once(tmp_path: Path) -> None:
     """Is an invalid row's reason shown once, not repeated under every question?"""
-    write_feedback([empty_result("cat", "invalid", "the file is empty")], tmp_path)
+    write_feedback(
+        [empty_result("cat", "invalid", "the file is empty", pack=PACK)], tmp_path, pack=PACK
+    )
     md = (tmp_path / "feedback" / "cat.md").read_text(encoding="utf-8")
     assert md.count("the file is empty") == 1
 
@@ -153,8 +166,10 @@ def test_hostile_feedback_is_escaped_in_html(tmp_path: Path) -> None:
         CaseOutcome("large", 0.5, True),
         CaseOutcome("edge", 0.5, True),
     ]
-    result = graded_result(HOSTILE, outcomes, notes=['cell 2 printed "</ul><script>x</script>"'])
-    write_feedback([result], tmp_path)
+    result = graded_result(
+        HOSTILE, outcomes, notes=['cell 2 printed "</ul><script>x</script>"'], pack=PACK
+    )
+    write_feedback([result], tmp_path, pack=PACK)
     page = parse(tmp_path / "feedback" / f"{HOSTILE}.html")
     assert "script" not in page.tags and "img" not in page.tags
     text = "".join(page.text)
@@ -166,7 +181,7 @@ def test_hostile_feedback_is_escaped_in_html(tmp_path: Path) -> None:
 
 def test_html_is_self_contained(tmp_path: Path) -> None:
     """Does the HTML load nothing from elsewhere (no scripts, links, images, remote URLs)?"""
-    write_feedback([ben()], tmp_path)
+    write_feedback([ben()], tmp_path, pack=PACK)
     html = (tmp_path / "feedback" / "ben.html").read_text(encoding="utf-8")
     page = parse(tmp_path / "feedback" / "ben.html")
     assert not {"script", "link", "img", "iframe"} & set(page.tags)
@@ -176,14 +191,38 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
 @pytest.mark.parametrize("student", ["", "..", "a/b", "a\\b", None])
 def test_unusable_student_ids_raise(tmp_path: Path, student: str | None) -> None:
     """Does an id that cannot be a file name raise FeedbackError, writing nothing outside?"""
-    result = graded_result("x", all_passed())
+    result = graded_result("x", all_passed(), pack=PACK)
     result["student"] = student
     with pytest.raises(FeedbackError):
-        write_feedback([result], tmp_path)
+        write_feedback([result], tmp_path, pack=PACK)
     assert not (tmp_path / "a").exists()
 
 
 def test_duplicate_students_raise(tmp_path: Path) -> None:
     """Do two results for one student raise instead of overwriting each other's feedback?"""
     with pytest.raises(FeedbackError, match="ann"):
-        write_feedback([graded_result("ann", all_passed())] * 2, tmp_path)
+        write_feedback([graded_result("ann", all_passed(), pack=PACK)] * 2, tmp_path, pack=PACK)
+
+
+# --- any pack: the tiny fixture pack ----------------------------------------------------------
+
+
+def test_feedback_of_another_pack_uses_its_title_labels_and_hints(tmp_path):
+    """For the tiny pack, does the feedback carry its title, its sheet labels and the hint of its
+    own tag?"""
+    text = "`chain_gradient` on x of shape (3,) is wrong. Hint: " + hint(
+        ("missing_chain",), TINY.vocabulary
+    )
+    outcomes = {
+        "p1": [
+            CaseOutcome("typical", 0.5, False, ("missing_chain",), text),
+            CaseOutcome("edge", 0.5, True),
+        ],
+        "p2": [CaseOutcome("dX", 1.0, True), CaseOutcome("dW", 1.0, True)],
+    }
+    write_feedback([graded_result("ann", outcomes, pack=TINY)], tmp_path, pack=TINY)
+    md = (tmp_path / "feedback" / "ann.md").read_text(encoding="utf-8")
+    assert md.startswith("# Tiny Sheet: feedback for ann")
+    assert "| p1 (T-1) | 0.5 / 1 |" in md and "| p2 (T-2) | 2 / 2 |" in md
+    assert "by the chain rule the gradient is f(x) f'(x)" in md
+    assert "Tiny Sheet: feedback for ann" in (tmp_path / "feedback" / "ann.html").read_text()

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY
 
-from autograder.contract import BY_NAME, GRADEBOOK_COLUMNS, QUESTION_NAMES, STATUSES, TOTAL_POINTS
 from autograder.gradebook import (
+    STATUSES,
     GradebookError,
     collate,
     read_roster,
@@ -21,6 +22,13 @@ from autograder.gradebook import (
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "gradebook.csv"
+from autograder.pack import load
+
+PACK = load("math_primer")
+BY_NAME = PACK.by_id
+QUESTION_NAMES = PACK.question_ids
+GRADEBOOK_COLUMNS = PACK.gradebook_columns
+TOTAL_POINTS = PACK.total_points
 
 
 def result(student: str, status: str = "graded", **scores: float) -> dict:
@@ -64,27 +72,27 @@ def roster() -> pd.DataFrame:
 
 def test_exact_columns_without_roster():
     """Are the columns exactly GRADEBOOK_COLUMNS, with no on_roster column, when no roster?"""
-    df = collate([full_marks("ann")])
+    df = collate([full_marks("ann")], pack=PACK)
     assert list(df.columns) == list(GRADEBOOK_COLUMNS)
 
 
 def test_exact_columns_with_roster(roster):
     """Do the roster's extra columns follow `status`, then a trailing `on_roster`?"""
-    df = collate([full_marks("ann")], roster=roster)
+    df = collate([full_marks("ann")], roster=roster, pack=PACK)
     assert list(df.columns) == [*GRADEBOOK_COLUMNS, "name", "email", "on_roster"]
     assert df["on_roster"].dtype == bool
 
 
 def test_sorted_by_student_with_fresh_index():
     """Are rows sorted by student id, whatever the order of the results?"""
-    df = collate([full_marks("cid"), full_marks("ann"), full_marks("bob")])
+    df = collate([full_marks("cid"), full_marks("ann"), full_marks("bob")], pack=PACK)
     assert list(df["student"]) == ["ann", "bob", "cid"]
     assert list(df.index) == [0, 1, 2]
 
 
 def test_points_total_and_absent_questions():
     """Are absent questions 0 and the total the sum of the question scores?"""
-    df = collate([result("ann", q1a=1.0, q3=2.5)])
+    df = collate([result("ann", q1a=1.0, q3=2.5)], pack=PACK)
     ann = row(df, "ann")
     assert ann["q1a"] == 1.0 and ann["q3"] == 2.5
     assert all(ann[name] == 0.0 for name in QUESTION_NAMES if name not in ("q1a", "q3"))
@@ -94,7 +102,7 @@ def test_points_total_and_absent_questions():
 
 def test_full_marks_is_100_percent():
     """Does a full-marks result get exactly 100 percent?"""
-    df = collate([full_marks("ann")])
+    df = collate([full_marks("ann")], pack=PACK)
     assert row(df, "ann")["total"] == TOTAL_POINTS
     assert row(df, "ann")["percent"] == 100.0
 
@@ -104,7 +112,7 @@ def test_percent_rounded_to_two_decimals(total):
     """Is percent 100 * total / TOTAL_POINTS rounded to 2 decimals?"""
     scores = {"q3": min(total, 3.0), "q1d": max(0.0, min(total - 3.0, 2.0))}
     scores["q2a"] = total - scores["q3"] - scores["q1d"]
-    df = collate([result("ann", **scores)])
+    df = collate([result("ann", **scores)], pack=PACK)
     assert row(df, "ann")["percent"] == round(100 * total / TOTAL_POINTS, 2)
 
 
@@ -112,7 +120,7 @@ def test_percent_rounded_to_two_decimals(total):
 def test_non_graded_rows_keep_their_status_and_zeros(status):
     """Does an invalid/error/timeout/missing result get a row with its status and zero points?"""
     bad = {"student": "bob", "status": status, "total": 0, "possible": 12, "questions": {}}
-    df = collate([full_marks("ann"), bad])
+    df = collate([full_marks("ann"), bad], pack=PACK)
     bob = row(df, "bob")
     assert bob["status"] == status
     assert bob["total"] == 0.0 and bob["percent"] == 0.0
@@ -121,7 +129,7 @@ def test_non_graded_rows_keep_their_status_and_zeros(status):
 
 def test_empty_results():
     """Do no results give an empty gradebook with the fixed columns?"""
-    df = collate([])
+    df = collate([], pack=PACK)
     assert df.empty and list(df.columns) == list(GRADEBOOK_COLUMNS)
 
 
@@ -133,7 +141,7 @@ def test_duplicate_student_ids_raise_naming_them():
     results = [full_marks("ann"), full_marks("bob"), result("ann"), full_marks("cid")]
     results.append(result("cid"))
     with pytest.raises(GradebookError, match="ann, cid"):
-        collate(results)
+        collate(results, pack=PACK)
 
 
 def _with(change: dict) -> dict:
@@ -153,7 +161,7 @@ def _with(change: dict) -> dict:
         (_with({"questions": {"q1a": {"score": -1.0}}, "total": -1.0}), "between 0 and 1"),
         (_with({"questions": {"q1a": {"score": float("nan")}}}), "not a number"),
         (_with({"questions": {"q1a": {"score": "1"}}}), "not a number"),
-        (_with({"questions": {"q1a": {"score": 1.0, "possible": 2.0}}}), "contract gives 1"),
+        (_with({"questions": {"q1a": {"score": 1.0, "possible": 2.0}}}), "assignment gives 1"),
         (_with({"total": 4.0}), "add up to 1"),
         (_with({"questions": ["q1a"]}), "expected a dict"),
         ("ann", "expected a dict"),
@@ -162,7 +170,7 @@ def _with(change: dict) -> dict:
 def test_malformed_results_raise(bad, match):
     """Is a result that breaks the contract a GradebookError showing the bad value?"""
     with pytest.raises(GradebookError, match=match):
-        collate([bad])
+        collate([bad], pack=PACK)
 
 
 # --- roster ----------------------------------------------------------------------------------
@@ -170,7 +178,7 @@ def test_malformed_results_raise(bad, match):
 
 def test_roster_student_without_submission_gets_missing_row(roster):
     """Does a roster student with no submission get a `missing` row with zeros?"""
-    df = collate([full_marks("ann")], roster=roster)
+    df = collate([full_marks("ann")], roster=roster, pack=PACK)
     assert list(df["student"]) == ["ann", "bob", "cid"]
     for student in ("bob", "cid"):
         r = row(df, student)
@@ -182,7 +190,7 @@ def test_roster_student_without_submission_gets_missing_row(roster):
 
 def test_off_roster_submission_kept_and_flagged(roster, caplog):
     """Is a submission not on the roster kept, flagged on_roster=False and warned about?"""
-    df = collate([full_marks("zed"), full_marks("ann")], roster=roster)
+    df = collate([full_marks("zed"), full_marks("ann")], roster=roster, pack=PACK)
     assert list(df["student"]) == ["ann", "bob", "cid", "zed"]
     zed = row(df, "zed")
     assert zed["status"] == "graded" and zed["total"] == TOTAL_POINTS
@@ -195,14 +203,14 @@ def test_off_roster_submission_kept_and_flagged(roster, caplog):
 def test_roster_ids_are_stripped_strings_and_input_untouched():
     """Are roster ids compared as stripped strings, without changing the caller's roster?"""
     roster = pd.DataFrame({"student": [" ann ", 7]})
-    df = collate([full_marks("ann"), full_marks("7")], roster=roster)
+    df = collate([full_marks("ann"), full_marks("7")], roster=roster, pack=PACK)
     assert list(df["on_roster"]) == [True, True]
     assert list(roster["student"]) == [" ann ", 7]
 
 
 def test_no_points_row(roster):
     """Is there exactly one row per student, with no extra points/possible row?"""
-    df = collate([full_marks("ann")], roster=roster)
+    df = collate([full_marks("ann")], roster=roster, pack=PACK)
     assert len(df) == 3 and set(df["status"]) <= set(STATUSES)
 
 
@@ -219,7 +227,7 @@ def test_no_points_row(roster):
 def test_invalid_roster_raises(bad_roster, match):
     """Is a roster without `student`, with duplicate/empty ids or clashing columns refused?"""
     with pytest.raises(GradebookError, match=match):
-        collate([full_marks("ann")], roster=bad_roster)
+        collate([full_marks("ann")], roster=bad_roster, pack=PACK)
 
 
 def test_read_roster_keeps_ids_as_stripped_strings(tmp_path):
@@ -281,7 +289,7 @@ def test_write_results_refuses_unsafe_input(tmp_path, results, match):
 
 def test_write_gradebook_has_no_float_noise(tmp_path):
     """Are scores written rounded to 4 decimals, without float noise like 0.30000000000000004?"""
-    df = collate([result("ann", q1a=0.1 + 0.2, q3=1 / 3)])
+    df = collate([result("ann", q1a=0.1 + 0.2, q3=1 / 3)], pack=PACK)
     path = write_gradebook(df, tmp_path / "out")
     assert path == tmp_path / "out" / "gradebook.csv"
     assert path.read_text(encoding="utf-8").splitlines()[1] == (
@@ -308,7 +316,7 @@ def golden_gradebook() -> pd.DataFrame:
             "email": ["ann@uni.de", "bob@uni.de", "", "dora@uni.de"],
         }
     )
-    return collate(results, roster=roster)
+    return collate(results, roster=roster, pack=PACK)
 
 
 def test_golden_gradebook_csv(tmp_path):
@@ -331,9 +339,10 @@ def test_summary_table_over_graded_rows_only():
             result("bob", q1a=0.5, q3=3.0),
             result("cid", "timeout", q1a=1.0),
             result("dora", "error"),
-        ]
+        ],
+        pack=PACK,
     )
-    summary = summary_table(df).set_index("question")
+    summary = summary_table(df, pack=PACK).set_index("question")
     assert list(summary.index) == [*QUESTION_NAMES, "total"]
     assert list(summary.columns) == ["points", "mean", "full_marks_rate"]
     assert summary.loc["q1a", "points"] == BY_NAME["q1a"].points
@@ -346,6 +355,48 @@ def test_summary_table_over_graded_rows_only():
 
 def test_summary_table_with_nothing_graded():
     """Does a gradebook without graded rows give NaN means instead of an error?"""
-    summary = summary_table(collate([result("ann", "error")]))
+    summary = summary_table(collate([result("ann", "error")], pack=PACK), pack=PACK)
     assert all(math.isnan(v) for v in summary["mean"])
     assert all(math.isnan(v) for v in summary["full_marks_rate"])
+
+
+# --- any pack: the tiny fixture pack ----------------------------------------------------------
+
+
+def _tiny_result(student: str, status: str = "graded", **scores: float) -> dict:
+    questions = {
+        q.id: {"score": scores.get(q.id, 0.0), "possible": q.points, "tags": [], "feedback": ""}
+        for q in TINY.questions
+    }
+    return {
+        "student": student,
+        "status": status,
+        "total": sum(scores.values()),
+        "possible": TINY.total_points,
+        "questions": questions,
+    }
+
+
+def test_collate_takes_columns_and_points_from_the_pack():
+    """For another pack, are the question columns, totals and percent that pack's?"""
+    df = collate([_tiny_result("ann", p1=1.0, p2=1.0), _tiny_result("bob", "error")], pack=TINY)
+    assert list(df.columns) == ["student", "p1", "p2", "total", "percent", "status"]
+    assert row(df, "ann")["percent"] == round(100 * 2 / 3, 2)
+    summary = summary_table(df, pack=TINY).set_index("question")
+    assert list(summary.index) == ["p1", "p2", "total"] and summary.loc["total", "points"] == 3
+
+
+def test_results_of_another_pack_are_refused_by_name():
+    """Is a result with Exercise 2's questions refused when collating the tiny pack, naming the
+    pack's questions?"""
+    with pytest.raises(
+        GradebookError, match=r"unknown question\(s\) q1a.*expected p1, p2 \(tiny\)"
+    ):
+        collate([full_marks("ann")], pack=TINY)
+
+
+def test_a_roster_column_named_like_a_question_of_the_pack_clashes():
+    """Is a roster column named like one of the pack's questions a clash?"""
+    roster = pd.DataFrame({"student": ["ann"], "p2": ["x"]})
+    with pytest.raises(GradebookError, match="clash"):
+        collate([_tiny_result("ann")], roster=roster, pack=TINY)

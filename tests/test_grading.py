@@ -13,12 +13,11 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import write_notebooks
+from conftest import CORRECT, EQUIVALENT, MISTAKES, MP, fill, write_notebooks
 
-from autograder.contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
 from autograder.grading import grade
-from autograder.samples import CORRECT, EQUIVALENT, MISTAKES, fill
 
+BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 TIMEOUT = 40.0
 
 
@@ -55,6 +54,7 @@ def _grade(corpus: Path, built, out: Path, engine: str) -> dict:
             timeout=TIMEOUT,
             roster=corpus / "roster.csv",
             engine=engine,
+            assignment="math_primer",
         )
     results = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
     return {"run": run, "results": results, "out": out, "csv": pd.read_csv(out / "gradebook.csv")}
@@ -210,6 +210,7 @@ def test_regrade_draws_the_same_instances(batch, built, template, tmp_path):
             jobs=1,
             timeout=TIMEOUT,
             engine="otter",
+            assignment="math_primer",
         )
     again = json.loads((tmp_path / "out" / "results" / "mistakes_0.json").read_text())
     assert again == batch["results"]["mistakes_0"]

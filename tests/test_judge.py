@@ -6,13 +6,20 @@ import io
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from autograder.checks.oracle import ELEMENTWISE, fd_jacobian
-from autograder.givens import DERIVATIVES
+from autograder.checks import instances as inst
+from autograder.checks.oracle import fd_jacobian
+from autograder.intake import Submission
 from autograder.judge import protocol
+from autograder.judge.engine import grade_submission
+from autograder.pack import Derivative, Pack, Question, load, typical
+from autograder.pack.registry import givens_file
+
+MP = load("math_primer")
 
 
 def test_round_trip_keeps_arrays_and_header():
@@ -75,20 +82,80 @@ def test_answers_are_described_as_plain_data(value, kind):
         assert type(rebuilt) is np.ndarray and rebuilt.tolist() == [1.0, 2.0]
 
 
-@pytest.mark.parametrize("name,f,fprime", ELEMENTWISE)
-def test_given_derivatives_are_the_oracles(name, f, fprime):
-    """Is the f' the evaluator hands to students the derivative the oracle uses?"""
+def test_tuples_of_arrays_are_described_item_by_item():
+    """Does a tuple of differently shaped arrays (e.g. (dX, dW, db)) cross as a tuple of plain
+    arrays, and a nested one as a single foreign value?"""
+    arrays: list = []
+    value = (np.ones((2, 3)), np.zeros(3), [1.0, 2.0])
+    rebuilt = protocol.value_from(protocol.describe_value(value, arrays), arrays)
+    assert isinstance(rebuilt, tuple) and [a.shape for a in rebuilt] == [(2, 3), (3,), (2,)]
+    nested: list = []
+    description = protocol.describe_value(((np.ones(2), np.ones(3)), np.ones(1)), nested)
+    assert description["kind"] == "foreign"
+
+
+@pytest.mark.parametrize("name", ["sin", "tanh", "cube", "softplus"])
+def test_given_derivatives_are_the_oracles(name):
+    """Is the f' Exercise 2's registry hands to students the derivative of the f the oracle
+    differentiates?"""
+    spec = sys.modules[MP.question("q1c").functions[0].forward.__module__]
     x = np.linspace(-2, 2, 7)
-    assert DERIVATIVES[name] is fprime
-    assert np.allclose(np.diag(fd_jacobian(f, x)), DERIVATIVES[name](x), atol=1e-8)
+    f = spec.NUMPY_F[name]
+    assert np.allclose(np.diag(fd_jacobian(f, x)), MP.givens[name](x), atol=1e-8)
 
 
 def test_evaluator_does_not_load_the_checks():
-    """Does importing the evaluator leave every checks module out of memory?"""
+    """Does importing the evaluator and loading a pack's givens leave every checks module and the
+    pack's spec out of memory?"""
     code = (
-        "import sys, autograder.judge.evaluator; "
-        "print(sorted(m for m in sys.modules if m.startswith('autograder')))"
+        "import sys, autograder.judge.evaluator as e; "
+        f"g = e.load_givens({str(givens_file(MP))!r}); "
+        "print(sorted(g), sorted(m for m in sys.modules if 'autograder' in m or 'pack' in m))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "autograder.judge.evaluator" in out.stdout
-    assert "autograder.checks" not in out.stdout
+    assert "'cube', 'sin', 'softplus', 'tanh'" in out.stdout
+    assert "autograder.checks" not in out.stdout and "autograder.pack" not in out.stdout
+    assert "_autograder_pack_" not in out.stdout and ".spec" not in out.stdout
+
+
+def _unsendable_pack() -> Pack:
+    """A pack whose instances hand student code a function it does not register as a given."""
+    return Pack(
+        name="unsendable",
+        title="Unsendable",
+        questions=(
+            Question(
+                id="q1",
+                sheet="1",
+                points=1,
+                cases=(typical(1, (3,)),),
+                functions=(
+                    Derivative(
+                        name="jac",
+                        params=("f", "x"),
+                        draw=lambda rng, size: {"x": inst.vector(rng, size)},
+                        args=lambda x: (np.sin, x),
+                        forward=lambda x: np.sin(x),
+                        wrt="x",
+                    ),
+                ),
+            ),
+        ),
+    )
+
+
+def test_an_argument_the_judge_cannot_send_is_an_error_row_not_the_students_fault():
+    """Is a function argument outside the pack's givens an `error` row (the grader's fault),
+    never an `exception` charged to the student?"""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import numpy as np\ndef jac(f, x):\n    return 1")]
+    )
+    submission = Submission("ann", Path("ann.ipynb"), nb, None)
+    result = grade_submission(submission, pack=_unsendable_pack())
+    assert result["status"] == "error"
+    entry = result["questions"]["q1"]
+    assert entry["tags"] == [] and "exception" not in entry["tags"]
+    assert "givens" in entry["feedback"] and "cannot send" in entry["feedback"]

@@ -9,14 +9,17 @@ import nbformat
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import write_notebooks
+from conftest import TINY, write_notebooks
 
 from autograder import grading
 from autograder.cli import main
-from autograder.contract import QUESTION_NAMES
 from autograder.gradebook import GradebookError, collate
 from autograder.overrides import Override, apply_overrides, read_overrides
+from autograder.pack import load
 from autograder.results import empty_result
+
+PACK = load("math_primer")
+QUESTION_NAMES = PACK.question_ids
 
 HEADER = "student,question,points,comment\n"
 
@@ -28,7 +31,7 @@ def write_csv(tmp_path: Path, text: str) -> Path:
 
 
 def graded(student: str, scores: dict[str, float]) -> dict:
-    result = empty_result(student, "graded", "All tests passed.")
+    result = empty_result(student, "graded", "All tests passed.", pack=PACK)
     for question, score in scores.items():
         result["questions"][question]["score"] = score
     result["total"] = sum(scores.values())
@@ -38,7 +41,7 @@ def graded(student: str, scores: dict[str, float]) -> dict:
 def test_read_overrides_parses_rows_in_file_order(tmp_path):
     """Are rows read with float points, stripped ids and an optional comment?"""
     path = write_csv(tmp_path, HEADER + ' ann , q3 ,2.5,"slip, but right idea"\nbob,q1a,0,\n')
-    assert read_overrides(path) == [
+    assert read_overrides(path, pack=PACK) == [
         Override("ann", "q3", 2.5, "slip, but right idea", 2),
         Override("bob", "q1a", 0.0, "", 3),
     ]
@@ -47,7 +50,7 @@ def test_read_overrides_parses_rows_in_file_order(tmp_path):
 def test_the_comment_column_is_optional(tmp_path):
     """Is a file without a comment column accepted?"""
     path = write_csv(tmp_path, "student,question,points\nann,q1a,1\n")
-    assert read_overrides(path) == [Override("ann", "q1a", 1.0, "", 2)]
+    assert read_overrides(path, pack=PACK) == [Override("ann", "q1a", 1.0, "", 2)]
 
 
 @pytest.mark.parametrize(
@@ -71,14 +74,14 @@ def test_the_comment_column_is_optional(tmp_path):
 def test_a_bad_file_names_the_row_and_the_problem(tmp_path, text, message):
     """Does each mistake in the file raise a GradebookError naming the row and the problem?"""
     with pytest.raises(GradebookError) as error:
-        read_overrides(write_csv(tmp_path, text))
+        read_overrides(write_csv(tmp_path, text), pack=PACK)
     assert message in str(error.value)
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path):
     """Is a missing overrides file a GradebookError naming it?"""
     with pytest.raises(GradebookError, match="does not exist"):
-        read_overrides(tmp_path / "nope.csv")
+        read_overrides(tmp_path / "nope.csv", pack=PACK)
 
 
 def test_apply_replaces_the_score_and_keeps_the_autograded_one():
@@ -86,7 +89,7 @@ def test_apply_replaces_the_score_and_keeps_the_autograded_one():
     a feedback line, the total recomputed and the inputs untouched?"""
     results = [graded("ann", {"q1a": 1.0, "q3": 1.0}), graded("bob", {"q3": 3.0})]
     before = json.dumps(results)
-    [ann, bob] = apply_overrides(results, [Override("ann", "q3", 2.5, "right idea", 2)])
+    [ann, bob] = apply_overrides(results, [Override("ann", "q3", 2.5, "right idea", 2)], pack=PACK)
     assert json.dumps(results) == before
     q3 = ann["questions"]["q3"]
     assert q3["score"] == 2.5
@@ -94,18 +97,21 @@ def test_apply_replaces_the_score_and_keeps_the_autograded_one():
     assert q3["feedback"].endswith("Manual override: 2.5 / 3 points (autograded: 1). right idea")
     assert ann["total"] == 3.5 and ann["overridden"] == ["q3"]
     assert bob == results[1]
-    book = collate([ann, bob]).set_index("student")
+    book = collate([ann, bob], pack=PACK).set_index("student")
     assert book.loc["ann", "total"] == 3.5 and book.loc["ann", "percent"] == round(350 / 12, 2)
 
 
 def test_an_override_may_lower_a_score_and_apply_to_an_invalid_submission():
     """Can a TA take points away, or grade an unusable notebook by hand (status kept)?"""
-    results = [graded("ann", {"q1d": 2.0}), empty_result("bob", "invalid", "not valid JSON")]
+    results = [
+        graded("ann", {"q1d": 2.0}),
+        empty_result("bob", "invalid", "not valid JSON", pack=PACK),
+    ]
     overrides = [Override("ann", "q1d", 0.5, "copied", 2), Override("bob", "q1a", 1, "", 3)]
-    [ann, bob] = apply_overrides(results, overrides)
+    [ann, bob] = apply_overrides(results, overrides, pack=PACK)
     assert ann["total"] == 0.5 and ann["questions"]["q1d"]["override"]["autograded"] == 2.0
     assert bob["status"] == "invalid" and bob["total"] == 1.0
-    assert collate([ann, bob])["total"].tolist() == [0.5, 1.0]
+    assert collate([ann, bob], pack=PACK)["total"].tolist() == [0.5, 1.0]
 
 
 # --- through grade and the CLI -----------------------------------------------------------------
@@ -168,7 +174,7 @@ def test_an_unknown_student_stops_before_grading(subs, tmp_path, monkeypatch):
 
 def test_every_question_can_be_overridden(subs, tmp_path):
     """Can every question of the contract be set to its full points (total = 12)?"""
-    from autograder.contract import BY_NAME
+    BY_NAME = PACK.by_id
 
     rows = "".join(f"ann,{q},{BY_NAME[q].points},\n" for q in QUESTION_NAMES)
     run = grading.grade(
@@ -179,3 +185,22 @@ def test_every_question_can_be_overridden(subs, tmp_path):
         overrides=write_csv(tmp_path, HEADER + rows),
     )
     assert run.gradebook.set_index("student").loc["ann", "percent"] == 100.0
+
+
+# --- any pack: the tiny fixture pack ----------------------------------------------------------
+
+
+def test_overrides_are_checked_against_the_pack_graded(tmp_path):
+    """For the tiny pack, are its question ids and points the ones an override is checked
+    against, and is the override applied in its order?"""
+    path = write_csv(tmp_path, HEADER + "ann,p2,1.5,partial\nann,p1,1,\n")
+    overrides = read_overrides(path, pack=TINY)
+    result = empty_result("ann", "graded", "All tests passed.", pack=TINY)
+    (applied,) = apply_overrides([result], overrides, pack=TINY)
+    assert applied["total"] == 2.5 and applied["overridden"] == ["p1", "p2"]
+    bad = write_csv(tmp_path, HEADER + "ann,q1a,1,\n")
+    with pytest.raises(GradebookError, match="unknown question 'q1a'; expected one of p1, p2"):
+        read_overrides(bad, pack=TINY)
+    too_many = write_csv(tmp_path, HEADER + "ann,p1,2,\n")
+    with pytest.raises(GradebookError, match="between 0 and 1"):
+        read_overrides(too_many, pack=TINY)

@@ -17,10 +17,10 @@ skipped rather than taking the machine down, and ``test_evaluators_are_isolated`
 from __future__ import annotations
 
 import hashlib
-import re
 import json
 import os
 import pickle
+import re
 import time
 import uuid
 import zipfile
@@ -29,13 +29,12 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import write_notebooks
+from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
 
 import autograder
-from autograder.checks import questions as kit_questions
-from autograder.contract import BY_NAME, QUESTION_NAMES, TOTAL_POINTS
 from autograder.grading import grade
-from autograder.samples import CORRECT, MISTAKES, fill
+
+BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 
 TIMEOUT = 60.0
 """Seconds per submission given to ``grade``."""
@@ -204,15 +203,15 @@ def _patch_compare():
     return True
 
 def _patch_questions():
-    q = sys.modules["autograder.checks.questions"]
-    c = sys.modules["autograder.checks.compare"]
-    q.Target.check = lambda self, answer, instance, label: c.PASS
+    q = next(m for n, m in list(sys.modules.items())
+             if n.startswith("_autograder_pack_") and n.endswith(".spec"))
+    spec = sys.modules["autograder.pack.spec"]
     q.judge_lsq.__code__ = (lambda answer, instance, label: Outcome(True)).__code__
-    object.__setattr__(q.JACOBIAN_TOL, "rtol", 1e300)
+    object.__setattr__(spec.DEFAULT_TOLERANCE, "rtol", 1e300)
     q.LSQ_DISTANCE_RTOL = q.LSQ_RESIDUAL_RTOL = 1e300
-    for name, cases in q.CASES.items():
-        for case in cases:
-            cases[case] = 100.0
+    for question in q.PACK.questions:
+        for case in question.cases:
+            object.__setattr__(case, "points", 100.0)
     return True
 
 def _patch_results_and_engine():
@@ -509,6 +508,24 @@ os.waitpid(pid, 0)
 REPORT.append("daemon started")
 """
 
+JUDGE_SECRETS = """
+import gc, multiprocessing, sys
+keys = [multiprocessing.current_process().authkey.hex()]
+frame = sys._getframe()
+while frame is not None:  # the stack down to the forkserver: preparation data, process objects
+    for value in list(frame.f_locals.values()):
+        if isinstance(value, dict) and isinstance(value.get("authkey"), bytes):
+            keys.append(bytes(value["authkey"]).hex())
+    frame = frame.f_back
+for holder in gc.get_objects():
+    if isinstance(holder, dict) and isinstance(holder.get("authkey"), bytes):
+        keys.append(bytes(holder["authkey"]).hex())
+REPORT.append("environment=" + ",".join(sorted(os.environ)) + " ")
+REPORT.append("argv=" + repr(list(sys.argv) + list(getattr(sys, "orig_argv", []))))
+REPORT.append("keys=" + ",".join(keys) + " ")
+"""
+"""Collects what the evaluator inherited from the judge: environment, command lines, authkeys."""
+
 FORGE = """
 import json, struct, sys
 def _send(conn, header, payload=None):
@@ -574,7 +591,7 @@ def redteam(built, template, tmp_path_factory) -> dict:
         "out": str(out),
         "canary": str(canary),
         "host_tmp": str(host_tmp),
-        "kit_file": kit_questions.__file__,
+        "kit_file": str(MP.folder / "spec.py"),
         "repo": str(Path(autograder.__file__).resolve().parents[1]),
         "zip": str(built.autograder_zip),
         "master": str(built.out / "autograder" / "math_primer.ipynb"),
@@ -602,6 +619,7 @@ def redteam(built, template, tmp_path_factory) -> dict:
         ),
         # a "read attack" whose read is allowed: proves a successful read would show in the score
         "leak_detector": _with_cells(template, WRONG, prelude, ALLOWED_READ, LEAK_EPILOGUE),
+        "judge_secrets": _with_cells(template, WRONG, prelude, JUDGE_SECRETS, REPORT_EPILOGUE),
     }
     students = sorted([*notebooks, "fake_results", "daemon", "otter_log", *FORGERIES])
     paths["students"] = students
@@ -632,7 +650,13 @@ def redteam(built, template, tmp_path_factory) -> dict:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MATH_PRIMER_CALL_TIMEOUT", "2")
         run = grade(
-            submissions=subs, out=out, build_dir=built.out, jobs=2, engine="judge", timeout=TIMEOUT
+            submissions=subs,
+            out=out,
+            build_dir=built.out,
+            jobs=2,
+            engine="judge",
+            timeout=TIMEOUT,
+            assignment="math_primer",
         )
     seconds = time.monotonic() - start
     snapshot = _snapshot(out)
@@ -669,6 +693,7 @@ ATTACKS = [
     "killer",
     "daemon",
     "otter_log",
+    "judge_secrets",
 ]
 """Every attack combined with the wrong answers (otter_log: with two correct answers, see below)."""
 
@@ -751,6 +776,7 @@ REPORTS = {
     "killer": "q3",
     "fake_results": "q3",
     "daemon": "q3",
+    "judge_secrets": "q3",
     "numpy_patch": "q1b",
     "otter_patch": "q1b",
     "kit_patch": "q1b",
@@ -840,3 +866,34 @@ def test_forged_reply_to_a_later_request_never_crashes_the_grader(redteam):
     result = _forged(redteam, "bad_probe_reply")
     assert result["status"] in ("graded", "error")
     assert "grader crashed" not in result["questions"]["q1a"]["feedback"], result
+
+
+EVALUATOR_ENVIRONMENT = {
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "MATH_PRIMER_STUDENT",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+}
+"""All the environment a student's code may see (locale and thread counts passed on)."""
+
+
+def test_evaluator_inherits_nothing_of_the_judge(redteam):
+    """Does student code find none of the judge's environment, command line or multiprocessing
+    authkey (not in os.environ, sys.argv, sys.orig_argv, the stack or any live object)?"""
+    import multiprocessing
+    import sys
+
+    feedback = redteam["results"]["judge_secrets"]["questions"]["q3"]["feedback"]
+    environment = re.search(r"environment=(\S*)", feedback)
+    assert environment, feedback
+    assert set(environment.group(1).split(",")) <= EVALUATOR_ENVIRONMENT, feedback
+    assert multiprocessing.current_process().authkey.hex() not in feedback
+    assert re.search(r"keys=[0-9a-f]{64}", feedback), feedback  # the attack did find a key
+    assert sys.argv[0] not in feedback and os.getcwd() not in feedback, feedback

@@ -13,9 +13,10 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY
 
-from autograder.contract import BY_NAME, QUESTION_NAMES, TAGS
 from autograder.gradebook import collate
+from autograder.pack import load
 from autograder.report import (
     ReportError,
     render_report,
@@ -24,6 +25,11 @@ from autograder.report import (
     write_report,
 )
 from autograder.results import CaseOutcome, empty_result, graded_result
+
+PACK = load("math_primer")
+BY_NAME = PACK.by_id
+QUESTION_NAMES = PACK.question_ids
+TAGS = PACK.vocabulary
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -43,7 +49,7 @@ def graded(student: str, mistakes: dict[str, list[str]] | None = None) -> dict:
         ]
         for q in QUESTION_NAMES
     }
-    return graded_result(student, outcomes)
+    return graded_result(student, outcomes, pack=PACK)
 
 
 def blank(student: str) -> dict:
@@ -61,8 +67,8 @@ def batch() -> list[dict]:
         graded("dee", {"q1c": ["missing_diag"], "q2b": ["dL_dyhat"], "q3": ["scaled"]}),
         graded("eve"),
         blank("fay"),
-        empty_result("gus", "invalid", "submission unusable: not valid JSON"),
-        empty_result("hal", "error", "grader crashed: RuntimeError('boom')"),
+        empty_result("gus", "invalid", "submission unusable: not valid JSON", pack=PACK),
+        empty_result("hal", "error", "grader crashed: RuntimeError('boom')", pack=PACK),
     ]
 
 
@@ -110,7 +116,7 @@ def table_with(parsed: _Tables, first_header: str, second_header: str) -> list[l
 
 def test_tag_frequencies_count_each_tag_per_question(batch: list[dict]) -> None:
     """Are tags counted per question over graded submissions, in the contract's order?"""
-    freq = tag_frequencies(batch)
+    freq = tag_frequencies(batch, pack=PACK)
     assert list(freq.index) == list(QUESTION_NAMES)
     assert list(freq.columns) == list(TAGS)
     assert freq.loc["q1a", "transposed"] == 2
@@ -126,7 +132,7 @@ def test_tag_frequencies_skip_ungraded_and_keep_unknown_tags() -> None:
     """Are non-graded results ignored, a repeated tag counted once, and unknown tags kept?"""
     odd = graded("zed", {"q3": ["scaled", "scaled", "new_tag"]})
     timeout = graded("tim", {"q3": ["timeout"]}) | {"status": "timeout"}
-    freq = tag_frequencies([odd, timeout])
+    freq = tag_frequencies([odd, timeout], pack=PACK)
     assert list(freq.columns)[-1] == "new_tag"
     assert freq.loc["q3", "scaled"] == 1
     assert freq.loc["q3", "new_tag"] == 1
@@ -135,7 +141,7 @@ def test_tag_frequencies_skip_ungraded_and_keep_unknown_tags() -> None:
 
 def test_tag_frequencies_of_nothing_is_all_zero() -> None:
     """Does an empty batch give a zero table of the full shape?"""
-    freq = tag_frequencies([])
+    freq = tag_frequencies([], pack=PACK)
     assert freq.shape == (len(QUESTION_NAMES), len(TAGS))
     assert freq.to_numpy().sum() == 0
 
@@ -145,7 +151,7 @@ def test_malformed_tags_raise() -> None:
     bad = graded("ann")
     bad["questions"]["q1a"]["tags"] = "transposed"
     with pytest.raises(ReportError, match="'ann'.*q1a"):
-        tag_frequencies([bad])
+        tag_frequencies([bad], pack=PACK)
 
 
 # --- the HTML ---------------------------------------------------------------------------------
@@ -153,13 +159,13 @@ def test_malformed_tags_raise() -> None:
 
 def test_report_tag_table_matches_the_results(batch: list[dict], tmp_path: Path) -> None:
     """Does the report's tag table list every tag with its hint and the counts of the results?"""
-    path = write_report(collate(batch), batch, tmp_path)
+    path = write_report(collate(batch, pack=PACK), batch, tmp_path, pack=PACK)
     assert path == tmp_path / "report.html"
     rows = table_with(parse(path.read_text(encoding="utf-8")), "tag", "hint")
     header, body = rows[0], rows[1:]
     assert header == ["tag", "hint", *QUESTION_NAMES, "all"]
     assert sorted(r[0] for r in body) == sorted(TAGS)
-    freq = tag_frequencies(batch)
+    freq = tag_frequencies(batch, pack=PACK)
     for tag, hint, *counts in body:
         assert hint == TAGS[tag]
         assert [int(c) for c in counts] == [*freq[tag], freq[tag].sum()], tag
@@ -169,7 +175,7 @@ def test_report_tag_table_matches_the_results(batch: list[dict], tmp_path: Path)
 
 def test_report_has_figures_stats_and_statuses(batch: list[dict]) -> None:
     """Does the report hold the three figures, the per-question table and the status counts?"""
-    page = render_report(collate(batch), batch, title="Exercise 2")
+    page = render_report(collate(batch, pack=PACK), batch, title="Exercise 2", pack=PACK)
     parsed = parse(page)
     assert parsed.svgs == 3
     assert "<h1>Exercise 2: grading report</h1>" in page
@@ -194,7 +200,7 @@ def test_report_has_figures_stats_and_statuses(batch: list[dict]) -> None:
 
 def test_report_is_self_contained(batch: list[dict]) -> None:
     """Does the report load nothing from outside: no URLs, scripts, links or external images?"""
-    page = render_report(collate(batch), batch)
+    page = render_report(collate(batch, pack=PACK), batch, pack=PACK)
     assert "http" not in page
     assert 'src="//' not in page
     for needle in ("<script", "<link", "<img", "<iframe", "@import", "url(http"):
@@ -208,17 +214,19 @@ def test_report_is_self_contained(batch: list[dict]) -> None:
 
 def test_html_special_characters_are_escaped() -> None:
     """Are the title and student ids escaped, so they cannot inject markup?"""
-    results = [empty_result("<b>x&y<b>", "invalid", "bad <script>")]
-    page = render_report(collate(results), results, title="A <i>&</i>")
+    results = [empty_result("<b>x&y<b>", "invalid", "bad <script>", pack=PACK)]
+    page = render_report(collate(results, pack=PACK), results, title="A <i>&</i>", pack=PACK)
     assert "<b>x" not in page and "<script" not in page and "<i>" not in page
     assert "&lt;b&gt;x&amp;y&lt;b&gt;" in page
 
 
 def test_report_is_deterministic(batch: list[dict], tmp_path: Path) -> None:
     """Do two runs give byte-identical HTML, whatever matplotlib style the caller has set?"""
-    first = write_report(collate(batch), batch, tmp_path / "a").read_bytes()
+    first = write_report(collate(batch, pack=PACK), batch, tmp_path / "a", pack=PACK).read_bytes()
     with mpl.rc_context({"font.size": 20, "axes.facecolor": "black", "svg.hashsalt": None}):
-        second = write_report(collate(batch), batch, tmp_path / "b").read_bytes()
+        second = write_report(
+            collate(batch, pack=PACK), batch, tmp_path / "b", pack=PACK
+        ).read_bytes()
     assert first == second
 
 
@@ -229,7 +237,7 @@ def test_report_is_deterministic(batch: list[dict], tmp_path: Path) -> None:
     ("results", "figures", "message"),
     [
         ([], 0, "No graded submissions"),
-        ([empty_result("gus", "invalid", "not a notebook")], 0, "No graded submissions"),
+        ([empty_result("gus", "invalid", "not a notebook", pack=PACK)], 0, "No graded submissions"),
         ([graded("ann")], 2, "No diagnosis tags: no mistakes found."),
         ([blank("a"), blank("b"), blank("c")], 3, "3 graded submission"),
     ],
@@ -237,19 +245,19 @@ def test_report_is_deterministic(batch: list[dict], tmp_path: Path) -> None:
 )
 def test_edge_cases_render(results: list[dict], figures: int, message: str) -> None:
     """Does the report render with no graded submissions, a single one, or only blanks?"""
-    table = collate(results)
-    page = render_report(table, results)
+    table = collate(results, pack=PACK)
+    page = render_report(table, results, pack=PACK)
     assert parse(page).svgs == figures
     assert message in page
     assert not re.search(r">\s*nan%?\s*<", page, flags=re.IGNORECASE)
-    assert summary_lines(table, results)
+    assert summary_lines(table, results, pack=PACK)
 
 
 def test_roster_students_without_submission_are_listed() -> None:
     """Are roster students who submitted nothing counted as missing and listed?"""
     results = [graded("ann")]
-    table = collate(results, roster=pd.DataFrame({"student": ["ann", "zoe"]}))
-    rows = table_with(parse(render_report(table, results)), "student", "status")
+    table = collate(results, roster=pd.DataFrame({"student": ["ann", "zoe"]}), pack=PACK)
+    rows = table_with(parse(render_report(table, results, pack=PACK)), "student", "status")
     assert rows[1:] == [["zoe", "missing", "on the roster, nothing submitted"]]
 
 
@@ -260,16 +268,18 @@ def test_manual_overrides_are_listed() -> None:
     entry["override"] = {"points": 2.5, "comment": "slip <ok>", "autograded": entry["score"]}
     entry["score"] = 2.5
     result["total"] += 2.5
-    page = render_report(collate([result]), [result])
+    page = render_report(collate([result], pack=PACK), [result], pack=PACK)
     rows = table_with(parse(page), "student", "question")
     assert rows[1:] == [["ann", "q3", "0", "2.5", "slip <ok>"]]
-    assert "No manual overrides." in render_report(collate([graded("bob")]), [graded("bob")])
+    assert "No manual overrides." in render_report(
+        collate([graded("bob")], pack=PACK), [graded("bob")], pack=PACK
+    )
 
 
 def test_a_table_without_gradebook_columns_is_refused(tmp_path: Path) -> None:
     """Is a DataFrame that is not a gradebook a ReportError naming the missing columns?"""
     with pytest.raises(ReportError, match="lacks column.*q1a"):
-        write_report(pd.DataFrame({"student": ["a"]}), [], tmp_path)
+        write_report(pd.DataFrame({"student": ["a"]}), [], tmp_path, pack=PACK)
 
 
 # --- terminal summary ---------------------------------------------------------------------------
@@ -277,7 +287,7 @@ def test_a_table_without_gradebook_columns_is_refused(tmp_path: Path) -> None:
 
 def test_summary_lines(batch: list[dict]) -> None:
     """Do the summary lines give statuses, totals and each question's mean and top tags?"""
-    lines = summary_lines(collate(batch), batch)
+    lines = summary_lines(collate(batch, pack=PACK), batch, pack=PACK)
     assert lines[0] == "submissions: 8 (graded 6, error 1, invalid 1)"
     assert lines[1].startswith("total (graded): mean ")
     q1a = next(line for line in lines if line.startswith("q1a"))
@@ -287,8 +297,8 @@ def test_summary_lines(batch: list[dict]) -> None:
 
 def test_summary_lines_without_graded_submissions() -> None:
     """Does the summary say so when nothing was graded?"""
-    results = [empty_result("gus", "invalid", "x")]
-    assert summary_lines(collate(results), results) == [
+    results = [empty_result("gus", "invalid", "x", pack=PACK)]
+    assert summary_lines(collate(results, pack=PACK), results, pack=PACK) == [
         "submissions: 1 (invalid 1)",
         "no graded submissions: nothing to summarise",
     ]
@@ -303,7 +313,7 @@ def test_summary_lines_without_graded_submissions() -> None:
 )
 def test_report_renders_in_headless_chromium(batch: list[dict], tmp_path: Path) -> None:
     """Does a real headless Chromium render the report offline to a non-blank page with plots?"""
-    report = write_report(collate(batch), batch, tmp_path / "out")
+    report = write_report(collate(batch, pack=PACK), batch, tmp_path / "out", pack=PACK)
     shot = tmp_path / "shot.png"
     command = [
         str(CHROMIUM),
@@ -334,3 +344,28 @@ def test_report_renders_in_headless_chromium(batch: list[dict], tmp_path: Path) 
         assert close.sum() > 5_000, f"too few pixels of colour {colour}"
     # Text (near-black) is on screen too.
     assert (pixels.max(axis=-1) < 0.25).sum() > 2_000
+
+
+# --- any pack: the tiny fixture pack ----------------------------------------------------------
+
+
+def test_report_of_another_pack_uses_its_questions_tags_and_title():
+    """For the tiny pack, does the report count its own tag, list its questions with their
+    labels and carry its title?"""
+    outcomes = {
+        "p1": [
+            CaseOutcome("typical", 0.5, False, ("missing_chain",), "f(x) only"),
+            CaseOutcome("edge", 0.5, True),
+        ],
+        "p2": [CaseOutcome("dX", 1.0, True), CaseOutcome("dW", 1.0, True)],
+    }
+    results = [graded_result("ann", outcomes, pack=TINY), graded_result("bob", outcomes, pack=TINY)]
+    table = collate(results, pack=TINY)
+    freq = tag_frequencies(results, pack=TINY)
+    assert list(freq.index) == ["p1", "p2"] and freq.loc["p1", "missing_chain"] == 2
+    assert list(freq.columns) == list(TINY.vocabulary)
+    page = render_report(table, results, pack=TINY)
+    assert "<h1>Tiny Sheet: grading report</h1>" in page and ">T-2<" in page
+    assert "by the chain rule" in page
+    lines = summary_lines(table, results, pack=TINY)
+    assert lines[1].startswith("total (graded): mean 2.50 / 3")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import MP
 
 from autograder.gradebook import GradebookError
 from autograder.review.actions import (
@@ -74,8 +75,8 @@ def test_imports_are_checked_like_grade_overrides():
     """Is an uploaded overrides CSV validated by the same reader as `grade --overrides` (bad
     question, unknown student, oversized file)?"""
     with pytest.raises(GradebookError, match="unknown question 'q9'"):
-        import_op(b"student,question,points\na,q9,1\n", name="o.csv", students=["a"])
+        import_op(b"student,question,points\na,q9,1\n", name="o.csv", students=["a"], pack=MP)
     with pytest.raises(GradebookError, match="no submission from student 'b'"):
-        import_op(b"student,question,points\nb,q3,1\n", name="o.csv", students=["a"])
+        import_op(b"student,question,points\nb,q3,1\n", name="o.csv", students=["a"], pack=MP)
     with pytest.raises(ReviewError, match="larger than 10 MB"):
-        import_op(b"x" * (MAX_UPLOAD + 1), name="o.csv", students=["a"])
+        import_op(b"x" * (MAX_UPLOAD + 1), name="o.csv", students=["a"], pack=MP)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from review_support import grade
 
-from autograder.review.questions import question_specs
+from autograder.review.questions import question_specs, run_pack
 from autograder.review.store import ReviewStore
 
 
@@ -22,7 +22,8 @@ def out(review_demo: Path, tmp_path: Path) -> Path:
 
 
 def possible(out: Path) -> dict[str, float]:
-    return {q.id: q.points for q in question_specs(out)}
+    pack = run_pack(out, ReviewStore.of(out).read().run)
+    return {q.id: q.points for q in question_specs(pack)}
 
 
 def submissions(out: Path) -> Path:

@@ -9,7 +9,7 @@ import pytest
 from review_support import grade
 
 from autograder.review.outputs import Recollator
-from autograder.review.questions import question_specs
+from autograder.review.questions import question_specs, run_pack
 from autograder.review.store import ReviewStore
 
 OUTPUTS = ("gradebook.csv", "canvas.csv", "moodle.csv", "long.csv", "report.html")
@@ -30,9 +30,10 @@ def files(out: Path) -> dict[str, bytes]:
 def test_a_save_writes_what_grade_would_write(out):
     """After a change, are gradebook, exports, results, feedback and report byte-identical to
     what a full `grade` rerun writes from the same store?"""
-    specs = {q.id: q.points for q in question_specs(out)}
     store = ReviewStore.of(out)
-    recollator = Recollator(out, store, possible=specs)
+    pack = run_pack(out, store.read().run)
+    specs = {q.id: q.points for q in question_specs(pack)}
+    recollator = Recollator(out, store, pack=pack)
     with store.write(who="alice", possible=specs) as tx:
         item = tx.add_item(
             question="q1b", text="explained", points=0.5, comment="Rows are outputs."
@@ -59,9 +60,10 @@ def test_a_save_writes_what_grade_would_write(out):
 def test_a_save_rewrites_only_the_touched_students_files(out):
     """Are results and feedback of students the change did not touch left alone (speed), while
     the gradebook and the exports cover everyone?"""
-    specs = {q.id: q.points for q in question_specs(out)}
     store = ReviewStore.of(out)
-    recollator = Recollator(out, store, possible=specs)
+    pack = run_pack(out, store.read().run)
+    specs = {q.id: q.points for q in question_specs(pack)}
+    recollator = Recollator(out, store, pack=pack)
     untouched = out / "feedback" / "finn_zip.md"
     untouched.unlink()
     with store.write(who="alice", possible=specs) as tx:
@@ -75,9 +77,10 @@ def test_a_save_rewrites_only_the_touched_students_files(out):
 
 def test_a_failed_save_rolls_the_change_back(out, monkeypatch):
     """If writing the outputs fails, is the change not committed (files and store agree)?"""
-    specs = {q.id: q.points for q in question_specs(out)}
     store = ReviewStore.of(out)
-    recollator = Recollator(out, store, possible=specs)
+    pack = run_pack(out, store.read().run)
+    specs = {q.id: q.points for q in question_specs(pack)}
+    recollator = Recollator(out, store, pack=pack)
     import autograder.grading as grading
 
     def broken(*args, **kwargs):

@@ -1,7 +1,7 @@
 """Tests for the case runner ``autograder.checks.runner`` and the instances behind it.
 
-Answers are compiled from the source strings of ``autograder.samples`` (the catalogue the Otter
-tests also use) into a namespace with ``np`` and the notebook's stable ``softmax``, registered in
+Answers are compiled from the source strings of Exercise 2's sample catalogue
+(``solutions/math_primer/samples.py``, which the Otter tests also use) into a namespace with ``np`` and the notebook's stable ``softmax``, registered in
 ``linecache`` the way IPython registers cells, so ``inspect.getsource`` sees them as it would in a
 notebook. No Otter and no notebooks here.
 """
@@ -15,11 +15,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from conftest import MP, MP_SAMPLES
 
-from autograder import samples
-from autograder.checks import CASES, TARGETS, check_form, run_case
 from autograder.checks import instances as inst
-from autograder.checks.questions import Instance
+from autograder.checks import runner
 from autograder.checks.runner import (
     CALL_TIMEOUT_ENV,
     STRUCTURAL_TAGS,
@@ -27,7 +26,23 @@ from autograder.checks.runner import (
     CaseResult,
     call_and_check,
 )
-from autograder.contract import TAGS
+from autograder.pack import Instance
+
+samples = MP_SAMPLES
+CASES = MP.cases
+TAGS = MP.vocabulary
+TARGETS = {q.id: q.functions for q in MP.questions}
+
+
+def run_case(*args, **kwargs) -> CaseResult:
+    """The runner on Exercise 2's pack."""
+    return runner.run_case(*args, pack=MP, **kwargs)
+
+
+def check_form(*args) -> CaseResult:
+    """The public check on Exercise 2's pack."""
+    return runner.check_form(*args, pack=MP)
+
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:overflow encountered in exp:RuntimeWarning",
@@ -66,7 +81,7 @@ def answer(source: str) -> dict:
 
 def functions(question: str, ns: dict) -> list[object]:
     """The question's functions from a namespace, in TARGETS order (None when undefined)."""
-    return [ns.get(t.function) for t in TARGETS[question]]
+    return [ns.get(t.name) for t in TARGETS[question]]
 
 
 def all_cases(question: str, fns: list[object], *, key: str = KEY) -> list[CaseResult]:
@@ -74,12 +89,12 @@ def all_cases(question: str, fns: list[object], *, key: str = KEY) -> list[CaseR
 
 
 def correct(question: str) -> list[object]:
-    return functions(question, answer(samples.CORRECT[question]))
+    return functions(question, answer(samples.correct[question]))
 
 
 QUESTIONS = list(CASES)
 QUESTION_CASES = [(q, c) for q in CASES for c in CASES[q]]
-EQUIVALENT = [(q, i) for q, forms in samples.EQUIVALENT.items() for i in range(len(forms))]
+EQUIVALENT = [(q, i) for q, forms in samples.equivalent.items() for i in range(len(forms))]
 
 
 def _mistake_id(m: tuple[str, str, str]) -> str:
@@ -101,7 +116,7 @@ def test_correct_answer_passes_every_case(question: str, key: str) -> None:
 @pytest.mark.parametrize(("question", "index"), EQUIVALENT)
 def test_equivalent_form_passes_every_case(question: str, index: int) -> None:
     """Does every other correct form (loops, einsum, inv, pinv, QR, ...) earn full points?"""
-    fns = functions(question, answer(samples.EQUIVALENT[question][index]))
+    fns = functions(question, answer(samples.equivalent[question][index]))
     for result in all_cases(question, fns):
         assert result.passed, result.report()
 
@@ -109,7 +124,7 @@ def test_equivalent_form_passes_every_case(question: str, index: int) -> None:
 # --- every catalogued mistake loses points with its tag --------------------------------------
 
 
-@pytest.mark.parametrize("mistake", samples.MISTAKES, ids=_mistake_id)
+@pytest.mark.parametrize("mistake", samples.mistakes, ids=_mistake_id)
 def test_mistake_fails_with_its_tag(mistake: tuple[str, str, str], monkeypatch) -> None:
     """Does each catalogued mistake fail at least one case, with its tag among the failed cases'
     tags, and never pass all cases?"""
@@ -126,7 +141,7 @@ def test_mistake_fails_with_its_tag(mistake: tuple[str, str, str], monkeypatch) 
 
 
 @pytest.mark.parametrize(
-    "mistake", [m for m in samples.MISTAKES if m[1] not in ("missing", "timeout")], ids=_mistake_id
+    "mistake", [m for m in samples.mistakes if m[1] not in ("missing", "timeout")], ids=_mistake_id
 )
 def test_report_ends_with_diagnosis_line(mistake: tuple[str, str, str]) -> None:
     """Does a failure report give the message, a hint of one of its tags, and end with a
@@ -212,7 +227,7 @@ def test_second_function_missing() -> None:
 
 
 def draw_all(question: str, case: str, key: str) -> list[list[Instance]]:
-    return [t.draw(inst.rng_for(question, case, key=key), case) for t in TARGETS[question]]
+    return [runner.draw(MP, question, case, t, key=key) for t in TARGETS[question]]
 
 
 def arrays_of(draws: list[list[Instance]]) -> list[np.ndarray]:
@@ -291,9 +306,9 @@ def test_mutating_inputs_does_not_change_the_oracle(question: str) -> None:
     """Does a function that overwrites its inputs leave the instance (inputs and expected answer)
     untouched, and still pass?"""
     (target,) = TARGETS[question]
-    fn = answer(MUTATING[question])[target.function]
+    fn = answer(MUTATING[question])[target.name]
     for case in CASES[question]:
-        instances = target.draw(inst.rng_for(question, case, key=KEY), case)
+        instances = runner.draw(MP, question, case, target, key=KEY)
         before = [
             ([np.copy(a) for a in i.args if isinstance(a, np.ndarray)], np.copy(i.expected))
             for i in instances
@@ -320,7 +335,7 @@ def test_form_check_passes_correct_answer(question: str) -> None:
 
 
 def _mistake(question: str, tag: str) -> str:
-    (source,) = [s for q, t, s in samples.MISTAKES if (q, t) == (question, tag)]
+    (source,) = [s for q, t, s in samples.mistakes if (q, t) == (question, tag)]
     return source
 
 

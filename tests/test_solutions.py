@@ -1,6 +1,6 @@
-"""Tests for the model solutions: the derivations' closed forms and ``solutions/reference.py``.
+"""Tests for Exercise 2's model solutions: ``solutions/math_primer/``.
 
-Part 1 proves each closed form of ``solutions/derivations.md`` symbolically with sympy for small
+Part 1 proves each closed form of ``derivations.md`` symbolically with sympy for small
 dimensions. Part 2 checks the numpy reference against those closed forms and against central
 finite differences on seeded random instances, including the edge cases n = 1, d = 1, N = 1,
 logits of magnitude ~1000 and a least-squares problem with condition number ~1e6.
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from solutions.reference import (
+from solutions.math_primer.reference import (
     cross_entropy_grad,
     dL_dW,
     jacobian_elementwise,

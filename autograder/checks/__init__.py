@@ -1,16 +1,14 @@
-"""Numeric checks of the math-primer answers: oracle, instances, comparison engine, runner.
+"""Numeric checks of the answers: comparison engine, instances, oracle, runner.
 
-Shipped next to the student notebook and inside the Otter autograder zip; depends on numpy only
-(sympy is imported lazily for the exact Jacobians of small instances).
+Shipped next to the student notebook and inside the Otter autograder zip with the assignment's
+pack; depends on numpy only (sympy is imported lazily for the exact references of small
+instances). What is checked is declared by the pack (``autograder.pack``).
 """
 
 from .compare import Outcome, Tolerance, compare
-from .questions import CASES, TARGETS
 from .runner import CaseResult, CheckFailed, assert_case, assert_form, check_form, run_case
 
 __all__ = [
-    "CASES",
-    "TARGETS",
     "CaseResult",
     "CheckFailed",
     "Outcome",

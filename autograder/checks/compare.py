@@ -41,7 +41,7 @@ class Outcome:
     passed: bool
     """Whether the answer is accepted."""
     tags: tuple[str, ...] = ()
-    """Diagnosis tags from the fixed vocabulary in ``autograder.contract.TAGS``."""
+    """Diagnosis tags from the pack's vocabulary (``Pack.vocabulary``)."""
     message: str = ""
     """What was got and what was expected, in the students' terms."""
 
@@ -136,7 +136,7 @@ def compare(
         got: what the student's function returned.
         expected: the oracle's reference array.
         tol: the explicit tolerance, scaled by the reference.
-        label: how to name the answer in messages, e.g. ``"jacobian_Wx(W, x)"``.
+        label: how to name the answer in messages, e.g. ``"`f` on W of shape (3, 5)"``.
         shape_hint: one sentence explaining the expected shape in the students' terms.
         alternatives: known wrong answers by tag (e.g. ``{"missing_diag": fprime}``); an answer
             matching one of them gets that tag.

@@ -1,6 +1,7 @@
-"""Random problem instances, drawn from a generator seeded per student, question and case.
+"""Random problem instances: a generator seeded per student, question and case, and samplers.
 
-A regrade of the same student draws the same instances; two students draw different ones.
+A regrade of the same student draws the same instances; two students draw different ones. The
+samplers are building blocks for the packs' ``draw`` functions.
 """
 
 from __future__ import annotations
@@ -12,29 +13,17 @@ import numpy as np
 
 from ..givens import SEED_ENV
 
-SALT = "math-primer-2026"
-
 
 def seed_key() -> str:
     """The per-student key of the current grading run ("" when no engine set one)."""
     return os.environ.get(SEED_ENV, "")
 
 
-def rng_for(question: str, case: str, *, key: str) -> np.random.Generator:
-    """A generator seeded reproducibly from the student key, the question and the case."""
-    digest = hashlib.sha256(f"{SALT}|{key}|{question}|{case}".encode()).digest()
+def rng_for(question: str, case: str, *, key: str, salt: str) -> np.random.Generator:
+    """A generator seeded reproducibly from the pack's salt, the student key, the question and
+    the case."""
+    digest = hashlib.sha256(f"{salt}|{key}|{question}|{case}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
-# Sizes per case: (n, d) for the linear-algebra questions, N for softmax.
-LINEAR_SIZES = {"typical": ((3, 5), (4, 4), (5, 2)), "edge": ((1, 4), (3, 1), (1, 1))}
-SOFTMAX_SIZES = {"typical": (3, 5, 10), "large": (4, 6), "edge": (1,)}
-LSQ_SIZES = {
-    "typical": ((8, 3), (20, 5), (4, 4)),
-    "ill_conditioned": ((12, 4), (30, 6)),
-    "edge": ((1, 1), (5, 1)),
-}
-LSQ_CONDITION = {"typical": 10.0, "ill_conditioned": 1e6, "edge": 10.0}
 
 
 def matrix(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -43,7 +32,7 @@ def matrix(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 
 
 def vector(rng: np.random.Generator, d: int) -> np.ndarray:
-    """A random vector with entries of order one."""
+    """A random vector with entries of order one, kept away from zero."""
     return rng.uniform(0.5, 2.0, d) * rng.choice([-1.0, 1.0], d)
 
 

@@ -1,6 +1,8 @@
 """Run a question's case against the student's functions; the entry point of the Otter tests.
 
-A hidden test cell in the master notebook is one line: ``assert_case("q1a", "typical", fn)``.
+A hidden test cell in the master notebook is one line: ``assert_case("q1", "typical", fn)``; the
+pack is the one shipped with this copy of the kit (:func:`autograder.pack.current`). The judge
+and the tests call :func:`run_case` with the pack given explicitly.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import KitError
 from ..givens import is_placeholder
+from ..pack import derive, registry
+from ..pack.spec import Instance, Pack, Target
 from . import instances as inst
-from .compare import Outcome
-from .questions import BASELINE_CASE, CASES, TARGETS, Instance, Target
+from .compare import Outcome, compare, to_array
+from .tags import STRUCTURAL_TAGS as _STRUCTURAL
 from .tags import hint
 
 CALL_TIMEOUT_ENV = "MATH_PRIMER_CALL_TIMEOUT"
@@ -33,12 +38,7 @@ def call_timeout() -> float:
         return 10.0
 
 
-SPECIAL_CASE_TAGS = {"edge": "edge_case", "large": "not_stable"}
-"""A case whose failure, while the first typical instance passes, earns one more tag."""
-
-STRUCTURAL_TAGS = frozenset(
-    {"missing", "exception", "timeout", "wrong_type", "wrong_shape", "not_finite"}
-)
+STRUCTURAL_TAGS = frozenset(_STRUCTURAL)
 """Tags the public form checks report; value mistakes are left to the hidden tests."""
 
 TAG_LINE = "diagnosis:"
@@ -54,11 +54,12 @@ class CaseResult:
     passed: bool
     tags: tuple[str, ...]
     message: str
+    advice: str = ""
+    """The hint of the most specific tag, from the pack's vocabulary."""
 
     def text(self) -> str:
         """The message as students see it, with the hint of its most specific tag."""
-        advice = hint(self.tags)
-        return f"{self.message}. Hint: {advice}" if advice else self.message
+        return f"{self.message}. Hint: {self.advice}" if self.advice else self.message
 
     def report(self) -> str:
         """:meth:`text`, then the machine-readable diagnosis line."""
@@ -96,12 +97,12 @@ def _time_limit(seconds: float):
 
 def _availability(target: Target, fn: object) -> Outcome | None:
     if fn is None:
-        return Outcome(False, ("missing",), f"`{target.function}` is not defined")
+        return Outcome(False, ("missing",), f"`{target.name}` is not defined")
     if not callable(fn):
         kind = getattr(fn, "type_name", None) or type(fn).__name__
-        return Outcome(False, ("missing",), f"`{target.function}` is a {kind}, not a function")
+        return Outcome(False, ("missing",), f"`{target.name}` is a {kind}, not a function")
     if getattr(fn, "template_placeholder", False) is True or is_placeholder(fn):
-        return Outcome(False, ("missing",), f"`{target.function}` still has the template's `...`")
+        return Outcome(False, ("missing",), f"`{target.name}` still has the template's `...`")
     return None
 
 
@@ -109,15 +110,80 @@ def _copy(arg: object) -> object:
     return arg.copy() if isinstance(arg, np.ndarray) else arg
 
 
+def judge_answer(
+    target: Target,
+    answer: object,
+    instance: Instance,
+    label: str,
+    *,
+    parts: tuple[str, ...] | None = None,
+) -> Outcome:
+    """Judge one answer to one instance: the target's own judge, or :func:`compare` (per part
+    for a function returning a tuple; ``parts`` limits which parts are judged)."""
+    if target.judge is not None:
+        return target.judge(answer, instance, label)
+    if target.returns is None:
+        return compare(
+            answer,
+            instance.expected,
+            tol=target.tolerance,
+            label=label,
+            shape_hint=target.shape_hint,
+            alternatives=instance.alternatives,
+        )
+    names = ", ".join(target.returns)
+    if not isinstance(answer, (tuple, list)):
+        arr, problem = to_array(answer, label=label)
+        kind = problem.message.split(" returned ", 1)[-1] if problem else f"array {arr.shape}"
+        return Outcome(
+            False,
+            ("wrong_type",),
+            f"{label} returned {kind}; expected a tuple of {len(target.returns)} arrays ({names})",
+        )
+    if len(answer) != len(target.returns):
+        return Outcome(
+            False,
+            ("wrong_type",),
+            f"{label} returned {len(answer)} values; expected {len(target.returns)} ({names})",
+        )
+    for index, part in enumerate(target.returns):
+        if parts is not None and part not in parts:
+            continue
+        known = {
+            tag: alt[part]
+            for tag, alt in instance.alternatives.items()
+            if isinstance(alt, dict) and part in alt
+        }
+        outcome = compare(
+            answer[index],
+            instance.expected[index],
+            tol=target.tolerance,
+            label=f"{part} from {label}",
+            shape_hint=target.shape_hint,
+            alternatives=known,
+        )
+        if not outcome.passed:
+            return outcome
+    return Outcome(True)
+
+
 def call_and_check(
-    target: Target, fn: Callable, instance: Instance, *, limit: float | None
+    target: Target,
+    fn: Callable,
+    instance: Instance,
+    *,
+    limit: float | None,
+    parts: tuple[str, ...] | None = None,
 ) -> Outcome:
     """Call the student's function on fresh copies of the inputs and judge the answer.
 
     ``limit`` is the per-call time limit enforced here by SIGALRM; ``None`` when ``fn`` enforces
     its own (the judge's remote functions raise :class:`CallTimeout` themselves).
+
+    Raises:
+        KitError: the grader could not make the call (never the student's fault).
     """
-    label = f"`{target.function}` on {instance.what}"
+    label = f"`{target.name}` on {instance.what}"
     try:
         if limit is None:
             answer = fn(*(_copy(a) for a in instance.args))
@@ -127,68 +193,104 @@ def call_and_check(
     except CallTimeout as exc:
         seconds = exc.args[0] if exc.args else limit
         return Outcome(False, ("timeout",), f"{label} ran longer than {seconds:g} s")
+    except KitError:
+        raise
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - student errors become results
         name = getattr(exc, "remote_type", None) or type(exc).__name__
         return Outcome(False, ("exception",), f"{label} raised {name}: {exc}")
-    return target.check(answer, instance, label)
+    return judge_answer(target, answer, instance, label, parts=parts)
 
 
 def _first_failure(
-    target: Target, fn: Callable, instances: list[Instance], limit: float | None
+    target: Target,
+    fn: Callable,
+    instances: list[Instance],
+    limit: float | None,
+    parts: tuple[str, ...] | None = None,
 ) -> Outcome | None:
     for instance in instances:
-        outcome = call_and_check(target, fn, instance, limit=limit)
+        outcome = call_and_check(target, fn, instance, limit=limit, parts=parts)
         if not outcome.passed:
             return outcome
     return None
 
 
+def draw(pack: Pack, question: str, case: str, target: Target, *, key: str) -> list[Instance]:
+    """The instances of one case of one of the question's functions, for this student key."""
+    spec_case = pack.question(question).case(case)
+    rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
+    return derive.instances(target, rng, spec_case)
+
+
 _FROM_ENV = -1.0
+
+
+def _resolve(pack: Pack | str | None) -> Pack:
+    return registry.current() if pack is None else registry.load(pack)
+
+
+def _functions(pack: Pack, question: str, functions: tuple) -> tuple[Target, ...]:
+    spec = pack.question(question)
+    if len(functions) != len(spec.functions):
+        raise TypeError(f"{question} takes {len(spec.functions)} function(s), got {len(functions)}")
+    return spec.functions
 
 
 def run_case(
     question: str,
     case: str,
     *functions: object,
+    pack: Pack | str | None = None,
     key: str | None = None,
     call_limit: float | None = _FROM_ENV,
 ) -> CaseResult:
     """Check one case of one question against the student's functions.
 
     Args:
-        question: a question id, e.g. ``"q1a"``.
-        case: one of ``CASES[question]``.
-        functions: the student's functions, in the order of ``TARGETS[question]``.
+        question: a question id of the pack, e.g. ``"q1"``.
+        case: one of the question's case names.
+        functions: the student's functions, in the order the question declares them.
+        pack: the pack (or its name); default the one shipped with this copy of the kit.
         key: the per-student seed key; by default read from the environment.
         call_limit: seconds per call enforced in this process (default: ``call_timeout()``);
             ``None`` when the functions enforce their own limit.
 
     Returns:
         The case result; it never raises for anything the student's code does.
+
+    Raises:
+        KeyError: an unknown question or case. KitError: the grader could not do its part.
     """
-    if question not in TARGETS or case not in CASES.get(question, {}):
-        raise KeyError(f"unknown question/case {question!r}/{case!r}")
-    targets = TARGETS[question]
-    if len(functions) != len(targets):
-        raise TypeError(f"{question} takes {len(targets)} function(s), got {len(functions)}")
+    pack = _resolve(pack)
+    spec = pack.question(question)
+    spec_case = spec.case(case)
+    targets = _functions(pack, question, functions)
     key = inst.seed_key() if key is None else key
     limit = call_timeout() if call_limit == _FROM_ENV else call_limit
+    vocabulary = pack.vocabulary
+
+    def result(passed: bool, tags: tuple[str, ...], message: str) -> CaseResult:
+        return CaseResult(question, case, passed, tags, message, hint(tags, vocabulary))
+
+    baseline = spec.cases[0]
     for target, fn in zip(targets, functions):
         missing = _availability(target, fn)
         if missing is not None:
-            return CaseResult(question, case, False, missing.tags, missing.message)
-        rng = inst.rng_for(question, case, key=key)
-        failure = _first_failure(target, fn, target.draw(rng, case), limit)
+            return result(False, missing.tags, missing.message)
+        parts = spec_case.parts
+        failure = _first_failure(
+            target, fn, draw(pack, question, case, target, key=key), limit, parts
+        )
         if failure is None:
             continue
         tags = failure.tags
-        extra = SPECIAL_CASE_TAGS.get(case)
-        if extra is not None and "timeout" not in tags:
-            baseline = target.draw(inst.rng_for(question, BASELINE_CASE, key=key), BASELINE_CASE)
-            if _first_failure(target, fn, baseline[:1], limit) is None:
+        extra = spec_case.diagnosis
+        if extra is not None and spec_case is not baseline and "timeout" not in tags:
+            first = draw(pack, question, baseline.name, target, key=key)[:1]
+            if _first_failure(target, fn, first, limit, parts) is None:
                 tags = (extra, *tags) if extra not in tags else tags
-        return CaseResult(question, case, False, tags, failure.message)
-    return CaseResult(question, case, True, (), "passed")
+        return result(False, tags, failure.message)
+    return result(True, (), "passed")
 
 
 def assert_case(question: str, case: str, *functions: object) -> None:
@@ -198,21 +300,37 @@ def assert_case(question: str, case: str, *functions: object) -> None:
         raise CheckFailed(result.report())
 
 
-def check_form(question: str, *functions: object) -> CaseResult:
+def check_form(question: str, *functions: object, pack: Pack | str | None = None) -> CaseResult:
     """The public check: is each function defined, and does it return a finite array of the right
     shape on one simple instance? Values are not judged here."""
-    targets = TARGETS[question]
-    if len(functions) != len(targets):
-        raise TypeError(f"{question} takes {len(targets)} function(s), got {len(functions)}")
+    pack = _resolve(pack)
+    targets = _functions(pack, question, functions)
+    baseline = pack.question(question).cases[0]
+    vocabulary = pack.vocabulary
     for target, fn in zip(targets, functions):
         missing = _availability(target, fn)
         if missing is not None:
-            return CaseResult(question, "form", False, missing.tags, missing.message)
-        instance = target.draw(inst.rng_for(question, "public", key="public"), BASELINE_CASE)[0]
+            return CaseResult(
+                question,
+                "form",
+                False,
+                missing.tags,
+                missing.message,
+                hint(missing.tags, vocabulary),
+            )
+        rng = inst.rng_for(question, "public", key="public", salt=pack.seed_salt)
+        instance = derive.instances(target, rng, baseline)[0]
         outcome = call_and_check(target, fn, instance, limit=call_timeout())
         structural = tuple(t for t in outcome.tags if t in STRUCTURAL_TAGS)
         if structural:
-            return CaseResult(question, "form", False, structural, outcome.message)
+            return CaseResult(
+                question,
+                "form",
+                False,
+                structural,
+                outcome.message,
+                hint(structural, vocabulary),
+            )
     return CaseResult(question, "form", True, (), "the answer has the right form")
 
 

@@ -1,6 +1,6 @@
 """The Docker engine: a batch graded by the real ``otter grade``, in containers without network.
 
-    submissions -> one zip per student: the notebook as ``math_primer.ipynb`` plus the student id
+    submissions -> one zip per student: the notebook as ``<pack>.ipynb`` plus the student id
     -> ``python -m otter grade --ext zip --image math-primer/grading:latest --containers N
        --no-network --timeout T --summaries`` with the build's offline autograder zip
     -> Otter's ``final_grades.csv`` (scores, status) and ``grading-summaries/<zip>.txt`` (the
@@ -40,12 +40,14 @@ import pandas as pd
 
 from ..advice import advice_notes
 from ..build import OFFLINE_STUDENT_FILE, REPO_DIR
-from ..checks.questions import CASES
-from ..contract import QUESTION_NAMES
+from ..errors import KitError
 from ..intake import Submission
+from ..pack import registry
+from ..pack.master import case_of_test
+from ..pack.spec import Pack
 from ..results import CaseOutcome, empty_result, graded_result
 from . import kill_group
-from .otter_engine import NOTEBOOK_NAME, parse_case_message, prepare_notebook
+from .otter_engine import notebook_name, parse_case_message, prepare_notebook
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ BUILD_ALLOWANCE = 600.0
 """Seconds allowed for ``otter grade`` to build its image, on top of the grading time."""
 
 
-class DockerUnavailable(Exception):
+class DockerUnavailable(KitError):
     """Docker, buildx or the grading image is missing; the message says how to fix it."""
 
 
@@ -104,6 +106,8 @@ class DockerGrader:
     """The offline autograder zip (``Build.offline_zip``)."""
     timeout: float
     """Seconds one container may run (``otter grade --timeout``)."""
+    pack: str | Path | Pack
+    """The assignment pack the zip was built for (its name, folder or the pack)."""
     image: str = GRADING_IMAGE
     """The base image of Otter's grading image."""
 
@@ -125,6 +129,7 @@ class DockerGrader:
         report, an ``error`` row with Otter's reason.
         """
         results: dict[str, dict] = {}
+        pack = registry.load(self.pack)
 
         def record(result: dict) -> None:
             results[result["student"]] = result
@@ -135,7 +140,10 @@ class DockerGrader:
             if submission.notebook is None:
                 record(
                     empty_result(
-                        submission.student, "invalid", f"submission unusable: {submission.problem}"
+                        submission.student,
+                        "invalid",
+                        f"submission unusable: {submission.problem}",
+                        pack=pack,
                     )
                 )
             else:
@@ -143,9 +151,9 @@ class DockerGrader:
         if gradable:
             with tempfile.TemporaryDirectory(prefix="mp-docker-") as scratch:
                 folder = Path(scratch)
-                staged = stage(gradable, folder / "submissions")
+                staged = stage(gradable, folder / "submissions", pack=pack)
                 failure = self._run(folder, containers=max(1, jobs), batch=len(staged))
-                for result in collate(staged, folder / "otter-out", failure=failure):
+                for result in collate(staged, folder / "otter-out", failure=failure, pack=pack):
                     record(result)
         return [results[s.student] for s in submissions]
 
@@ -153,7 +161,7 @@ class DockerGrader:
         """Run ``otter grade`` on ``folder/submissions``; the reason it failed, or None."""
         out = folder / "otter-out"
         out.mkdir()
-        name = f"math_primer-{uuid.uuid4().hex[:12]}"
+        name = f"{registry.load(self.pack).name}-{uuid.uuid4().hex[:12]}"
         per_container = math.ceil(self.timeout)
         command = [
             sys.executable, "-m", "otter", "grade", "-v",
@@ -216,10 +224,10 @@ def _remove_containers(image: str) -> None:
     _docker("image", "rm", image)  # only the tag: the layers stay cached for the next run
 
 
-def stage(submissions: Sequence[Submission], folder: Path) -> dict[str, Submission]:
+def stage(submissions: Sequence[Submission], folder: Path, *, pack: Pack) -> dict[str, Submission]:
     """Write one zip per submission for ``otter grade --ext zip``; Otter's file name -> it.
 
-    Each zip holds the notebook as ``math_primer.ipynb`` (kernel set to Python 3) and the student
+    Each zip holds the notebook as ``<pack>.ipynb`` (kernel set to Python 3) and the student
     id in ``OFFLINE_STUDENT_FILE``; its name is unique and safe (``0001-ann.zip``).
     """
     folder.mkdir(parents=True)
@@ -228,9 +236,11 @@ def stage(submissions: Sequence[Submission], folder: Path) -> dict[str, Submissi
         for i, submission in enumerate(submissions, start=1):
             safe = re.sub(r"[^A-Za-z0-9_.-]", "_", submission.student)[:80]
             name = f"{i:04d}-{safe}.zip"
-            notebook = prepare_notebook(submission.notebook, Path(scratch))
+            notebook = prepare_notebook(
+                submission.notebook, Path(scratch), name=notebook_name(pack)
+            )
             with zipfile.ZipFile(folder / name, "w", zipfile.ZIP_DEFLATED) as zf:
-                zf.write(notebook, NOTEBOOK_NAME)
+                zf.write(notebook, notebook_name(pack))
                 zf.writestr(OFFLINE_STUDENT_FILE, submission.student)
             staged[name] = submission
     return staged
@@ -240,27 +250,28 @@ _QUESTION = re.compile(r"^(?P<question>\S+) results:(?P<all> All test cases pass
 _CASE = re.compile(r"^ {4}(?P<case>\S.*) result:$")
 
 
-def parse_summary(text: str) -> dict[str, list[tuple[bool, str]] | None]:
-    """Per question, each test case's (passed, message) from an Otter grading summary.
+def parse_summary(text: str) -> dict[str, list[tuple[str, bool, str]] | None]:
+    """Per question, each test case's (name, passed, message) from an Otter grading summary.
 
-    The format is ``GradingResults.summary()``: ``q1a results:`` (or ``q1a results: All test
-    cases passed!``, then None: no per-case list), each case as ``    q1a - 2 result:`` followed by
-    its message indented by 8 spaces. Messages cannot fake a header: Otter indents every line.
+    The format is ``GradingResults.summary()``: ``q1 results:`` (or ``q1 results: All test
+    cases passed!``, then None: no per-case list), each case as ``    q1 - 2 result:``
+    followed by its message indented by 8 spaces. Messages cannot fake a header: Otter indents
+    every line.
     """
-    questions: dict[str, list[tuple[bool, str]] | None] = {}
-    cases: list[list[str]] | None = None
+    questions: dict[str, list[tuple[str, list[str]]] | None] = {}
+    cases: list[tuple[str, list[str]]] | None = None
     for line in text.splitlines():
         if match := _QUESTION.match(line):
             cases = None if match["all"] else []
             questions[match["question"]] = cases
-        elif cases is not None and _CASE.match(line):
-            cases.append([])
+        elif cases is not None and (case := _CASE.match(line)):
+            cases.append((case["case"].strip(), []))
         elif cases and (line.startswith(" " * 8) or not line.strip()):
-            cases[-1].append(line[8:])
+            cases[-1][1].append(line[8:])
     return {
         question: None
         if cases is None
-        else [(_passed(msg := "\n".join(c).strip()), msg) for c in cases]
+        else [(name, _passed(msg := "\n".join(c).strip()), msg) for name, c in cases]
         for question, cases in questions.items()
     }
 
@@ -269,27 +280,34 @@ def _passed(message: str) -> bool:
     return message.startswith("✅")
 
 
-def result_from_otter(student: str, row: dict, summary: str | None, advice: dict[str, str]) -> dict:
+def result_from_otter(
+    student: str, row: dict, summary: str | None, advice: dict[str, str], *, pack: Pack
+) -> dict:
     """The result of a graded submission: Otter's scores, the summary's per-case messages.
 
-    The scores are ``final_grades.csv``'s; where the summary's cases disagree with them (or the
+    Cases are matched by their test's name (``test_<question>_<case>``), never by position. The
+    scores are ``final_grades.csv``'s; where the summary's cases disagree with them (or the
     summary is missing), the question keeps Otter's score and the result says so in ``notes``.
     """
     parsed = parse_summary(summary) if summary is not None else {}
     outcomes: dict[str, list[CaseOutcome]] = {}
-    for question in QUESTION_NAMES:
-        names = list(CASES[question])
+    for spec in pack.questions:
+        question = spec.id
         cases = parsed.get(question, [])
         if question in parsed and cases is None:  # all passed
-            outcomes[question] = [CaseOutcome(n, p, True) for n, p in CASES[question].items()]
-        elif cases and len(cases) == len(names) + 1:  # the public form check, then the cases
-            outcomes[question] = [
-                CaseOutcome(name, CASES[question][name], passed, *_tags_text(passed, message))
-                for name, (passed, message) in zip(names, cases[1:])
-            ]
-    result = graded_result(student, outcomes, advice=advice)
+            outcomes[question] = [CaseOutcome(c.name, c.points, True) for c in spec.cases]
+        elif cases:
+            by_case = {
+                case_of_test(spec, f"{name}\n{msg}"): (passed, msg) for name, passed, msg in cases
+            }
+            if all(c.name in by_case for c in spec.cases):
+                outcomes[question] = [
+                    CaseOutcome(c.name, c.points, by_case[c.name][0], *_tags_text(*by_case[c.name]))
+                    for c in spec.cases
+                ]
+    result = graded_result(student, outcomes, pack=pack, advice=advice)
     notes = []
-    for question in QUESTION_NAMES:
+    for question in pack.question_ids:
         entry = result["questions"][question]
         otter_score = float(row.get(question, 0.0))
         if abs(entry["score"] - otter_score) > 1e-9:
@@ -308,7 +326,9 @@ def _tags_text(passed: bool, message: str) -> tuple[tuple[str, ...], str]:
     return ((), "") if passed else parse_case_message(message)
 
 
-def collate(staged: dict[str, Submission], out: Path, *, failure: str | None) -> list[dict]:
+def collate(
+    staged: dict[str, Submission], out: Path, *, failure: str | None, pack: Pack
+) -> list[dict]:
     """One result per staged submission from Otter's outputs in ``out``.
 
     ``failure`` (``otter grade`` itself failed) makes every submission it did not report an
@@ -325,14 +345,14 @@ def collate(staged: dict[str, Submission], out: Path, *, failure: str | None) ->
         student = submission.student
         if row is None:
             reason = failure or "otter grade reported nothing for this submission"
-            results.append(empty_result(student, "error", reason))
+            results.append(empty_result(student, "error", reason, pack=pack))
             continue
         status = re.sub(r"'[^']*/([^'/]*)'", r"'\1'", str(row.get("grading_status", "")))
         if status == "Completed":
             path = out / "grading-summaries" / f"{Path(name).stem}.txt"
             summary = path.read_text(encoding="utf-8") if path.is_file() else None
-            advice = advice_notes(submission.notebook)
-            results.append(result_from_otter(student, row, summary, advice))
+            advice = advice_notes(submission.notebook, pack=pack)
+            results.append(result_from_otter(student, row, summary, advice, pack=pack))
             continue
         log.warning("%s: %s", student, status)
         if timed_out := re.search(r"timed out in (\S+) seconds", status):
@@ -340,7 +360,7 @@ def collate(staged: dict[str, Submission], out: Path, *, failure: str | None) ->
                 f"grading stopped after {timed_out[1]} s (otter grade's container timeout): "
                 "a cell probably runs forever"
             )
-            results.append(empty_result(student, "timeout", feedback))
+            results.append(empty_result(student, "timeout", feedback, pack=pack))
         else:
-            results.append(empty_result(student, "error", f"otter grade: {status}"))
+            results.append(empty_result(student, "error", f"otter grade: {status}", pack=pack))
     return results

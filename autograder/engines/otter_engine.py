@@ -1,7 +1,7 @@
 """The Otter engine: grade one submission through ``otter run`` in a subprocess with a timeout.
 
-The student's notebook is copied under the master's file name (Otter grades a notebook only when
-its name matches), its kernel set to Python 3, and the per-student seed key passed through the
+The student's notebook is copied under the master's file name, ``<pack>.ipynb`` (Otter grades a
+notebook only when its name matches), its kernel set to Python 3, and the per-student seed key passed through the
 environment. Whatever happens, the result is one dict in the ``results/<student>.json`` format.
 """
 
@@ -19,18 +19,22 @@ from pathlib import Path
 import nbformat
 
 from ..advice import advice_notes
-from ..checks.instances import SEED_ENV
-from ..checks.questions import CASES
 from ..checks.runner import TAG_LINE
-from ..contract import QUESTION_NAMES
+from ..givens import SEED_ENV
 from ..intake import Submission
+from ..pack import registry
+from ..pack.master import case_of_test
+from ..pack.spec import Pack
 from ..results import CaseOutcome, empty_result, graded_result
 from . import kill_group
 
 log = logging.getLogger(__name__)
 
-NOTEBOOK_NAME = "math_primer.ipynb"
-"""The master notebook's file name, under which every submission is graded."""
+
+def notebook_name(pack: Pack) -> str:
+    """The master notebook's file name, under which every submission is graded."""
+    return f"{pack.name}.ipynb"
+
 
 WORKER = Path(__file__).with_name("otter_worker.py")
 """Run as a script (stdlib and otter only), so the kit's package is not importable in grading."""
@@ -50,33 +54,47 @@ def parse_case_message(message: str) -> tuple[tuple[str, ...], str]:
     return tags, match["message"].strip()
 
 
-def case_outcomes(question: str, data: dict | None) -> list[CaseOutcome] | None:
-    """A question's hidden cases from the worker's per-test-case data (public ones skipped)."""
+def case_outcomes(question: str, data: dict | None, *, pack: Pack) -> list[CaseOutcome] | None:
+    """A question's hidden cases from the worker's per-test-case data (public ones skipped).
+
+    Cases are matched by their test's name (``test_<question>_<case>``), never by position; a
+    hidden test that is no case of the spec keeps its test name and is noted as such.
+    """
     if data is None:
         return None
-    hidden = [c for c in data["cases"] if c["points"] > 0]
-    names = list(CASES[question])
-    if len(names) != len(hidden):
-        names = [f"case {i + 1}" for i in range(len(hidden))]
+    spec = pack.question(question)
     outcomes = []
-    for name, case in zip(names, hidden):
+    for case in data["cases"]:
+        if case["points"] <= 0:
+            continue
+        test = str(case.get("name", ""))
+        found = case_of_test(spec, f"{test}\n{case.get('message', '')}")
+        name = found or f"unknown test {test or '?'}"
         tags, text = ((), "") if case["passed"] else parse_case_message(case["message"])
         outcomes.append(CaseOutcome(name, case["points"], case["passed"], tags, text))
+    order = list(spec.case_points)
+    outcomes.sort(key=lambda o: order.index(o.case) if o.case in order else len(order))
     return outcomes
 
 
-def result_from_worker(student: str, data: dict, advice: dict[str, str] | None = None) -> dict:
+def result_from_worker(
+    student: str, data: dict, advice: dict[str, str] | None = None, *, pack: Pack
+) -> dict:
     """The full result of a graded submission from the worker's JSON.
 
     With the judge plugin active (the master registers it), the scores are the judge's and the
     kernel's own scores are kept under ``kernel_scores``; a disagreement is noted.
     """
-    outcomes = {q: case_outcomes(q, data["questions"].get(q)) for q in QUESTION_NAMES}
+    outcomes = {q: case_outcomes(q, data["questions"].get(q), pack=pack) for q in pack.question_ids}
     plugin = data.get("judge_plugin") or {}
     notes = list(plugin.get("notes", []))
     kernel = {q: v["score"] for q, v in (plugin.get("kernel") or {}).items()}
     result = graded_result(
-        student, {q: o for q, o in outcomes.items() if o is not None}, advice=advice, notes=notes
+        student,
+        {q: o for q, o in outcomes.items() if o is not None},
+        pack=pack,
+        advice=advice,
+        notes=notes,
     )
     if kernel:
         result["kernel_scores"] = kernel
@@ -90,7 +108,7 @@ def result_from_worker(student: str, data: dict, advice: dict[str, str] | None =
     return result
 
 
-def prepare_notebook(notebook: nbformat.NotebookNode, folder: Path) -> Path:
+def prepare_notebook(notebook: nbformat.NotebookNode, folder: Path, *, name: str) -> Path:
     """Write the submission under the master's name with a Python 3 kernel."""
     nb = nbformat.from_dict(notebook)
     nb.metadata["kernelspec"] = {
@@ -98,20 +116,26 @@ def prepare_notebook(notebook: nbformat.NotebookNode, folder: Path) -> Path:
         "language": "python",
         "name": "python3",
     }
-    path = folder / NOTEBOOK_NAME
+    path = folder / name
     nbformat.write(nb, str(path))
     return path
 
 
-def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: float) -> dict:
-    """Grade one submission with ``otter run``; never raises for anything the submission does."""
+def grade_submission(
+    submission: Submission, *, autograder_zip: Path, timeout: float, pack: Pack | str
+) -> dict:
+    """Grade one submission with ``otter run``; never raises for anything the submission does.
+
+    ``pack`` may be a pack's name (resolved here, e.g. on a Dask worker).
+    """
+    pack = registry.load(pack)
     if submission.notebook is None:
         return empty_result(
-            submission.student, "invalid", f"submission unusable: {submission.problem}"
+            submission.student, "invalid", f"submission unusable: {submission.problem}", pack=pack
         )
     with tempfile.TemporaryDirectory(prefix="mp-grade-") as scratch:
         folder = Path(scratch)
-        notebook = prepare_notebook(submission.notebook, folder)
+        notebook = prepare_notebook(submission.notebook, folder, name=notebook_name(pack))
         out_json = folder / "otter-results.json"
         env = {**os.environ, SEED_ENV: submission.student}
         command = [sys.executable, str(WORKER), str(autograder_zip), str(notebook), str(out_json)]
@@ -134,6 +158,7 @@ def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: f
                 submission.student,
                 "timeout",
                 f"grading stopped after {timeout:g} s: a cell probably runs forever",
+                pack=pack,
             )
         finally:
             kill_group(proc)
@@ -142,8 +167,11 @@ def grade_submission(submission: Submission, *, autograder_zip: Path, timeout: f
             log.warning(
                 "%s: otter run failed (exit %s): %s", submission.student, proc.returncode, tail
             )
-            return empty_result(submission.student, "error", f"otter run failed: {tail}")
+            return empty_result(submission.student, "error", f"otter run failed: {tail}", pack=pack)
         data = json.loads(out_json.read_text(encoding="utf-8"))
     if data.get("error"):
-        return empty_result(submission.student, "error", f"otter run failed: {data['error']}")
-    return result_from_worker(submission.student, data, advice_notes(submission.notebook))
+        return empty_result(
+            submission.student, "error", f"otter run failed: {data['error']}", pack=pack
+        )
+    advice = advice_notes(submission.notebook, pack=pack)
+    return result_from_worker(submission.student, data, advice, pack=pack)

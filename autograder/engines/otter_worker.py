@@ -23,6 +23,7 @@ def grading_results_to_dict(results) -> dict:
             "possible": float(test_file.possible),
             "cases": [
                 {
+                    "name": str(r.test_case.name),
                     "points": float(r.test_case.points or 0.0),
                     "hidden": bool(r.test_case.hidden),
                     "passed": bool(r.passed),

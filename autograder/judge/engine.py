@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import itertools
 import signal
 import threading
 import time
@@ -23,18 +24,23 @@ import nbformat
 import numpy as np
 
 from ..advice import advice_notes
-from ..checks.oracle import ELEMENTWISE
-from ..checks.questions import CASES
 from ..checks.runner import CallTimeout, call_timeout, run_case
-from ..contract import BY_NAME, QUESTIONS
+from ..errors import JudgeFault, KitError
 from ..intake import Submission
+from ..pack import registry
+from ..pack.spec import Pack
 from ..results import CaseOutcome, empty_result, graded_result
-from . import evaluator, protocol
+from . import cgroups, evaluator, protocol, sandbox
 from .sandbox import Limits
 
 log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 8
+UNSAFE_NOTE = (
+    "graded with --unsafe-no-isolation: the code ran without the judge's sandbox, with the "
+    "grader's own rights"
+)
+"""The note of every result judged without isolation at the TA's request."""
 """Evaluator restarts per submission before its remaining calls are given up."""
 
 
@@ -52,7 +58,10 @@ class JudgeConfig:
     """Seconds between the interrupt and the kill of a stuck evaluator."""
     limits: Limits = field(default_factory=Limits)
     isolate: bool = True
-    """Use namespaces, a private root and uid nobody where the machine allows it."""
+    """Run student code in the sandbox (``sandbox.py``), or not at all: where the machine does not
+    allow it, evaluators refuse to start. False runs it without isolation."""
+    unisolated_note: str = UNSAFE_NOTE
+    """With ``isolate=False``: the note every judged result carries."""
 
 
 class EvaluatorGone(Exception):
@@ -69,6 +78,7 @@ class StudentError(Exception):
 
 _CONTEXT: multiprocessing.context.BaseContext | None = None
 _CONTEXT_LOCK = threading.Lock()
+_EVALUATOR_NUMBERS = itertools.count(1)
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """The folder holding the ``autograder`` package (the repository, or the zip's ``files/``)."""
 
@@ -87,30 +97,56 @@ def warm_context() -> multiprocessing.context.BaseContext:
         if _CONTEXT is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["numpy", "autograder.judge.evaluator"])
-            previous = os.environ.get("PYTHONPATH")
-            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, previous]))
+            grader_environment = dict(os.environ)
+            os.environ.clear()  # the template never sees the TA's environment (tokens, paths)
+            os.environ.update(_template_environment(grader_environment))
             try:
                 multiprocessing.forkserver.ensure_running()
             finally:
-                if previous is None:
-                    del os.environ["PYTHONPATH"]
-                else:
-                    os.environ["PYTHONPATH"] = previous
+                os.environ.clear()
+                os.environ.update(grader_environment)
+            cgroups.sweep()
             _CONTEXT = context
     return _CONTEXT
+
+
+def _template_environment(grader: dict[str, str]) -> dict[str, str]:
+    """The template process's environment: the locale and thread counts the evaluator passes
+    on, the interpreter's own settings, and this package on ``PYTHONPATH`` (Python 3.11's
+    forkserver ignores the parent's ``sys.path`` when preloading)."""
+    kept = evaluator.KEPT_ENVIRONMENT + ("PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONHASHSEED")
+    return {
+        **{name: grader[name] for name in kept if name in grader},
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, grader.get("PYTHONPATH")])),
+    }
 
 
 class Evaluator:
     """One evaluator process and the judge's end of its pipe."""
 
-    def __init__(self, notebook_json: bytes, config: JudgeConfig, student: str) -> None:
+    def __init__(
+        self, notebook_json: bytes, config: JudgeConfig, student: str, pack: Pack | None = None
+    ) -> None:
         self.config = config
         self._seq = 0
         context = warm_context()
+        tag = f"{os.getpid()}-{next(_EVALUATOR_NUMBERS)}"
+        self.cgroup = cgroups.dirs_for(tag) if config.isolate else {}
         self.conn, child = context.Pipe(duplex=True)
         self.process = context.Process(
             target=evaluator.main,
-            args=(child, notebook_json, config.limits, config.isolate, student),
+            args=(
+                child,
+                notebook_json,
+                config.limits,
+                config.isolate,
+                student,
+                self.cgroup,
+                tag,
+                None if pack is None else _str_or_none(registry.givens_file(pack)),
+                "submission.ipynb" if pack is None else f"{pack.name}.ipynb",
+            ),
             daemon=True,
         )
         self.process.start()
@@ -161,10 +197,11 @@ class Evaluator:
     def kill(self) -> None:
         """Kill the evaluator and, with it, everything it started.
 
-        With namespaces, the process the judge knows is a root-owned parent that student code
-        cannot signal: on SIGTERM it SIGKILLs its child, PID 1 of the namespace, and with it every
-        process in the namespace. Then (and without namespaces, at once) SIGKILL for the process
-        and its process group.
+        With namespaces, the process the judge knows is a parent outside the student's PID
+        namespace and process group: on SIGTERM it SIGKILLs its child, PID 1 of the namespace,
+        and with it every process in the namespace. Then (and without namespaces, at once)
+        SIGKILL for the process and its process group; as root, whatever is left in the
+        evaluator's cgroups is killed and the groups removed.
         """
         pid = self.process.pid
         if pid is not None and self.process.exitcode is None:
@@ -182,6 +219,11 @@ class Evaluator:
                     break
         self.process.join(timeout=5)
         self.conn.close()
+        cgroups.remove(self.cgroup)
+
+
+def _str_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 class Placeholder:
@@ -200,15 +242,16 @@ class NotCallable:
     type_name: str
 
 
-_ELEMENTWISE_NAMES = {id(fprime): name for name, _, fprime in ELEMENTWISE}
-
-
 class Session:
     """The grading of one submission: its evaluator, its cells and its notes."""
 
-    def __init__(self, notebook: nbformat.NotebookNode, config: JudgeConfig, student: str) -> None:
+    def __init__(
+        self, notebook: nbformat.NotebookNode, config: JudgeConfig, student: str, pack: Pack
+    ) -> None:
         self.config = config
         self.student = student
+        self.pack = pack
+        self.given_names = {id(value): name for name, value in pack.givens.items()}
         self.cells = [c.source for c in notebook.cells if c.cell_type == "code"]
         self.notebook_json = nbformat.writes(notebook).encode()
         self.deadline = time.monotonic() + config.submission_timeout
@@ -227,9 +270,9 @@ class Session:
             self.restarts += 1
             if self.restarts > MAX_RESTARTS:
                 raise EvaluatorGone(f"gave up after {MAX_RESTARTS} evaluator restarts")
-        self.evaluator = Evaluator(self.notebook_json, self.config, self.student)
-        if self.evaluator.isolation == "none" and self.config.isolate:
-            self._note(f"isolation: none ({self.evaluator.reason})")
+        self.evaluator = Evaluator(self.notebook_json, self.config, self.student, self.pack)
+        if not self.config.isolate:
+            self._note(self.config.unisolated_note)
         for index in list(self.finished):
             self._run(index, replay=True)
 
@@ -302,14 +345,25 @@ class Session:
             raise
 
     def call(self, name: str, args: tuple) -> object:
-        """Call the student's function in the evaluator; raise what the runner expects."""
+        """Call the student's function in the evaluator; raise what the runner expects.
+
+        Raises:
+            JudgeFault: an argument that is neither an array nor one of the pack's givens (the
+                grader's fault: the submission becomes an ``error`` row).
+        """
         limit = min(self.config.call_timeout, self.remaining())
         if limit <= 0:
             raise CallTimeout(self.config.call_timeout)
         descriptions, arrays = [], []
         for arg in args:
             if callable(arg):
-                descriptions.append({"kind": "elementwise", "name": _ELEMENTWISE_NAMES[id(arg)]})
+                given = self.given_names.get(id(arg))
+                if given is None:
+                    raise JudgeFault(
+                        f"`{name}` would get {arg!r}, which is not in pack "
+                        f"{self.pack.name!r}'s givens: the judge cannot send it"
+                    )
+                descriptions.append({"kind": "given", "name": given})
             else:
                 arrays.append(np.asarray(arg))
                 descriptions.append({"kind": "array", "index": len(arrays) - 1})
@@ -323,6 +377,11 @@ class Session:
         status = reply.get("status")
         if status == "interrupted":
             raise CallTimeout(self.config.call_timeout)
+        if status == "judge_fault":
+            raise JudgeFault(
+                f"the evaluator could not take `{name}`'s arguments: "
+                + protocol.text(reply.get("error", ""))
+            )
         if status != "ok":
             remote_type, _, message = protocol.text(reply.get("error", "")).partition(": ")
             raise StudentError(remote_type or "Error", message)
@@ -333,47 +392,81 @@ class Session:
             self.evaluator.kill()
 
 
+class IsolationUnavailable(KitError):
+    """The judge cannot isolate student code on this machine (the message says why)."""
+
+
+def check_isolation(config: JudgeConfig | None = None) -> None:
+    """Start one sandboxed evaluator on an empty notebook, as grading would, and stop it.
+
+    Raises:
+        IsolationUnavailable: with the reason, when the sandbox cannot be built here.
+    """
+    problem = sandbox.unavailable_reason()
+    if problem is None:
+        empty = nbformat.writes(nbformat.v4.new_notebook()).encode()
+        try:
+            Evaluator(empty, config or JudgeConfig(), "isolation-check").kill()
+        except EvaluatorGone as exc:
+            problem = str(exc)
+    if problem is not None:
+        raise IsolationUnavailable(problem)
+
+
 def judge_cases(
-    notebook: nbformat.NotebookNode, student: str, config: JudgeConfig
+    notebook: nbformat.NotebookNode, student: str, config: JudgeConfig, *, pack: Pack
 ) -> tuple[dict[str, list[CaseOutcome]], list[str]]:
     """Every hidden case of every question, judged; plus notes (interrupted cells, isolation).
 
     Raises:
         EvaluatorGone: when no evaluator can be started or kept alive at all.
+        KitError: the grader could not do its part (e.g. :class:`JudgeFault`).
     """
-    session = Session(notebook, config, student)
+    session = Session(notebook, config, student, pack)
     try:
         session.start()
         session.run_cells()
         proxies = {
-            name: session.function(name) for question in QUESTIONS for name in question.functions
+            name: session.function(name)
+            for question in pack.questions
+            for name in question.function_names
         }
         outcomes: dict[str, list[CaseOutcome]] = {}
-        for question, cases in CASES.items():
-            functions = [proxies[name] for name in BY_NAME[question].functions]
-            outcomes[question] = []
-            for case, points in cases.items():
-                result = run_case(question, case, *functions, key=student, call_limit=None)
-                outcomes[question].append(
-                    CaseOutcome(case, points, result.passed, result.tags, result.text())
+        for question in pack.questions:
+            functions = [proxies[name] for name in question.function_names]
+            outcomes[question.id] = []
+            for case in question.cases:
+                result = run_case(
+                    question.id, case.name, *functions, pack=pack, key=student, call_limit=None
+                )
+                outcomes[question.id].append(
+                    CaseOutcome(case.name, case.points, result.passed, result.tags, result.text())
                 )
     finally:
         session.close()
     return outcomes, session.notes
 
 
-def grade_submission(submission: Submission, *, config: JudgeConfig | None = None) -> dict:
-    """Grade one submission with the judge; never raises for anything the submission does."""
+def grade_submission(
+    submission: Submission, *, pack: Pack | str, config: JudgeConfig | None = None
+) -> dict:
+    """Grade one submission with the judge; never raises for anything the submission does.
+
+    ``pack`` may be a pack's name (resolved here, e.g. on a Dask worker).
+    """
+    pack = registry.load(pack)
     if submission.notebook is None:
         return empty_result(
-            submission.student, "invalid", f"submission unusable: {submission.problem}"
+            submission.student, "invalid", f"submission unusable: {submission.problem}", pack=pack
         )
     try:
         outcomes, notes = judge_cases(
-            submission.notebook, submission.student, config or JudgeConfig()
+            submission.notebook, submission.student, config or JudgeConfig(), pack=pack
         )
-    except EvaluatorGone as exc:
+    except (EvaluatorGone, KitError) as exc:
         log.warning("%s: %s", submission.student, exc)
-        return empty_result(submission.student, "error", f"the judge could not grade: {exc}")
-    advice = advice_notes(submission.notebook)
-    return graded_result(submission.student, outcomes, advice=advice, notes=notes)
+        return empty_result(
+            submission.student, "error", f"the judge could not grade: {exc}", pack=pack
+        )
+    advice = advice_notes(submission.notebook, pack=pack)
+    return graded_result(submission.student, outcomes, pack=pack, advice=advice, notes=notes)

@@ -8,21 +8,19 @@ imported by the warm template process (the forkserver) before any submission arr
 from __future__ import annotations
 
 import builtins
+import ctypes
 import io
 import linecache
 import os
 import signal
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 
-from ..givens import DERIVATIVES, SEED_ENV, is_placeholder
-from . import protocol, sandbox
+from ..givens import SEED_ENV, is_placeholder
+from . import cgroups, protocol, sandbox
 
-ROOT = Path("/tmp/.math-primer-judge-root")
-"""Mount point of each evaluator's private root (a tmpfs in its own mount namespace)."""
 OUTPUT_LIMIT = 1_000_000
 """Characters of student output kept in memory (the rest is discarded)."""
 
@@ -70,6 +68,21 @@ class _ShellStub:
 
 
 _NAMESPACE: dict = {}
+_GIVENS: dict = {}
+"""What the judge may hand to student code: ``GIVENS`` of the pack's ``givens.py``."""
+
+
+def load_givens(path: str | None) -> dict:
+    """``GIVENS`` from a pack's ``givens.py`` (loaded by file: nothing else of the pack or of the
+    checks comes into this process)."""
+    if not path:
+        return {}
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_pack_givens", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(getattr(module, "GIVENS", {}))
 
 
 def _fresh_namespace() -> dict:
@@ -133,9 +146,16 @@ def probe(name: str) -> str:
         return "ok"
 
 
+class UnknownGiven(Exception):
+    """The judge asked to hand out a value this pack's ``givens.py`` does not register."""
+
+
 def _argument(description: dict, arrays: list[np.ndarray]) -> object:
-    if description.get("kind") == "elementwise":
-        return DERIVATIVES[description["name"]]
+    if description.get("kind") == "given":
+        name = description.get("name")
+        if name not in _GIVENS:
+            raise UnknownGiven(f"no given {name!r} in the pack's givens.py")
+        return _GIVENS[name]
     return protocol.value_from(description, arrays)
 
 
@@ -143,7 +163,11 @@ def call(name: str, args: list[dict], arrays: list[np.ndarray]) -> tuple[dict, l
     """Call a student's function; describe the answer as plain data."""
     function = _NAMESPACE.get(name)
     try:
-        answer = function(*(_argument(a, arrays) for a in args))
+        arguments = [_argument(a, arrays) for a in args]
+    except (UnknownGiven, protocol.ProtocolError) as exc:
+        return {"status": "judge_fault", "error": _error_text(exc)}, []
+    try:
+        answer = function(*arguments)
     except KeyboardInterrupt:
         return {"status": "interrupted"}, []
     except BaseException as exc:  # noqa: BLE001 - SystemExit too
@@ -195,56 +219,158 @@ def _quiet_standard_streams() -> None:
 
 
 def _close_fds_except(keep: int) -> None:
-    for fd in range(3, 1024):
-        if fd != keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    """Close every inherited descriptor but the pipe to the judge: among them the forkserver's
+    "alive" pipe, which would keep the forkserver (and through it this process) alive after the
+    judge died."""
+    top = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536
+    os.closerange(3, keep)
+    os.closerange(keep + 1, max(top, keep + 2))
 
 
-def main(conn, notebook_json: bytes, limits: sandbox.Limits, isolate: bool, student: str) -> None:
-    """Entry point of an evaluator process (started from the warm forkserver)."""
-    os.environ[SEED_ENV] = student  # as in the Otter path, where the kernel inherits it
+KEPT_ENVIRONMENT = (
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
+"""Variables passed on to the student's code (locale and thread counts); nothing else of the
+grader's environment is."""
+
+
+def _zero(secret: bytes) -> None:
+    """Overwrite a bytes object in place before it is dropped (so no copy lingers in memory)."""
+    if secret:
+        address = ctypes.cast(ctypes.c_char_p(secret), ctypes.c_void_p).value
+        ctypes.memset(address, 0, len(secret))
+
+
+def forget_the_judge(student: str) -> None:
+    """Drop what the forkserver handed over about the judge: its environment, command line and
+    working folder, and the multiprocessing authkey (the process object's and the preparation
+    data's copies are overwritten; the red team's ``judge_secrets`` looks for any other live
+    one). The student's code gets a minimal environment."""
+    kept = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
+    os.environ.clear()
+    os.environ.update(
+        {"PATH": "/usr/bin:/bin", "HOME": "/work", "TMPDIR": "/tmp", **kept, SEED_ENV: student}
+    )
+    sys.argv = [""]
+    sys.orig_argv = [sys.executable]
+    import multiprocessing.process
+    import multiprocessing.spawn
+
+    process = multiprocessing.process.current_process()
+    stale = [process.authkey]
+    frame = sys._getframe()
+    while frame is not None:  # the preparation data spawn._main still holds on its stack
+        if frame.f_code is multiprocessing.spawn._main.__code__:
+            data = frame.f_locals.get("preparation_data")
+            if isinstance(data, dict):
+                stale.append(data.get("authkey", b""))
+                data.clear()
+        frame = frame.f_back
+    process.authkey = os.urandom(32)
+    multiprocessing.process.ORIGINAL_DIR = None
+    for key in stale:
+        _zero(key)
+
+
+def _refuse(conn, stage: str, exc: BaseException) -> None:
+    """Tell the judge why the evaluator cannot start, and end."""
+    conn.send_bytes(protocol.encode({"status": "error", "error": f"{stage}: {exc}"}))
+    os._exit(1)
+
+
+def _isolate(
+    conn, notebook_json: bytes, limits: sandbox.Limits, cgroup: dict, tag: str, name: str
+) -> None:
+    """Enter the sandbox (see ``sandbox.py``); returns in the process that runs the student's
+    code, PID 1 of its own namespaces. The process the judge started stays outside, waiting."""
+    try:
+        problem = sandbox.unavailable_reason()
+        if problem:
+            raise sandbox.SandboxUnavailable(problem)
+        root = sandbox.mount_point()
+        if os.geteuid() == 0:  # build the root first: uid 65534 may not reach root's Python
+            if cgroup:
+                cgroups.join(cgroup, limits)
+            sandbox.private_mount_namespace()
+            sandbox.build_root(root, notebook_json, tag=tag, limits=limits, name=name)
+            sandbox.become_nobody()
+            sandbox.set_dumpable(True)  # a change of uid clears it; writing uid_map needs it
+            sandbox.enter_namespaces()  # the mounts are copied, locked read-only
+            sandbox.set_dumpable(False)
+        else:
+            sandbox.enter_namespaces()
+            sandbox.build_root(root, notebook_json, tag=tag, limits=limits, name=name)
+        sandbox.set_parent_death_signal(signal.SIGKILL)  # a change of uid clears it too
+    except (sandbox.SandboxUnavailable, OSError) as exc:
+        _refuse(conn, "sandbox", exc)
+    child = os.fork()  # the child is PID 1 of the new PID namespace
+    if child:
+        conn.close()
+        signal.signal(signal.SIGINT, lambda *_: os.kill(child, signal.SIGINT))
+        signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))
+        os.waitpid(child, 0)
+        os._exit(0)
     sandbox.set_parent_death_signal(signal.SIGKILL)
+    os.setpgid(0, 0)  # a group apart from the waiting parent: kill(0, ...) cannot reach it
+    try:
+        sandbox.enter_root(root)
+        sandbox.apply_limits(limits)
+        sandbox.fresh_session_keyring()
+        sandbox.drop_capabilities()
+        sandbox.install_seccomp()
+    except (sandbox.SandboxUnavailable, OSError, ValueError) as exc:
+        _refuse(conn, "sandbox", exc)
+
+
+def main(
+    conn,
+    notebook_json: bytes,
+    limits: sandbox.Limits,
+    isolate: bool,
+    student: str,
+    cgroup: dict | None = None,
+    tag: str = "",
+    givens: str | None = None,
+    notebook_name: str = "submission.ipynb",
+) -> None:
+    """Entry point of an evaluator process (started from the warm forkserver).
+
+    With ``isolate``, the student's code runs in the sandbox or not at all (the judge gets an
+    ``error`` saying why); without, in a fresh folder with resource limits only. ``givens`` is
+    the path of the pack's ``givens.py`` (loaded before the sandbox is entered);
+    ``notebook_name`` the file name the notebook gets in the evaluator's working directory.
+    """
+    sandbox.set_parent_death_signal(signal.SIGKILL)
+    _close_fds_except(conn.fileno())
+    try:
+        _GIVENS.clear()
+        _GIVENS.update(load_givens(givens))
+    except Exception as exc:  # noqa: BLE001 - a broken pack file is the grader's fault
+        _refuse(conn, "givens", exc)
+    forget_the_judge(student)
     try:
         os.setsid()
     except OSError:
         pass
-    isolation, reason = "none", "isolation disabled"
     if isolate:
-        try:
-            sandbox.unshare_namespaces()
-            isolation = "namespaces"
-        except sandbox.SandboxUnavailable as exc:
-            reason = str(exc)
-    if isolation == "namespaces":
-        child = os.fork()  # the child is PID 1 of the new PID namespace
-        if child:
-            conn.close()
-            signal.signal(signal.SIGINT, lambda *_: os.kill(child, signal.SIGINT))
-            signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))
-            _, status = os.waitpid(child, 0)
-            os._exit(0)
-        sandbox.set_parent_death_signal(signal.SIGKILL)
-        try:
-            sandbox.build_root(ROOT, notebook_json)
-            sandbox.enter_root(ROOT)
-        except (sandbox.SandboxUnavailable, OSError) as exc:
-            conn.send_bytes(protocol.encode({"status": "error", "error": f"sandbox: {exc}"}))
-            os._exit(1)
+        _isolate(conn, notebook_json, limits, cgroup or {}, tag, notebook_name)
+        isolation, reason = "namespaces", ""
     else:
-        sandbox.fallback_workdir(notebook_json)
-    try:
-        sandbox.apply_limits(limits)
-        if os.geteuid() == 0:
-            sandbox.drop_privileges()
-        # a change of uid clears the parent-death signal: set it again, as nobody
-        sandbox.set_parent_death_signal(signal.SIGKILL)
-    except (OSError, ValueError) as exc:
-        conn.send_bytes(protocol.encode({"status": "error", "error": f"limits: {exc}"}))
-        os._exit(1)
-    _close_fds_except(conn.fileno())
+        isolation, reason = "none", "isolation disabled"
+        sandbox.fallback_workdir(notebook_json, name=notebook_name)
+        try:
+            sandbox.apply_limits(limits)
+            if sandbox.pyseccomp is not None:  # keyrings, locks: no isolation, but no harm
+                sandbox.install_seccomp()
+        except (sandbox.SandboxUnavailable, OSError, ValueError) as exc:
+            _refuse(conn, "limits", exc)
+    sandbox.set_parent_death_signal(signal.SIGKILL)
     _quiet_standard_streams()
     _fresh_namespace()
     conn.send_bytes(protocol.encode({"status": "ready", "isolation": isolation, "reason": reason}))

@@ -83,8 +83,25 @@ def decode(
     return header, arrays
 
 
-def describe_value(value: object, arrays: list[np.ndarray]) -> dict:
-    """Evaluator side: a JSON description of an answer, appending its array to ``arrays``."""
+MAX_ITEMS = 16
+"""The most items of a tuple answer described item by item (one level, no nesting)."""
+
+
+def describe_value(value: object, arrays: list[np.ndarray], *, nested: bool = False) -> dict:
+    """Evaluator side: a JSON description of an answer, appending its array(s) to ``arrays``.
+
+    A tuple of up to :data:`MAX_ITEMS` arrays is described item by item, one level deep, so a
+    function may return several arrays of different shapes (a tuple of numbers, or a list, is
+    one array as before).
+    """
+    if isinstance(value, tuple) and not nested and 0 < len(value) <= MAX_ITEMS:
+        if not any(isinstance(item, tuple) for item in value) and not all(
+            np.ndim(item) == 0 for item in value
+        ):
+            return {
+                "kind": "tuple",
+                "items": [describe_value(item, arrays, nested=True) for item in value],
+            }
     if value is None:
         return {"kind": "none"}
     if value is Ellipsis:
@@ -104,7 +121,7 @@ def describe_value(value: object, arrays: list[np.ndarray]) -> dict:
     return {"kind": "array", "index": len(arrays) - 1}
 
 
-def value_from(description: object, arrays: list[np.ndarray]) -> object:
+def value_from(description: object, arrays: list[np.ndarray], *, nested: bool = False) -> object:
     """Judge side: rebuild an answer from its description (a plain array, None, ... or Foreign)."""
     if not isinstance(description, dict):
         raise ProtocolError("value description is not an object")
@@ -115,6 +132,11 @@ def value_from(description: object, arrays: list[np.ndarray]) -> object:
         return Ellipsis
     if kind == "foreign":
         return Foreign(str(description.get("type", "?"))[:MAX_TEXT])
+    if kind == "tuple" and not nested:
+        items = description.get("items")
+        if not isinstance(items, list) or not 0 < len(items) <= MAX_ITEMS:
+            raise ProtocolError("bad tuple")
+        return tuple(value_from(item, arrays, nested=True) for item in items)
     if kind == "array":
         index = description.get("index")
         if not isinstance(index, int) or not 0 <= index < len(arrays):

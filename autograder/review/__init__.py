@@ -10,6 +10,6 @@
   pages show, and the changes the forms ask for.
 - :mod:`.app`, :mod:`.security`, :mod:`.server`: the Starlette app, its guards, and ``serve``.
 
-Only :mod:`.hook` (with :mod:`.store`, :mod:`.marks`, :mod:`.questions`) is imported by ``grade``; the web
-modules load their dependencies when the app starts.
+Only :mod:`.hook` (with :mod:`.store`, :mod:`.marks`, :mod:`.questions`) is imported by
+``grade``; the web modules load their dependencies when the app starts.
 """

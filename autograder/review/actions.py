@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from autograder.overrides import check_students, read_overrides
+from autograder.pack import Pack
 
 from .store import ReviewError, Writer
 
@@ -144,14 +145,14 @@ def edit_item_op(form: Mapping, *, item: int) -> Op:
     return save
 
 
-def import_op(data: bytes, *, name: str, students: Iterable[str]) -> Op:
+def import_op(data: bytes, *, name: str, students: Iterable[str], pack: Pack) -> Op:
     """Import an overrides CSV, checked exactly as ``grade --overrides`` checks it."""
     if len(data) > MAX_UPLOAD:
         raise ReviewError(f"the file is larger than {MAX_UPLOAD // 1_000_000} MB")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "overrides.csv"
         path.write_bytes(data)
-        rows = read_overrides(path)  # GradebookError names the row and the problem
+        rows = read_overrides(path, pack=pack)  # GradebookError names the row and the problem
     check_students(rows, students, path=Path(name))
 
     def load(tx: Writer) -> str:

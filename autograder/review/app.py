@@ -374,7 +374,8 @@ def create_app(
                 raise ReviewError("choose an overrides CSV to import")
             name = Path(upload.filename or "overrides.csv").name
             data = upload.file.read(MAX_UPLOAD + 1)
-            return import_op(data, name=name, students=(r["student"] for r in ctx.autograded()))
+            students = (r["student"] for r in ctx.autograded())
+            return import_op(data, name=name, students=students, pack=ctx.pack)
 
         return await change(request, build)
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import getpass
-import json
 import threading
 from pathlib import Path
 
 from .actions import Op
 from .notebooks import SubmissionView, load_submissions
 from .outputs import Recollator
-from .questions import QuestionSpec, question_specs
+from .questions import QuestionSpec, question_specs, run_pack
 from .security import Guard
 from .store import ReviewError, ReviewStore
 
@@ -37,14 +36,15 @@ class ReviewContext:
                 f"(`python -m autograder grade SUBMISSIONS --out {self.out}` reuses the cached "
                 "results)"
             )
-        self.specs: tuple[QuestionSpec, ...] = question_specs(self.out, autograded)
+        self.pack = run_pack(self.out, self.store.read().run)
+        self.specs: tuple[QuestionSpec, ...] = question_specs(self.pack, autograded)
         self.by_id = {q.id: q for q in self.specs}
         self.possible = {q.id: q.points for q in self.specs}
-        self.recollator = Recollator(self.out, self.store, possible=self.possible)
+        self.recollator = Recollator(self.out, self.store, pack=self.pack)
         self.recollator.prime(run_id, autograded)
         self.guard = Guard(token)
         self.user = user or _os_user()
-        self.title = _title(self.out)
+        self.title = self.pack.title
         self._submissions: tuple[str | None, dict[str, SubmissionView], str | None] = (
             None,
             {},
@@ -103,15 +103,3 @@ def _os_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "ta"
-
-
-def _title(out: Path) -> str:
-    """The assignment's title from the run manifest, else the kit's."""
-    try:
-        record = json.loads((out / "assignment.json").read_text(encoding="utf-8"))
-        title = record.get("title") if isinstance(record, dict) else None
-        if isinstance(title, str) and title.strip():
-            return title
-    except (OSError, ValueError):
-        pass
-    return "Math Primer"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from autograder.overrides import Override
+from autograder.pack import Pack
 
 from .marks import overrides_for
 from .questions import question_specs
@@ -22,6 +23,7 @@ def record_run(
     *,
     out: Path,
     autograded: list[dict],
+    pack: Pack,
     run_overrides: list[Override],
     roster: pd.DataFrame | None,
     submissions: Path | None,
@@ -32,6 +34,7 @@ def record_run(
     Args:
         out: The graded folder.
         autograded: The run's results before any override (one per submission).
+        pack: The graded assignment (recorded, so the app knows its questions).
         run_overrides: The rows of the run's ``--overrides`` CSV.
         roster: The run's roster, if any.
         submissions: The submissions folder it graded.
@@ -42,7 +45,7 @@ def record_run(
         :mod:`autograder.review.marks`). Marks of students who are not in this run are kept in
         the store and logged, not applied.
     """
-    specs = question_specs(out, autograded)
+    specs = question_specs(pack, autograded)
     possible = {q.id: q.points for q in specs}
     store = ReviewStore.of(out)
     with store.write(who="grade", possible=possible) as tx:
@@ -52,6 +55,7 @@ def record_run(
             roster=roster,
             overrides=run_overrides,
             overrides_path=overrides_path,
+            pack=pack,
         )
         state = tx.state()
     students = {r["student"] for r in autograded}

@@ -19,16 +19,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from autograder.overrides import apply_overrides
+from autograder.pack import Pack
 from autograder.report import write_report
 
 from .marks import overrides_for
+from .questions import question_specs
 from .store import ReviewState, ReviewStore, Writer
 
 log = logging.getLogger(__name__)
@@ -50,16 +51,17 @@ class Recollator:
     Args:
         out: The graded folder.
         store: Its review store.
-        possible: Points per question id.
+        pack: The graded assignment.
     """
 
-    def __init__(self, out: Path, store: ReviewStore, *, possible: Mapping[str, float]) -> None:
+    def __init__(self, out: Path, store: ReviewStore, *, pack: Pack) -> None:
         self.out = Path(out)
         self.store = store
-        self.possible = dict(possible)
+        self.pack = pack
+        self.possible = {q.id: q.points for q in question_specs(pack)}
         self._cached: tuple[str | None, list[dict]] = (None, [])
         self._lock = threading.Lock()
-        self.report = ReportWriter(self.out)
+        self.report = ReportWriter(self.out, pack=pack)
 
     def autograded(self, run_id: str | None) -> list[dict]:
         """The run's autograded results (read from the store once per run; never mutated)."""
@@ -86,7 +88,9 @@ class Recollator:
         touched = {o.student for o in overrides}
         layered = {
             r["student"]: r
-            for r in apply_overrides([r for r in autograded if r["student"] in touched], overrides)
+            for r in apply_overrides(
+                [r for r in autograded if r["student"] in touched], overrides, pack=self.pack
+            )
         }
         return [layered.get(r["student"], r) for r in autograded]
 
@@ -107,6 +111,7 @@ class Recollator:
         table = write_outputs(
             results,
             self.out,
+            pack=self.pack,
             roster=roster,
             only=only,
             report=False,
@@ -137,8 +142,9 @@ def cases_everywhere(results: list[dict]) -> bool:
 class ReportWriter:
     """Renders ``report.html`` on a daemon thread, coalescing requests (latest state wins)."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, *, pack: Pack) -> None:
         self.out = out
+        self.pack = pack
         self._condition = threading.Condition()
         self._pending: tuple[pd.DataFrame, list[dict]] | None = None
         self._busy = False
@@ -176,7 +182,7 @@ class ReportWriter:
                 self._pending, self._busy = None, True
             start = time.perf_counter()
             try:
-                write_report(table, results, self.out)
+                write_report(table, results, self.out, pack=self.pack)
                 self.written += 1
             except Exception:  # the app goes on; the next save tries again
                 log.exception("writing %s/report.html failed", self.out)

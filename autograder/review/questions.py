@@ -1,10 +1,10 @@
-"""The questions of a graded folder, from one place: ids, sheet labels, points, function names.
+"""The assignment of a graded folder, from one place: its pack and its questions.
 
-Every page of the review app and every score it computes asks :func:`question_specs`. Sources,
-in order: the run manifest ``OUT/assignment.json`` when there is one (ids, labels, points of the
-assignment that was graded), else the kit's current question metadata; the function names a
-question asks for come from the kit's metadata; a question found only in the results (another
-pack) is still listed, with its id as label and its ``possible`` points.
+Every page of the review app and every score it computes asks :func:`question_specs` (ids,
+sheet labels, points, function names, derivation points, read from the assignment pack) and
+:func:`run_pack` (which pack a graded folder holds: the one ``grade`` recorded in the review
+store, by folder then by name; else the ``assignment`` of the run manifest ``OUT/assignment.json``
+when there is one; else the course's default pack). The app works for any pack.
 """
 
 from __future__ import annotations
@@ -14,6 +14,12 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from autograder.pack import Pack, registry
+
+if TYPE_CHECKING:
+    from .store import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -32,33 +38,27 @@ class QuestionSpec:
     """Points the question is worth."""
     functions: tuple[str, ...] = ()
     """Functions the student writes for it (to find the answer code); empty when unknown."""
+    derivation_points: float = 0.0
+    """Manual points the pack gives its "Your derivation" cell (0: shown, not scored apart)."""
 
 
-def question_specs(out: Path, results: Iterable[dict] = ()) -> tuple[QuestionSpec, ...]:
-    """The questions of the graded folder ``out``, in gradebook order.
+def question_specs(pack: Pack, results: Iterable[dict] = ()) -> tuple[QuestionSpec, ...]:
+    """The questions of ``pack`` in gradebook order, then any question only the results name.
 
     Args:
-        out: The graded folder.
-        results: Its results (``results/<student>.json`` dicts), for questions no other source
-            names.
+        pack: The graded assignment.
+        results: Its results (``results/<student>.json`` dicts).
     """
-    from autograder.contract import QUESTIONS  # the kit's metadata (packs replace this import)
-
-    kit = {q.name: q for q in QUESTIONS}
-    specs: dict[str, QuestionSpec] = {}
-    for entry in _manifest_questions(Path(out)):
-        qid = str(entry["id"])
-        known = kit.get(qid)
-        specs[qid] = QuestionSpec(
-            qid,
-            str(entry.get("sheet") or qid),
-            float(entry["points"]),
-            known.functions if known else (),
+    specs = {
+        q.id: QuestionSpec(
+            q.id,
+            q.sheet,
+            float(q.points),
+            tuple(q.function_names),
+            float(q.derivation_points),
         )
-    if not specs:
-        specs = {
-            q.name: QuestionSpec(q.name, q.sheet, float(q.points), q.functions) for q in QUESTIONS
-        }
+        for q in pack.questions
+    }
     for result in results:
         for qid, entry in (result.get("questions") or {}).items():
             if qid not in specs and isinstance(entry, dict):
@@ -66,19 +66,29 @@ def question_specs(out: Path, results: Iterable[dict] = ()) -> tuple[QuestionSpe
     return tuple(specs.values())
 
 
-def _manifest_questions(out: Path) -> list[dict]:
-    """The manifest's question entries, or ``[]`` when there is no usable manifest."""
+def run_pack(out: Path, run: RunContext | None) -> Pack:
+    """The pack the graded folder ``out`` was graded with (see the module docstring).
+
+    Raises:
+        KitError: the recorded pack cannot be found or loaded (the message names it).
+    """
+    if run is not None and run.pack_folder and Path(run.pack_folder, "spec.py").is_file():
+        return registry.load(Path(run.pack_folder))
+    if run is not None and run.pack_name:
+        return registry.load(run.pack_name)
+    name = _manifest_assignment(Path(out))
+    return registry.load(name or registry.default_name())
+
+
+def _manifest_assignment(out: Path) -> str | None:
+    """The manifest's assignment name, or ``None`` when there is no usable manifest."""
     path = out / MANIFEST_NAME
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return []
+        return None
     except (OSError, ValueError) as exc:
         log.warning("ignoring unreadable %s: %s", path, exc)
-        return []
-    entries = record.get("questions") if isinstance(record, dict) else None
-    if not isinstance(entries, list) or not all(
-        isinstance(e, dict) and "id" in e and "points" in e for e in entries
-    ):
-        return []
-    return entries
+        return None
+    name = record.get("assignment") if isinstance(record, dict) else None
+    return name if isinstance(name, str) and name.strip() else None

@@ -33,7 +33,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from autograder.errors import KitError
 from autograder.overrides import Override
+from autograder.pack import Pack
 
 from .marks import Mark, RubricItem
 
@@ -67,7 +69,7 @@ CREATE INDEX IF NOT EXISTS audit_student ON audit (student, question);
 """
 
 
-class ReviewError(Exception):
+class ReviewError(KitError):
     """A review action cannot be done (unknown student, question or item; bad points)."""
 
 
@@ -90,6 +92,10 @@ class RunContext:
     overrides: tuple[Override, ...] = ()
     """The rows of its ``--overrides`` CSV."""
     overrides_path: str | None = None
+    pack_name: str | None = None
+    """The assignment pack it graded."""
+    pack_folder: str | None = None
+    """That pack's folder, when it was loaded from one."""
 
     def roster(self) -> pd.DataFrame | None:
         """The roster as a DataFrame of strings, or ``None``."""
@@ -291,6 +297,7 @@ class Writer:
         roster: pd.DataFrame | None,
         overrides: Iterable[Override] = (),
         overrides_path: Path | None = None,
+        pack: Pack | None = None,
     ) -> RunContext:
         """Replace the autograded snapshot with a new run's (``grade`` calls this)."""
         self.conn.execute("DELETE FROM autograded")
@@ -326,6 +333,8 @@ class Writer:
                 for o in overrides
             ],
             "overrides_path": str(overrides_path) if overrides_path else None,
+            "pack_name": pack.name if pack is not None else None,
+            "pack_folder": str(pack.folder) if pack is not None and pack.folder else None,
         }
         self.conn.execute(
             "INSERT OR REPLACE INTO meta VALUES ('run', ?)", (json.dumps(run, ensure_ascii=False),)
@@ -668,6 +677,8 @@ def _parse_run(run: dict) -> RunContext:
             for o in run.get("overrides") or ()
         ),
         overrides_path=run.get("overrides_path"),
+        pack_name=run.get("pack_name"),
+        pack_folder=run.get("pack_folder"),
     )
 
 

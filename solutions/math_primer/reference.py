@@ -1,6 +1,6 @@
 """Reference implementation of every graded function of the "Exercise 2: Math Primer" sheet.
 
-Each function is the closed form derived in ``solutions/derivations.md``. Vectors are 1-D numpy
+Each function is the closed form derived in ``solutions/math_primer/derivations.md``. Vectors are 1-D numpy
 arrays; every function converts its inputs with ``np.asarray(..., dtype=float)`` and returns a new
 float64 array, so list or integer inputs are fine and the caller's arrays are never aliased.
 
@@ -210,3 +210,65 @@ def mse_minimizer(X: np.ndarray, y: np.ndarray) -> np.ndarray:
         raise ValueError(f"X has {X.shape[0]} rows but y has length {y.shape[0]}; they must match")
     w, *_ = np.linalg.lstsq(X, y, rcond=None)
     return w
+
+
+# --- the closed forms in sympy, proven against the exact derivatives by tests/test_packs.py ---
+
+
+def _sympy():
+    import sympy as sp
+
+    return sp
+
+
+def _closed_elementwise(f, x):
+    sp = _sympy()
+    t = sp.Symbol("t")
+    fprime = {
+        "sin": sp.cos(t),
+        "tanh": 1 - sp.tanh(t) ** 2,
+        "cube": 3 * t**2,
+        "softplus": 1 / (1 + sp.exp(-t)),
+    }[f]
+    return sp.diag(*[fprime.subs(t, v) for v in x])
+
+
+def _closed_dL_dW(W, x, c):
+    sp = _sympy()
+    z = W * x
+    dL_dz = sp.Matrix([c[i] * sp.tanh(z[i]) + sp.Rational(1, 2) for i in range(W.rows)])
+    return dL_dz * x.T
+
+
+def _softmax(z):
+    sp = _sympy()
+    e = z.applyfunc(sp.exp)
+    return e / sum(e)
+
+
+def _closed_softmax_diag(z):
+    s = _softmax(z)
+    return s.applyfunc(lambda v: v * (1 - v))
+
+
+def _closed_softmax_jacobian(z):
+    sp = _sympy()
+    s = _softmax(z)
+    return sp.diag(*s) - s * s.T
+
+
+def _closed_cross_entropy_grad(z, y):
+    # softmax(z) - y uses sum(y) = 1; for free symbols y the gradient is softmax(z) sum(y) - y
+    return _softmax(z) * sum(y) - y
+
+
+CLOSED_FORMS = {
+    "jacobian_Wx": lambda W, x: W,
+    "jacobian_xT_WT": lambda W, x: W,
+    "jacobian_elementwise": _closed_elementwise,
+    "dL_dW": _closed_dL_dW,
+    "softmax_diag_derivative": _closed_softmax_diag,
+    "softmax_jacobian": _closed_softmax_jacobian,
+    "cross_entropy_grad": _closed_cross_entropy_grad,
+}
+"""Function -> its closed form in sympy, from the spec's inputs (see derivations.md)."""

@@ -1,0 +1,298 @@
+"""From a declaration to instances: draw the inputs, derive the reference, list known mistakes.
+
+For a :class:`~autograder.pack.spec.Derivative` the reference is mathematics, not a stored answer:
+central finite differences in float64 of the declared forward map and, for small instances, the
+exact derivative of its sympy form, compiled to NumPy once per shape. The generic misconceptions
+that need the reference (``missing_diag``, ``diag_only``) are derived here; the others
+(``transposed``, ``sign_flipped``, ``scaled``, ``wrong_shape``) are recognised by
+:func:`autograder.checks.compare.compare` itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..checks.oracle import fd_jacobian
+from ..errors import SpecError
+from .spec import Case, Computed, Derivative, Inputs, Instance, Target, array_arguments
+
+_SIGNATURES: dict[int, tuple[Callable, tuple[str, ...] | None]] = {}
+
+
+def call(fn: Callable, available: Mapping[str, Any]) -> Any:
+    """Call a spec callable with the keywords its signature names (all of them if it takes
+    ``**kwargs``).
+
+    Raises:
+        SpecError: the callable asks for a name that is not available.
+    """
+    entry = _SIGNATURES.get(id(fn))
+    if entry is None or entry[0] is not fn:
+        params = inspect.signature(fn).parameters.values()
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            names = None
+        else:
+            names = tuple(
+                p.name
+                for p in params
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                and (p.name in available or p.default is inspect.Parameter.empty)
+            )
+        entry = _SIGNATURES[id(fn)] = (fn, names)
+    names = entry[1]
+    if names is None:
+        return fn(**available)
+    missing = [n for n in names if n not in available]
+    if missing:
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise SpecError(f"{name} asks for {missing}, but only {sorted(available)} are available")
+    return fn(**{n: available[n] for n in names})
+
+
+def draw_inputs(target: Target, rng: np.random.Generator, case: Case) -> list[Inputs]:
+    """The inputs of every instance of a case, in order."""
+    if target.draw_case is not None:
+        drawn = call(target.draw_case, {"rng": rng, "case": case})
+    else:
+        drawn = [
+            call(target.draw, {"rng": rng, "size": size, "case": case, "index": index})
+            for index, size in enumerate(case.sizes)
+        ]
+    if not drawn:
+        raise SpecError(f"{target.name}: case {case.name} draws no instance (give it sizes=)")
+    return [dict(inputs) for inputs in drawn]
+
+
+def student_args(target: Target, inputs: Inputs) -> tuple:
+    """The arguments passed to the student's function for these inputs."""
+    if target.args is not None:
+        return tuple(call(target.args, inputs))
+    missing = [p for p in target.params if p not in inputs]
+    if missing:
+        raise SpecError(f"{target.name}: no input named {missing}; give args= or draw them")
+    return tuple(inputs[p] for p in target.params)
+
+
+def instances(target: Target, rng: np.random.Generator, case: Case) -> list[Instance]:
+    """The instances of one case of one target: inputs, arguments, reference, known mistakes."""
+    out = []
+    for inputs in draw_inputs(target, rng, case):
+        args = student_args(target, inputs)
+        expected = reference(target, inputs)
+        what = (
+            str(call(target.describe, inputs))
+            if target.describe is not None
+            else array_arguments(target.params, args)
+        )
+        out.append(
+            Instance(
+                args=args,
+                expected=expected,
+                what=what,
+                alternatives=alternatives(target, inputs, expected),
+                inputs=inputs,
+            )
+        )
+    return out
+
+
+# --- the reference ---------------------------------------------------------------------------
+
+
+def reference(target: Target, inputs: Inputs) -> object:
+    """The reference answer: derived for a Derivative, computed for a Computed target."""
+    if isinstance(target, Computed):
+        value = call(target.solve, inputs)
+        if target.returns is None:
+            return np.asarray(value, dtype=np.float64)
+        return tuple(np.asarray(v, dtype=np.float64) for v in value)
+    if isinstance(target, Derivative):
+        parts = tuple(derivative(target, inputs, wrt) for wrt in target.wrt_names())
+        return parts[0] if target.returns is None else parts
+    raise SpecError(f"{target.name}: declare it as a Derivative or a Computed target")
+
+
+def _arrays(inputs: Inputs) -> dict[str, np.ndarray]:
+    return {k: v for k, v in inputs.items() if isinstance(v, np.ndarray)}
+
+
+def _use_exact(target: Derivative, inputs: Inputs) -> bool:
+    if target.sympy is None:
+        return False
+    arrays = _arrays(inputs)
+    if max((a.size for a in arrays.values()), default=0) > target.exact_max_size:
+        return False
+    if any(a.ndim > 2 for a in arrays.values()):
+        return False
+    return target.exact_if is None or bool(call(target.exact_if, inputs))
+
+
+def derivative(target: Derivative, inputs: Inputs, wrt: str) -> np.ndarray:
+    """d(output)/d(wrt) of the target's forward map at these inputs, shape ``out + wrt``
+    (or the diagonal, or a vector-Jacobian product, as the target declares)."""
+    if wrt not in inputs or not isinstance(inputs[wrt], np.ndarray):
+        raise SpecError(f"{target.name}: wrt={wrt!r} must name an array input")
+    if _use_exact(target, inputs):
+        jac, out_shape = exact_jacobian(target, inputs, wrt)
+    else:
+        jac, out_shape = fd_full_jacobian(target, inputs, wrt)
+    return shape_derivative(target, jac, out_shape, np.shape(inputs[wrt]))
+
+
+def _scalar_map(target: Derivative, inputs: Inputs) -> Callable[[Inputs], object]:
+    if target.upstream is None:
+        return lambda values: call(target.forward, values)
+    upstream = np.asarray(inputs[target.upstream], dtype=np.float64)
+    return lambda values: np.sum(upstream * np.asarray(call(target.forward, values)))
+
+
+def fd_full_jacobian(
+    target: Derivative, inputs: Inputs, wrt: str
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Central differences: the Jacobian (outputs flattened x wrt flattened) and the output shape.
+
+    The step is absolute (``target.step``): the maps of a sheet have curvature of order one
+    whatever the size of their inputs, so a relative step would only lose accuracy.
+    """
+    point = np.asarray(inputs[wrt], dtype=np.float64)
+    forward = _scalar_map(target, inputs)
+    out_shape = np.shape(forward(inputs))
+
+    def flat(v: np.ndarray) -> np.ndarray:
+        return np.asarray(forward({**inputs, wrt: v.reshape(point.shape)}), dtype=np.float64)
+
+    return fd_jacobian(flat, point.ravel(), h=target.step), out_shape
+
+
+def shape_derivative(
+    target: Derivative, jac: np.ndarray, out_shape: tuple[int, ...], wrt_shape: tuple[int, ...]
+) -> np.ndarray:
+    """The flattened Jacobian in the sheet's shape: ``out + wrt``, or its diagonal."""
+    if target.part == "diagonal":
+        if jac.shape[0] != jac.shape[1]:
+            raise SpecError(f"{target.name}: part='diagonal' needs a square Jacobian")
+        return np.diag(jac).copy()
+    return jac.reshape(tuple(out_shape) + tuple(wrt_shape))
+
+
+# --- exact references with sympy ---------------------------------------------------------------
+
+_COMPILED: dict[tuple, tuple[Callable, tuple[int, ...]]] = {}
+
+
+def _symbols(name: str, shape: tuple[int, ...]):
+    import sympy as sp
+
+    if len(shape) == 0:
+        return sp.Symbol(f"{name}_"), [sp.Symbol(f"{name}_")]
+    if len(shape) == 1:
+        flat = list(sp.symbols(f"{name}_0:{shape[0]}"))
+        return sp.Matrix(flat), flat
+    rows, cols = shape
+    flat = list(sp.symbols(f"{name}_0:{rows * cols}"))
+    return sp.Matrix(rows, cols, flat), flat
+
+
+def symbolic_inputs(inputs: Inputs) -> tuple[dict[str, object], dict[str, list]]:
+    """Sympy stand-ins for the inputs: a Matrix of symbols per array (a vector as a column, a
+    0-d array as one symbol), other inputs unchanged; plus each array's flat symbol list."""
+    values, flats = {}, {}
+    for name, value in inputs.items():
+        if isinstance(value, np.ndarray):
+            values[name], flats[name] = _symbols(name, value.shape)
+        else:
+            values[name] = value
+    return values, flats
+
+
+def symbolic_output(target: Derivative, values: Mapping[str, object], flats) -> list:
+    """The forward map's outputs as a flat (row-major) list of sympy expressions; the scalar
+    ``sum(upstream * output)`` when the target declares an upstream gradient."""
+    import sympy as sp
+
+    expr = call(target.sympy, values)
+    outputs = list(expr) if isinstance(expr, sp.MatrixBase) else [sp.sympify(expr)]
+    if target.upstream is not None:
+        outputs = [sum(u * o for u, o in zip(flats[target.upstream], outputs))]
+    return outputs
+
+
+def exact_jacobian(
+    target: Derivative, inputs: Inputs, wrt: str
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The exact Jacobian of the sympy form (outputs flattened x wrt flattened) at these inputs,
+    and the output shape; compiled once per target, shapes and non-array inputs."""
+    import sympy as sp
+
+    arrays = _arrays(inputs)
+    others = tuple(sorted((k, repr(v)) for k, v in inputs.items() if k not in arrays))
+    key = (id(target), wrt, tuple((k, a.shape) for k, a in arrays.items()), others)
+    if key not in _COMPILED:
+        values, flats = symbolic_inputs(inputs)
+        outputs = symbolic_output(target, values, flats)
+        jac = sp.Matrix(outputs).jacobian(flats[wrt])
+        out_shape = () if target.upstream is not None else np.shape(call(target.forward, inputs))
+        compiled = sp.lambdify([flats[k] for k in arrays], jac, modules="numpy")
+        _COMPILED[key] = (compiled, tuple(out_shape))
+    compiled, out_shape = _COMPILED[key]
+    args = [np.asarray(a, dtype=np.float64).ravel() for a in arrays.values()]
+    jac = np.array(compiled(*args), dtype=np.float64)
+    return jac.reshape(-1, arrays[wrt].size), out_shape
+
+
+def symbolic_derivative(target: Derivative, inputs: Inputs, wrt: str) -> list:
+    """The exact derivative in sympy, entries in the answer's row-major order, over the symbols of
+    :func:`symbolic_inputs` (for proofs of closed forms; no numbers involved)."""
+    import sympy as sp
+
+    values, flats = symbolic_inputs(inputs)
+    jac = sp.Matrix(symbolic_output(target, values, flats)).jacobian(flats[wrt])
+    if target.part == "diagonal":
+        return [jac[i, i] for i in range(jac.rows)]
+    return list(jac)
+
+
+# --- known wrong answers ---------------------------------------------------------------------
+
+
+def derived_alternatives(expected: np.ndarray, *, bound: float) -> dict[str, np.ndarray]:
+    """Generic mistakes that need the reference: for a square matrix reference that is diagonal,
+    its diagonal as a vector (``missing_diag``); otherwise its diagonal alone (``diag_only``)."""
+    if expected.ndim != 2 or expected.shape[0] != expected.shape[1]:
+        return {}
+    diagonal = np.diag(np.diag(expected))
+    if np.all(np.abs(expected - diagonal) <= bound):
+        return {"missing_diag": np.diag(expected).copy()}
+    return {"diag_only": diagonal}
+
+
+def alternatives(target: Target, inputs: Inputs, expected: object) -> dict[str, object]:
+    """Known wrong answers by tag: the target's misconceptions first, then the derived ones."""
+    found: dict[str, object] = {}
+    for m in target.misconceptions:
+        value = call(m.answer, inputs)
+        if value is None:
+            continue
+        if target.returns is None:
+            found[m.tag] = np.asarray(value, dtype=np.float64)
+        else:
+            found[m.tag] = {k: np.asarray(v, dtype=np.float64) for k, v in dict(value).items()}
+    if isinstance(target, Derivative):
+        if target.returns is None:
+            for tag, alt in derived_alternatives(
+                expected, bound=target.tolerance.bound(expected)
+            ).items():
+                found.setdefault(tag, alt)
+        else:
+            for part, value in zip(target.returns, expected):
+                for tag, alt in derived_alternatives(
+                    value, bound=target.tolerance.bound(value)
+                ).items():
+                    found.setdefault(tag, {})
+                    if isinstance(found[tag], dict):
+                        found[tag].setdefault(part, alt)
+    return found
