@@ -339,10 +339,10 @@ class Writer:
         self.conn.execute(
             "INSERT OR REPLACE INTO meta VALUES ('run', ?)", (json.dumps(run, ensure_ascii=False),)
         )
-        self._audit(
-            "run recorded",
-            new={"results": len(autograded), "overrides": run["overrides_path"]},
-        )
+        recorded = {"results": len(autograded), "assignment": run["pack_name"]}
+        if run["overrides_path"]:
+            recorded["overrides"] = run["overrides_path"]
+        self._audit("run recorded", new={k: v for k, v in recorded.items() if v is not None})
         return _parse_run(run)
 
     # --- rubric items -------------------------------------------------------------------------
