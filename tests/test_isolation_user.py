@@ -39,7 +39,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import write_notebooks
+from conftest import CORRECT, MP, fill, write_notebooks
 from test_redteam import (
     COPY_OTHERS,
     CORRECT_SOURCE,
@@ -54,10 +54,10 @@ from test_redteam import (
 
 from test_sandbox import FAIR_RATIO, FORKER, NEIGHBOUR, SPINNER, cpu_ratio
 
-from autograder.contract import QUESTION_NAMES, TOTAL_POINTS
+QUESTION_NAMES, TOTAL_POINTS = MP.question_ids, MP.total_points
 from autograder.judge.engine import UNSAFE_NOTE
 from autograder.judge.sandbox import Limits
-from autograder.samples import CORRECT, fill
+
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or os.geteuid() != 0,

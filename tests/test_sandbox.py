@@ -20,14 +20,14 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import write_notebooks
+from conftest import CORRECT, MP, fill, write_notebooks
 from test_redteam import PRELUDE, REPORT_EPILOGUE, WRONG, _with_cells, scores
 
-from autograder.contract import TOTAL_POINTS
+TOTAL_POINTS = MP.total_points
 from autograder.grading import grade
 from autograder.judge import cgroups, sandbox
 from autograder.judge.engine import JudgeConfig, judge_cases
-from autograder.samples import CORRECT, fill
+
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or os.geteuid() != 0,
@@ -195,7 +195,7 @@ def test_memory_is_one_budget_per_submission(template):
     at the same time (800 MB, each far below the 2 GiB per-process limit)?"""
     notebook = _with_cells(template, WRONG, PRELUDE, MEMORY, REPORT_EPILOGUE)
     config = JudgeConfig(limits=sandbox.Limits(submission_memory_bytes=512 * 1024**2))
-    outcomes, notes = judge_cases(notebook, "memory", config)
+    outcomes, notes = judge_cases(notebook, "memory", config, pack=MP)
     stopped = any("stopped the evaluator" in note for note in notes)
     report = " ".join(o.text for o in outcomes["q3"])
     alive = re.search(r"alive=(\d)", report)
