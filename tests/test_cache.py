@@ -265,18 +265,13 @@ def test_a_cached_rerun_starts_no_evaluator(batch, reference, tmp_path, monkeypa
     """Through the judge engine, does a rerun reuse every result without starting an evaluator?"""
     out = tmp_path / "out"
     monkeypatch.setenv("MATH_PRIMER_CALL_TIMEOUT", "2")
-    started = time.perf_counter()
     first = run(batch, out)
-    first_seconds = time.perf_counter() - started
     import autograder.judge.engine as judge
 
     def no_evaluator(*args, **kwargs):
         raise AssertionError("an evaluator was started for a cached submission")
 
     monkeypatch.setattr(judge, "Evaluator", no_evaluator)
-    started = time.perf_counter()
-    second = run(batch, out)
-    second_seconds = time.perf_counter() - started
+    second = run(batch, out)  # the patched Evaluator fails the run if one is started
     assert (first.reused, second.reused) == (0, 12)
     assert snapshot(out) == snapshot(reference)
-    assert second_seconds < first_seconds / 3, (first_seconds, second_seconds)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,6 +32,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from autograder.gradebook import GradebookError
+from autograder.results import file_stem
+from autograder.safecsv import read_csv, write_csv
 
 from .actions import (
     MAX_UPLOAD,
@@ -230,7 +233,7 @@ def create_app(
             for r in ctx.autograded()
             if r.get("status") in ATTENTION
         ]
-        book = pd.read_csv(ctx.out / "gradebook.csv", dtype=str, keep_default_na=False)
+        book = read_csv(ctx.out / "gradebook.csv", dtype=str, keep_default_na=False)
         missing = sorted(book.loc[book["status"] == "missing", "student"])
         return page(request, "attention.html", rows=rows, missing=missing)
 
@@ -276,8 +279,10 @@ def create_app(
                         }
                     )
         frame = pd.DataFrame(rows, columns=["student", "question", "points", "comment"])
+        with tempfile.TemporaryDirectory() as tmp:  # the kit's one formula-safe CSV writer
+            text = write_csv(frame, Path(tmp) / "overrides.csv").read_text(encoding="utf-8")
         return Response(
-            frame.to_csv(index=False, lineterminator="\n"),
+            text,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="overrides.csv"'},
         )
@@ -297,7 +302,7 @@ def create_app(
         student = request.path_params["student"]
         if student not in {r["student"] for r in ctx.autograded()}:
             return HTMLResponse("no such student", 404)
-        return document(ctx.out / "feedback" / f"{student}.html")
+        return document(ctx.out / "feedback" / f"{file_stem(student)}.html")
 
     def stylesheet(request: Request) -> Response:
         return Response(css, media_type="text/css")
