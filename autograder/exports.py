@@ -96,6 +96,7 @@ def write_exports(
     pack: Pack,
     assignment: str | None = None,
     roster: pd.DataFrame | None = None,
+    long: bool = True,
 ) -> list[Path]:
     """Write ``canvas.csv``, ``moodle.csv`` and ``long.csv`` into ``out``.
 
@@ -112,9 +113,10 @@ def write_exports(
         roster: Optional roster with identity columns (``name``, ``canvas_id``,
             ``sis_user_id``, ``sis_login_id``, ``section``, ``idnumber``, ``email``), used
             where ``table`` does not already have them.
+        long: Also write ``long.csv`` (the review app skips it when a change cannot alter it).
 
     Returns:
-        The written paths: ``canvas.csv``, ``moodle.csv``, ``long.csv``.
+        The written paths: ``canvas.csv``, ``moodle.csv``, ``long.csv`` (when written).
 
     Raises:
         ExportError: If ``table`` lacks the ``student``, ``total`` or ``status`` column, the
@@ -157,8 +159,9 @@ def write_exports(
     paths = [
         write_csv(canvas, folder / "canvas.csv", keep=(*CANVAS_KEPT_COLUMNS, assignment)),
         write_csv(moodle, folder / "moodle.csv", keep=(*MOODLE_KEPT_COLUMNS, assignment)),
-        write_csv(long_table(results, pack=pack), folder / "long.csv"),
     ]
+    if long:
+        paths.append(write_csv(long_table(results, pack=pack), folder / "long.csv"))
     logger.info("wrote %s", ", ".join(str(p) for p in paths))
     return paths
 

@@ -93,3 +93,33 @@ def spreadsheet_cells(csv_path: Path, scratch: Path) -> list[list[str]]:
     assert shown.exists(), f"LibreOffice wrote nothing (exit {done.returncode}): {done.stderr}"
     with shown.open(newline="", encoding="utf-8") as handle:
         return list(csv.reader(handle))
+
+
+@pytest.fixture(scope="session")
+def review_demo(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo batch graded by the judge (with a 3-strong ``transposed`` group on q1b).
+
+    Read-only: tests that change it work on a copy (``shutil.copytree``).
+    """
+    from review_support import grade, write_demo
+
+    root = tmp_path_factory.mktemp("review-demo")
+    grade(write_demo(root / "submissions", template_path=built.student_notebook), root / "out")
+    return root / "out"
+
+
+@pytest.fixture(scope="session")
+def review_hostile(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hostile submissions (markup in ids, file names, roster names, code, error messages and
+    derivations) graded by the judge. Read-only."""
+    import pandas as pd
+    from review_support import HOSTILE_NAME, HOSTILE_ROSTER_NAME, grade, write_hostile
+
+    root = tmp_path_factory.mktemp("review-hostile")
+    subs = write_hostile(root / "submissions", template_path=built.student_notebook)
+    roster = root / "roster.csv"
+    pd.DataFrame(
+        {"student": ["mallory", HOSTILE_NAME], "name": [HOSTILE_ROSTER_NAME, "<i>x</i>"]}
+    ).to_csv(roster, index=False)
+    grade(subs, root / "out", roster=roster)
+    return root / "out"

@@ -814,6 +814,7 @@ def test_fake_result_files_never_reach_the_output(redteam):
         "canvas.csv",
         "moodle.csv",
         "long.csv",
+        "review.sqlite",  # the run's autograded results, for the review app
         *(f"results/{s}.json" for s in students),
         *(f"feedback/{s}.{ext}" for s in students for ext in ("md", "html")),
     }
