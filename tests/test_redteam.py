@@ -895,4 +895,7 @@ def test_evaluator_inherits_nothing_of_the_judge(redteam):
     assert set(environment.group(1).split(",")) <= EVALUATOR_ENVIRONMENT, feedback
     assert multiprocessing.current_process().authkey.hex() not in feedback
     assert re.search(r"keys=[0-9a-f]{64}", feedback), feedback  # the attack did find a key
-    assert sys.argv[0] not in feedback and os.getcwd() not in feedback, feedback
+    # the Python installation is exposed at its real path, which may lie in the repository
+    # (CI's .venv): its path is no secret; anything else of the judge's folder would be
+    outside_python = feedback.replace(sys.executable, "<python>")
+    assert sys.argv[0] not in outside_python and os.getcwd() not in outside_python, feedback
