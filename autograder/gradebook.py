@@ -272,7 +272,9 @@ def _result_row(result: Any, index: int, pack: Pack) -> dict[str, Any]:
         )
     row: dict[str, Any] = {"student": student, "status": status}
     for question in pack.questions:
-        row[question.id] = _score(student, question.id, question.possible, questions.get(question.id))
+        row[question.id] = _score(
+            student, question.id, question.possible, questions.get(question.id)
+        )
     row["total"] = math.fsum(row[name] for name in names)
     claimed = result.get("total")
     if claimed is not None and not (

@@ -146,8 +146,7 @@ def compare_given(notebook: nbformat.NotebookNode, given: list[dict]) -> list[Fi
         else:
             where = "notebook"
             message = (
-                f"the given cell `{entry['label']}` was deleted or edited: restore it as "
-                "handed out"
+                f"the given cell `{entry['label']}` was deleted or edited: restore it as handed out"
             )
         findings.append(Finding("edited", where, message))
     return findings
@@ -165,7 +164,11 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
         raise ValidateError(f"{path}: not a file")
     try:
         notebook = nbformat.read(str(path), as_version=4)
-    except Exception as exc:  # nbformat raises json, unicode and validation errors alike
+    except (
+        OSError,
+        ValueError,
+        nbformat.ValidationError,
+    ) as exc:  # not JSON, not UTF-8, bad schema
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValidateError(f"{path}: not a readable notebook ({reason})") from None
     if not isinstance(notebook.get("cells"), list):
@@ -251,7 +254,7 @@ def execute(
     except DeadKernelError:
         findings.append(Finding("error", "notebook", "the Python kernel died while running it"))
         return findings, None
-    except Exception as exc:  # jupyter_client raises many kinds when no kernel can start
+    except (OSError, RuntimeError, KeyError, TimeoutError) as exc:  # no kernel (spec, start)
         raise ValidateError(f"cannot run the notebook: {type(exc).__name__}: {exc}") from None
     for output in probe.get("outputs") or []:
         for line in str(output.get("text") or "").splitlines():

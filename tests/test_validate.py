@@ -11,11 +11,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import CORRECT, MP, fill
 
 from autograder.build import Build
 from autograder.validate import GIVEN_FILE, compare_given, given_fingerprints
-
-from conftest import CORRECT, MP, fill
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +34,7 @@ def validate(folder: Path, notebook: nbformat.NotebookNode | None, name: str, *a
     proc = subprocess.run(
         [sys.executable, "-m", "autograder.validate", name, *args],
         cwd=folder,
+        check=False,
         capture_output=True,
         text=True,
         timeout=300,
@@ -59,9 +59,11 @@ def test_correct_notebook_passes(student_folder: Path, template):
     code, out, _ = validate(student_folder, fill(template, CORRECT), "correct.ipynb")
     assert code == 0, out
     assert "Would cost points" not in out
-    assert "Form checks passed (callable, shape, finite; not the values): " + ", ".join(
-        MP.question_ids
-    ) in out
+    assert (
+        "Form checks passed (callable, shape, finite; not the values): "
+        + ", ".join(MP.question_ids)
+        in out
+    )
     assert "hidden tests run on other inputs after you submit" in out
     assert "All test cases passed" not in out
 

@@ -271,13 +271,17 @@ def _derivation_drift(question: Question, block: _Block, nb: nbformat.NotebookNo
         return []
     if not expected:
         return [
-            f'{question.id}: the master has "{DERIVATION_LABEL}" cells, the spec declares none '
-            "(derivation=False); remove them or declare derivation=True"
+            (
+                f'{question.id}: the master has "{DERIVATION_LABEL}" cells, the spec declares '
+                "none (derivation=False); remove them or declare derivation=True"
+            )
         ]
     where = "missing" if not got else "not as generated"
     return [
-        f'{question.id}: its "{DERIVATION_LABEL}" cells are {where}; the spec declares them '
-        f"(derivation=True): `sync-tests` writes them before its BEGIN SOLUTION cell"
+        (
+            f'{question.id}: its "{DERIVATION_LABEL}" cells are {where}; the spec declares them '
+            "(derivation=True): `sync-tests` writes them before its BEGIN SOLUTION cell"
+        )
     ]
 
 
