@@ -31,6 +31,7 @@ from .givens import SEED_ENV
 from .pack import registry
 from .pack.master import check_master
 from .pack.spec import Pack
+from .validate import write_given_file
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,13 @@ SHIPPED = (
     "intake.py",
     "givens.py",
     "interrupts.py",
+    "validate.py",
 )
 """What of this package goes to students and into the zip: the checks, the pack API and the judge
-(the Otter plugin) with the modules they import; not the CLI, the engines or the gradebook. The
-pack's own Python files go to ``autograder/assignments/<name>/``."""
+(the Otter plugin) with the modules they import, and the students' pre-submit check
+(``python -m autograder.validate NOTEBOOK``); not the CLI, the engines or the gradebook. The
+pack's own Python files go to ``autograder/assignments/<name>/``; the student folder's copy also
+gets the fingerprint of the notebook's given cells (:data:`autograder.validate.GIVEN_FILE`)."""
 DEFAULT_OUT = Path("dist")
 """The default pack's build folder; other packs build into ``dist/<name>/``."""
 RUN_OTTER_PATCH = (
@@ -222,6 +226,10 @@ def build(*, out: Path, pack: Pack | str) -> Build:
             if (out / part).exists():
                 shutil.rmtree(out / part)
             shutil.copytree(stage / "dist" / part, out / part)
+    write_given_file(
+        notebook=out / "student" / f"{pack.name}.ipynb",
+        folder=out / "student" / "autograder" / "assignments" / pack.name,
+    )
     zips = sorted((out / "autograder").glob("*-autograder_*.zip"))
     if not zips:
         raise BuildError(f"Otter Assign wrote no autograder zip in {out / 'autograder'}")

@@ -39,6 +39,7 @@ import pandas as pd
 from autograder.errors import KitError
 from autograder.gradebook import SCORE_DECIMALS
 from autograder.pack.spec import Pack
+from autograder.results import autograded_possible
 from autograder.safecsv import needs_quote, write_csv
 
 logger = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ def _cases(
     tags = sorted(str(t) for t in entry.get("tags") or [])
     failed = _failed_cases(entry)
     score = float(entry.get("score") or 0.0)
-    possible = float(entry.get("possible") or sum(cases.values()))
+    possible = autograded_possible(entry) if entry.get("possible") else sum(cases.values())
     if status != "graded" or not entry or (not failed and score < possible - 1e-9):
         # Not graded, or no test results for this question: every case failed.
         failed = set(cases)

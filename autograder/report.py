@@ -468,7 +468,7 @@ def _status_counts(table: pd.DataFrame) -> dict[str, int]:
 def _question_stats(graded: pd.DataFrame, pack: Pack) -> pd.DataFrame:
     rows = []
     for question in pack.questions:
-        name, points = question.id, float(question.points)
+        name, points = question.id, float(question.possible)
         scores = graded[name]
         empty = scores.empty
         rows.append(

@@ -222,8 +222,8 @@ def test_duplicate_students_raise(tmp_path: Path) -> None:
 
 
 def test_feedback_of_another_pack_uses_its_title_labels_and_hints(tmp_path):
-    """For the tiny pack, does the feedback carry its title, its sheet labels and the hint of its
-    own tag?"""
+    """For the tiny pack, does the feedback carry its title, its sheet labels, the hint of its
+    own tag and the manual derivation point of p2 (possible, not yet scored)?"""
     text = "`chain_gradient` on x of shape (3,) is wrong. Hint: " + hint(
         ("missing_chain",), TINY.vocabulary
     )
@@ -237,6 +237,7 @@ def test_feedback_of_another_pack_uses_its_title_labels_and_hints(tmp_path):
     write_feedback([graded_result("ann", outcomes, pack=TINY)], tmp_path, pack=TINY)
     md = (tmp_path / "feedback" / "ann.md").read_text(encoding="utf-8")
     assert md.startswith("# Tiny Sheet: feedback for ann")
-    assert "| p1 (T-1) | 0.5 / 1 |" in md and "| p2 (T-2) | 2 / 2 |" in md
+    assert "| p1 (T-1) | 0.5 / 1 |" in md and "| p2 (T-2) | 2 / 3 |" in md  # + 1 manual point
+    assert "Your derivation: up to 1 point, marked by a TA" in md
     assert "by the chain rule the gradient is f(x) f'(x)" in md
     assert "Tiny Sheet: feedback for ann" in (tmp_path / "feedback" / "ann.html").read_text()

@@ -376,7 +376,7 @@ def test_summary_table_with_nothing_graded():
 
 def _tiny_result(student: str, status: str = "graded", **scores: float) -> dict:
     questions = {
-        q.id: {"score": scores.get(q.id, 0.0), "possible": q.points, "tags": [], "feedback": ""}
+        q.id: {"score": scores.get(q.id, 0.0), "possible": q.possible, "tags": [], "feedback": ""}
         for q in TINY.questions
     }
     return {
@@ -389,12 +389,14 @@ def _tiny_result(student: str, status: str = "graded", **scores: float) -> dict:
 
 
 def test_collate_takes_columns_and_points_from_the_pack():
-    """For another pack, are the question columns, totals and percent that pack's?"""
+    """For another pack, are the question columns, totals and percent that pack's, with the
+    manual derivation point of p2 counted in the points available?"""
     df = collate([_tiny_result("ann", p1=1.0, p2=1.0), _tiny_result("bob", "error")], pack=TINY)
     assert list(df.columns) == ["student", "p1", "p2", "total", "percent", "status"]
-    assert row(df, "ann")["percent"] == round(100 * 2 / 3, 2)
+    assert row(df, "ann")["percent"] == round(100 * 2 / 4, 2)
     summary = summary_table(df, pack=TINY).set_index("question")
-    assert list(summary.index) == ["p1", "p2", "total"] and summary.loc["total", "points"] == 3
+    assert list(summary.index) == ["p1", "p2", "total"]
+    assert summary.loc["p2", "points"] == 3 and summary.loc["total", "points"] == 4
 
 
 def test_results_of_another_pack_are_refused_by_name():

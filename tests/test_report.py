@@ -368,4 +368,4 @@ def test_report_of_another_pack_uses_its_questions_tags_and_title():
     assert "<h1>Tiny Sheet: grading report</h1>" in page and ">T-2<" in page
     assert "by the chain rule" in page
     lines = summary_lines(table, results, pack=TINY)
-    assert lines[1].startswith("total (graded): mean 2.50 / 3")
+    assert lines[1].startswith("total (graded): mean 2.50 / 4")  # p2's manual point counts
