@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY
+from conftest import TINY, check_golden
 
 from autograder.gradebook import (
     STATUSES,
@@ -319,13 +318,9 @@ def golden_gradebook() -> pd.DataFrame:
     return collate(results, roster=roster, pack=PACK)
 
 
-def test_golden_gradebook_csv(tmp_path):
-    """Is gradebook.csv byte-for-byte the golden file (set UPDATE_GOLDEN=1 to rewrite it)?"""
-    written = write_gradebook(golden_gradebook(), tmp_path).read_bytes()
-    if os.environ.get("UPDATE_GOLDEN"):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_bytes(written)
-    assert written == GOLDEN.read_bytes()
+def test_golden_gradebook_csv(tmp_path, request):
+    """Is gradebook.csv byte-for-byte the golden file (--update-goldens rewrites it)?"""
+    check_golden(request, GOLDEN, write_gradebook(golden_gradebook(), tmp_path).read_bytes())
 
 
 # --- summary ---------------------------------------------------------------------------------
