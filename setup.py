@@ -7,7 +7,10 @@ registry finds them once the kit is installed outside the repository.
 
 from setuptools import find_namespace_packages, setup
 
-BUNDLED = {"assignments": "autograder._bundled.assignments", "solutions": "autograder._bundled.solutions"}
+BUNDLED = {
+    "assignments": "autograder._bundled.assignments",
+    "solutions": "autograder._bundled.solutions",
+}
 
 
 def _bundled() -> tuple[list[str], dict[str, str]]:

@@ -512,11 +512,11 @@ def _parse_notebook(
         return None, f"not a Jupyter notebook (the JSON is {what})"
     try:
         notebook = nbformat.reads(text, as_version=4)
-    except Exception as e:  # nbformat raises many types on malformed input; all mean the same.
+    except Exception as e:  # noqa: BLE001 (nbformat raises many types on malformed input)
         return None, f"not a Jupyter notebook (nbformat: {_first_line(e)})"
     try:
         nbformat.validate(notebook)
-    except Exception as e:  # ValidationError, or anything the validator trips over.
+    except Exception as e:  # noqa: BLE001 (ValidationError, or whatever the validator hits)
         return None, f"not a Jupyter notebook (nbformat validation: {_first_line(e)})"
     return notebook, None
 

@@ -9,7 +9,6 @@ take minutes. ``--update-goldens`` rewrites the golden files instead of comparin
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import nbformat

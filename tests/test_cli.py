@@ -8,10 +8,10 @@ import nbformat
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import CORRECT, fill, write_notebooks
 
 from autograder.cli import main
 from autograder.pack import load
+from conftest import CORRECT, fill, write_notebooks
 
 
 def invoke(*args: str):

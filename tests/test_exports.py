@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY, check_golden
 
 from autograder.exports import (
     CANVAS_ID_COLUMNS,
@@ -21,6 +20,7 @@ from autograder.exports import (
 from autograder.gradebook import collate
 from autograder.pack import load
 from autograder.results import CaseOutcome, empty_result, graded_result
+from conftest import TINY, check_golden
 
 PACK = load("math_primer")
 CASES = PACK.cases

@@ -6,12 +6,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import TINY, check_golden
 
 from autograder.checks.tags import hint
 from autograder.feedback import STATUS_EXPLANATIONS, FeedbackError, write_feedback
 from autograder.pack import load
 from autograder.results import CaseOutcome, empty_result, graded_result
+from conftest import TINY, check_golden
 
 PACK = load("math_primer")
 CASES = PACK.cases

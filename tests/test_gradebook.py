@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY, check_golden
 
 from autograder.gradebook import (
     STATUSES,
@@ -19,9 +18,10 @@ from autograder.gradebook import (
     write_gradebook,
     write_results,
 )
+from autograder.pack import load
+from conftest import TINY, check_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "gradebook.csv"
-from autograder.pack import load
 
 PACK = load("math_primer")
 BY_NAME = PACK.by_id

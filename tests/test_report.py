@@ -13,7 +13,6 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY
 
 from autograder.gradebook import collate
 from autograder.pack import load
@@ -25,6 +24,7 @@ from autograder.report import (
     write_report,
 )
 from autograder.results import CaseOutcome, empty_result, graded_result
+from conftest import TINY
 
 PACK = load("math_primer")
 BY_NAME = PACK.by_id

@@ -9,11 +9,11 @@ the evaluator costs that call only: the evaluator is restarted and the finished 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
-import itertools
 import signal
 import threading
 import time
@@ -373,7 +373,9 @@ class Session:
         except EvaluatorGone as exc:
             if "no answer" in str(exc):
                 raise CallTimeout(self.config.call_timeout) from None
-            raise StudentError("EvaluatorDied", f"the process running your code died ({exc})")
+            raise StudentError(
+                "EvaluatorDied", f"the process running your code died ({exc})"
+            ) from None
         status = reply.get("status")
         if status == "interrupted":
             raise CallTimeout(self.config.call_timeout)

@@ -41,9 +41,7 @@ BUNDLED_ASSIGNMENTS = PACKAGE_DIR / "_bundled" / "assignments"
 """The course's packs as an installed wheel carries them (``pip install .`` maps the repository's
 ``assignments/`` and ``solutions/`` into ``autograder/_bundled/``; see ``setup.py``)."""
 REPO_ASSIGNMENTS = (
-    BUNDLED_ASSIGNMENTS
-    if BUNDLED_ASSIGNMENTS.is_dir()
-    else PACKAGE_DIR.parent / "assignments"
+    BUNDLED_ASSIGNMENTS if BUNDLED_ASSIGNMENTS.is_dir() else PACKAGE_DIR.parent / "assignments"
 )
 """The course's packs: the repository's ``assignments/``, or the installed wheel's copy."""
 SEARCH_ENV = "AUTOGRADER_ASSIGNMENTS"
