@@ -44,6 +44,7 @@ SHIPPED = (
     "pack",
     "errors.py",
     "results.py",
+    "safetext.py",
     "advice.py",
     "intake.py",
     "givens.py",

@@ -2,7 +2,9 @@
 
 The key of a submission hashes what its result depends on:
 
-- the submission's content: the notebook as graded (``nbformat.writes``), or for an unusable
+- the submission's content: the notebook as graded (its compact JSON,
+  :func:`~autograder.intake.notebook_bytes`: no indentation, so the cost is linear in the file
+  size however deeply it nests, and ASCII escapes, so any text hashes), or for an unusable
   submission the problem found at intake;
 - the student id (the judge seeds its random cases with it);
 - the assignment: :func:`~autograder.build.source_fingerprint` (master notebook and every file
@@ -25,15 +27,13 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import nbformat
-
-from .intake import Submission
+from .intake import Submission, notebook_bytes
 
 log = logging.getLogger(__name__)
 
 CACHE_DIR = ".cache"
 """The cache folder inside ``OUT``."""
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bumped when the entry layout or the meaning of a key changes; old entries are then ignored."""
 CACHED_STATUSES = frozenset({"graded", "invalid"})
 """Statuses that depend on the submission alone; ``error`` and ``timeout`` are graded again."""
@@ -42,9 +42,9 @@ CACHED_STATUSES = frozenset({"graded", "invalid"})
 def submission_hash(submission: Submission) -> str:
     """The SHA-256 of a submission's content as graded (the problem text when unusable)."""
     if submission.notebook is not None:
-        content = b"notebook\0" + nbformat.writes(submission.notebook).encode()
+        content = b"notebook\0" + notebook_bytes(submission.notebook)
     else:
-        content = b"problem\0" + str(submission.problem).encode()
+        content = b"problem\0" + str(submission.problem).encode("utf-8", "surrogatepass")
     return hashlib.sha256(content).hexdigest()
 
 
@@ -71,7 +71,7 @@ class ResultCache:
     def key(self, submission: Submission) -> str:
         """The cache key of a submission (a hex SHA-256)."""
         text = f"{self._salt}\0{submission.student}\0{submission_hash(submission)}"
-        return hashlib.sha256(text.encode()).hexdigest()
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def split(
         self, submissions: list[Submission], *, force: bool = False
@@ -107,7 +107,8 @@ class ResultCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=self.folder, prefix=f".{key[:16]}-", suffix=".tmp")
             try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                # A lone surrogate is written as its JSON escape (the only unencodable text).
+                with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
                     handle.write(text)
                     handle.flush()
                     os.fsync(handle.fileno())

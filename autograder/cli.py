@@ -26,12 +26,21 @@ from .grading import grade as run_grade
 from .intake import Submission
 from .pack import registry
 from .report import summary_lines
+from .safetext import visible
 
 console = Console(stderr=True)
 DEMO_OUT = Path("out/demo")
 """The demo's output folder for the default assignment (out/demo/NAME for the others)."""
 EXPECTED_ERRORS = (KitError,)
 """Every expected failure derives from :class:`~autograder.errors.KitError`."""
+
+
+class _VisibleRichHandler(RichHandler):
+    """A RichHandler that shows control characters in messages as escapes (never markup)."""
+
+    def render_message(self, record: logging.LogRecord, message: str):
+        # File names, student ids and exception texts in log lines come from students.
+        return super().render_message(record, visible(message))
 
 
 jobs_option = click.option(
@@ -69,7 +78,9 @@ def main(verbose: int) -> None:
     """Autograding kit for the course's exercise sheets (Otter-Grader), one pack per sheet."""
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(
-        level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)]
+        level=level,
+        format="%(message)s",
+        handlers=[_VisibleRichHandler(console=console, show_path=False, markup=False)],
     )
 
 
@@ -263,11 +274,12 @@ def gradescope_check(
         score = (
             f"{test['score']:g}/{test['max_score']:g}" if "score" in test else test.get("status")
         )
-        click.echo(f"{test.get('name', '?'):<14} {score:<10} {test.get('visibility', 'visible')}")
+        line = f"{test.get('name', '?'):<14} {score:<10} {test.get('visibility', 'visible')}"
+        click.echo(visible(line))
     click.echo(f"score: {run.results.get('score', 'sum of the tests')}")
     problems = format_problems(run.results) + kit_problems(run.results, pack=pack)
     for problem in problems:
-        click.echo(f"problem: {problem}", err=True)
+        click.echo(f"problem: {visible(problem)}", err=True)
     if problems:
         sys.exit(1)
     click.echo("results.json follows Gradescope's documented format")
@@ -342,7 +354,8 @@ def _friendly_errors() -> Iterator[None]:
     try:
         yield
     except EXPECTED_ERRORS as error:
-        console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True, highlight=False)
+        message = escape(visible(str(error)))
+        console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
         sys.exit(2)
 
 
@@ -353,7 +366,7 @@ def _progress_bar(submissions: Iterable[Submission]):
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # student ids are not markup
         console=console,
         transient=False,
     )
@@ -363,7 +376,8 @@ def _progress_bar(submissions: Iterable[Submission]):
 
     def on_done(result: dict) -> None:
         done["n"] += 1
-        progress.update(task, advance=1, description=f"{result['student']}: {result['status']}")
+        student = visible(str(result["student"]), keep_newlines=False)
+        progress.update(task, advance=1, description=f"{student}: {result['status']}")
         if done["n"] == len(items):
             progress.stop()
 
@@ -378,10 +392,10 @@ def _report(run: GradeRun) -> None:
     for column in summary.columns:
         table.add_column(str(column), justify="right" if column != "question" else "left")
     for row in summary.itertuples(index=False):
-        table.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row])
+        table.add_row(*[f"{v:.2f}" if isinstance(v, float) else escape(visible(v)) for v in row])
     Console().print(table)
     for line in summary_lines(run.gradebook, run.results, pack=run.pack):
-        click.echo(line)
+        click.echo(visible(line))
     counts = run.gradebook["status"].value_counts().to_dict()
     click.echo("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if run.reused:

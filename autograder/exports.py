@@ -14,6 +14,15 @@ stops on a student the LMS does not know. ``long.csv`` keeps every result.
 All files are UTF-8 with ``\\n`` line endings, no index, sorted by student, and points written
 in their shortest form after rounding to :data:`~autograder.gradebook.SCORE_DECIMALS` decimals,
 so two calls on the same input give byte-identical files.
+
+Every file is written with :func:`autograder.safecsv.write_csv`: a text cell a spreadsheet would
+evaluate as a formula (it begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is
+prefixed with an apostrophe. The identifier columns an LMS matches on (:data:`CANVAS_KEPT_COLUMNS`,
+:data:`MOODLE_KEPT_COLUMNS`) cannot be changed that way: Canvas's importer reads ``ID`` as a
+number and looks ``SIS User ID`` / ``SIS Login ID`` up as exact strings, Moodle matches the mapped
+field exactly and aborts the whole import at the first user it cannot find, and neither strips a
+leading apostrophe. So a row whose identifier looks like a formula is left out of that LMS file
+and logged (grade it by hand); the identifiers that are written are never altered.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import pandas as pd
 from autograder.errors import KitError
 from autograder.gradebook import SCORE_DECIMALS
 from autograder.pack.spec import Pack
+from autograder.safecsv import needs_quote, write_csv
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +56,17 @@ CANVAS_ROSTER_COLUMNS: dict[str, str] = {
     "Section": "section",
 }
 """Canvas column -> the roster (or gradebook) column it is filled from."""
+CANVAS_KEPT_COLUMNS: tuple[str, ...] = ("ID", "SIS User ID", "SIS Login ID")
+"""Canvas identifiers written exactly (never neutralised); rows where one looks like a formula
+are left out of ``canvas.csv``."""
 
 MOODLE_ID_COLUMNS: tuple[str, ...] = ("ID number", "Email address")
 """Moodle's user fields as its own grade export names them; map one of them on import."""
 MOODLE_ROSTER_COLUMNS: dict[str, str] = {"ID number": "idnumber", "Email address": "email"}
 """Moodle column -> the roster (or gradebook) column it is filled from."""
+MOODLE_KEPT_COLUMNS: tuple[str, ...] = MOODLE_ID_COLUMNS
+"""Moodle identifiers written exactly (never neutralised); rows where one looks like a formula
+are left out of ``moodle.csv``."""
 
 LONG_COLUMNS: tuple[str, ...] = (
     "student",
@@ -102,11 +118,17 @@ def write_exports(
 
     Raises:
         ExportError: If ``table`` lacks the ``student``, ``total`` or ``status`` column, the
-            assignment name is empty or the roster has no ``student`` column.
+            assignment name is empty or would be read as a formula by a spreadsheet, or the
+            roster has no ``student`` column.
     """
     assignment = pack.title if assignment is None else assignment
     if not isinstance(assignment, str) or not assignment.strip():
         raise ExportError(f"the assignment column needs a name, got {assignment!r}")
+    if needs_quote(assignment):
+        raise ExportError(
+            f"the assignment column name {assignment!r} begins with a character that makes "
+            "spreadsheets evaluate it as a formula; rename it"
+        )
     missing = [c for c in ("student", "total", "status") if c not in table.columns]
     if missing:
         raise ExportError(
@@ -130,10 +152,12 @@ def write_exports(
                 "not in moodle.csv (not on the roster, Moodle would stop the import): %s",
                 ", ".join(off["student"]),
             )
+    canvas = _lms_safe(canvas_table(posted, assignment=assignment), "canvas.csv")
+    moodle = _lms_safe(moodle_table(posted, assignment=assignment), "moodle.csv")
     paths = [
-        _write(canvas_table(posted, assignment=assignment), folder / "canvas.csv"),
-        _write(moodle_table(posted, assignment=assignment), folder / "moodle.csv"),
-        _write(long_table(results, pack=pack), folder / "long.csv"),
+        write_csv(canvas, folder / "canvas.csv", keep=(*CANVAS_KEPT_COLUMNS, assignment)),
+        write_csv(moodle, folder / "moodle.csv", keep=(*MOODLE_KEPT_COLUMNS, assignment)),
+        write_csv(long_table(results, pack=pack), folder / "long.csv"),
     ]
     logger.info("wrote %s", ", ".join(str(p) for p in paths))
     return paths
@@ -289,6 +313,24 @@ def _points(value: Any) -> str:
     return f"{number:.{SCORE_DECIMALS}f}".rstrip("0").rstrip(".")
 
 
-def _write(frame: pd.DataFrame, path: Path) -> Path:
-    frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
-    return path
+def _lms_safe(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The LMS table without the rows whose kept identifiers a spreadsheet would evaluate.
+
+    Each left-out identifier is named in one warning (the TA enters those grades by hand).
+    """
+    kept = [c for c in (*CANVAS_KEPT_COLUMNS, *MOODLE_KEPT_COLUMNS) if c in frame.columns]
+    unsafe = frame[kept].map(needs_quote).any(axis=1) if kept else pd.Series(False, frame.index)
+    if unsafe.any():
+        cells = [
+            f"{column} {value!r}"
+            for _, row in frame[unsafe].iterrows()
+            for column, value in row[kept].items()
+            if needs_quote(value)
+        ]
+        logger.warning(
+            "not in %s (an identifier begins with =, +, -, @, tab or CR, which spreadsheets "
+            "evaluate and the LMS must match exactly; enter these grades by hand): %s",
+            name,
+            ", ".join(cells),
+        )
+    return frame[~unsafe].reset_index(drop=True)

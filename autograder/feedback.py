@@ -6,9 +6,15 @@ with the diagnosis messages and hints (the results' ``feedback`` text). Only wha
 already tell students is rendered: never the hidden tests' code, never the judge's internal
 notes (``isolation: ...``) or an ``error`` row's crash text (the TA has it in the JSON).
 
-The HTML is self-contained (inline CSS, no scripts, no external resources) and every piece of
-text from a result is escaped with :func:`html.escape`; in the Markdown, ``&``, ``<`` and ``>``
-are written as HTML entities, so a renderer that passes raw HTML through shows them as text.
+Texts in results may come from students (exception messages, file names). Control characters
+(ESC, BEL, ...) are shown as escapes (``\\x1b``, :func:`~autograder.safetext.visible`) in both
+files. The HTML is self-contained (inline CSS, no scripts, no external resources) and every piece
+of text from a result is escaped with :func:`html.escape`. In the Markdown, ``&``, ``<`` and
+``>`` are written as HTML entities (no raw HTML, no ``<autolink>``), and ``[``, ``\\``,
+backticks, ``@`` and the ``:``/``.`` of URLs are backslash-escaped, so ``![x](https://...)``
+shows as text instead of loading an image or making a link; only the kit's own `code spans` (one
+backtick each side) stay code.
+Files are named by :func:`~autograder.results.file_stem` of the student id.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from typing import Any
 
 from autograder.errors import KitError
 from autograder.pack.spec import Pack
+from autograder.results import file_stem
+from autograder.safetext import visible
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +51,12 @@ STATUS_EXPLANATIONS: dict[str, str] = {
 HIDDEN_NOTE_PREFIXES: tuple[str, ...] = ("isolation:",)
 """Notes for TAs only (how the judge ran), left out of the students' feedback."""
 
-_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+_CODE_SPAN = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
+"""A code span as the kit writes them: one backtick each side, no backtick or newline inside
+(a longer backtick run would make Markdown pair the backticks differently)."""
+_MARKDOWN_SPECIAL = re.compile(r"[\\`\[@]|(?<=www)\.|:(?=//)", re.IGNORECASE)
+"""Characters escaped outside code spans: what starts a link, image, footnote or code span, and
+what bare-URL and e-mail autolinks (GitHub-flavoured Markdown) are recognised by."""
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 48rem; margin: 2rem auto; padding: 0 1rem;
@@ -62,7 +75,8 @@ class FeedbackError(KitError):
 
 
 def write_feedback(results: list[dict], out: Path, *, pack: Pack) -> list[Path]:
-    """Write ``out/feedback/<student>.md`` and ``.html`` for every result.
+    """Write ``out/feedback/<stem>.md`` and ``.html`` for every result (stem: the student id
+    when it is a plain file name, see :func:`~autograder.results.file_stem`).
 
     Args:
         results: One result dict per submission (the ``results/<student>.json`` format).
@@ -73,8 +87,8 @@ def write_feedback(results: list[dict], out: Path, *, pack: Pack) -> list[Path]:
         The written paths, sorted by student, ``.md`` before ``.html``.
 
     Raises:
-        FeedbackError: If a result has no usable student id (empty, ``.``/``..``, a path
-            separator) or two results share one.
+        FeedbackError: If a result has no student id (not a string, or blank) or two results
+            share one.
     """
     students = [_student_id(result, index) for index, result in enumerate(results)]
     seen: set[str] = set()
@@ -86,9 +100,9 @@ def write_feedback(results: list[dict], out: Path, *, pack: Pack) -> list[Path]:
     paths: list[Path] = []
     for student, result in sorted(zip(students, results, strict=True), key=lambda p: p[0]):
         report = _report(student, result, pack)
-        md = folder / f"{student}.md"
+        md = folder / f"{file_stem(student)}.md"
         md.write_text(render_markdown(report), encoding="utf-8", newline="\n")
-        page = folder / f"{student}.html"
+        page = folder / f"{file_stem(student)}.html"
         page.write_text(render_html(report), encoding="utf-8", newline="\n")
         paths += [md, page]
     logger.info("wrote feedback for %d student(s) to %s", len(students), folder)
@@ -225,10 +239,6 @@ def _student_id(result: Any, index: int) -> str:
     student = result.get("student")
     if not isinstance(student, str) or not student.strip():
         raise FeedbackError(f"result #{index} has no student id (got {student!r})")
-    if student in (".", "..") or "/" in student or "\\" in student or "\0" in student:
-        raise FeedbackError(
-            f"result #{index} has student id {student!r}, which cannot be a file name"
-        )
     return student
 
 
@@ -243,11 +253,28 @@ def _pts(value: float) -> str:
 
 
 def _md(text: str) -> str:
-    """Text for Markdown: HTML-significant characters as entities, one line."""
-    return html.escape(str(text), quote=False).replace("\n", " ")
+    """Text for Markdown, one line: only the kit's `code spans` are Markdown; the rest is text.
+
+    Outside code spans, ``&``, ``<`` and ``>`` become entities and ``\\``, backticks, ``[``,
+    ``@``, the ``:`` of ``://`` and the ``.`` of ``www.`` are backslash-escaped: no raw HTML, link,
+    image, footnote, reference definition or autolink (``<...>`` or a bare URL or e-mail address,
+    as GitHub-flavoured Markdown links them) can form. Inside code spans nothing is interpreted.
+    Control characters are shown as escapes in both.
+    """
+    line = visible(str(text).replace("\n", " "), keep_newlines=False)
+    parts, end = [], 0
+    for span in _CODE_SPAN.finditer(line):
+        parts += [_md_text(line[end : span.start()]), span.group()]
+        end = span.end()
+    parts.append(_md_text(line[end:]))
+    return "".join(parts)
+
+
+def _md_text(text: str) -> str:
+    return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(), html.escape(text, quote=False))
 
 
 def _html(text: str) -> str:
     """Escaped text for HTML, with the feedback's `code spans` as <code> elements."""
-    escaped = html.escape(str(text), quote=True)
+    escaped = html.escape(visible(str(text)), quote=True)
     return _CODE_SPAN.sub(r"<code>\1</code>", escaped)

@@ -26,6 +26,8 @@ import pandas as pd
 
 from autograder.errors import KitError
 from autograder.pack.spec import Pack
+from autograder.results import file_stem
+from autograder.safecsv import write_csv
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +149,12 @@ def read_ta_csv(path: Path, *, name: str) -> pd.DataFrame:
 
 
 def write_results(results: list[dict], out: Path) -> None:
-    """Write each result to ``out/results/<student>.json`` (UTF-8, indent 2).
+    """Write each result to ``out/results/<stem>.json`` (UTF-8, indent 2).
+
+    The stem is the student id when it is a plain file name, else a safe name derived from it
+    (:func:`~autograder.results.file_stem`); the id itself is in the file's ``student`` field.
+    A lone surrogate in a text (e.g. from a student's exception message) is written as the JSON
+    escape ``\\udXXX``, so the file is valid UTF-8 and reads back to the same string.
 
     Args:
         results: One result dict per submission.
@@ -168,7 +175,9 @@ def write_results(results: list[dict], out: Path) -> None:
             text = json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise GradebookError(f"result for {student!r} cannot be written as JSON: {e}") from e
-        (folder / f"{student}.json").write_text(text + "\n", encoding="utf-8")
+        path = folder / f"{file_stem(student)}.json"
+        # Only lone surrogates cannot be encoded; inside a JSON string "\udXXX" is their escape.
+        path.write_text(text + "\n", encoding="utf-8", errors="backslashreplace")
     logger.info("wrote %d result file(s) to %s", len(results), folder)
 
 
@@ -176,7 +185,9 @@ def write_gradebook(df: pd.DataFrame, out: Path) -> Path:
     """Write the gradebook to ``out/gradebook.csv`` with deterministic formatting.
 
     Points are rounded to 4 decimals and percent to 2, written in their shortest form (``1.0``,
-    ``0.3333``); UTF-8, ``\\n`` line endings, no index.
+    ``0.3333``); UTF-8, ``\\n`` line endings, no index. Text cells that a spreadsheet would
+    evaluate (``=HYPERLINK(...)`` as a student id or roster name) are written with a leading
+    apostrophe (:func:`autograder.safecsv.write_csv`).
 
     Args:
         df: A gradebook from :func:`collate`.
@@ -195,7 +206,7 @@ def write_gradebook(df: pd.DataFrame, out: Path) -> Path:
         table["percent"] = table["percent"].astype(float).round(PERCENT_DECIMALS)
     # Add 0.0 so that a rounded -0.0 is written as 0.0.
     table[points] = table[points] + 0.0
-    table.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    write_csv(table, path)  # text a spreadsheet would evaluate is neutralised (safecsv.py)
     logger.info("wrote gradebook with %d row(s) to %s", len(table), path)
     return path
 
@@ -245,8 +256,6 @@ def _student_id(result: Any, index: int) -> str:
     student = result.get("student")
     if not isinstance(student, str) or not student.strip():
         raise GradebookError(f"result #{index} has no student id (got {student!r})")
-    if student in (".", "..") or "/" in student or "\\" in student:
-        raise GradebookError(f"result #{index} has an unusable student id {student!r}")
     return student
 
 

@@ -9,8 +9,16 @@ A submissions folder holds, per student, one of:
 
 Every submission that looks like one becomes a :class:`Submission`; a broken one carries a
 human-readable ``problem`` instead of a notebook, so the batch runner can give it an ``invalid`` row
-instead of dropping it. Zips are read in memory: only the notebook member's bytes are read, nothing
-is extracted and no other member (in particular no pickled ``.OTTER_LOG``) is ever loaded.
+instead of dropping it. That includes JSON nested more than :data:`MAX_DEPTH` levels deep (it
+would exhaust the recursion of every JSON tool after us) and JSON escaping a lone UTF-16
+surrogate (``\\ud800``: not a character, it cannot be written as UTF-8 again). Zips are read in
+memory: only the notebook member's bytes are read, nothing is extracted and no other member (in
+particular no pickled ``.OTTER_LOG``) is ever loaded.
+
+Student ids are printable text: bytes that are not UTF-8 and control characters in a file name
+are escaped in its id (``bad\\xff``, ``x\\x1b``); a file whose stem is blank (`` .ipynb``) keeps
+its whole file name as id and is invalid (rename it). Output file names are derived from ids
+safely elsewhere (:func:`autograder.results.file_stem`).
 
 The folder may also be an LMS's "Download all submissions" archive, unzipped (:func:`scan`):
 
@@ -25,6 +33,15 @@ The folder may also be an LMS's "Download all submissions" archive, unzipped (:f
   ``<Full Name>_<participant id>_assignsubmission_<plugin>_<original name>``
   (``mod/assign/classes/downloader.php``; the id is ``get_uniqueid_for_user``, the assignment's
   participant number, not the Moodle user id).
+
+A Canvas name cannot always be split in one way: the sortable name may hold digits and
+underscores, and the original file name anything, so ``a_1_2_3_4_hw.ipynb`` reads as user 1 (file
+2), user 2 (file 3) or user 3 (file 4). Every reading is considered (:func:`canvas_readings`); with
+several, the one whose user is on the roster is taken when exactly one is, else the leftmost (as
+Canvas's own re-upload parser reads it) when none is; when several readings name roster
+students, the file is its own ``invalid`` row naming them. A file with several readings never
+displaces, and is never displaced by, another file of the same student: it becomes its own
+``invalid`` row instead, so a crafted name cannot replace a student's upload.
 
 LMS ids are mapped to student ids through the roster's ``canvas_id`` / ``moodle_id`` columns (or,
 failing that, a unique match of its ``name`` column); unmapped files keep a fallback id
@@ -49,6 +66,7 @@ import nbformat
 import pandas as pd
 
 from .errors import KitError
+from .safetext import visible
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +74,12 @@ MB = 1024 * 1024
 """Bytes in a megabyte, as used in size limits and messages."""
 DEFAULT_MAX_BYTES = 50 * MB
 """Default size limit for one notebook."""
+MAX_DEPTH = 100
+"""Deepest nesting of JSON arrays and objects accepted in a notebook (a real one nests about 10
+levels; tools after intake recurse once per level)."""
 
 _IGNORED_DIRS = frozenset({"__MACOSX", ".ipynb_checkpoints"})
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class IntakeError(KitError):
@@ -138,10 +160,11 @@ class Intake:
 
 
 # Canvas: lib/content_zipper.rb (get_filename, add_upload_submission) in instructure/canvas-lms.
-_CANVAS = re.compile(
-    r"^(?:(?P<name>\w*?)_)??(?:(?P<late>LATE|late)_)?"
-    r"(?P<uid>\d+|anon_[A-Za-z0-9]+)_(?P<fid>\d+)_(?P<orig>.+)$"
-)
+# What comes before the user id: "<name>_" (the name, maybe empty, is [[:word:]]*), then "LATE_"
+# when late; anonymous grading writes no name. After it: "_<file id>_<original name>".
+_CANVAS_HEAD = re.compile(r"(?P<name>\w*?)_(?:(?P<late>LATE|late)_)?")
+_CANVAS_ANON_HEAD = re.compile(r"(?:(?P<late>LATE|late)_)?")
+_CANVAS_TAIL = re.compile(r"(?P<uid>\d+|anon_[A-Za-z0-9]+)_(?P<fid>\d+)_(?P<orig>.+)", re.DOTALL)
 # Moodle: mod/assign/classes/downloader.php (get_student_prefix, load_submissionplugin_filelist).
 _MOODLE_DIR = re.compile(r"^(?P<name>.+?)_(?P<uid>\d+)_assignsubmission_(?P<plugin>[a-z0-9]+)_?$")
 _MOODLE_FILE = re.compile(
@@ -151,6 +174,22 @@ ROSTER_ID_COLUMNS = {"canvas": "canvas_id", "moodle": "moodle_id"}
 """Roster column holding each platform's id (as it appears in the download's names)."""
 _RESUBMISSION = re.compile(r"-(\d+)$")
 _NOTEBOOK_SUFFIXES = (".ipynb", ".zip")
+
+
+@dataclass(frozen=True)
+class CanvasReading:
+    """One way of splitting a Canvas download name into its parts."""
+
+    name: str
+    """The squashed sortable name ('' for anonymous grading)."""
+    late: bool
+    """Whether the ``LATE`` (or ``late``) marker is there."""
+    user: str
+    """The Canvas user id, or ``anon_<id>``."""
+    file_id: int
+    """The attachment id (Canvas numbers uploads in order)."""
+    original: str
+    """The file name the student uploaded."""
 
 
 @dataclass
@@ -163,6 +202,7 @@ class _Candidate:
     lms: LmsFile | None = None
     late: bool = False
     problem: str | None = None  # an LMS folder without a notebook: graded as invalid if alone
+    ambiguous: str | None = None  # a Canvas name with several readings: what they are
 
 
 def discover(
@@ -227,14 +267,15 @@ def scan(
             logger.debug("skipping %s", entry)
             continue
         if entry.is_dir():
-            found = _moodle_folder(entry, mapper) or [_Candidate(entry, entry.name)]
+            found = _moodle_folder(entry, mapper) or [_plain_candidate(entry)]
         elif entry.suffix.lower() in _NOTEBOOK_SUFFIXES:
-            found = [_lms_file(entry, mapper) or _Candidate(entry, entry.stem)]
+            found = [_lms_file(entry, mapper) or _plain_candidate(entry)]
         else:
             logger.warning("skipping %s: not a .ipynb, a .zip or a folder", entry)
             continue
         for candidate in found:
             candidates.setdefault(candidate.student, []).append(candidate)
+    _separate_ambiguous(candidates)
 
     submissions, unmapped, superseded = [], [], []
     for student in sorted(candidates):
@@ -254,15 +295,15 @@ def scan(
                 logger.warning(
                     "%s: not grading %s, superseded by the newer %s",
                     student,
-                    other.path.name,
-                    chosen.path.name,
+                    _text(other.path.name),
+                    _text(chosen.path.name),
                 )
             submission = _read_candidate(chosen, max_bytes=max_bytes)
             if chosen.lms is not None and not mapper.knows(student):
                 unmapped.append(chosen.lms)
                 logger.warning(
                     "%s: %s id %s (%s) is not on the roster; graded as %s",
-                    chosen.path.name,
+                    _text(chosen.path.name),
                     chosen.lms.platform.capitalize(),
                     chosen.lms.lms_id,
                     chosen.lms.lms_name or "no name",
@@ -295,17 +336,122 @@ def _read_candidate(candidate: _Candidate, *, max_bytes: int) -> Submission:
     )
 
 
+def canvas_readings(file_name: str) -> list[CanvasReading]:
+    """Every way ``file_name`` splits as ``<name>[_LATE]_<user id>_<file id>_<original name>``.
+
+    Args:
+        file_name: A file name from a Canvas download (``anon_<id>`` in place of name and user
+            id under anonymous grading).
+
+    Returns:
+        The readings, leftmost user id first; [] when the name is not a Canvas download name.
+    """
+    readings = []
+    for start in (0, *(m.end() for m in re.finditer("_", file_name))):
+        tail = _CANVAS_TAIL.fullmatch(file_name, start)
+        if tail is None:
+            continue
+        anonymous = tail["uid"].startswith("anon_")
+        head = (_CANVAS_ANON_HEAD if anonymous else _CANVAS_HEAD).fullmatch(file_name[:start])
+        if head is None:
+            continue
+        name = "" if anonymous else head["name"]
+        late = head["late"] is not None
+        readings.append(CanvasReading(name, late, tail["uid"], int(tail["fid"]), tail["orig"]))
+    return readings
+
+
 def _lms_file(path: Path, mapper: _RosterMap) -> _Candidate | None:
     """A Canvas or flattened Moodle file, or None when the name follows neither scheme."""
-    if match := _MOODLE_FILE.match(path.name):
+    file_name = _text(path.name)
+    if match := _MOODLE_FILE.match(file_name):
         return _moodle_candidate(path, match, mapper)
-    if match := _CANVAS.match(path.name):
-        name, uid = match["name"] or "", match["uid"]
-        lms = LmsFile(path, "canvas", uid, name, mapper.student("canvas", uid, name))
-        resubmission = _RESUBMISSION.search(Path(match["orig"]).stem)
-        order = (int(match["fid"]), int(resubmission[1]) if resubmission else 0, *_mtime(path))
-        return _Candidate(path, lms.student, order, lms, late=match["late"] is not None)
-    return None
+    readings = canvas_readings(file_name)
+    if not readings:
+        return None
+    students = [mapper.student("canvas", r.user, r.name) for r in readings]
+    on_roster = [i for i, student in enumerate(students) if mapper.knows(student)]
+    if len(on_roster) > 1:
+        problem = (
+            f"the Canvas file name {file_name!r} can be read as the upload of "
+            f"{_readings_text(readings, students, on_roster)}; it is not graded as anyone's "
+            "(rename it to <student>.ipynb if you know whose it is)"
+        )
+        logger.warning("%s", problem)
+        return _Candidate(path, file_name, problem=problem)
+    chosen = on_roster[0] if on_roster else 0
+    reading, student = readings[chosen], students[chosen]
+    lms = LmsFile(path, "canvas", reading.user, reading.name, student)
+    resubmission = _RESUBMISSION.search(Path(reading.original).stem)
+    order = (reading.file_id, int(resubmission[1]) if resubmission else 0, *_mtime(path))
+    candidate = _Candidate(path, student, order, lms, late=reading.late)
+    if len(readings) > 1:
+        candidate.ambiguous = (
+            f"the Canvas file name {file_name!r} can be read as the upload of "
+            f"{_readings_text(readings, students, list(range(len(readings))))}"
+        )
+        logger.warning(
+            "%s: read as Canvas user %s (%s), but %s; check that it is theirs",
+            file_name,
+            reading.user,
+            student,
+            candidate.ambiguous,
+        )
+    return candidate
+
+
+def _readings_text(readings: list[CanvasReading], students: list[str], which: list[int]) -> str:
+    return " or ".join(
+        f"user {readings[i].user} ({students[i]}, file {readings[i].file_id})" for i in which
+    )
+
+
+def _separate_ambiguous(candidates: dict[str, list[_Candidate]]) -> None:
+    """Give a Canvas file with several readings its own invalid row when it shares a student.
+
+    Such a file never displaces another file of the student it was read as (a crafted name could
+    otherwise replace a classmate's upload with a higher file id), and is never displaced
+    silently either: it becomes a row of its own, under its file name, naming the readings.
+    """
+    for student, group in list(candidates.items()):
+        if len(group) < 2:
+            continue
+        for candidate in [c for c in group if c.ambiguous is not None]:
+            group.remove(candidate)
+            file_name = _text(candidate.path.name)
+            others = ", ".join(sorted(_display_name(c.path) for c in group))
+            candidate.problem = (
+                f"not graded as {student}'s, who also has {others}: {candidate.ambiguous} "
+                "(rename it to <student>.ipynb if you know whose it is)"
+            )
+            candidate.student, candidate.lms = file_name, None
+            logger.warning("%s: %s", file_name, candidate.problem)
+            candidates.setdefault(file_name, []).append(candidate)
+
+
+def _plain_candidate(entry: Path) -> _Candidate:
+    """``<student>.ipynb``, ``<student>.zip`` or ``<student>/``: the id is the stem or the name.
+
+    A blank stem (`` .ipynb``) names nobody: the candidate keeps its file name as id and is
+    invalid, so the file still gets a row.
+    """
+    name = _text(entry.name)
+    stem = name if entry.is_dir() else name[: len(name) - len(entry.suffix)]
+    if stem.strip():
+        return _Candidate(entry, stem)
+    display = _display_name(entry)
+    what = "folder" if entry.is_dir() else "file"
+    return _Candidate(
+        entry,
+        display,
+        problem=f"the {what} name {display!r} holds no student id; rename it to the student's id",
+    )
+
+
+def _text(name: str) -> str:
+    """A file name as printable text: bytes that are not UTF-8 and control characters are
+    escaped (``bad\\xff``, ``x\\x1b``), never lost."""
+    return visible(os.fsencode(name).decode("utf-8", "backslashreplace"), keep_newlines=False)
 
 
 def _moodle_candidate(path: Path, match: re.Match, mapper: _RosterMap) -> _Candidate:
@@ -316,7 +462,7 @@ def _moodle_candidate(path: Path, match: re.Match, mapper: _RosterMap) -> _Candi
 
 def _moodle_folder(folder: Path, mapper: _RosterMap) -> list[_Candidate]:
     """The notebooks (and zips) in a Moodle submission folder; [] when it is not one."""
-    match = _MOODLE_DIR.match(folder.name)
+    match = _MOODLE_DIR.match(_text(folder.name))
     if match is None:
         return []
     found = []
@@ -407,7 +553,7 @@ def _name_keys(name: str) -> Iterable[str]:
 
 
 def _display_name(path: Path) -> str:
-    return f"{path.name}/" if path.is_dir() else path.name
+    return f"{_text(path.name)}/" if path.is_dir() else _text(path.name)
 
 
 def _read_submission(student: str, path: Path, *, max_bytes: int) -> Submission:
@@ -442,7 +588,7 @@ def _read_folder(student: str, folder: Path, *, max_bytes: int) -> Submission:
     if not notebooks:
         return Submission(student, folder, None, "folder holds no .ipynb")
     if len(notebooks) > 1:
-        names = ", ".join(p.relative_to(folder).as_posix() for p in notebooks)
+        names = ", ".join(_text(p.relative_to(folder).as_posix()) for p in notebooks)
         return Submission(
             student, folder, None, f"folder holds {len(notebooks)} notebooks: {names}"
         )
@@ -507,6 +653,11 @@ def _parse_notebook(
         raw = json.loads(text)
     except ValueError as e:
         return None, f"not valid JSON ({e})"
+    except RecursionError:
+        return None, f"not a Jupyter notebook (JSON nested more than {MAX_DEPTH} levels deep)"
+    problem = _tree_problem(raw)
+    if problem is not None:
+        return None, f"not a Jupyter notebook ({problem})"
     if not isinstance(raw, dict) or "nbformat" not in raw:
         what = "an object without an 'nbformat' key" if isinstance(raw, dict) else "not an object"
         return None, f"not a Jupyter notebook (the JSON is {what})"
@@ -519,6 +670,37 @@ def _parse_notebook(
     except Exception as e:  # noqa: BLE001 (ValidationError, or whatever the validator hits)
         return None, f"not a Jupyter notebook (nbformat validation: {_first_line(e)})"
     return notebook, None
+
+
+def _tree_problem(raw: object) -> str | None:
+    """Why parsed JSON cannot be a notebook we can handle: too deep, or a lone surrogate."""
+    stack = [(raw, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if found := _SURROGATE.search(node):
+                return (
+                    f"its JSON escapes a lone UTF-16 surrogate, {found.group()!a}, which is "
+                    "not a character"
+                )
+            continue
+        if not isinstance(node, dict | list):
+            continue
+        if depth > MAX_DEPTH:
+            return f"JSON nested more than {MAX_DEPTH} levels deep"
+        items = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        stack.extend((item, depth + 1) for item in items)
+    return None
+
+
+def notebook_bytes(notebook: nbformat.NotebookNode) -> bytes:
+    """A notebook as compact JSON: sorted keys, no indentation, non-ASCII text escaped.
+
+    Unlike ``nbformat.writes`` (indent 1), its size is at most about twice the notebook's text
+    however deeply the notebook nests, and it never fails to encode. The kit uses it wherever it
+    needs the notebook as bytes (the cache key, the judge's copy of the notebook).
+    """
+    return json.dumps(notebook, sort_keys=True, separators=(",", ":")).encode("ascii")
 
 
 def _first_line(error: Exception, *, limit: int = 200) -> str:

@@ -33,6 +33,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from autograder.errors import KitError
 from autograder.gradebook import STATUSES
 from autograder.pack.spec import Pack
+from autograder.safetext import visible
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,12 @@ _POINTS_TOLERANCE = 1e-6
 _BAR_COLOR = "#3a6ea5"
 _ACCENT_COLOR = "#d9822b"
 _SVG_SALT = "math-primer-report"
+
+
+def _esc(text: object) -> str:
+    """Text for the page: control characters shown as escapes (student ids, reasons, comments
+    come from students and TAs), then HTML-escaped."""
+    return html.escape(visible(str(text)))
 
 
 class ReportError(KitError, ValueError):
@@ -191,7 +198,7 @@ def render_report(
             _attention_section(table, results),
             _overrides_section(results, pack),
         ]
-    heading = html.escape(f"{title or pack.title}: grading report")
+    heading = _esc(f"{title or pack.title}: grading report")
     overview = _overview(table, graded, pack)
     body = "\n".join(sections)
     return (
@@ -220,7 +227,7 @@ def _overview(table: pd.DataFrame, graded: pd.DataFrame, pack: Pack) -> str:
 
 
 def _status_section(table: pd.DataFrame) -> str:
-    rows = [[html.escape(s), str(n)] for s, n in _status_counts(table).items()]
+    rows = [[_esc(s), str(n)] for s, n in _status_counts(table).items()]
     rows.append(["<strong>all</strong>", f"<strong>{len(table)}</strong>"])
     return _section(
         "Submissions by status",
@@ -272,13 +279,13 @@ def _questions_section(
         top = _top_tags(frequencies, row.question, 1)
         rows.append(
             [
-                html.escape(row.question),
-                html.escape(pack.question(row.question).sheet),
+                _esc(row.question),
+                _esc(pack.question(row.question).sheet),
                 f"{row.points:g}",
                 _fmt(row.mean),
                 _pct(row.mean / row.points),
                 _pct(row.full_marks_rate),
-                f"{html.escape(top[0][0])} ({top[0][1]})" if top else "\u2014",
+                f"{_esc(top[0][0])} ({top[0][1]})" if top else "\u2014",
             ]
         )
     table = _html_table(
@@ -324,8 +331,8 @@ def _tags_section(graded: pd.DataFrame, frequencies: pd.DataFrame, pack: Pack) -
         counts = frequencies[tag]
         rows.append(
             [
-                f"<code>{html.escape(tag)}</code>",
-                html.escape(vocabulary.get(tag, "(not a tag of the contract)")),
+                f"<code>{_esc(tag)}</code>",
+                _esc(vocabulary.get(tag, "(not a tag of the contract)")),
                 *[str(n) if n else '<span class="zero">0</span>' for n in counts],
                 f"<strong>{counts.sum()}</strong>",
             ]
@@ -378,9 +385,9 @@ def _attention_section(table: pd.DataFrame, results: list[dict]) -> str:
     reasons = {r.get("student"): _reason(r) for r in results if isinstance(r, dict)}
     rows = [
         [
-            html.escape(str(row.student)),
-            html.escape(str(row.status)),
-            html.escape(reasons.get(row.student) or _DEFAULT_REASON.get(row.status, "")),
+            _esc(str(row.student)),
+            _esc(str(row.status)),
+            _esc(reasons.get(row.student) or _DEFAULT_REASON.get(row.status, "")),
         ]
         for row in table.itertuples(index=False)
         if row.status != "graded"
@@ -411,11 +418,11 @@ def _overrides_section(results: list[dict], pack: Pack) -> str:
                 continue
             rows.append(
                 [
-                    html.escape(str(result.get("student"))),
-                    html.escape(question),
+                    _esc(str(result.get("student"))),
+                    _esc(question),
                     _points(override.get("autograded")),
                     _points(override.get("points")),
-                    html.escape(str(override.get("comment") or "")),
+                    _esc(str(override.get("comment") or "")),
                 ]
             )
     if not rows:
@@ -538,10 +545,8 @@ def _svg(fig: Figure, key: str) -> str:
 
 def _section(heading: str, content: str, note: str = "") -> str:
     anchor = re.sub(r"[^a-z]+", "-", heading.lower()).strip("-")
-    note_html = f'<p class="note">{html.escape(note)}</p>\n' if note else ""
-    return (
-        f'<section id="{anchor}">\n<h2>{html.escape(heading)}</h2>\n{note_html}{content}</section>'
-    )
+    note_html = f'<p class="note">{_esc(note)}</p>\n' if note else ""
+    return f'<section id="{anchor}">\n<h2>{_esc(heading)}</h2>\n{note_html}{content}</section>'
 
 
 def _html_table(
@@ -555,14 +560,14 @@ def _html_table(
             for i, v in enumerate(values)
         )
 
-    head = f"<thead><tr>{cells([html.escape(h) for h in header], 'th')}</tr></thead>"
+    head = f"<thead><tr>{cells([_esc(h) for h in header], 'th')}</tr></thead>"
     body = "".join(f"<tr>{cells(row, 'td')}</tr>" for row in rows)
     klass = f' class="{css}"' if css else ""
     return f"<table{klass}>{head}<tbody>{body}</tbody></table>\n"
 
 
 def _empty(text: str) -> str:
-    return f'<p class="empty">{html.escape(text)}</p>\n'
+    return f'<p class="empty">{_esc(text)}</p>\n'
 
 
 def _fmt(value: float) -> str:

@@ -1,15 +1,61 @@
 """One result per submission, in the ``results/<student>.json`` format, for every engine.
 
 Engines produce :class:`CaseOutcome` lists per question; this module alone turns them into the
-result dict (scores, tags, feedback), so the engines cannot drift apart.
+result dict (scores, tags, feedback), so the engines cannot drift apart. Texts that may come from
+the student (exception messages in case texts, notes, reasons) are made valid Unicode here
+(:func:`~autograder.safetext.valid_unicode`): a lone surrogate cannot be written as UTF-8.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .pack.spec import Pack
+from .safetext import valid_unicode
+
+MAX_STEM_BYTES = 200
+"""Longest file stem (UTF-8 bytes) used for a student's ``results/`` and ``feedback/`` files;
+with the longest suffix (``.json``, ``.html``) it stays far below the 255-byte limit of
+common file systems."""
+_UNSAFE_CHARS = re.compile(r'[/\\:*?"<>|]')
+"""Characters no output file name gets: path separators, and what Windows forbids (so the output
+folder can be copied anywhere)."""
+
+
+def file_stem(student: str) -> str:
+    """The file stem of a student's output files (``results/<stem>.json``, ``feedback/<stem>.md``).
+
+    A plain id is its own stem, so ``ann`` and ``hw 01 (final)`` write ``results/ann.json`` and
+    ``results/hw 01 (final).json``. Plain: printable (no control, format or separator characters
+    but the space), none of ``/ \\ : * ? " < > | ~``, no leading dot, no leading or trailing
+    space, at most :data:`MAX_STEM_BYTES` bytes. Any other id gets its plain characters (the
+    others as ``_``), then ``~`` and 12 hex digits of its SHA-256: a plain stem has no ``~`` and
+    the others differ by their hash, so distinct ids never share a stem, and no id can name
+    another folder.
+    """
+    student = str(student)
+    if _is_plain(student):
+        return student
+    digest = hashlib.sha256(student.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    readable = "".join(c if c.isprintable() else "_" for c in valid_unicode(student))
+    readable = _UNSAFE_CHARS.sub("_", readable).strip(". _")
+    readable = readable.encode()[: MAX_STEM_BYTES - 13].decode("utf-8", "ignore")
+    return f"{readable}~{digest}"
+
+
+def _is_plain(student: str) -> bool:
+    return (
+        student.isprintable()
+        and _UNSAFE_CHARS.search(student) is None
+        and "~" not in student
+        and not student.startswith(".")
+        and student == student.strip()
+        and bool(student)
+        and len(student.encode()) <= MAX_STEM_BYTES
+    )
 
 
 @dataclass(frozen=True)
@@ -29,6 +75,7 @@ class CaseOutcome:
 
 def empty_result(student: str, status: str, feedback: str, *, pack: Pack) -> dict:
     """A result with no points, for a submission that could not be graded."""
+    feedback = valid_unicode(feedback)
     questions = {
         q.id: {"score": 0.0, "possible": float(q.points), "tags": [], "feedback": feedback}
         for q in pack.questions
@@ -58,7 +105,7 @@ def question_entry(question: str, outcomes: Sequence[CaseOutcome] | None, *, pac
         if outcome.passed:
             continue
         tags += [t for t in outcome.tags if t not in tags]
-        lines.append(f"[{outcome.case}, {outcome.points:g} pt] {outcome.text}")
+        lines.append(f"[{outcome.case}, {outcome.points:g} pt] {valid_unicode(outcome.text)}")
     score = round(sum(o.points for o in outcomes if o.passed), 6)
     feedback = "\n".join(lines) if lines else "All tests passed."
     cases = [
@@ -88,7 +135,7 @@ def graded_result(
     """
     questions = {q: question_entry(q, outcomes.get(q), pack=pack) for q in pack.question_ids}
     for question, note in (advice or {}).items():
-        questions[question]["feedback"] += f"\n{note}"
+        questions[question]["feedback"] += f"\n{valid_unicode(note)}"
     result = {
         "student": student,
         "status": "graded",
@@ -97,5 +144,5 @@ def graded_result(
         "questions": questions,
     }
     if notes:
-        result["notes"] = list(notes)
+        result["notes"] = [valid_unicode(note) for note in notes]
     return result

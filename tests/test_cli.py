@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
-from autograder.cli import main
-from autograder.pack import load
+import autograder
+from autograder.cli import _VisibleRichHandler, main
+from autograder.pack import load, registry
 from conftest import CORRECT, fill, write_notebooks
 
 
@@ -98,7 +108,8 @@ def test_unknown_assignment_is_one_error_line(tmp_path):
     for command in (["build", "--out", str(tmp_path)], ["demo", "--out", str(tmp_path)]):
         result = invoke(*command, "--assignment", "nope")
         assert result.exit_code == 2
-        assert "error: no assignment 'nope' (available: math_primer)" in result.output
+        available = ", ".join(registry.names())
+        assert f"error: no assignment 'nope' (available: {available})" in result.output
         assert "Traceback" not in result.output
 
 
@@ -148,3 +159,72 @@ def test_new_scaffolds_a_pack_that_builds(monkeypatch, tmp_path):
     built = invoke("build", "--assignment", "week_four", "--out", str(tmp_path / "dist"))
     assert built.exit_code == 0, built.output
     assert (tmp_path / "dist" / "student" / "week_four.ipynb").is_file()
+
+
+# --- student text on the terminal ---------------------------------------------------------------
+
+HOSTILE_STEM = "[red]x\x1b]0;pwned\x07\x1b[31m"
+"""A file stem with rich markup, an escape sequence that sets the terminal's title, and red."""
+
+
+def _run_in_pty(args: list[str], cwd: Path, timeout: float = 120) -> bytes:
+    """Run a command on a real pseudo-terminal (as a TA would) and return every byte it printed."""
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "50"}
+    proc = subprocess.Popen(
+        args, cwd=cwd, stdin=terminal, stdout=terminal, stderr=terminal, env=env
+    )
+    os.close(terminal)
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal closed: the process has exited
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=10)
+    os.close(controller)
+    return b"".join(chunks)
+
+
+def test_student_file_names_are_shown_not_interpreted_on_a_terminal(tmp_path):
+    """On a real terminal, is a file name's markup printed and its escape sequence inert?"""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / f"{HOSTILE_STEM}.ipynb").write_text("not json", encoding="utf-8")
+    repo = Path(autograder.__file__).resolve().parents[1]
+    shown = _run_in_pty(
+        [
+            sys.executable,
+            "-m",
+            "autograder",
+            "grade",
+            str(subs),
+            "--out",
+            str(tmp_path / "out"),
+            "--assignment",
+            "math_primer",
+        ],  # nothing to infer it from: the file is not JSON
+        cwd=repo,
+    )
+    assert b"\x07" not in shown and b"\x1b]0;" not in shown  # no bell, no title change
+    assert b"x\x1b[31m" not in shown  # the student's red never reaches the terminal
+    progress = [line for line in shown.split(b"\n") if b"grading" in line and b": inv" in line]
+    assert progress and all(b"[red]x" in line for line in progress)  # markup shown as text
+
+
+def test_log_lines_show_control_characters_as_escapes():
+    """Does the CLI's log handler print a message's ESC and BEL as text, not as controls?"""
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=200, record=True)
+    handler = _VisibleRichHandler(console=console, show_path=False, markup=False)
+    args = ("[red]ann", "\x1b[31mX\x07")
+    handler.emit(logging.LogRecord("t", logging.WARNING, "", 0, "%s: %s", args, None))
+    assert "\x1b[31mX" not in out.getvalue() and "\x07" not in out.getvalue()
+    assert "[red]ann: \\x1b[31mX\\x07" in console.export_text()

@@ -254,17 +254,42 @@ def test_files_are_utf8_with_unix_newlines(tmp_path: Path) -> None:
     assert raw.startswith(b"Student,")
 
 
+def test_formula_cells_are_neutralised_but_lms_ids_never_changed(tmp_path, caplog) -> None:
+    """Are formula-like names quoted, and rows whose LMS id looks like a formula left out?"""
+    results = [graded_result(s, all_passed(), pack=PACK) for s in ("=HYPERLINK(1)", "ann", "bob")]
+    roster = pd.DataFrame(
+        {
+            "student": ["=HYPERLINK(1)", "ann", "bob"],
+            "name": ["Eve", "@SUM(1+1)", "Bob"],
+            "canvas_id": ["1", "2", "3"],
+            "sis_login_id": ["eve", "ann", "-bob"],
+            "idnumber": ["e1", "+a2", "b3"],
+        }
+    )
+    with caplog.at_level(logging.WARNING, logger="autograder.exports"):
+        table = collate(results, roster=roster, pack=PACK)
+        write_exports(table, results, tmp_path, roster=roster, pack=PACK)
+    canvas = rows(tmp_path / "canvas.csv")
+    assert [r[:4] for r in canvas[1:]] == [["Eve", "1", "", "eve"], ["'@SUM(1+1)", "2", "", "ann"]]
+    assert rows(tmp_path / "moodle.csv")[1:] == [["e1", "", "12"], ["b3", "", "12"]]
+    assert "not in canvas.csv" in caplog.text and "'-bob'" in caplog.text
+    assert "not in moodle.csv" in caplog.text and "'+a2'" in caplog.text
+    long = rows(tmp_path / "long.csv")
+    assert {r[0] for r in long[1:]} == {"'=HYPERLINK(1)", "ann", "bob"}
+
+
 @pytest.mark.parametrize(
     ("table", "assignment", "match"),
     [
         (pd.DataFrame({"student": ["a"]}), "Math Primer", "total, status"),
         (None, " ", "needs a name"),
+        (None, "=Math Primer", "formula"),
     ],
 )
 def test_bad_input_raises_export_error(
     tmp_path: Path, table: pd.DataFrame | None, assignment: str, match: str
 ) -> None:
-    """Does a table without the gradebook's columns, or an empty assignment name, raise?"""
+    """Does a table without the gradebook's columns, or an empty or formula name, raise?"""
     results = batch()
     table = collate(results, pack=PACK) if table is None else table
     with pytest.raises(ExportError, match=match):

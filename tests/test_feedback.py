@@ -10,7 +10,7 @@ import pytest
 from autograder.checks.tags import hint
 from autograder.feedback import STATUS_EXPLANATIONS, FeedbackError, write_feedback
 from autograder.pack import load
-from autograder.results import CaseOutcome, empty_result, graded_result
+from autograder.results import CaseOutcome, empty_result, file_stem, graded_result
 from conftest import TINY, check_golden
 
 PACK = load("math_primer")
@@ -163,11 +163,11 @@ def test_hostile_feedback_is_escaped_in_html(tmp_path: Path) -> None:
         HOSTILE, outcomes, notes=['cell 2 printed "</ul><script>x</script>"'], pack=PACK
     )
     write_feedback([result], tmp_path, pack=PACK)
-    page = parse(tmp_path / "feedback" / f"{HOSTILE}.html")
+    page = parse(tmp_path / "feedback" / f"{file_stem(HOSTILE)}.html")
     assert "script" not in page.tags and "img" not in page.tags
     text = "".join(page.text)
     assert HOSTILE in text and "<script>alert(1)</script>" in text
-    md = (tmp_path / "feedback" / f"{HOSTILE}.md").read_text(encoding="utf-8")
+    md = (tmp_path / "feedback" / f"{file_stem(HOSTILE)}.md").read_text(encoding="utf-8")
     assert "<script>" not in md and "<img" not in md
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md
 
@@ -181,14 +181,28 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
     assert "http" not in html and 'charset="utf-8"' in html
 
 
-@pytest.mark.parametrize("student", ["", "..", "a/b", "a\\b", None])
-def test_unusable_student_ids_raise(tmp_path: Path, student: str | None) -> None:
-    """Does an id that cannot be a file name raise FeedbackError, writing nothing outside?"""
+@pytest.mark.parametrize("student", ["", "  ", None])
+def test_missing_student_ids_raise(tmp_path: Path, student: str | None) -> None:
+    """Does a result without a student id raise FeedbackError instead of writing a nameless file?"""
     result = graded_result("x", all_passed(), pack=PACK)
     result["student"] = student
     with pytest.raises(FeedbackError):
         write_feedback([result], tmp_path, pack=PACK)
-    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("student", ["..", "a/b", "a\\b", "../../x", " ", "z" * 300, "bad\udcff"])
+def test_path_like_student_ids_get_safe_file_names(tmp_path: Path, student: str) -> None:
+    """Does an id that is no plain file name get its feedback in feedback/, under a safe name?"""
+    if not student.strip():
+        student = f"{student}.ipynb"  # intake gives a blank stem its whole file name as id
+    result = graded_result("x", all_passed(), pack=PACK)
+    result["student"] = student
+    paths = write_feedback([result], tmp_path / "out", pack=PACK)
+    assert [p.parent for p in paths] == [tmp_path / "out" / "feedback"] * 2
+    assert all(len(p.name.encode()) <= 255 and "~" in p.name for p in paths)
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file()) == sorted(
+        p.name for p in paths
+    )
 
 
 def test_duplicate_students_raise(tmp_path: Path) -> None:

@@ -276,14 +276,25 @@ def test_write_results_round_trip(tmp_path):
     ("results", "match"),
     [
         ([full_marks("ann"), full_marks("ann")], "ann"),
-        ([full_marks("../evil")], "unusable student id"),
+        ([full_marks(" ")], "no student id"),
         ([result("ann", q1a=float("nan"))], "cannot be written as JSON"),
     ],
 )
 def test_write_results_refuses_unsafe_input(tmp_path, results, match):
-    """Are duplicate ids, path-like ids and NaN scores refused instead of written?"""
+    """Are duplicate ids, blank ids and NaN scores refused instead of written?"""
     with pytest.raises(GradebookError, match=match):
         write_results(results, tmp_path)
+
+
+def test_write_gradebook_neutralises_formula_text_but_not_numbers(tmp_path, roster):
+    """Is a formula-like student id or roster cell written with an apostrophe, numbers as-is?"""
+    roster = roster.assign(name=["=1+1", "-", "-2.5"])
+    results = [full_marks("=HYPERLINK(1)"), full_marks("ann")]
+    write_gradebook(collate(results, roster=roster, pack=PACK), tmp_path)
+    table = pd.read_csv(tmp_path / "gradebook.csv", dtype=str, keep_default_na=False)
+    assert "'=HYPERLINK(1)" in set(table["student"])
+    assert sorted(table["name"]) == ["", "'-", "'=1+1", "-2.5"]  # -2.5 stays a number
+    assert set(table["total"]) <= {"12.0", "0.0"}
 
 
 def test_write_gradebook_has_no_float_noise(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 import tempfile
 import zipfile
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autograder.intake import IntakeError, Submission, discover
+from autograder.intake import MAX_DEPTH, IntakeError, Submission, discover, notebook_bytes
 
 
 def notebook_text(source: str = "x = 1") -> str:
@@ -325,3 +326,81 @@ def test_any_bytes_give_exactly_one_submission(content, suffix):
         sub = only(discover(Path(tmp)))
     assert sub.student == "eve"
     assert (sub.notebook is None) != (sub.problem is None)
+
+
+# --- hostile data and file names (red team, round 2) -------------------------------------------
+
+
+def deep_notebook_text(depth: int, width: int) -> str:
+    """A valid notebook whose metadata nests a list of ``width`` zeros ``depth`` levels deep."""
+    value: object = [0] * width
+    for _ in range(depth - 3):  # the notebook and its metadata are two levels, the list a third
+        value = [value]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nb.metadata["deep"] = value
+    return json.dumps(nb, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested more than 100 levels deep"),
+        (deep_notebook_text(500, 10_000).encode(), "nested more than 100 levels deep"),
+        (notebook_text("s = 'SURROGATE'").replace("SURROGATE", "\\ud800").encode(), "surrogate"),
+    ],
+    ids=["100k-brackets", "metadata-500-deep", "lone-surrogate-escape"],
+)
+def test_hostile_json_is_an_invalid_row(tmp_path, content, expected):
+    """Do deeply nested JSON and a lone surrogate escape give an invalid Submission, no crash?"""
+    (tmp_path / "eve.ipynb").write_bytes(content)
+    sub = only(discover(tmp_path))
+    assert sub.student == "eve" and not sub.ok
+    assert expected in sub.problem
+
+
+def test_nesting_up_to_the_limit_is_read(tmp_path):
+    """Is a notebook nested exactly MAX_DEPTH levels deep still read (the limit is not too low)?"""
+    write = tmp_path / "ann.ipynb"
+    write.write_text(deep_notebook_text(MAX_DEPTH, 10), encoding="utf-8")
+    assert only(discover(tmp_path)).ok
+
+
+def test_notebook_bytes_cost_is_linear_in_the_file(tmp_path):
+    """Is the kit's copy of a deep notebook about its own size, where nbformat's balloons?"""
+    text = deep_notebook_text(MAX_DEPTH, 100_000)
+    (tmp_path / "ann.ipynb").write_text(text, encoding="utf-8")
+    sub = only(discover(tmp_path))
+    assert len(notebook_bytes(sub.notebook)) <= 1.1 * len(text)
+    assert len(nbformat.writes(sub.notebook)) > 20 * len(text)  # what the kit used to hash
+
+
+@pytest.mark.parametrize(
+    ("name", "student"),
+    [
+        (b"back\\slash.ipynb", "back\\slash"),
+        (b"bad\xff.ipynb", "bad\\xff"),
+        (b"x\x1b[31m\x07.ipynb", "x\\x1b[31m\\x07"),
+        (b"=HYPERLINK(1).ipynb", "=HYPERLINK(1)"),
+        (b"z" * 251 + b".zip", "z" * 251),
+    ],
+    ids=["backslash", "undecodable-byte", "escape-sequence", "formula", "251-characters"],
+)
+def test_odd_file_names_give_printable_student_ids(tmp_path, name, student):
+    """Does a file with an odd name give a graded Submission whose id is printable text?"""
+    path = os.path.join(os.fsencode(tmp_path), name)
+    if name.endswith(b".zip"):
+        write_zip(Path(os.fsdecode(path)), {"hw.ipynb": notebook_text()})
+    else:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(notebook_text())
+    sub = only(discover(tmp_path))
+    assert sub.student == student and sub.ok
+    assert sub.student.encode("utf-8") and sub.student.isprintable()
+
+
+def test_blank_stem_is_an_invalid_row_under_its_file_name(tmp_path):
+    """Does ` .ipynb` give an invalid row named after the file instead of a blank student id?"""
+    write_notebook(tmp_path / " .ipynb")
+    sub = only(discover(tmp_path))
+    assert sub.student == " .ipynb" and not sub.ok
+    assert "holds no student id" in sub.problem

@@ -11,7 +11,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from autograder.intake import IntakeError, discover, scan
+from autograder.intake import IntakeError, canvas_readings, discover, scan
 
 
 def write_notebook(path: Path, source: str = "x = 1", *, mtime: float | None = None) -> Path:
@@ -274,3 +274,67 @@ def test_discover_is_scan_submissions(tmp_path):
     write_notebook(tmp_path / "ann.ipynb")
     write_notebook(tmp_path / "doejane_12345_678901_hw.ipynb")
     assert discover(tmp_path, roster=ROSTER) == scan(tmp_path, roster=ROSTER).submissions
+
+
+# --- crafted Canvas names (red team, round 2) ------------------------------------------------
+
+MALLORY = pd.DataFrame(
+    {
+        "student": ["jdoe", "mallory"],
+        "name": ["Jane Doe", "Mal Lory"],
+        "canvas_id": ["12345", "777"],
+    }
+)
+
+
+def test_canvas_readings_lists_every_split():
+    """Does a name with digit runs on both sides list every reading, leftmost user id first?"""
+    readings = canvas_readings("a_1_2_3_4_hw.ipynb")
+    assert [(r.name, r.user, r.file_id, r.original) for r in readings] == [
+        ("a", "1", 2, "3_4_hw.ipynb"),
+        ("a_1", "2", 3, "4_hw.ipynb"),
+        ("a_1_2", "3", 4, "hw.ipynb"),
+    ]
+    assert [r.user for r in canvas_readings("LATE_anon_Xy7Qz_678901_hw.ipynb")] == ["anon_Xy7Qz"]
+
+
+@pytest.mark.parametrize(
+    ("attack", "roster", "graded_as"),
+    [
+        # Sortable name "12345_999999" (Canvas keeps [[:word:]]): read from the right, the ids
+        # Canvas appended are mallory's.
+        ("12345_999999_777_888_hw.ipynb", MALLORY, "mallory"),
+        # Sortable name "x_12345_999999": it also reads as jdoe's upload 999999.
+        ("x_12345_999999_777_888_hw.ipynb", MALLORY, None),
+        ("x_12345_999999_31337_888_hw.ipynb", MALLORY, None),  # uploader not on the roster
+        ("x_12345_999999_31337_888_hw.ipynb", None, None),  # no roster: canvas-12345 both
+        # A crafted original file name instead of a crafted sortable name.
+        ("lorymal_777_888_12345_999999_hw.ipynb", MALLORY, None),
+    ],
+    ids=["digits-only-name", "name", "uploader-off-roster", "no-roster", "original-name"],
+)
+def test_crafted_canvas_name_never_displaces_a_students_file(
+    tmp_path, caplog, attack, roster, graded_as
+):
+    """Is the victim graded on their own upload, and the crafted file a row of its own?"""
+    victim = write_notebook(tmp_path / "doejane_12345_678901_hw.ipynb", "victim")
+    crafted = write_notebook(tmp_path / attack, "attacker")
+    with caplog.at_level(logging.WARNING, logger="autograder.intake"):
+        intake = scan(tmp_path, roster=roster)
+    by_source = {s.source: s for s in intake.submissions}
+    victim_id = "jdoe" if roster is not None else "canvas-12345"
+    assert by_source[victim].student == victim_id and source_of(by_source[victim]) == "victim"
+    assert intake.superseded == [] and len(intake.submissions) == 2
+    row = by_source[crafted]
+    if graded_as is None:  # it reads as the victim's too: an invalid row under its file name
+        assert (row.student, row.ok) == (attack, False)
+        assert "user 12345" in row.problem and attack in caplog.text
+    else:
+        assert (row.student, source_of(row)) == (graded_as, "attacker")
+
+
+def test_honest_original_name_with_digits_maps_to_its_uploader(tmp_path):
+    """Does `doejane_12345_678901_ex_2_3_final.ipynb` still map to jdoe (one roster reading)?"""
+    write_notebook(tmp_path / "doejane_12345_678901_ex_2_3_final.ipynb", "mine")
+    [sub] = scan(tmp_path, roster=ROSTER).submissions
+    assert (sub.student, source_of(sub)) == ("jdoe", "mine")

@@ -135,7 +135,8 @@ def test_grade_applies_overrides_to_results_and_gradebook(subs, tmp_path):
     out = tmp_path / "out"
     path = write_csv(tmp_path, HEADER + "bob,q3,3,oral exam\nbob,q1a,0,\n")
     result = CliRunner().invoke(
-        main, ["grade", str(subs), "--out", str(out), "--overrides", str(path)]
+        main,
+        ["grade", str(subs), "--out", str(out), "--overrides", str(path), "-a", PACK.name],
     )
     assert result.exit_code == 0, result.output
     bob = json.loads((out / "results" / "bob.json").read_text())
@@ -149,7 +150,7 @@ def test_grade_applies_overrides_to_results_and_gradebook(subs, tmp_path):
     assert book.loc["bob", ["q1a", "q3", "total", "percent"]].tolist() == [0.0, 3.0, 3.0, 25.0]
     assert book.loc["ann", "total"] == 1.0
 
-    again = grading.grade(submissions=subs, out=out, build_dir=tmp_path, jobs=1)
+    again = grading.grade(submissions=subs, out=out, build_dir=tmp_path, jobs=1, assignment=PACK)
     assert again.reused == 2
     assert again.gradebook.set_index("student").loc["bob", "total"] == 1.0
     assert "override" not in json.loads((out / "results" / "bob.json").read_text())["questions"]
@@ -162,7 +163,9 @@ def test_an_unknown_student_stops_before_grading(subs, tmp_path, monkeypatch):
     monkeypatch.setattr(grading, "make_grader", lambda engine, **kw: calls.append(1))
     path = write_csv(tmp_path, HEADER + "ann,q1a,1,\nbobby,q3,1,\n")
     result = CliRunner().invoke(
-        main, ["grade", str(subs), "--out", str(tmp_path / "o"), "--overrides", str(path)]
+        main,
+        ["grade", str(subs), "--out", str(tmp_path / "o"), "--overrides", str(path)]
+        + ["-a", PACK.name],
     )
     assert result.exit_code == 2
     assert "row 3 (counting the header as row 1): no submission from student 'bobby'" in (
@@ -183,6 +186,7 @@ def test_every_question_can_be_overridden(subs, tmp_path):
         build_dir=tmp_path,
         jobs=1,
         overrides=write_csv(tmp_path, HEADER + rows),
+        assignment=PACK,
     )
     assert run.gradebook.set_index("student").loc["ann", "percent"] == 100.0
 

@@ -21,7 +21,7 @@ import nbformat
 from ..advice import advice_notes
 from ..checks.runner import TAG_LINE
 from ..givens import SEED_ENV
-from ..intake import Submission
+from ..intake import Submission, notebook_bytes
 from ..pack import registry
 from ..pack.master import case_of_test
 from ..pack.spec import Pack
@@ -117,7 +117,7 @@ def prepare_notebook(notebook: nbformat.NotebookNode, folder: Path, *, name: str
         "name": "python3",
     }
     path = folder / name
-    nbformat.write(nb, str(path))
+    path.write_bytes(notebook_bytes(nb))  # compact JSON: nbformat's indentation can balloon
     return path
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from ..advice import advice_notes
 from ..checks.runner import CallTimeout, call_timeout, run_case
 from ..errors import JudgeFault, KitError
-from ..intake import Submission
+from ..intake import Submission, notebook_bytes
 from ..pack import registry
 from ..pack.spec import Pack
 from ..results import CaseOutcome, empty_result, graded_result
@@ -253,7 +253,7 @@ class Session:
         self.pack = pack
         self.given_names = {id(value): name for name, value in pack.givens.items()}
         self.cells = [c.source for c in notebook.cells if c.cell_type == "code"]
-        self.notebook_json = nbformat.writes(notebook).encode()
+        self.notebook_json = notebook_bytes(notebook)  # compact: nbformat's indent balloons
         self.deadline = time.monotonic() + config.submission_timeout
         self.finished: list[int] = []
         self.notes: list[str] = []
