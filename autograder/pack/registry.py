@@ -105,6 +105,8 @@ def _import_package(folder: Path) -> str:
     module_name = _module_name(folder)
     if module_name not in sys.modules:
         spec = importlib.util.spec_from_loader(module_name, loader=None, is_package=True)
+        if spec is None:  # never for a loader-less package spec; keeps the type checker honest
+            raise SpecError(f"cannot register {folder} as a package")
         package = importlib.util.module_from_spec(spec)
         package.__path__ = [str(folder)]
         sys.modules[module_name] = package
