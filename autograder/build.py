@@ -31,6 +31,7 @@ from .givens import SEED_ENV
 from .pack import registry
 from .pack.master import check_master
 from .pack.spec import Pack
+from .pins import pinned
 from .validate import write_given_file
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,9 @@ RUN_OTTER_PATCH = (
 so that ``otter grade`` works with a plugin: its image holds an empty
 ``/autograder/submission_metadata.json``, which Otter 7.0.0 parses as JSON when plugins are
 configured (Gradescope writes a real one)."""
-AUTOGRADER_REQUIREMENTS = "numpy==2.4.6\nsympy==1.14.0\n"
-"""Extra packages for the grading image (Otter adds its own)."""
+AUTOGRADER_PACKAGES = ("numpy", "sympy")
+"""Extra packages for the grading image (Otter adds its own), at the kit's pins
+(:func:`autograder.pins.pinned`)."""
 OFFLINE_VENV = "/opt/math-primer/venv"
 """The venv of the offline grading image (``VENV`` in ``scripts/docker_image.sh``)."""
 OFFLINE_STUDENT_FILE = "autograder_student_id.txt"
@@ -209,11 +211,11 @@ def build(*, out: Path, pack: Pack | str) -> Build:
             target = stage / label
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
-        (stage / "requirements.txt").write_text(AUTOGRADER_REQUIREMENTS)
+        (stage / "requirements.txt").write_text(pinned(*AUTOGRADER_PACKAGES))
         master = stage / f"{pack.name}.ipynb"
         command = [sys.executable, "-m", "otter", "assign", master.name, "dist"]
         log.info("running %s", " ".join(command))
-        proc = subprocess.run(command, cwd=stage, capture_output=True, text=True)
+        proc = subprocess.run(command, cwd=stage, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             output = (proc.stdout + proc.stderr).strip()
             raise BuildError(

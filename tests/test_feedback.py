@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import TINY
 
 from autograder.checks.tags import hint
 from autograder.feedback import STATUS_EXPLANATIONS, FeedbackError, write_feedback
 from autograder.pack import load
 from autograder.results import CaseOutcome, empty_result, file_stem, graded_result
+from conftest import TINY, check_golden
 
 PACK = load("math_primer")
 CASES = PACK.cases
 
 GOLDEN = Path(__file__).parent / "golden" / "feedback"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
@@ -84,15 +82,10 @@ def test_writes_md_and_html_per_student(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["ben.md", "ben.html"])
-def test_matches_golden_file(tmp_path: Path, name: str) -> None:
+def test_matches_golden_file(tmp_path: Path, name: str, request: pytest.FixtureRequest) -> None:
     """Does the feedback of a result with mistakes, advice and notes match its golden file?"""
     write_feedback([ben()], tmp_path, pack=PACK)
-    got = (tmp_path / "feedback" / name).read_bytes()
-    golden = GOLDEN / name
-    if UPDATE:
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_bytes(got)
-    assert got == golden.read_bytes()
+    check_golden(request, GOLDEN / name, (tmp_path / "feedback" / name).read_bytes())
 
 
 def test_two_calls_give_byte_identical_files(tmp_path: Path) -> None:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY
 
 from autograder.gradebook import (
     STATUSES,
@@ -20,9 +18,10 @@ from autograder.gradebook import (
     write_gradebook,
     write_results,
 )
+from autograder.pack import load
+from conftest import TINY, check_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "gradebook.csv"
-from autograder.pack import load
 
 PACK = load("math_primer")
 BY_NAME = PACK.by_id
@@ -330,13 +329,9 @@ def golden_gradebook() -> pd.DataFrame:
     return collate(results, roster=roster, pack=PACK)
 
 
-def test_golden_gradebook_csv(tmp_path):
-    """Is gradebook.csv byte-for-byte the golden file (set UPDATE_GOLDEN=1 to rewrite it)?"""
-    written = write_gradebook(golden_gradebook(), tmp_path).read_bytes()
-    if os.environ.get("UPDATE_GOLDEN"):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_bytes(written)
-    assert written == GOLDEN.read_bytes()
+def test_golden_gradebook_csv(tmp_path, request):
+    """Is gradebook.csv byte-for-byte the golden file (--update-goldens rewrites it)?"""
+    check_golden(request, GOLDEN, write_gradebook(golden_gradebook(), tmp_path).read_bytes())
 
 
 # --- summary ---------------------------------------------------------------------------------

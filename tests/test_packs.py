@@ -306,7 +306,7 @@ def test_closed_forms_are_proven_with_sympy(pack, reference):
     closed_forms = getattr(reference, "CLOSED_FORMS", {})
     proven = set()
     shapes_done = set()
-    for question, case, target, instance in _small_instances(pack, limit=6):
+    for _question, _case, target, instance in _small_instances(pack, limit=6):
         if target.name not in closed_forms:
             continue
         key = (

@@ -29,10 +29,10 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
 
 import autograder
 from autograder.grading import grade
+from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
 
 BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 

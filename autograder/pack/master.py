@@ -172,7 +172,9 @@ def _blocks(nb: nbformat.NotebookNode, where: str) -> list[_Block]:
             try:
                 config = yaml.safe_load(cell.source.split("\n", 1)[1]) or {}
             except (IndexError, yaml.YAMLError) as exc:
-                raise MasterDrift(f"{where}: cell {index + 1}: bad question config ({exc})")
+                raise MasterDrift(
+                    f"{where}: cell {index + 1}: bad question config ({exc})"
+                ) from None
             current = _Block(str(config.get("name")), config.get("points"), [], [], [], [], [])
             blocks.append(current)
         elif _marker(cell, "# end question"):
