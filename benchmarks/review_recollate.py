@@ -35,12 +35,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from autograder.grading import write_outputs  # noqa: E402
-from autograder.pack import Pack  # noqa: E402
-from autograder.report import write_report  # noqa: E402
-from autograder.review.context import ReviewContext  # noqa: E402
-from autograder.review.questions import run_pack  # noqa: E402
-from autograder.review.store import ReviewStore  # noqa: E402
+from autograder.grading import write_outputs
+from autograder.pack import Pack
+from autograder.report import write_report
+from autograder.review.context import ReviewContext
+from autograder.review.questions import run_pack
+from autograder.review.store import ReviewStore
 
 
 def synthesise(source: list[dict], n: int, out: Path, *, pack: Pack) -> None:

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import CORRECT, MISTAKES, TINY, fill, write_notebooks
 
 from autograder import samples
 from autograder.build import build
@@ -31,6 +30,7 @@ from autograder.course_report import persistent_misconceptions, tag_summary
 from autograder.grading import grade
 from autograder.manifest import MANIFEST_NAME
 from autograder.pack import registry
+from conftest import CORRECT, MISTAKES, TINY, fill, write_notebooks
 
 GOLDEN = Path(__file__).parent / "golden"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import CORRECT, MP, TINY, fill, write_notebooks
 
 import autograder.grading
 from autograder.grading import grade
@@ -22,6 +21,7 @@ from autograder.manifest import (
     read_manifest,
     write_manifest,
 )
+from conftest import CORRECT, MP, TINY, fill, write_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 

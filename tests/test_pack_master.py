@@ -9,7 +9,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import FIXTURE_PACKS, MP, TINY
 
 from autograder.errors import MasterDrift, SpecError
 from autograder.pack import load_path
@@ -21,6 +20,7 @@ from autograder.pack.master import (
     sync_master,
 )
 from autograder.results import MANUAL_POSSIBLE, question_entry
+from conftest import FIXTURE_PACKS, MP, TINY
 
 
 def _copy_tiny(tmp_path: Path) -> Path:

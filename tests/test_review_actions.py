@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MP
 
 from autograder.gradebook import GradebookError
 from autograder.review.actions import (
@@ -16,6 +15,7 @@ from autograder.review.actions import (
     new_item_op,
 )
 from autograder.review.store import ReviewError
+from conftest import MP
 
 
 @pytest.mark.parametrize(

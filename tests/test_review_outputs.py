@@ -81,14 +81,13 @@ def test_a_failed_save_rolls_the_change_back(out, monkeypatch):
     pack = run_pack(out, store.read().run)
     specs = {q.id: q.points for q in question_specs(pack)}
     recollator = Recollator(out, store, pack=pack)
-    import autograder.grading as grading
+    from autograder import grading
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(grading, "write_outputs", broken)
-    with pytest.raises(OSError, match="disk full"):
-        with store.write(who="alice", possible=specs) as tx:
-            tx.set_points(student="cleo_blank", question="q1a", points=1.0, version=0)
-            recollator.save(tx)
+    with pytest.raises(OSError, match="disk full"), store.write(who="alice", possible=specs) as tx:
+        tx.set_points(student="cleo_blank", question="q1a", points=1.0, version=0)
+        recollator.save(tx)
     assert store.read().marks == {}

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from conftest import MP, TINY
-
 from autograder.review.questions import QuestionSpec, question_specs, run_pack
 from autograder.review.store import RunContext
+from conftest import MP, TINY
 
 
 def test_questions_come_from_the_pack_in_gradebook_order():

@@ -39,19 +39,20 @@ def test_a_stale_version_is_a_conflict_naming_who_changed_it(store):
     """Does a write based on an old version fail with who and when, and keep the first write?"""
     with store.write(who="alice", possible=POSSIBLE) as tx:
         tx.set_points(student="ann", question="q3", points=2.0, version=0)
-    with pytest.raises(ConflictError, match=r"changed by alice at .* \(version 1, yours 0\)"):
-        with store.write(who="bob", possible=POSSIBLE) as tx:
-            tx.set_points(student="ann", question="q3", points=1.0, version=0)
+    with (
+        pytest.raises(ConflictError, match=r"changed by alice at .* \(version 1, yours 0\)"),
+        store.write(who="bob", possible=POSSIBLE) as tx,
+    ):
+        tx.set_points(student="ann", question="q3", points=1.0, version=0)
     assert store.read().mark("ann", "q3").points == 2.0
 
 
 def test_a_failed_transaction_leaves_nothing_behind(store):
     """If a later step of a change fails, are its earlier steps (and their audit rows) undone?"""
     before = store.history()
-    with pytest.raises(ReviewError):
-        with store.write(who="alice", possible=POSSIBLE) as tx:
-            tx.set_points(student="ann", question="q3", points=2.0, version=0)
-            tx.set_points(student="bob", question="q3", points=7.0, version=0)  # out of range
+    with pytest.raises(ReviewError), store.write(who="alice", possible=POSSIBLE) as tx:
+        tx.set_points(student="ann", question="q3", points=2.0, version=0)
+        tx.set_points(student="bob", question="q3", points=7.0, version=0)  # out of range
     assert store.read().marks == {} and store.history() == before
 
 
@@ -127,9 +128,8 @@ def test_commutative_changes_need_no_version_and_are_idempotent(store):
 )
 def test_bad_changes_are_refused_with_a_reason(store, call, message):
     """Is each bad change a ReviewError that says what is wrong?"""
-    with pytest.raises(ReviewError, match=message):
-        with store.write(who="a", possible=POSSIBLE) as tx:
-            call(tx)
+    with pytest.raises(ReviewError, match=message), store.write(who="a", possible=POSSIBLE) as tx:
+        call(tx)
 
 
 def test_importing_the_same_rows_twice_changes_nothing_the_second_time(store):

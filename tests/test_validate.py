@@ -11,10 +11,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import CORRECT, MP, fill
 
 from autograder.build import Build
 from autograder.validate import GIVEN_FILE, compare_given, given_fingerprints
+from conftest import CORRECT, MP, fill
 
 
 @pytest.fixture(scope="module")
