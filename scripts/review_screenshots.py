@@ -3,7 +3,7 @@
 Usage: python scripts/review_screenshots.py [--out DIR]
 
 Grades the demo batch (``python -m autograder demo``) plus two copies of ``ben_mistakes`` (one
-with a derivation cell), serves it with ``python -m autograder review``, does what a TA does
+with its derivation written), serves it with ``python -m autograder review``, does what a TA does
 (a rubric item applied to q1b's ``transposed`` group, one student's points set by hand) in
 Debian's Chromium through Playwright, and saves the pages.
 """
@@ -25,10 +25,10 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from review_support import TRANSPOSED_COPIES, serving  # noqa: E402
 
-IMAGES = REPO / "docs" / "images"
-DERIVATION = r"""**Your derivation**
+from autograder.pack.master import DERIVATION_KEY  # noqa: E402
 
-With $z = x^T W^T$ we have $z_i = \sum_j W_{ij} x_j$, so
+IMAGES = REPO / "docs" / "images"
+DERIVATION = r"""With $z = x^T W^T$ we have $z_i = \sum_j W_{ij} x_j$, so
 
 $$(J_z)_{ij} = \frac{\partial z_i}{\partial x_j} = W_{ij}, \qquad J_z = W^T.$$
 """
@@ -43,8 +43,8 @@ def prepare(root: Path) -> Path:
     for name in TRANSPOSED_COPIES:
         shutil.copy(subs / "ben_mistakes.ipynb", subs / f"{name}.ipynb")
     nb = nbformat.read(str(subs / "bea_mistakes.ipynb"), as_version=4)
-    check = next(i for i, c in enumerate(nb.cells) if 'grader.check("q1b")' in c.source)
-    nb.cells.insert(check + 1, nbformat.v4.new_markdown_cell(DERIVATION))
+    answer = next(c for c in nb.cells if c.metadata.get(DERIVATION_KEY) == "q1b")
+    answer.source = DERIVATION
     nbformat.write(nb, str(subs / "bea_mistakes.ipynb"))
     subprocess.run(
         [*run, "grade", str(subs), "--out", str(out)], cwd=REPO, check=True, capture_output=True

@@ -113,3 +113,20 @@ def test_submissions_are_read_with_the_kits_intake(tmp_path: Path):
     assert views["bob"].source == "hw 2.ipynb" and views["bob"].answers["q1a"].code
     assert "not valid JSON" in views["cy"].problem
     assert load_submissions(tmp_path / "gone", specs=SPECS)[1].endswith("is not there any more")
+
+
+def test_the_packs_derivation_cells_are_read_and_the_placeholder_is_no_answer(template):
+    """In the handed-out notebook (heading label, then the answer cell with its metadata), is an
+    untouched placeholder no derivation, and a written one given to its question only?"""
+    from autograder.pack.master import DERIVATION_KEY
+    from autograder.review.questions import question_specs
+    from conftest import MP
+
+    specs = question_specs(MP)
+    assert all(not a.derivations for a in answers_of(template, specs).values())
+    nb = nbformat.from_dict(template)
+    cell = next(c for c in nb.cells if (c.metadata or {}).get(DERIVATION_KEY) == "q1b")
+    cell.source = r"$z_i = \sum_j W_{ij} x_j$, so $J = W$."
+    answers = answers_of(nb, specs)
+    assert answers["q1b"].derivations == (cell.source,)
+    assert [q for q, a in answers.items() if a.derivations] == ["q1b"]

@@ -9,9 +9,11 @@ LMS downloads map to the same student ids as in ``grade``); nothing is ever exec
   whose metadata names its question (``"derivation": "q1a"``), or the text that follows a label
   line starting with *Your derivation* (as a heading, bold or plain text): the rest of the
   label's cell and the editable Markdown cells after it, up to the next code cell, label or
-  locked cell. Its question is, in order: the one named in the metadata, the one whose id or
-  sheet label the label line names (``Your derivation (2-1 a)``), else the question whose cells
-  (its answer code and its ``grader.check("q..")`` cell) are nearest in the notebook.
+  locked cell. The handed-out placeholder, untouched, is no derivation (packs write the label
+  as ``#### Your derivation (<sheet label>)`` and the answer cell with the metadata, see
+  :mod:`autograder.pack.master`). Its question is, in order: the one named in the metadata, the
+  one whose id or sheet label the label line names (``Your derivation (2-1 a)``), else the
+  question whose cells (its answer code and its ``grader.check("q..")`` cell) are nearest.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import nbformat
 import pandas as pd
 
 from autograder.intake import IntakeError, discover
+from autograder.pack.master import DERIVATION_KEY, derivation_text
 
 from .questions import QuestionSpec
 
@@ -104,8 +107,9 @@ def answers_of(notebook: nbformat.NotebookNode, specs: Sequence[QuestionSpec]) -
     derivations: dict[str, list[str]] = {q.id: [] for q in specs}
     for index, text, named, label in _derivations(cells, sources):
         qid = named or _named_in(label, specs) or _nearest(index, anchors)
-        if qid in derivations and text.strip():
-            derivations[qid].append(text.strip())
+        text = derivation_text({"source": text})  # the untouched placeholder is no derivation
+        if qid in derivations and text:
+            derivations[qid].append(text)
     return {q.id: Answer(tuple(code[q.id]), tuple(derivations[q.id])) for q in specs}
 
 
@@ -114,7 +118,7 @@ def _derivations(cells: list, sources: list[str]) -> Iterable[tuple[int, str, st
     index = 0
     while index < len(cells):
         cell = cells[index]
-        named = (cell.get("metadata") or {}).get("derivation")
+        named = (cell.get("metadata") or {}).get(DERIVATION_KEY)
         if cell.get("cell_type") == "markdown" and isinstance(named, str):
             yield index, sources[index], named, ""
             index += 1
@@ -134,7 +138,7 @@ def _derivations(cells: list, sources: list[str]) -> Iterable[tuple[int, str, st
                 after.get("cell_type") != "markdown"
                 or _label(sources[index]) is not None
                 or meta.get("editable") is False
-                or "derivation" in meta
+                or DERIVATION_KEY in meta
             ):
                 break
             parts.append(sources[index])
