@@ -31,6 +31,8 @@ from .givens import SEED_ENV
 from .pack import registry
 from .pack.master import check_master
 from .pack.spec import Pack
+from .pins import pinned
+from .validate import write_given_file
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +50,13 @@ SHIPPED = (
     "intake.py",
     "givens.py",
     "interrupts.py",
+    "validate.py",
 )
 """What of this package goes to students and into the zip: the checks, the pack API and the judge
-(the Otter plugin) with the modules they import; not the CLI, the engines or the gradebook. The
-pack's own Python files go to ``autograder/assignments/<name>/``."""
+(the Otter plugin) with the modules they import, and the students' pre-submit check
+(``python -m autograder.validate NOTEBOOK``); not the CLI, the engines or the gradebook. The
+pack's own Python files go to ``autograder/assignments/<name>/``; the student folder's copy also
+gets the fingerprint of the notebook's given cells (:data:`autograder.validate.GIVEN_FILE`)."""
 DEFAULT_OUT = Path("dist")
 """The default pack's build folder; other packs build into ``dist/<name>/``."""
 RUN_OTTER_PATCH = (
@@ -66,8 +71,9 @@ RUN_OTTER_PATCH = (
 so that ``otter grade`` works with a plugin: its image holds an empty
 ``/autograder/submission_metadata.json``, which Otter 7.0.0 parses as JSON when plugins are
 configured (Gradescope writes a real one)."""
-AUTOGRADER_REQUIREMENTS = "numpy==2.4.6\nsympy==1.14.0\n"
-"""Extra packages for the grading image (Otter adds its own)."""
+AUTOGRADER_PACKAGES = ("numpy", "sympy")
+"""Extra packages for the grading image (Otter adds its own), at the kit's pins
+(:func:`autograder.pins.pinned`)."""
 OFFLINE_VENV = "/opt/math-primer/venv"
 """The venv of the offline grading image (``VENV`` in ``scripts/docker_image.sh``)."""
 OFFLINE_STUDENT_FILE = "autograder_student_id.txt"
@@ -205,11 +211,11 @@ def build(*, out: Path, pack: Pack | str) -> Build:
             target = stage / label
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
-        (stage / "requirements.txt").write_text(AUTOGRADER_REQUIREMENTS)
+        (stage / "requirements.txt").write_text(pinned(*AUTOGRADER_PACKAGES))
         master = stage / f"{pack.name}.ipynb"
         command = [sys.executable, "-m", "otter", "assign", master.name, "dist"]
         log.info("running %s", " ".join(command))
-        proc = subprocess.run(command, cwd=stage, capture_output=True, text=True)
+        proc = subprocess.run(command, cwd=stage, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             output = (proc.stdout + proc.stderr).strip()
             raise BuildError(
@@ -222,6 +228,10 @@ def build(*, out: Path, pack: Pack | str) -> Build:
             if (out / part).exists():
                 shutil.rmtree(out / part)
             shutil.copytree(stage / "dist" / part, out / part)
+    write_given_file(
+        notebook=out / "student" / f"{pack.name}.ipynb",
+        folder=out / "student" / "autograder" / "assignments" / pack.name,
+    )
     zips = sorted((out / "autograder").glob("*-autograder_*.zip"))
     if not zips:
         raise BuildError(f"Otter Assign wrote no autograder zip in {out / 'autograder'}")

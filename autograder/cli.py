@@ -289,6 +289,33 @@ def course_command(folders: tuple[Path, ...], out: Path, weights: str | None, ro
     click.echo(f"report:      {run.paths['html']}")
 
 
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Port to listen on [default: 8642 or the next free one; 0: any free port].",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; anything but loopback exposes the app to the network.",
+)
+@click.option("--user", default=None, help="Your name in the audit trail [default: OS user].")
+def review(out: Path, port: int | None, host: str, user: str | None) -> None:
+    """Review a graded folder OUT in the browser: rubrics, manual points, comments.
+
+    Prints a URL with a secret token; open it. Every change is saved in OUT/review.sqlite and
+    re-collates gradebook.csv, the exports, feedback/ and report.html at once.
+    """
+    from .review.server import serve
+
+    with _friendly_errors():
+        serve(out, host=host, port=port, user=user, announce=click.echo)
+
+
 @main.command("gradescope-check")
 @click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--student", default="student", show_default=True, help="The submitter's id (seeds).")

@@ -39,6 +39,7 @@ import pandas as pd
 from autograder.errors import KitError
 from autograder.gradebook import SCORE_DECIMALS
 from autograder.pack.spec import Pack
+from autograder.results import autograded_possible
 from autograder.safecsv import needs_quote, write_csv
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def write_exports(
     pack: Pack,
     assignment: str | None = None,
     roster: pd.DataFrame | None = None,
+    long: bool = True,
 ) -> list[Path]:
     """Write ``canvas.csv``, ``moodle.csv`` and ``long.csv`` into ``out``.
 
@@ -112,9 +114,10 @@ def write_exports(
         roster: Optional roster with identity columns (``name``, ``canvas_id``,
             ``sis_user_id``, ``sis_login_id``, ``section``, ``idnumber``, ``email``), used
             where ``table`` does not already have them.
+        long: Also write ``long.csv`` (the review app skips it when a change cannot alter it).
 
     Returns:
-        The written paths: ``canvas.csv``, ``moodle.csv``, ``long.csv``.
+        The written paths: ``canvas.csv``, ``moodle.csv``, ``long.csv`` (when written).
 
     Raises:
         ExportError: If ``table`` lacks the ``student``, ``total`` or ``status`` column, the
@@ -157,8 +160,9 @@ def write_exports(
     paths = [
         write_csv(canvas, folder / "canvas.csv", keep=(*CANVAS_KEPT_COLUMNS, assignment)),
         write_csv(moodle, folder / "moodle.csv", keep=(*MOODLE_KEPT_COLUMNS, assignment)),
-        write_csv(long_table(results, pack=pack), folder / "long.csv"),
     ]
+    if long:
+        paths.append(write_csv(long_table(results, pack=pack), folder / "long.csv"))
     logger.info("wrote %s", ", ".join(str(p) for p in paths))
     return paths
 
@@ -262,7 +266,7 @@ def _cases(
     tags = sorted(str(t) for t in entry.get("tags") or [])
     failed = _failed_cases(entry)
     score = float(entry.get("score") or 0.0)
-    possible = float(entry.get("possible") or sum(cases.values()))
+    possible = autograded_possible(entry) if entry.get("possible") else sum(cases.values())
     if status != "graded" or not entry or (not failed and score < possible - 1e-9):
         # Not graded, or no test results for this question: every case failed.
         failed = set(cases)

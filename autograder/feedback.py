@@ -192,7 +192,7 @@ def _report(student: str, result: dict, pack: Pack) -> dict:
     for question in pack.questions:
         name = question.id
         entry = questions.get(name) or {}
-        possible = float(entry.get("possible", question.points))
+        possible = float(entry.get("possible", question.possible))
         feedback = str(entry.get("feedback") or "")
         texts.append(feedback)
         entries.append(

@@ -235,7 +235,7 @@ def summary_table(df: pd.DataFrame, *, pack: Pack) -> pd.DataFrame:
     """
     graded = df[df["status"] == "graded"]
     rows = []
-    available = [(q.id, q.points) for q in pack.questions]
+    available = [(q.id, q.possible) for q in pack.questions]
     for name, points in [*available, ("total", pack.total_points)]:
         scores = graded[name].astype(float)
         full = (scores >= points - _POINTS_TOLERANCE).mean() if len(scores) else math.nan
@@ -281,7 +281,9 @@ def _result_row(result: Any, index: int, pack: Pack) -> dict[str, Any]:
         )
     row: dict[str, Any] = {"student": student, "status": status}
     for question in pack.questions:
-        row[question.id] = _score(student, question.id, question.points, questions.get(question.id))
+        row[question.id] = _score(
+            student, question.id, question.possible, questions.get(question.id)
+        )
     row["total"] = math.fsum(row[name] for name in names)
     claimed = result.get("total")
     if claimed is not None and not (

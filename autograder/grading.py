@@ -2,8 +2,9 @@
 
     read roster -> discover submissions -> [otter engine: build if stale] -> grade each in
     parallel with the chosen engine (local threads or a Dask cluster) -> note late submissions
-    -> apply manual overrides -> write results/<student>.json -> collate gradebook.csv
-    -> write the LMS exports, the students' feedback and report.html -> assignment.json
+    -> record the autograded results in OUT/review.sqlite -> apply manual overrides and the review
+    app's marks -> write results/<student>.json -> collate gradebook.csv -> write the LMS
+    exports, the students' feedback and report.html -> assignment.json
 
 Engines: ``judge`` (default; the trusted judge with a sandboxed evaluator, ``judge/``),
 ``otter`` (``otter run`` per submission, ``engines/otter_engine.py``) and ``docker`` (the whole
@@ -53,6 +54,7 @@ from .pack.infer import infer
 from .pack.spec import Pack
 from .report import write_report
 from .results import empty_result
+from .review.hook import record_run
 
 log = logging.getLogger(__name__)
 
@@ -443,19 +445,71 @@ def grade(
             settled=exc.settled,
         ) from None
     with interrupts.deferred():  # a signal now lets the outputs be completed first
-        results = sorted(results + reused, key=lambda r: r["student"])
-        results = apply_overrides(note_late(results, found), manual, pack=pack)
+        autograded = note_late(sorted(results + reused, key=lambda r: r["student"]), found)
         remove_manifest(out)  # a run that dies while writing leaves no manifest (course refuses)
-        gradebook.write_results(results, out)
-        table = gradebook.collate(results, roster=roster_df, pack=pack)
-        path = gradebook.write_gradebook(table, out)
-        write_exports(table, results, out, roster=roster_df, pack=pack)
-        write_feedback(results, out, pack=pack)
-        write_report(table, results, out, pack=pack)
+        # Human marks from the review app (OUT/review.sqlite) are layered over the autograde with
+        # the --overrides rows, so a rerun never loses them (autograder/review/marks.py).
+        human = record_run(
+            out=out,
+            autograded=autograded,
+            pack=pack,
+            run_overrides=manual,
+            roster=roster_df,
+            submissions=submissions,
+            overrides_path=overrides,
+        )
+        results = apply_overrides(autograded, human, pack=pack)
+        table = write_outputs(results, out, pack=pack, roster=roster_df)
         manifest = make_manifest(pack=pack, roster=roster, engine=engine)
         write_manifest(manifest, out)  # last: a folder with a manifest is a finished run
         cache.prune()
-    return GradeRun(table, path, out / "results", reused=len(reused), results=results, pack=pack)
+    return GradeRun(
+        table,
+        out / "gradebook.csv",
+        out / "results",
+        reused=len(reused),
+        results=results,
+        pack=pack,
+    )
+
+
+def write_outputs(
+    results: list[dict],
+    out: Path,
+    *,
+    pack: Pack,
+    roster: pd.DataFrame | None = None,
+    only: set[str] | None = None,
+    report: bool = True,
+    long: bool = True,
+) -> pd.DataFrame:
+    """Write every output of a graded folder from its final results (no grading).
+
+    ``results/``, ``gradebook.csv``, the LMS exports, ``feedback/`` and ``report.html``; ``grade``
+    calls it once per run and the review app after each change.
+
+    Args:
+        results: One final result per submission (overrides applied).
+        out: The graded folder.
+        pack: The graded assignment.
+        roster: The run's roster, if any.
+        only: Write ``results/`` and ``feedback/`` files for these students only (the others
+            are unchanged); the gradebook and exports always cover everyone.
+        report: Also write ``report.html`` (the review app writes it in the background).
+        long: Also write ``long.csv`` (per-case outcomes, which human marks never change).
+
+    Returns:
+        The collated gradebook.
+    """
+    files = results if only is None else [r for r in results if r["student"] in only]
+    gradebook.write_results(files, out)
+    table = gradebook.collate(results, roster=roster, pack=pack)
+    gradebook.write_gradebook(table, out)
+    write_exports(table, results, out, roster=roster, pack=pack, long=long)
+    write_feedback(files, out, pack=pack)
+    if report:
+        write_report(table, results, out, pack=pack)
+    return table
 
 
 def note_late(results: list[dict], submissions: list[Submission]) -> list[dict]:

@@ -164,7 +164,7 @@ class Intake:
 # when late; anonymous grading writes no name. After it: "_<file id>_<original name>".
 _CANVAS_HEAD = re.compile(r"(?P<name>\w*?)_(?:(?P<late>LATE|late)_)?")
 _CANVAS_ANON_HEAD = re.compile(r"(?:(?P<late>LATE|late)_)?")
-_CANVAS_TAIL = re.compile(r"(?P<uid>\d+|anon_[A-Za-z0-9]+)_(?P<fid>\d+)_(?P<orig>.+)", re.S)
+_CANVAS_TAIL = re.compile(r"(?P<uid>\d+|anon_[A-Za-z0-9]+)_(?P<fid>\d+)_(?P<orig>.+)", re.DOTALL)
 # Moodle: mod/assign/classes/downloader.php (get_student_prefix, load_submissionplugin_filelist).
 _MOODLE_DIR = re.compile(r"^(?P<name>.+?)_(?P<uid>\d+)_assignsubmission_(?P<plugin>[a-z0-9]+)_?$")
 _MOODLE_FILE = re.compile(
@@ -663,11 +663,11 @@ def _parse_notebook(
         return None, f"not a Jupyter notebook (the JSON is {what})"
     try:
         notebook = nbformat.reads(text, as_version=4)
-    except Exception as e:  # nbformat raises many types on malformed input; all mean the same.
+    except Exception as e:  # noqa: BLE001 (nbformat raises many types on malformed input)
         return None, f"not a Jupyter notebook (nbformat: {_first_line(e)})"
     try:
         nbformat.validate(notebook)
-    except Exception as e:  # ValidationError, or anything the validator trips over.
+    except Exception as e:  # noqa: BLE001 (ValidationError, or whatever the validator hits)
         return None, f"not a Jupyter notebook (nbformat validation: {_first_line(e)})"
     return notebook, None
 
@@ -680,7 +680,7 @@ def _tree_problem(raw: object) -> str | None:
         if isinstance(node, str):
             if found := _SURROGATE.search(node):
                 return (
-                    f"its JSON escapes a lone UTF-16 surrogate, {ascii(found.group())}, which is "
+                    f"its JSON escapes a lone UTF-16 surrogate, {found.group()!a}, which is "
                     "not a character"
                 )
             continue

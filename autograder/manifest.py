@@ -113,7 +113,7 @@ def make_manifest(
     return Manifest(
         assignment=pack.name,
         title=pack.title,
-        questions=tuple(QuestionInfo(q.id, q.sheet, float(q.points)) for q in pack.questions),
+        questions=tuple(QuestionInfo(q.id, q.sheet, float(q.possible)) for q in pack.questions),
         total_points=float(pack.total_points),
         roster=str(Path(roster).resolve()) if roster is not None else None,
         engine=engine,

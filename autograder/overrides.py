@@ -99,7 +99,7 @@ def read_overrides(path: Path, *, pack: Pack) -> list[Override]:
                 f"{where}: unknown question {question!r}; expected one of "
                 f"{', '.join(pack.question_ids)}"
             )
-        possible = float(pack.question(question).points)
+        possible = float(pack.question(question).possible)
         text = record["points"].strip()
         try:
             points = float(text)
@@ -159,7 +159,7 @@ def apply_overrides(
                 f"override on row {override.row}: no result for student {override.student!r}"
             )
         questions = result.setdefault("questions", {})
-        possible = float(pack.question(override.question).points)
+        possible = float(pack.question(override.question).possible)
         entry = questions.setdefault(
             override.question, {"score": 0.0, "possible": possible, "tags": [], "feedback": ""}
         )

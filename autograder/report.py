@@ -468,7 +468,7 @@ def _status_counts(table: pd.DataFrame) -> dict[str, int]:
 def _question_stats(graded: pd.DataFrame, pack: Pack) -> pd.DataFrame:
     rows = []
     for question in pack.questions:
-        name, points = question.id, float(question.points)
+        name, points = question.id, float(question.possible)
         scores = graded[name]
         empty = scores.empty
         rows.append(
@@ -546,9 +546,7 @@ def _svg(fig: Figure, key: str) -> str:
 def _section(heading: str, content: str, note: str = "") -> str:
     anchor = re.sub(r"[^a-z]+", "-", heading.lower()).strip("-")
     note_html = f'<p class="note">{_esc(note)}</p>\n' if note else ""
-    return (
-        f'<section id="{anchor}">\n<h2>{_esc(heading)}</h2>\n{note_html}{content}</section>'
-    )
+    return f'<section id="{anchor}">\n<h2>{_esc(heading)}</h2>\n{note_html}{content}</section>'
 
 
 def _html_table(

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .pack.spec import Pack
+from .pack.spec import Pack, Question
 from .safetext import valid_unicode
 
 MAX_STEM_BYTES = 200
@@ -73,11 +73,43 @@ class CaseOutcome:
     """Student-facing message when failed (with its hint)."""
 
 
+MANUAL_POSSIBLE = "manual_possible"
+"""Key of a question entry holding the manual part of its ``possible`` points (the question's
+``derivation_points``, marked by a TA in the review app, never autograded). Present only when
+the question has manual points, so results of packs without them are unchanged."""
+
+
+def autograded_possible(entry: Mapping) -> float:
+    """The autograded part of a question entry's ``possible`` points."""
+    return float(entry.get("possible") or 0.0) - float(entry.get(MANUAL_POSSIBLE) or 0.0)
+
+
+def _possible(question: Question) -> dict:
+    """``possible`` (autograded plus manual points), and :data:`MANUAL_POSSIBLE` when there are
+    manual points."""
+    if question.derivation_points > 0:
+        return {
+            "possible": float(question.possible),
+            MANUAL_POSSIBLE: float(question.derivation_points),
+        }
+    return {"possible": float(question.points)}
+
+
+def manual_note(question: Question) -> str:
+    """The feedback line of a question with manual points: who marks them and that the score
+    above does not hold them yet."""
+    points = question.derivation_points
+    return (
+        f"Your derivation: up to {points:g} point{'s' if points != 1 else ''}, marked by a TA "
+        "(not included until marked)."
+    )
+
+
 def empty_result(student: str, status: str, feedback: str, *, pack: Pack) -> dict:
     """A result with no points, for a submission that could not be graded."""
     feedback = valid_unicode(feedback)
     questions = {
-        q.id: {"score": 0.0, "possible": float(q.points), "tags": [], "feedback": feedback}
+        q.id: {"score": 0.0, **_possible(q), "tags": [], "feedback": feedback}
         for q in pack.questions
     }
     return {
@@ -90,14 +122,21 @@ def empty_result(student: str, status: str, feedback: str, *, pack: Pack) -> dic
 
 
 def question_entry(question: str, outcomes: Sequence[CaseOutcome] | None, *, pack: Pack) -> dict:
-    """A question's entry: points of the passed cases, tags and feedback of the failed ones."""
-    possible = float(pack.question(question).points)
+    """A question's entry: points of the passed cases, tags and feedback of the failed ones.
+
+    A question with manual derivation points says so (``possible`` holds them, see
+    :data:`MANUAL_POSSIBLE`; the feedback ends with :func:`manual_note`); its autograded score
+    stays within its autograded points.
+    """
+    spec = pack.question(question)
+    possible = float(spec.points)
+    manual = f"\n{manual_note(spec)}" if spec.derivation_points > 0 else ""
     if outcomes is None:
         return {
             "score": 0.0,
-            "possible": possible,
+            **_possible(spec),
             "tags": ["missing"],
-            "feedback": "no test results for this question",
+            "feedback": "no test results for this question" + manual,
         }
     tags: list[str] = []
     lines: list[str] = []
@@ -114,9 +153,9 @@ def question_entry(question: str, outcomes: Sequence[CaseOutcome] | None, *, pac
     ]
     return {
         "score": min(score, possible),
-        "possible": possible,
+        **_possible(spec),
         "tags": tags,
-        "feedback": feedback,
+        "feedback": feedback + manual,
         "cases": cases,
     }
 

@@ -28,10 +28,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from autograder.build import Build, ensure_built  # noqa: E402
-from autograder.checks.instances import SEED_ENV  # noqa: E402
-from autograder.contract import QUESTION_NAMES  # noqa: E402
-from autograder.samples import CORRECT, MISTAKES, fill  # noqa: E402
+from autograder.build import Build, ensure_built
+from autograder.checks.instances import SEED_ENV
+from autograder.contract import QUESTION_NAMES
+from autograder.samples import CORRECT, MISTAKES, fill
 
 
 def make_batch(folder: Path, template: nbformat.NotebookNode, n: int) -> list[Path]:

@@ -1,8 +1,15 @@
-"""Shared fixtures: one Otter Assign build per test session."""
+"""Shared fixtures and options: one Otter Assign build per test session; the markers' switches.
+
+Markers (registered in ``pyproject.toml``, ``--strict-markers``): ``docker`` tests run only with
+``--run-docker`` (or ``MATH_PRIMER_DOCKER=1``, which ``.ci/run`` sets) and then fail when Docker or
+the grading image is missing; ``browser`` tests need Debian's ``/usr/bin/chromium``; ``slow`` tests
+take minutes. ``--update-goldens`` rewrites the golden files instead of comparing with them.
+"""
 
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 from pathlib import Path
 
@@ -32,6 +39,50 @@ def fill(
 ) -> nbformat.NotebookNode:
     """The template with the given questions' answer cells replaced (Exercise 2 by default)."""
     return samples.fill(template, answers, pack=pack)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium, which the ``browser`` tests drive headless."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-docker",
+        action="store_true",
+        default=os.environ.get("MATH_PRIMER_DOCKER") == "1",
+        help="run the docker-marked tests (default: MATH_PRIMER_DOCKER=1); they fail without Docker",
+    )
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        help="rewrite tests/golden/ from the current outputs instead of comparing with them",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``docker`` tests without --run-docker and ``browser`` tests without Chromium."""
+    no_docker = pytest.mark.skip(reason="needs Docker and the grading image: pass --run-docker")
+    no_browser = pytest.mark.skip(
+        reason=f"needs Debian's chromium at {CHROMIUM} (apt-get install -y chromium)"
+    )
+    for item in items:
+        if "docker" in item.keywords and not config.getoption("--run-docker"):
+            item.add_marker(no_docker)
+        if "browser" in item.keywords and not CHROMIUM.exists():
+            item.add_marker(no_browser)
+
+
+def check_golden(request: pytest.FixtureRequest, golden: Path, got: bytes) -> None:
+    """Compare ``got`` with the golden file byte for byte, or rewrite it (--update-goldens)."""
+    if request.config.getoption("--update-goldens"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_bytes(got)
+    assert got == golden.read_bytes(), f"{golden} differs (intended? rerun with --update-goldens)"
+
+
+def docker_enabled(config: pytest.Config) -> bool:
+    """Were the docker tests asked for (--run-docker or MATH_PRIMER_DOCKER=1)?"""
+    return bool(config.getoption("--run-docker"))
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +144,33 @@ def spreadsheet_cells(csv_path: Path, scratch: Path) -> list[list[str]]:
     assert shown.exists(), f"LibreOffice wrote nothing (exit {done.returncode}): {done.stderr}"
     with shown.open(newline="", encoding="utf-8") as handle:
         return list(csv.reader(handle))
+
+
+@pytest.fixture(scope="session")
+def review_demo(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo batch graded by the judge (with a 3-strong ``transposed`` group on q1b).
+
+    Read-only: tests that change it work on a copy (``shutil.copytree``).
+    """
+    from review_support import grade, write_demo
+
+    root = tmp_path_factory.mktemp("review-demo")
+    grade(write_demo(root / "submissions", template_path=built.student_notebook), root / "out")
+    return root / "out"
+
+
+@pytest.fixture(scope="session")
+def review_hostile(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hostile submissions (markup in ids, file names, roster names, code, error messages and
+    derivations) graded by the judge. Read-only."""
+    import pandas as pd
+    from review_support import HOSTILE_NAME, HOSTILE_ROSTER_NAME, grade, write_hostile
+
+    root = tmp_path_factory.mktemp("review-hostile")
+    subs = write_hostile(root / "submissions", template_path=built.student_notebook)
+    roster = root / "roster.csv"
+    pd.DataFrame(
+        {"student": ["mallory", HOSTILE_NAME], "name": [HOSTILE_ROSTER_NAME, "<i>x</i>"]}
+    ).to_csv(roster, index=False)
+    grade(subs, root / "out", roster=roster)
+    return root / "out"

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import CORRECT, MP, fill, write_notebooks
 
 from autograder import interrupts
 from autograder.intake import Submission
@@ -30,6 +29,7 @@ from autograder.judge.channel import Channel, ChannelClosed, FrameTimeout, Frame
 from autograder.judge.engine import JudgeConfig, grade_submission
 from autograder.judge.sandbox import Limits
 from autograder.samples import answer_cell_index
+from conftest import CORRECT, MP, fill, write_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 TOTAL_POINTS = MP.total_points

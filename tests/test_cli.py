@@ -16,12 +16,12 @@ import nbformat
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import CORRECT, fill, write_notebooks
 from rich.console import Console
 
 import autograder
 from autograder.cli import _VisibleRichHandler, main
 from autograder.pack import load, registry
+from conftest import CORRECT, fill, write_notebooks
 
 
 def invoke(*args: str):
@@ -200,8 +200,17 @@ def test_student_file_names_are_shown_not_interpreted_on_a_terminal(tmp_path):
     (subs / f"{HOSTILE_STEM}.ipynb").write_text("not json", encoding="utf-8")
     repo = Path(autograder.__file__).resolve().parents[1]
     shown = _run_in_pty(
-        [sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(tmp_path / "out"),
-         "--assignment", "math_primer"],  # nothing to infer it from: the file is not JSON
+        [
+            sys.executable,
+            "-m",
+            "autograder",
+            "grade",
+            str(subs),
+            "--out",
+            str(tmp_path / "out"),
+            "--assignment",
+            "math_primer",
+        ],  # nothing to infer it from: the file is not JSON
         cwd=repo,
     )
     assert b"\x07" not in shown and b"\x1b]0;" not in shown  # no bell, no title change

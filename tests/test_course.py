@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import CORRECT, MISTAKES, TINY, fill, write_notebooks
 
 from autograder import samples
 from autograder.build import build
@@ -31,6 +30,7 @@ from autograder.course_report import persistent_misconceptions, tag_summary
 from autograder.grading import grade
 from autograder.manifest import MANIFEST_NAME
 from autograder.pack import registry
+from conftest import CORRECT, MISTAKES, TINY, check_golden, fill, write_notebooks
 
 GOLDEN = Path(__file__).parent / "golden"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -153,12 +153,13 @@ def read_csv(path: Path) -> list[list[str]]:
 # --- course.csv -----------------------------------------------------------------------------------
 
 
-def test_course_csv_matches_the_golden_file(primer: Path, tiny: Path, tmp_path: Path) -> None:
+def test_course_csv_matches_the_golden_file(
+    primer: Path, tiny: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """Is course.csv, for Exercise 2 and the tiny sheet graded for real, exactly the golden file
     (fixed columns, missing as 0, equal weights)?"""
     run = course(folders=[primer, tiny], out=tmp_path / "course")
-    written = (tmp_path / "course" / "course.csv").read_text(encoding="utf-8")
-    assert written == (GOLDEN / "course.csv").read_text(encoding="utf-8")
+    check_golden(request, GOLDEN / "course.csv", (tmp_path / "course" / "course.csv").read_bytes())
     assert run.paths["csv"] == tmp_path / "course" / "course.csv"
 
 
@@ -186,7 +187,8 @@ def test_course_csv_columns_and_arithmetic(primer: Path, tiny: Path, tmp_path: P
     assert rows.loc["eve", "math_primer_status"] == "missing"  # on the roster, no submission
     assert rows.loc["eve", "math_primer_points"] == 0
     assert rows.loc["cy", "tiny_status"] == "missing"
-    assert rows.loc["eve", "weighted_percent"] == pytest.approx(3 * 200 / 3 / 4, abs=0.01)
+    # eve: 2 of tiny's 4 possible points (3 autograded + 1 for the derivation, not yet marked)
+    assert rows.loc["eve", "weighted_percent"] == pytest.approx(3 * 50 / 4, abs=0.01)
     assert rows.loc["gus", "math_primer_status"] == "invalid"
     assert list(rows["on_roster"]) == [True] * 7 + [False]
 
@@ -465,7 +467,7 @@ def test_course_html_shows_distributions_and_persistent_tags(primer, tiny, tmp_p
     assignments = next(t for t in page.tables if t[0][0] == "assignment" and "weight" in t[0])
     assert [r[:4] for r in assignments[1:]] == [
         ["math_primer", "Math Primer", "12", "50%"],
-        ["tiny", "Tiny Sheet", "3", "50%"],
+        ["tiny", "Tiny Sheet", "4", "50%"],  # 3 autograded + 1 derivation point
     ]
 
 

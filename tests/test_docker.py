@@ -1,8 +1,8 @@
 """The docker engine (real ``otter grade`` in containers), the offline zip and the Gradescope check.
 
 The end-to-end tests need Docker and the grading image (``scripts/docker_image.sh``): they run only
-with ``MATH_PRIMER_DOCKER=1`` (as ``.ci/run`` does) and are skipped otherwise. With the variable
-set, a machine without a usable Docker fails them loudly instead of skipping. The other tests
+with ``--run-docker`` (or ``MATH_PRIMER_DOCKER=1``, as ``.ci/run`` sets) and are skipped otherwise
+(marker ``docker``). Asked for, a machine without a usable Docker fails them loudly instead of skipping. The other tests
 (offline zip, parsing Otter's outputs, error paths) run everywhere.
 """
 
@@ -18,7 +18,6 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
 
 from autograder.build import (
     OFFLINE_RUN_AUTOGRADER,
@@ -35,13 +34,12 @@ from autograder.engines.docker_engine import (
 )
 from autograder.grading import GradingError, grade, grade_all, make_grader
 from autograder.intake import Submission
+from conftest import CORRECT, MISTAKES, MP, docker_enabled, fill, write_notebooks
 
 BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 
-DOCKER = os.environ.get("MATH_PRIMER_DOCKER") == "1"
-needs_docker = pytest.mark.skipif(
-    not DOCKER, reason="needs Docker and the grading image: set MATH_PRIMER_DOCKER=1 (.ci/run does)"
-)
+needs_docker = pytest.mark.docker
+"""Run with --run-docker (or MATH_PRIMER_DOCKER=1, as .ci/run sets); skipped otherwise."""
 TIMEOUT = 45.0
 """Seconds per container: a normal notebook takes under 10 s; the looping one hits this."""
 
@@ -287,7 +285,7 @@ def test_batch_grader_refuses_a_scheduler(template):
 
 @needs_docker
 def test_docker_is_usable():
-    """With MATH_PRIMER_DOCKER=1, are Docker, buildx and an up-to-date grading image there?"""
+    """With --run-docker, are Docker, buildx and an up-to-date grading image there?"""
     assert docker_problem() is None, docker_problem()
 
 
@@ -327,10 +325,10 @@ def _docker_containers() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def graded(corpus, built, tmp_path_factory) -> dict:
+def graded(corpus, built, tmp_path_factory, request) -> dict:
     """The corpus graded by the docker engine and by the judge engine."""
-    if not DOCKER:
-        pytest.skip("needs Docker: set MATH_PRIMER_DOCKER=1")
+    if not docker_enabled(request.config):
+        pytest.skip("needs Docker and the grading image: pass --run-docker")
     runs = {}
     for engine in ("docker", "judge"):
         out = tmp_path_factory.mktemp(f"{engine}-out")

@@ -15,11 +15,11 @@ import cloudpickle
 import nbformat
 import pandas as pd
 import pytest
-from conftest import CORRECT, MP, fill, write_notebooks
 from distributed import KilledWorker, LocalCluster
 
 from autograder.grading import GradingError, grade, grade_all, make_grader
 from autograder.intake import Submission, discover
+from conftest import CORRECT, MP, fill, write_notebooks
 
 TIMEOUT = 60.0
 

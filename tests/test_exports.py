@@ -5,12 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY
 
 from autograder.exports import (
     CANVAS_ID_COLUMNS,
@@ -22,12 +20,12 @@ from autograder.exports import (
 from autograder.gradebook import collate
 from autograder.pack import load
 from autograder.results import CaseOutcome, empty_result, graded_result
+from conftest import TINY, check_golden
 
 PACK = load("math_primer")
 CASES = PACK.cases
 
 GOLDEN = Path(__file__).parent / "golden" / "exports"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 
 def all_passed() -> dict[str, list[CaseOutcome]]:
@@ -75,13 +73,11 @@ def test_files_are_written_next_to_the_gradebook(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["canvas.csv", "moodle.csv", "long.csv"])
-def test_matches_golden_file(written: dict[str, Path], name: str) -> None:
+def test_matches_golden_file(
+    written: dict[str, Path], name: str, request: pytest.FixtureRequest
+) -> None:
     """Does each export match its golden file byte for byte?"""
-    golden = GOLDEN / name
-    if UPDATE:
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_bytes(written[name].read_bytes())
-    assert written[name].read_bytes() == golden.read_bytes()
+    check_golden(request, GOLDEN / name, written[name].read_bytes())
 
 
 def test_two_calls_give_byte_identical_files(tmp_path: Path) -> None:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import nbformat
 import pandas as pd
 import pytest
-from conftest import CORRECT, MP, fill, write_notebooks
 
 from autograder.grading import grade
 from autograder.samples import answer_cell_index
+from conftest import CORRECT, MP, fill, write_notebooks
 
 BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import TINY
 
 from autograder.checks.tags import hint
 from autograder.feedback import STATUS_EXPLANATIONS, FeedbackError, write_feedback
 from autograder.pack import load
 from autograder.results import CaseOutcome, empty_result, file_stem, graded_result
+from conftest import TINY, check_golden
 
 PACK = load("math_primer")
 CASES = PACK.cases
 
 GOLDEN = Path(__file__).parent / "golden" / "feedback"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
@@ -84,15 +82,10 @@ def test_writes_md_and_html_per_student(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["ben.md", "ben.html"])
-def test_matches_golden_file(tmp_path: Path, name: str) -> None:
+def test_matches_golden_file(tmp_path: Path, name: str, request: pytest.FixtureRequest) -> None:
     """Does the feedback of a result with mistakes, advice and notes match its golden file?"""
     write_feedback([ben()], tmp_path, pack=PACK)
-    got = (tmp_path / "feedback" / name).read_bytes()
-    golden = GOLDEN / name
-    if UPDATE:
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_bytes(got)
-    assert got == golden.read_bytes()
+    check_golden(request, GOLDEN / name, (tmp_path / "feedback" / name).read_bytes())
 
 
 def test_two_calls_give_byte_identical_files(tmp_path: Path) -> None:
@@ -222,8 +215,8 @@ def test_duplicate_students_raise(tmp_path: Path) -> None:
 
 
 def test_feedback_of_another_pack_uses_its_title_labels_and_hints(tmp_path):
-    """For the tiny pack, does the feedback carry its title, its sheet labels and the hint of its
-    own tag?"""
+    """For the tiny pack, does the feedback carry its title, its sheet labels, the hint of its
+    own tag and the manual derivation point of p2 (possible, not yet scored)?"""
     text = "`chain_gradient` on x of shape (3,) is wrong. Hint: " + hint(
         ("missing_chain",), TINY.vocabulary
     )
@@ -237,6 +230,7 @@ def test_feedback_of_another_pack_uses_its_title_labels_and_hints(tmp_path):
     write_feedback([graded_result("ann", outcomes, pack=TINY)], tmp_path, pack=TINY)
     md = (tmp_path / "feedback" / "ann.md").read_text(encoding="utf-8")
     assert md.startswith("# Tiny Sheet: feedback for ann")
-    assert "| p1 (T-1) | 0.5 / 1 |" in md and "| p2 (T-2) | 2 / 2 |" in md
+    assert "| p1 (T-1) | 0.5 / 1 |" in md and "| p2 (T-2) | 2 / 3 |" in md  # + 1 manual point
+    assert "Your derivation: up to 1 point, marked by a TA" in md
     assert "by the chain rule the gradient is f(x) f'(x)" in md
     assert "Tiny Sheet: feedback for ann" in (tmp_path / "feedback" / "ann.html").read_text()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY
 
 from autograder.gradebook import (
     STATUSES,
@@ -20,9 +18,10 @@ from autograder.gradebook import (
     write_gradebook,
     write_results,
 )
+from autograder.pack import load
+from conftest import TINY, check_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "gradebook.csv"
-from autograder.pack import load
 
 PACK = load("math_primer")
 BY_NAME = PACK.by_id
@@ -330,13 +329,9 @@ def golden_gradebook() -> pd.DataFrame:
     return collate(results, roster=roster, pack=PACK)
 
 
-def test_golden_gradebook_csv(tmp_path):
-    """Is gradebook.csv byte-for-byte the golden file (set UPDATE_GOLDEN=1 to rewrite it)?"""
-    written = write_gradebook(golden_gradebook(), tmp_path).read_bytes()
-    if os.environ.get("UPDATE_GOLDEN"):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_bytes(written)
-    assert written == GOLDEN.read_bytes()
+def test_golden_gradebook_csv(tmp_path, request):
+    """Is gradebook.csv byte-for-byte the golden file (--update-goldens rewrites it)?"""
+    check_golden(request, GOLDEN, write_gradebook(golden_gradebook(), tmp_path).read_bytes())
 
 
 # --- summary ---------------------------------------------------------------------------------
@@ -376,7 +371,7 @@ def test_summary_table_with_nothing_graded():
 
 def _tiny_result(student: str, status: str = "graded", **scores: float) -> dict:
     questions = {
-        q.id: {"score": scores.get(q.id, 0.0), "possible": q.points, "tags": [], "feedback": ""}
+        q.id: {"score": scores.get(q.id, 0.0), "possible": q.possible, "tags": [], "feedback": ""}
         for q in TINY.questions
     }
     return {
@@ -389,12 +384,14 @@ def _tiny_result(student: str, status: str = "graded", **scores: float) -> dict:
 
 
 def test_collate_takes_columns_and_points_from_the_pack():
-    """For another pack, are the question columns, totals and percent that pack's?"""
+    """For another pack, are the question columns, totals and percent that pack's, with the
+    manual derivation point of p2 counted in the points available?"""
     df = collate([_tiny_result("ann", p1=1.0, p2=1.0), _tiny_result("bob", "error")], pack=TINY)
     assert list(df.columns) == ["student", "p1", "p2", "total", "percent", "status"]
-    assert row(df, "ann")["percent"] == round(100 * 2 / 3, 2)
+    assert row(df, "ann")["percent"] == round(100 * 2 / 4, 2)
     summary = summary_table(df, pack=TINY).set_index("question")
-    assert list(summary.index) == ["p1", "p2", "total"] and summary.loc["total", "points"] == 3
+    assert list(summary.index) == ["p1", "p2", "total"]
+    assert summary.loc["p2", "points"] == 3 and summary.loc["total", "points"] == 4
 
 
 def test_results_of_another_pack_are_refused_by_name():

@@ -13,9 +13,9 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import CORRECT, EQUIVALENT, MISTAKES, MP, fill, write_notebooks
 
 from autograder.grading import grade
+from conftest import CORRECT, EQUIVALENT, MISTAKES, MP, fill, write_notebooks
 
 BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 TIMEOUT = 40.0

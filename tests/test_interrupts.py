@@ -24,11 +24,11 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
-from conftest import CORRECT, MATH_PRIMER, fill, write_notebooks
 from distributed import Client
 
 from autograder.cache import CACHE_DIR
 from autograder.samples import write_samples
+from conftest import CORRECT, MATH_PRIMER, fill, write_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 COPIES = 34
@@ -212,7 +212,12 @@ def _interrupted_run(
 
 def _grade(built, subs: Path, out: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        _command(built, subs, out), cwd=REPO, capture_output=True, text=True, timeout=900
+        _command(built, subs, out),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
 
 

@@ -39,7 +39,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import CORRECT, MP, fill, write_notebooks
 from test_redteam import (
     COPY_OTHERS,
     CORRECT_SOURCE,
@@ -51,12 +50,13 @@ from test_redteam import (
     _with_cells,
     scores,
 )
-
 from test_sandbox import FAIR_RATIO, FORKER, NEIGHBOUR, SPINNER, cpu_ratio
 
-QUESTION_NAMES, TOTAL_POINTS = MP.question_ids, MP.total_points
 from autograder.judge.engine import UNSAFE_NOTE
 from autograder.judge.sandbox import Limits
+from conftest import CORRECT, MP, fill, write_notebooks
+
+QUESTION_NAMES, TOTAL_POINTS = MP.question_ids, MP.total_points
 
 
 pytestmark = pytest.mark.skipif(
@@ -183,8 +183,14 @@ def ta() -> dict:
     course = home / f"course-{uuid.uuid4().hex[:8]}"
     course.mkdir()
     os.chown(course, entry.pw_uid, entry.pw_gid)
-    yield {"name": USER, "uid": entry.pw_uid, "gid": entry.pw_gid, "home": home,
-           "secret": secret, "course": course}
+    yield {
+        "name": USER,
+        "uid": entry.pw_uid,
+        "gid": entry.pw_gid,
+        "home": home,
+        "secret": secret,
+        "course": course,
+    }
     shutil.rmtree(course, ignore_errors=True)
 
 
@@ -201,8 +207,15 @@ def user_venv() -> Path:
             made = _run(["/usr/bin/python3", "-m", "venv", str(partial)])
             assert made.returncode == 0, made.stderr
             installed = _run(
-                [str(partial / "bin" / "python"), "-m", "pip", "install", "-q", "-r",
-                 str(REPO / "requirements.txt")],
+                [
+                    str(partial / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "-r",
+                    str(REPO / "requirements.txt"),
+                ],
                 timeout=1200,
             )
             assert installed.returncode == 0, installed.stderr[-3000:]
@@ -251,13 +264,30 @@ class Listener:
 
 
 def _grade_command(venv: Path, subs: Path, out: Path, *extra: str) -> list[str]:
-    return [str(venv / "bin" / "python"), "-m", "autograder", "grade", str(subs), "--out",
-            str(out), "--jobs", "2", "--timeout", str(TIMEOUT), *extra]
+    return [
+        str(venv / "bin" / "python"),
+        "-m",
+        "autograder",
+        "grade",
+        str(subs),
+        "--out",
+        str(out),
+        "--jobs",
+        "2",
+        "--timeout",
+        str(TIMEOUT),
+        *extra,
+    ]
 
 
 def _environment(ta: dict, token: str) -> dict[str, str]:
-    return {"HOME": str(ta["home"]), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
-            "TA_TOKEN": token, "MATH_PRIMER_CALL_TIMEOUT": "2"}
+    return {
+        "HOME": str(ta["home"]),
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "TA_TOKEN": token,
+        "MATH_PRIMER_CALL_TIMEOUT": "2",
+    }
 
 
 def _as_ta(ta: dict, command: list[str]) -> list[str]:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import CORRECT, MP, TINY, fill, write_notebooks
 
 import autograder.grading
 from autograder.grading import grade
@@ -22,6 +21,7 @@ from autograder.manifest import (
     read_manifest,
     write_manifest,
 )
+from conftest import CORRECT, MP, TINY, fill, write_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def test_grade_writes_the_manifest(graded: dict) -> None:
     assert record["assignment"] == "math_primer"
     assert record["title"] == "Math Primer"
     assert record["questions"] == [
-        {"id": q.id, "sheet": q.sheet, "points": float(q.points)} for q in MP.questions
+        {"id": q.id, "sheet": q.sheet, "points": float(q.possible)} for q in MP.questions
     ]
     assert record["total_points"] == MP.total_points == 12
     assert record["roster"] == str(graded["roster"].resolve())
@@ -107,8 +107,9 @@ def test_manifest_round_trip(tmp_path: Path) -> None:
     now = datetime(2026, 12, 2, 11, 15, 30, 123456).astimezone()
     manifest = make_manifest(pack=TINY, roster=Path("r.csv"), engine="otter", now=now)
     assert manifest.assignment == "tiny" and manifest.title == "Tiny Sheet"
-    assert manifest.questions == (QuestionInfo("p1", "T-1", 1.0), QuestionInfo("p2", "T-2", 2.0))
-    assert manifest.total_points == 3.0
+    # p2 is worth 2 autograded points and 1 for its derivation, marked by a TA
+    assert manifest.questions == (QuestionInfo("p1", "T-1", 1.0), QuestionInfo("p2", "T-2", 3.0))
+    assert manifest.total_points == 4.0
     assert manifest.graded_at == now.astimezone(UTC).replace(microsecond=0).isoformat()
     assert manifest.roster == str(Path("r.csv").resolve())
     assert manifest.kit_version == kit_version()

@@ -9,7 +9,6 @@ import nbformat
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import TINY, write_notebooks
 
 from autograder import grading
 from autograder.cli import main
@@ -17,6 +16,7 @@ from autograder.gradebook import GradebookError, collate
 from autograder.overrides import Override, apply_overrides, read_overrides
 from autograder.pack import load
 from autograder.results import empty_result
+from conftest import TINY, write_notebooks
 
 PACK = load("math_primer")
 QUESTION_NAMES = PACK.question_ids

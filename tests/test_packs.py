@@ -15,6 +15,9 @@ import importlib.util
 import itertools
 import json
 import linecache
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -28,7 +31,7 @@ from autograder.checks import runner
 from autograder.checks.runner import CALL_TIMEOUT_ENV, judge_answer
 from autograder.grading import grade
 from autograder.pack import DEFAULT_TOLERANCE, Derivative, Pack, derive, load_path, registry
-from autograder.pack.master import _blocks, check_master
+from autograder.pack.master import _blocks, check_master, derivation_cell_of
 from autograder.pack.scaffold import scaffold
 from autograder.samples import Samples, load_samples, solutions_dir
 
@@ -303,7 +306,7 @@ def test_closed_forms_are_proven_with_sympy(pack, reference):
     closed_forms = getattr(reference, "CLOSED_FORMS", {})
     proven = set()
     shapes_done = set()
-    for question, case, target, instance in _small_instances(pack, limit=6):
+    for _question, _case, target, instance in _small_instances(pack, limit=6):
         if target.name not in closed_forms:
             continue
         key = (
@@ -384,11 +387,12 @@ def graded(pack: Pack, pack_build: Build, pack_samples, tmp_path_factory) -> dic
 
 @pytest.mark.parametrize("engine", ["judge", "otter"])
 def test_reference_and_correct_answers_earn_full_marks(graded, pack, engine):
-    """Do the master's solutions and the sample correct answers earn full marks through the
-    judge and the Otter path?"""
+    """Do the master's solutions and the sample correct answers earn every autograded point
+    through the judge and the Otter path (a pack's manual derivation points wait for a TA)?"""
     for student in ("reference", "correct"):
         result = graded[engine][student]
-        assert (result["status"], result["total"]) == ("graded", pack.total_points), result
+        assert (result["status"], result["total"]) == ("graded", pack.autograded_points), result
+        assert result["possible"] == pack.total_points, result
 
 
 @pytest.mark.parametrize("engine", ["judge", "otter"])
@@ -397,6 +401,37 @@ def test_blank_notebook_earns_zero_with_missing(graded, pack, engine):
     result = graded[engine]["blank"]
     assert (result["status"], result["total"]) == ("graded", 0)
     assert all(q["tags"] == ["missing"] for q in result["questions"].values()), result
+
+
+def test_validator_passes_correct_and_flags_blank(pack, pack_build, pack_samples, tmp_path):
+    """Does the students' pre-submit check, run in a copy of the pack's student folder, pass the
+    correct sample (exit 0) and flag every question of the blank notebook (exit 1)?"""
+    folder = tmp_path / "student"
+    shutil.copytree(pack_build.out / "student", folder)
+    template = nbformat.read(str(pack_build.student_notebook), as_version=4)
+    correct = kit_samples.fill(template, pack_samples.correct, pack=pack)
+    for question in pack.questions:
+        if question.derivation:
+            cell = correct.cells[derivation_cell_of(correct, question.id)]
+            cell.source = f"By the chain rule, for {question.id}: $J = W$."
+    runs = {}
+    for name, nb in (("correct", correct), ("blank", template)):
+        nbformat.write(nb, str(folder / f"{name}.ipynb"))
+        proc = subprocess.run(
+            [sys.executable, "-m", "autograder.validate", f"{name}.ipynb", "--timeout", "60"],
+            cwd=folder,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        runs[name] = (proc.returncode, proc.stdout + proc.stderr)
+    assert runs["correct"][0] == 0, runs["correct"][1]
+    assert ", ".join(pack.question_ids) in runs["correct"][1]
+    code, out = runs["blank"]
+    assert code == 1, out
+    problems = out.partition("Notes:")[0]
+    assert all(f"  - {qid}: " in problems for qid in pack.question_ids), out
 
 
 def test_a_wrong_closed_form_is_not_proven():

@@ -29,10 +29,10 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
 
 import autograder
 from autograder.grading import grade
+from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
 
 BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 
@@ -814,7 +814,8 @@ def test_fake_result_files_never_reach_the_output(redteam):
         "canvas.csv",
         "moodle.csv",
         "long.csv",
-        "assignment.json",
+        "review.sqlite",  # the run's autograded results, for the review app
+        "assignment.json",  # the run manifest, written last
         *(f"results/{s}.json" for s in students),
         *(f"feedback/{s}.{ext}" for s in students for ext in ("md", "html")),
     }

@@ -13,17 +13,16 @@ import json
 import os
 import zipfile
 from html.parser import HTMLParser
-from pathlib import Path
 
 import markdown_it
 import mistune
 import nbformat
 import pandas as pd
 import pytest
-from conftest import CORRECT, MISTAKES, MP, SOFFICE, fill, spreadsheet_cells, write_notebooks
 
 from autograder.grading import grade
 from autograder.results import file_stem
+from conftest import CORRECT, MISTAKES, MP, SOFFICE, fill, spreadsheet_cells, write_notebooks
 
 TIMEOUT = 60.0
 TOTAL_POINTS = MP.total_points

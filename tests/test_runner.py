@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from conftest import MP, MP_SAMPLES
 
 from autograder.checks import instances as inst
 from autograder.checks import runner
@@ -27,6 +26,7 @@ from autograder.checks.runner import (
     call_and_check,
 )
 from autograder.pack import Instance
+from conftest import MP, MP_SAMPLES
 
 samples = MP_SAMPLES
 CASES = MP.cases

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SOFFICE, spreadsheet_cells
 from hypothesis import given
 from hypothesis import strategies as st
 
 from autograder.safecsv import neutralise, read_csv, restore, write_csv
+from conftest import SOFFICE, spreadsheet_cells
 
 PAYLOADS = [
     "=1+1",

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import CORRECT, MP, fill, write_notebooks
 from test_redteam import PRELUDE, REPORT_EPILOGUE, WRONG, _with_cells, scores
 
-TOTAL_POINTS = MP.total_points
 from autograder.grading import grade
 from autograder.judge import cgroups, sandbox
 from autograder.judge.engine import JudgeConfig, judge_cases
+from conftest import CORRECT, MP, fill, write_notebooks
+
+TOTAL_POINTS = MP.total_points
 
 
 pytestmark = pytest.mark.skipif(
@@ -344,7 +345,7 @@ def test_keyrings_are_no_channel(template, tmp_path):
     for name, notebook in runs.items():  # two runs, one after the other
         subs, out = tmp_path / name, tmp_path / f"{name}-out"
         write_notebooks(subs, {name: notebook, "control": fill(template, WRONG)})
-        run = subprocess.run(
+        run = subprocess.run(  # noqa: PLW1510 (the return code is asserted)
             [sys.executable, "-c", WITH_TA_KEYRING, ta_key, "grade", str(subs), "--out", str(out)],
             cwd=REPO,
             capture_output=True,

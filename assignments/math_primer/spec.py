@@ -197,6 +197,12 @@ def judge_lsq(answer: object, instance: Instance, label: str) -> Outcome:
 
 # --- the sheet ---------------------------------------------------------------------------------
 
+DERIVATION_POINTS = 0
+"""Manual points of each question's "Your derivation" cell, marked by a TA in the review app.
+0 (the default): the cells are handed out, the derivations are shown to TAs, and the grade is
+the 12 autograded points. Set it to e.g. 1 to add 1 manual point to each of the 7 questions
+(total 19); nothing else changes (no rebuild of the master, no change to the notebook)."""
+
 JACOBIAN_SHAPE = (
     "J_z = dz/dx has one row per output z_i and one column per input x_j, so shape (n, d)"
 )
@@ -211,6 +217,8 @@ PACK = Pack(
             id="q1a",
             sheet="2-1 a",
             points=1,
+            derivation=True,
+            derivation_points=DERIVATION_POINTS,
             cases=linear_cases(0.75, 0.25),
             functions=(
                 Derivative(
@@ -228,6 +236,8 @@ PACK = Pack(
             id="q1b",
             sheet="2-1 b",
             points=1,
+            derivation=True,
+            derivation_points=DERIVATION_POINTS,
             cases=linear_cases(0.75, 0.25),
             functions=(
                 Derivative(
@@ -245,6 +255,8 @@ PACK = Pack(
             id="q1c",
             sheet="2-1 c",
             points=1,
+            derivation=True,
+            derivation_points=DERIVATION_POINTS,
             cases=linear_cases(0.75, 0.25),
             functions=(
                 Derivative(
@@ -264,6 +276,8 @@ PACK = Pack(
             id="q1d",
             sheet="2-1 d",
             points=2,
+            derivation=True,
+            derivation_points=DERIVATION_POINTS,
             cases=linear_cases(1.5, 0.5),
             functions=(
                 Derivative(
@@ -282,6 +296,8 @@ PACK = Pack(
             id="q2a",
             sheet="2-2 a",
             points=2,
+            derivation=True,
+            derivation_points=DERIVATION_POINTS,
             cases=SOFTMAX_CASES,
             functions=(
                 Derivative(
@@ -311,6 +327,8 @@ PACK = Pack(
             id="q2b",
             sheet="2-2 b",
             points=2,
+            derivation=True,
+            derivation_points=DERIVATION_POINTS,
             cases=SOFTMAX_CASES,
             functions=(
                 Derivative(
@@ -340,6 +358,8 @@ PACK = Pack(
             id="q3",
             sheet="2-3",
             points=3,
+            derivation=True,
+            derivation_points=DERIVATION_POINTS,
             cases=(
                 typical(2.0, ((8, 3), (20, 5), (4, 4)), condition=10.0),
                 Case(

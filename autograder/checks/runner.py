@@ -38,6 +38,16 @@ def call_timeout() -> float:
         return 10.0
 
 
+FORM_CHECKED = ("callable", "shape", "finite")
+"""What a public form check checks: each function is defined and callable, returns an array of
+the expected shape, with finite entries. Never the values."""
+FORM_PASSED = (
+    f"form checks passed: {', '.join(FORM_CHECKED)}; the values are not checked here, the hidden "
+    "tests run on other inputs after you submit"
+)
+"""What a passing public check says (the kit's message and the ``success_message`` of the
+public test cells, which Otter prints after its own "All test cases passed!")."""
+
 STRUCTURAL_TAGS = frozenset(_STRUCTURAL)
 """Tags the public form checks report; value mistakes are left to the hidden tests."""
 
@@ -331,7 +341,7 @@ def check_form(question: str, *functions: object, pack: Pack | str | None = None
                 outcome.message,
                 hint(structural, vocabulary),
             )
-    return CaseResult(question, "form", True, (), "the answer has the right form")
+    return CaseResult(question, "form", True, (), FORM_PASSED)
 
 
 def assert_form(question: str, *functions: object) -> None:

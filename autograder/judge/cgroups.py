@@ -43,7 +43,7 @@ def dirs_for(name: str) -> dict[str, str]:
     if os.geteuid() != 0:
         return {}
     own = _own_cgroups()
-    dirs = {}
+    dirs: dict[str, str] = {}
     for controller in ("memory", "pids", "cpu"):
         mount = CGROUP_MOUNT / controller
         if controller not in own or not (mount / "cgroup.procs").exists():

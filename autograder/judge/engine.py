@@ -22,11 +22,11 @@ forged one) is dropped.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
-import itertools
 import signal
 import threading
 import time
@@ -451,7 +451,9 @@ class Session:
         except EvaluatorGone as exc:
             if exc.hung:
                 raise CallTimeout(self.config.call_timeout) from None
-            raise StudentError("EvaluatorDied", f"the process running your code died ({exc})")
+            raise StudentError(
+                "EvaluatorDied", f"the process running your code died ({exc})"
+            ) from None
         status = reply.get("status")
         if status == "interrupted":
             raise CallTimeout(self.config.call_timeout)

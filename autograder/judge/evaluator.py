@@ -54,8 +54,7 @@ class _ShellStub:
 
     def run_cell_magic(self, name: str, line: str, cell: str) -> None:
         if name in ("time", "capture"):
-            exec(compile(cell, "<cell magic>", "exec"), _NAMESPACE)
-        return None
+            exec(compile(cell, "<cell magic>", "exec"), _NAMESPACE)  # noqa: S102 (student code)
 
     def system(self, *args, **kwargs) -> None:
         return None
@@ -125,7 +124,7 @@ def run_cell(source: str, index: int) -> dict:
     linecache.cache[filename] = (len(python), None, python.splitlines(True), filename)
     try:
         code = compile(python, filename, "exec")
-        exec(code, _NAMESPACE)
+        exec(code, _NAMESPACE)  # noqa: S102 (the evaluator runs student code)
     except KeyboardInterrupt:
         return {"status": "interrupted"}
     except BaseException as exc:  # noqa: BLE001 - SystemExit too: a cell cannot end grading

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,7 @@ class Foreign:
         return f"<{self.type_name}>"
 
 
-def encode(header: dict, arrays: list[np.ndarray] = ()) -> bytes:
+def encode(header: dict, arrays: Sequence[np.ndarray] = ()) -> bytes:
     """A message from a JSON-able header and numeric arrays."""
     blobs = []
     for array in arrays:

@@ -309,7 +309,7 @@ def apply_limits(limits: Limits) -> None:
         try:
             resource.setrlimit(name, (value, value))
         except (ValueError, OSError):
-            soft, hard = resource.getrlimit(name)
+            _soft, hard = resource.getrlimit(name)
             if hard == resource.RLIM_INFINITY or value <= hard:
                 raise
             resource.setrlimit(name, (min(value, hard), hard))

@@ -8,7 +8,8 @@ A pack is a folder ``<name>/`` holding ``spec.py`` (defines ``PACK``), the Otter
    autograder zip holds exactly the one pack it was built for;
 2. the folders in ``AUTOGRADER_ASSIGNMENTS`` (``os.pathsep``-separated), e.g. a course
    repository or the tests' fixture packs;
-3. ``assignments/`` of the repository this package lives in.
+3. the course's packs: ``assignments/`` of the repository this package lives in, or, in an
+   installed wheel, the copy of that folder the wheel carries (``autograder/_bundled/``).
 
 The course's default pack (used by ``build``, ``demo`` and ``gradescope-check`` without
 ``--assignment``) is ``default`` in ``assignments/course.toml``, or the only pack there is.
@@ -36,8 +37,13 @@ log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 SHIPPED_DIR = PACKAGE_DIR / "assignments"
 """Where a shipped copy of the kit keeps its one pack."""
-REPO_ASSIGNMENTS = PACKAGE_DIR.parent / "assignments"
-"""The repository's packs."""
+BUNDLED_ASSIGNMENTS = PACKAGE_DIR / "_bundled" / "assignments"
+"""The course's packs as an installed wheel carries them (``pip install .`` maps the repository's
+``assignments/`` and ``solutions/`` into ``autograder/_bundled/``; see ``setup.py``)."""
+REPO_ASSIGNMENTS = (
+    BUNDLED_ASSIGNMENTS if BUNDLED_ASSIGNMENTS.is_dir() else PACKAGE_DIR.parent / "assignments"
+)
+"""The course's packs: the repository's ``assignments/``, or the installed wheel's copy."""
 SEARCH_ENV = "AUTOGRADER_ASSIGNMENTS"
 """Extra folders of packs (``os.pathsep``-separated), searched before the repository's."""
 COURSE_FILE = "course.toml"
@@ -99,6 +105,8 @@ def _import_package(folder: Path) -> str:
     module_name = _module_name(folder)
     if module_name not in sys.modules:
         spec = importlib.util.spec_from_loader(module_name, loader=None, is_package=True)
+        if spec is None:  # never for a loader-less package spec; keeps the type checker honest
+            raise SpecError(f"cannot register {folder} as a package")
         package = importlib.util.module_from_spec(spec)
         package.__path__ = [str(folder)]
         sys.modules[module_name] = package

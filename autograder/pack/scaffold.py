@@ -189,7 +189,8 @@ def _master(name: str, title: str) -> nbformat.NotebookNode:
 
 
 def scaffold(name: str, *, root: Path | None = None, title: str | None = None) -> Scaffold:
-    """Write a new pack ``name`` under ``root`` (default: the repository): its spec, its master
+    """Write a new pack ``name`` under ``root`` (default: the repository, or the working directory
+    when the kit is an installed wheel): its spec, its master
     notebook with the test cells generated from the spec, its reference solution and samples.
 
     Raises:
@@ -198,7 +199,10 @@ def scaffold(name: str, *, root: Path | None = None, title: str | None = None) -
     """
     if not _NAME.match(name):
         raise KitError(f"assignment name {name!r}: use lower case letters, digits and _")
-    root = registry.REPO_ASSIGNMENTS.parent if root is None else Path(root)
+    if root is None:
+        installed = registry.REPO_ASSIGNMENTS == registry.BUNDLED_ASSIGNMENTS
+        root = Path.cwd() if installed else registry.REPO_ASSIGNMENTS.parent
+    root = Path(root)
     title = title or name.replace("_", " ").title()
     pack_dir, solutions = root / "assignments" / name, root / "solutions" / name
     for folder in (pack_dir, solutions):

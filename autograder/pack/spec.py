@@ -288,9 +288,14 @@ class Question:
     """The student's functions for this question, in the order the test cells pass them."""
     cases: tuple[Case, ...]
     """The hidden cases; the first is the baseline other cases are diagnosed against."""
+    derivation: bool = False
+    """Does the sheet give this question a "Your derivation" Markdown answer cell? The master
+    must hold it (``sync-tests`` writes it, ``build`` checks it; see
+    :mod:`autograder.pack.master`)."""
     derivation_points: float = 0.0
-    """Manual points for a "Your derivation" Markdown cell, graded by a person (not part of
-    ``points``, not autograded)."""
+    """Manual points for the "Your derivation" cell, marked by a TA in the review app (not
+    part of ``points``, never autograded); needs ``derivation=True``. 0 hands the cell out
+    without points."""
     advice: tuple[Advice, ...] = ()
     """Remarks on correct answers; never scored."""
 
@@ -298,6 +303,12 @@ class Question:
     def function_names(self) -> tuple[str, ...]:
         """The names of the question's functions, in order."""
         return tuple(t.name for t in self.functions)
+
+    @property
+    def possible(self) -> float:
+        """What the question is worth: the autograded ``points`` plus the manual
+        ``derivation_points``."""
+        return self.points + self.derivation_points
 
     @property
     def case_points(self) -> dict[str, float]:
@@ -331,8 +342,14 @@ class Question:
                 f"the cases' points {self.case_points} add up to {total:g}, not "
                 f"the question's {self.points:g}",
             )
-        if self.derivation_points < 0:
-            raise _fail(where, f"derivation_points {self.derivation_points} < 0")
+        if not (self.derivation_points >= 0 and math.isfinite(self.derivation_points)):
+            raise _fail(where, f"derivation_points {self.derivation_points} is not a number >= 0")
+        if self.derivation_points > 0 and not self.derivation:
+            raise _fail(
+                where,
+                f"derivation_points={self.derivation_points:g} needs derivation=True (the "
+                '"Your derivation" cell the points are for)',
+            )
         for target in self.functions:
             target._check(where)
             for case in self.cases:
@@ -412,8 +429,19 @@ class Pack:
 
     @property
     def total_points(self) -> float:
-        """Autograded points of the whole assignment."""
+        """What the whole assignment is worth: autograded plus manual derivation points (equal to
+        :attr:`autograded_points` when no question has ``derivation_points``)."""
+        return math.fsum(q.possible for q in self.questions)
+
+    @property
+    def autograded_points(self) -> float:
+        """The autograded points of the whole assignment (what Otter and Gradescope score)."""
         return math.fsum(q.points for q in self.questions)
+
+    @property
+    def manual_points(self) -> float:
+        """The manual derivation points of the whole assignment, marked by TAs."""
+        return math.fsum(q.derivation_points for q in self.questions)
 
     @property
     def gradebook_columns(self) -> tuple[str, ...]:

@@ -22,9 +22,11 @@ CORRECT: dict[str, str] = {
 
 EQUIVALENT: dict[str, list[str]] = {
     "q1a": [
-        "def jacobian_Wx(W, x):\n    n, d = W.shape\n    J = np.zeros((n, d))\n"
-        "    for i in range(n):\n        for j in range(d):\n            J[i, j] = W[i, j]\n"
-        "    return J\n"
+        (
+            "def jacobian_Wx(W, x):\n    n, d = W.shape\n    J = np.zeros((n, d))\n"
+            "    for i in range(n):\n        for j in range(d):\n            J[i, j] = W[i, j]\n"
+            "    return J\n"
+        )
     ],
     "q1c": ["def jacobian_elementwise(f_prime, x):\n    return np.eye(len(x)) * f_prime(x)\n"],
     "q1d": [
@@ -32,20 +34,26 @@ EQUIVALENT: dict[str, list[str]] = {
         "def dL_dW(dL_dz, x):\n    return dL_dz[:, None] @ x[None, :]\n",
     ],
     "q2a": [
-        "def softmax_diag_derivative(z):\n    return np.diag(softmax_jacobian(z))\n\n"
-        "def softmax_jacobian(z):\n    s = softmax(z)[:, None]\n"
-        "    return np.diagflat(s) - s @ s.T\n"
+        (
+            "def softmax_diag_derivative(z):\n    return np.diag(softmax_jacobian(z))\n\n"
+            "def softmax_jacobian(z):\n    s = softmax(z)[:, None]\n"
+            "    return np.diagflat(s) - s @ s.T\n"
+        )
     ],
     "q2b": [
-        "def cross_entropy_grad(z, y):\n    z = z - z.max()\n"
-        "    return np.exp(z) / np.exp(z).sum() * y.sum() - y\n"
+        (
+            "def cross_entropy_grad(z, y):\n    z = z - z.max()\n"
+            "    return np.exp(z) / np.exp(z).sum() * y.sum() - y\n"
+        )
     ],
     "q3": [
         "def mse_minimizer(X, y):\n    return np.linalg.inv(X.T @ X) @ X.T @ y\n",
         "def mse_minimizer(X, y):\n    return np.linalg.pinv(X) @ y\n",
         "def mse_minimizer(X, y):\n    return np.linalg.lstsq(X, y, rcond=None)[0]\n",
-        "def mse_minimizer(X, y):\n    Q, R = np.linalg.qr(X)\n"
-        "    return np.linalg.solve(R, Q.T @ y)\n",
+        (
+            "def mse_minimizer(X, y):\n    Q, R = np.linalg.qr(X)\n"
+            "    return np.linalg.solve(R, Q.T @ y)\n"
+        ),
     ],
 }
 """Other correct forms, each of which must earn full points."""
@@ -70,21 +78,27 @@ MISTAKES: list[tuple[str, str, str]] = [
     (
         "q2a",
         "diag_only",
-        "def softmax_diag_derivative(z):\n    s = softmax(z)\n    return s * (1 - s)\n\n"
-        "def softmax_jacobian(z):\n    s = softmax(z)\n    return np.diag(s * (1 - s))\n",
+        (
+            "def softmax_diag_derivative(z):\n    s = softmax(z)\n    return s * (1 - s)\n\n"
+            "def softmax_jacobian(z):\n    s = softmax(z)\n    return np.diag(s * (1 - s))\n"
+        ),
     ),
     (
         "q2a",
         "not_stable",
-        "def softmax_diag_derivative(z):\n    s = np.exp(z) / np.exp(z).sum()\n"
-        "    return s * (1 - s)\n\ndef softmax_jacobian(z):\n    s = np.exp(z) / np.exp(z).sum()\n"
-        "    return np.diag(s) - np.outer(s, s)\n",
+        (
+            "def softmax_diag_derivative(z):\n    s = np.exp(z) / np.exp(z).sum()\n"
+            "    return s * (1 - s)\n\ndef softmax_jacobian(z):\n    s = np.exp(z) / np.exp(z).sum()\n"
+            "    return np.diag(s) - np.outer(s, s)\n"
+        ),
     ),
     (
         "q2a",
         "sign_flipped",
-        "def softmax_diag_derivative(z):\n    s = softmax(z)\n    return s * (s - 1)\n\n"
-        "def softmax_jacobian(z):\n    s = softmax(z)\n    return np.outer(s, s) - np.diag(s)\n",
+        (
+            "def softmax_diag_derivative(z):\n    s = softmax(z)\n    return s * (s - 1)\n\n"
+            "def softmax_jacobian(z):\n    s = softmax(z)\n    return np.outer(s, s) - np.diag(s)\n"
+        ),
     ),
     ("q2b", "dL_dyhat", "def cross_entropy_grad(z, y):\n    return -y / softmax(z)\n"),
     ("q2b", "sign_flipped", "def cross_entropy_grad(z, y):\n    return y - softmax(z)\n"),

@@ -1,0 +1,73 @@
+"""``grade``'s hook: keep the run's autograded results in the review store, and layer the human
+marks over them, so that a rerun of ``grade`` never loses what a TA marked in the app.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from autograder.overrides import Override
+from autograder.pack import Pack
+
+from .marks import overrides_for
+from .questions import question_specs
+from .store import ReviewStore
+
+log = logging.getLogger(__name__)
+
+
+def record_run(
+    *,
+    out: Path,
+    autograded: list[dict],
+    pack: Pack,
+    run_overrides: list[Override],
+    roster: pd.DataFrame | None,
+    submissions: Path | None,
+    overrides_path: Path | None = None,
+) -> list[Override]:
+    """Record a run in ``out/review.sqlite`` and return the overrides to apply to its results.
+
+    Args:
+        out: The graded folder.
+        autograded: The run's results before any override (one per submission).
+        pack: The graded assignment (recorded, so the app knows its questions).
+        run_overrides: The rows of the run's ``--overrides`` CSV.
+        roster: The run's roster, if any.
+        submissions: The submissions folder it graded.
+        overrides_path: The ``--overrides`` file, for the record.
+
+    Returns:
+        One override per question with a CSV row or a TA's marks (see
+        :mod:`autograder.review.marks`). Marks of students who are not in this run are kept in
+        the store and logged, not applied.
+    """
+    specs = question_specs(pack, autograded)
+    possible = {q.id: q.points for q in specs}
+    store = ReviewStore.of(out)
+    with store.write(who="grade", possible=possible) as tx:
+        tx.record_run(
+            autograded=autograded,
+            submissions=submissions,
+            roster=roster,
+            overrides=run_overrides,
+            overrides_path=overrides_path,
+            pack=pack,
+        )
+        state = tx.state()
+    students = {r["student"] for r in autograded}
+    idle = sorted({m.student for m in state.marks.values() if not m.empty} - students)
+    if idle:
+        log.warning(
+            "review marks kept for students not in this run (not applied): %s", ", ".join(idle)
+        )
+    return overrides_for(
+        autograded,
+        marks=state.marks.values(),
+        items=state.items,
+        run_overrides=run_overrides,
+        possible=possible,
+    )
