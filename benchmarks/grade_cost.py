@@ -29,9 +29,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from autograder.build import Build, ensure_built
-from autograder.checks.instances import SEED_ENV
-from autograder.contract import QUESTION_NAMES
-from autograder.samples import CORRECT, MISTAKES, fill
+from autograder.givens import SEED_ENV
+from autograder.pack import registry
+from autograder.samples import fill as fill_pack
+from autograder.samples import load_samples
+
+PACK = registry.load("math_primer")  # this benchmark measures Exercise 2
+QUESTION_NAMES = PACK.question_ids
+_SAMPLES = load_samples(PACK.name)
+CORRECT, MISTAKES = _SAMPLES.correct, _SAMPLES.mistakes
+
+
+def fill(template: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
+    """The template with these answers (Exercise 2's pack)."""
+    return fill_pack(template, answers, pack=PACK)
 
 
 def make_batch(folder: Path, template: nbformat.NotebookNode, n: int) -> list[Path]:
@@ -130,7 +141,7 @@ def main() -> None:
     tables: dict[str, pd.DataFrame] = {}
     with tempfile.TemporaryDirectory(prefix="mp-bench-") as tmp:
         root = Path(tmp)
-        built = ensure_built(out=root / "dist")
+        built = ensure_built(out=root / "dist", pack=PACK.name)
         template = nbformat.read(str(built.student_notebook), as_version=4)
         paths = make_batch(root / "subs", template, args.n)
         for r in range(args.repeats):
