@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -174,3 +175,32 @@ def review_hostile(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Pa
     ).to_csv(roster, index=False)
     grade(subs, root / "out", roster=roster)
     return root / "out"
+
+
+class HtmlTables(HTMLParser):
+    """Collects every <table> of a page as a list of rows of cell texts, and <svg> counts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.svgs = 0
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "svg":
+            self.svgs += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)

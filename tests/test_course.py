@@ -12,7 +12,6 @@ import csv
 import json
 import shutil
 import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -30,7 +29,7 @@ from autograder.course_report import persistent_misconceptions, tag_summary
 from autograder.grading import grade
 from autograder.manifest import MANIFEST_NAME
 from autograder.pack import registry
-from conftest import CORRECT, MISTAKES, TINY, check_golden, fill, write_notebooks
+from conftest import CORRECT, MISTAKES, TINY, HtmlTables, check_golden, fill, write_notebooks
 
 GOLDEN = Path(__file__).parent / "golden"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -416,31 +415,7 @@ def test_persistent_misconceptions_table(primer: Path, tiny: Path) -> None:
 # --- course.html --------------------------------------------------------------------------------
 
 
-class _Page(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[list[list[str]]] = []
-        self.svgs = 0
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "svg":
-            self.svgs += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[-1][-1].append("".join(self._cell).strip())
-            self._cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
+_Page = HtmlTables
 
 
 def test_course_html_shows_distributions_and_persistent_tags(primer, tiny, tmp_path) -> None:

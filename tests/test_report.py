@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import matplotlib as mpl
@@ -24,7 +23,7 @@ from autograder.report import (
     write_report,
 )
 from autograder.results import CaseOutcome, empty_result, graded_result
-from conftest import TINY
+from conftest import TINY, HtmlTables
 
 PACK = load("math_primer")
 BY_NAME = PACK.by_id
@@ -72,33 +71,7 @@ def batch() -> list[dict]:
     ]
 
 
-class _Tables(HTMLParser):
-    """Collects every <table> of a page as a list of rows of cell texts, and <svg> counts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[list[list[str]]] = []
-        self.svgs = 0
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "svg":
-            self.svgs += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[-1][-1].append("".join(self._cell).strip())
-            self._cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
+_Tables = HtmlTables
 
 
 def parse(page: str) -> _Tables:
