@@ -35,6 +35,29 @@ TINY = load(FIXTURE_PACKS / "tiny")
 the machinery's tests do not depend on Exercise 2's content."""
 
 
+TINY_SAMPLES = samples.load_samples(TINY)
+"""The tiny pack's sample answers (``tests/fixtures/solutions/tiny/samples.py``)."""
+
+
+@pytest.fixture(scope="session", params=[MATH_PRIMER, "tiny"])
+def any_pack(request: pytest.FixtureRequest) -> Pack:
+    """Each pack the machinery's tests run on: Exercise 2 and the tiny fixture pack (see
+    ``pack_support.py``); a test using it reads ids, points and columns from the pack."""
+    return {MATH_PRIMER: MP, "tiny": TINY}[request.param]
+
+
+@pytest.fixture(scope="session")
+def tiny_built(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    """The tiny fixture pack built by the real Otter Assign, once per session."""
+    return build(out=tmp_path_factory.mktemp("tiny-dist") / "dist", pack=TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_template(tiny_built: Build) -> nbformat.NotebookNode:
+    """The tiny pack's student notebook as handed out (answer cells still `...`)."""
+    return nbformat.read(str(tiny_built.student_notebook), as_version=4)
+
+
 def fill(
     template: nbformat.NotebookNode, answers: dict[str, str], pack: Pack = MP
 ) -> nbformat.NotebookNode:
