@@ -56,6 +56,25 @@ def answer(pack: Pack, question: str, body: str) -> str:
     return f"def {target.name}({', '.join(target.params)}):\n{indented}\n"
 
 
+def negated(pack: Pack, question: str) -> str:
+    """An answer of the right shape and type that is wrong on every part: the pack's sample
+    correct answer with every array its functions return negated (the sign flipped).
+
+    Wrong by value only, so a tampered comparison or a stolen reference would show as a gain.
+    """
+    cell = samples_of(pack).correct[question]
+    for target in pack.question(question).functions:
+        name, params = target.name, ", ".join(target.params)
+        cell += (
+            f"\n_right_{name} = {name}\n\n\ndef {name}({params}):\n"
+            f"    out = _right_{name}({params})\n"
+            "    if isinstance(out, tuple):\n"
+            "        return tuple(-__import__('numpy').asarray(v, dtype=float) for v in out)\n"
+            "    return -__import__('numpy').asarray(out, dtype=float)\n"
+        )
+    return cell
+
+
 def first(pack: Pack) -> Question:
     return pack.questions[0]
 

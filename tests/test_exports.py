@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pack_support import all_passed, failing, first, first_case_points, last
 
 from autograder.exports import (
     CANVAS_ID_COLUMNS,
@@ -22,6 +21,7 @@ from autograder.gradebook import collate
 from autograder.pack import Pack, load
 from autograder.results import CaseOutcome, empty_result, graded_result
 from conftest import TINY, check_golden
+from pack_support import all_passed, failing, first, first_case_points, last
 
 PACK = load("math_primer")
 """Exercise 2: the golden files pin its exports byte for byte (its columns, cases and title)."""

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import nbformat
 import pandas as pd
 import pytest
-from pack_support import answer, first, last, samples_of
 
 from autograder.grading import grade
 from autograder.pack import Pack
 from autograder.samples import answer_cell_index, fill
 from conftest import MP, TINY, write_notebooks
+from pack_support import answer, first, last, samples_of
 
 TIMEOUT = 60.0
 """Seconds per submission given to ``grade``."""

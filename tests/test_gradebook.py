@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pack_support import first, full_marks, last, scored
 
 from autograder.gradebook import (
     STATUSES,
@@ -21,6 +20,7 @@ from autograder.gradebook import (
 )
 from autograder.pack import Pack, load
 from conftest import TINY, check_golden
+from pack_support import first, full_marks, last, scored
 
 GOLDEN = Path(__file__).parent / "golden" / "gradebook.csv"
 

@@ -9,7 +9,6 @@ import nbformat
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from pack_support import first, last
 
 from autograder import grading
 from autograder.cli import main
@@ -18,6 +17,7 @@ from autograder.overrides import Override, apply_overrides, read_overrides
 from autograder.pack import Pack, registry
 from autograder.results import empty_result
 from conftest import FIXTURE_PACKS, TINY, write_notebooks
+from pack_support import first, last
 
 HEADER = "student,question,points,comment\n"
 

@@ -12,7 +12,6 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
-from pack_support import first, last
 
 from autograder.gradebook import collate
 from autograder.pack import Pack
@@ -25,6 +24,7 @@ from autograder.report import (
 )
 from autograder.results import CaseOutcome, empty_result, graded_result
 from conftest import TINY, HtmlTables
+from pack_support import first, last
 
 CHROMIUM = Path("/usr/bin/chromium")
 
