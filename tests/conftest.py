@@ -188,6 +188,18 @@ def review_demo(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_review_demo(tiny_built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny pack's demo batch graded by the judge (``ben_mistakes`` and its two copies share
+    the demo's mistakes). Read-only: tests that change it work on a copy."""
+    from review_support import grade, write_demo
+
+    root = tmp_path_factory.mktemp("tiny-review-demo")
+    subs = write_demo(root / "submissions", template_path=tiny_built.student_notebook, pack=TINY)
+    grade(subs, root / "out", assignment=TINY)
+    return root / "out"
+
+
+@pytest.fixture(scope="session")
 def review_hostile(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Hostile submissions (markup in ids, file names, roster names, code, error messages and
     derivations) graded by the judge. Read-only."""
