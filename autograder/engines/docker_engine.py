@@ -46,7 +46,7 @@ from ..intake import Submission
 from ..pack import registry
 from ..pack.master import case_of_test
 from ..pack.spec import Pack
-from ..results import CaseOutcome, empty_result, graded_result
+from ..results import CaseOutcome, Result, empty_result, graded_result
 from . import kill_group, wait_stoppable
 from .otter_engine import notebook_name, parse_case_message, prepare_notebook
 
@@ -115,7 +115,7 @@ class DockerGrader:
     image: str = GRADING_IMAGE
     """The base image of Otter's grading image."""
 
-    def __call__(self, submission: Submission) -> dict:
+    def __call__(self, submission: Submission) -> Result:
         """Grade one submission (a batch of one)."""
         return self.grade_batch([submission], jobs=1)[0]
 
@@ -124,18 +124,18 @@ class DockerGrader:
         submissions: Sequence[Submission],
         *,
         jobs: int,
-        on_done: Callable[[dict], None] = lambda result: None,
-    ) -> list[dict]:
+        on_done: Callable[[Result], None] = lambda result: None,
+    ) -> list[Result]:
         """Grade every submission with ``otter grade --containers jobs``; one result each.
 
         Unusable submissions become ``invalid`` rows without reaching Otter; a container that
         times out a ``timeout`` row; a container that fails, or a submission Otter does not
         report, an ``error`` row with Otter's reason.
         """
-        results: dict[str, dict] = {}
+        results: dict[str, Result] = {}
         pack = registry.load(self.pack)
 
-        def record(result: dict) -> None:
+        def record(result: Result) -> None:
             results[result["student"]] = result
             on_done(result)
 
@@ -293,7 +293,7 @@ def _passed(message: str) -> bool:
 
 def result_from_otter(
     student: str, row: dict, summary: str | None, advice: dict[str, str], *, pack: Pack
-) -> dict:
+) -> Result:
     """The result of a graded submission: Otter's scores, the summary's per-case messages.
 
     Cases are matched by their test's name (``test_<question>_<case>``), never by position. The
@@ -339,7 +339,7 @@ def _tags_text(passed: bool, message: str) -> tuple[tuple[str, ...], str]:
 
 def collate(
     staged: dict[str, Submission], out: Path, *, failure: str | None, pack: Pack
-) -> list[dict]:
+) -> list[Result]:
     """One result per staged submission from Otter's outputs in ``out``.
 
     ``failure`` (``otter grade`` itself failed) makes every submission it did not report an
