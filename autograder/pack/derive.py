@@ -18,7 +18,16 @@ import numpy as np
 
 from ..checks.oracle import fd_jacobian
 from ..errors import SpecError
-from .spec import Case, Computed, Derivative, Inputs, Instance, Target, array_arguments
+from .spec import (
+    Case,
+    Computed,
+    Derivative,
+    Inputs,
+    Instance,
+    Reference,
+    Target,
+    array_arguments,
+)
 
 _SIGNATURES: dict[int, tuple[Callable, tuple[str, ...] | None]] = {}
 
@@ -103,7 +112,7 @@ def instances(target: Target, rng: np.random.Generator, case: Case) -> list[Inst
 # --- the reference ---------------------------------------------------------------------------
 
 
-def reference(target: Target, inputs: Inputs) -> object:
+def reference(target: Target, inputs: Inputs) -> Reference:
     """The reference answer: derived for a Derivative, computed for a Computed target."""
     if isinstance(target, Computed):
         value = call(target.solve, inputs)
