@@ -43,7 +43,7 @@ from ..errors import JudgeFault, KitError
 from ..intake import Submission, notebook_bytes
 from ..pack import registry
 from ..pack.spec import Pack
-from ..results import CaseOutcome, empty_result, graded_result
+from ..results import CaseOutcome, Result, empty_result, graded_result
 from . import cgroups, evaluator, protocol, sandbox
 from .channel import Channel, ChannelClosed, FrameTimeout, FrameTooLarge
 from .sandbox import Limits
@@ -99,14 +99,14 @@ class StudentError(Exception):
         self.remote_type = remote_type
 
 
-_CONTEXT: multiprocessing.context.BaseContext | None = None
+_CONTEXT: multiprocessing.context.ForkServerContext | None = None
 _CONTEXT_LOCK = threading.Lock()
 _EVALUATOR_NUMBERS = itertools.count(1)
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """The folder holding the ``autograder`` package (the repository, or the zip's ``files/``)."""
 
 
-def warm_context() -> multiprocessing.context.BaseContext:
+def warm_context() -> multiprocessing.context.ForkServerContext:
     """The forkserver context whose template process has numpy and the evaluator preloaded.
 
     The template is started once, with this package importable (Python 3.11's forkserver ignores
@@ -156,7 +156,7 @@ class Evaluator:
         context = warm_context()
         tag = f"{os.getpid()}-{next(_EVALUATOR_NUMBERS)}"
         self.cgroup = cgroups.dirs_for(tag) if config.isolate else {}
-        self.conn, child = context.Pipe(duplex=True)
+        parent, child = context.Pipe(duplex=True)
         self.process = context.Process(
             target=evaluator.main,
             args=(
@@ -174,7 +174,7 @@ class Evaluator:
         )
         self.process.start()
         child.close()
-        self.conn = Channel(self.conn)
+        self.conn = Channel(parent)
         try:
             ready, _ = self._receive(timeout=STARTUP_TIMEOUT)
         except EvaluatorGone as exc:
@@ -250,9 +250,12 @@ class Evaluator:
         return reply, out
 
     def interrupt(self) -> None:
+        pid = self.process.pid
+        if pid is None:  # not started
+            return
         try:
-            os.kill(self.process.pid, signal.SIGINT)
-        except (ProcessLookupError, TypeError):
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
             pass
 
     def kill(self) -> None:
@@ -348,6 +351,11 @@ class Session:
         for index in list(self.finished):
             self._run(index, replay=True)
 
+    def _live(self) -> Evaluator:
+        if self.evaluator is None:
+            raise EvaluatorGone("no evaluator is running")
+        return self.evaluator
+
     def _note(self, note: str) -> None:
         if note not in self.notes:
             self.notes.append(note)
@@ -355,7 +363,7 @@ class Session:
     def _run(self, index: int, *, replay: bool = False) -> None:
         timeout = min(self.config.cell_timeout, self.remaining())
         try:
-            reply, _ = self.evaluator.request(
+            reply, _ = self._live().request(
                 {"op": "run", "source": self.cells[index], "index": index}, timeout=timeout
             )
         except EvaluatorGone as exc:
@@ -417,7 +425,7 @@ class Session:
         if self.gave_up is not None:
             raise EvaluatorGone(self.gave_up)
         try:
-            return self.evaluator.request(header, arrays, timeout=timeout)
+            return self._live().request(header, arrays, timeout=timeout)
         except EvaluatorGone:
             self.start()
             raise
@@ -432,7 +440,8 @@ class Session:
         limit = min(self.config.call_timeout, self.remaining())
         if limit <= 0:
             raise CallTimeout(self.config.call_timeout)
-        descriptions, arrays = [], []
+        descriptions: list[dict[str, object]] = []
+        arrays: list[np.ndarray] = []
         for arg in args:
             if callable(arg):
                 given = self.given_names.get(id(arg))
@@ -531,7 +540,7 @@ def judge_cases(
 
 def grade_submission(
     submission: Submission, *, pack: Pack | str, config: JudgeConfig | None = None
-) -> dict:
+) -> Result:
     """Grade one submission with the judge; never raises for anything the submission does.
 
     ``pack`` may be a pack's name (resolved here, e.g. on a Dask worker).
