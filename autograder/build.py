@@ -275,7 +275,7 @@ def write_offline_zip(standard: Path, target: Path) -> None:
             )
 
 
-def ensure_built(*, out: Path | None = None, pack: Pack | str) -> Build:
+def ensure_built(*, out: Path | None = None, pack: Pack | str | Path) -> Build:
     """Reuse the pack's build in ``out`` (default :func:`default_out`) if it is up to date with
     the sources, else build."""
     pack = registry.load(pack)

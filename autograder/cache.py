@@ -26,8 +26,10 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import cast
 
 from .intake import Submission, notebook_bytes
+from .results import Result
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ class ResultCache:
 
     def split(
         self, submissions: list[Submission], *, force: bool = False
-    ) -> tuple[list[Submission], list[dict]]:
+    ) -> tuple[list[Submission], list[Result]]:
         """Separate the submissions to grade from the results that can be reused.
 
         Args:
@@ -85,7 +87,8 @@ class ResultCache:
         Returns:
             The submissions to grade, and the cached results of the others.
         """
-        to_grade, reused = [], []
+        to_grade: list[Submission] = []
+        reused: list[Result] = []
         for submission in submissions:
             key = self._keys[submission.student] = self.key(submission)
             result = None if force else self._load(key, submission.student)
@@ -95,7 +98,7 @@ class ResultCache:
                 reused.append(result)
         return to_grade, reused
 
-    def store(self, result: dict) -> None:
+    def store(self, result: Result) -> None:
         """Write a fresh result to the cache atomically (skipped for transient statuses)."""
         student = result.get("student")
         key = self._keys.get(student) if isinstance(student, str) else None
@@ -121,10 +124,10 @@ class ResultCache:
             return
         self.stored += 1
 
-    def recording(self, on_done: Callable[[dict], None]) -> Callable[[dict], None]:
+    def recording(self, on_done: Callable[[Result], None]) -> Callable[[Result], None]:
         """``on_done`` that stores each result in the cache first."""
 
-        def record(result: dict) -> None:
+        def record(result: Result) -> None:
             self.store(result)
             on_done(result)
 
@@ -142,7 +145,7 @@ class ResultCache:
                 removed += 1
         return removed
 
-    def _load(self, key: str, student: str) -> dict | None:
+    def _load(self, key: str, student: str) -> Result | None:
         path = self.folder / f"{key}.json"
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
@@ -160,4 +163,4 @@ class ResultCache:
         ):
             log.warning("ignoring the malformed cache entry %s for %s", path, student)
             return None
-        return result
+        return cast(Result, result)  # JSON the cache wrote from a Result, checked above

@@ -53,7 +53,7 @@ from .pack import registry
 from .pack.infer import infer
 from .pack.spec import Pack
 from .report import write_report
-from .results import empty_result
+from .results import Result, empty_result
 from .review.hook import record_run
 
 log = logging.getLogger(__name__)
@@ -119,13 +119,13 @@ def default_jobs() -> int:
 
 def grade_all(
     submissions: list[Submission],
-    grade_one: Callable[[Submission], dict],
+    grade_one: Callable[[Submission], Result],
     *,
     jobs: int,
     pack: Pack,
     executor: Executor | None = None,
-    on_done: Callable[[dict], None] = lambda result: None,
-) -> list[dict]:
+    on_done: Callable[[Result], None] = lambda result: None,
+) -> list[Result]:
     """Grade every submission on an executor; each yields exactly one result.
 
     A crash of ``grade_one``, a submission the executor refuses, a lost worker or a cancelled
@@ -167,7 +167,7 @@ def grade_all(
 
     results = []
 
-    def record(result: dict) -> None:
+    def record(result: Result) -> None:
         results.append(result)
         on_done(result)
 
@@ -200,7 +200,7 @@ def grade_all(
     if interrupts.stop_requested():
         settled = _abandon(futures, finished, record, pack=pack)
         raise GradingInterrupted(
-            signum=interrupts.requested_signal(),
+            signum=interrupts.requested_signal() or signal.SIGINT,  # set: a stop arrived
             graded=len(results),
             total=len(submissions),
             settled=settled,
@@ -209,7 +209,7 @@ def grade_all(
 
 
 def _collect(
-    future: Future, submission: Submission, record: Callable[[dict], None], *, pack: Pack
+    future: Future, submission: Submission, record: Callable[[Result], None], *, pack: Pack
 ) -> None:
     """Record the result of a finished future (an ``error`` row if it crashed); an abandoned
     submission (the batch is stopping) records nothing."""
@@ -228,7 +228,7 @@ def _collect(
 def _abandon(
     futures: dict[Future, Submission],
     finished: queue.SimpleQueue,
-    record: Callable[[dict], None],
+    record: Callable[[Result], None],
     *,
     pack: Pack,
 ) -> bool:
@@ -260,13 +260,13 @@ def _grade_batch(
     grader,
     *,
     jobs: int,
-    on_done: Callable[[dict], None],
+    on_done: Callable[[Result], None],
     pack: Pack,
-) -> list[dict]:
+) -> list[Result]:
     """Run a batch grader; if it crashes, every submission it did not report is an error row."""
     results = {}
 
-    def record(result: dict) -> None:
+    def record(result: Result) -> None:
         results[result["student"]] = result
         on_done(result)
 
@@ -275,7 +275,9 @@ def _grade_batch(
     except (interrupts.Cancelled, KeyboardInterrupt):
         interrupts.request_stop(signal.SIGINT)  # no-op after a signal: the first one is kept
         raise GradingInterrupted(
-            signum=interrupts.requested_signal(), graded=len(results), total=len(submissions)
+            signum=interrupts.requested_signal() or signal.SIGINT,  # set: a stop arrived
+            graded=len(results),
+            total=len(submissions),
         ) from None
     except Exception as exc:
         log.exception("the batch grader crashed")
@@ -297,7 +299,7 @@ def make_grader(
     timeout: float,
     pack: Pack | str | Path,
     unsafe_no_isolation: bool = False,
-) -> Callable[[Submission], dict]:
+) -> Callable[[Submission], Result]:
     """The function grading one submission of ``pack`` with ``engine`` (building first if it
     needs the zip; ``build_dir`` None: the pack's default build folder).
 
@@ -349,7 +351,7 @@ def grade(
     timeout: float = DEFAULT_TIMEOUT,
     roster: Path | None = None,
     engine: str = "judge",
-    progress: Callable[[Iterable[Submission]], Callable[[dict], None]] | None = None,
+    progress: Callable[[Iterable[Submission]], Callable[[Result], None]] | None = None,
     scheduler: str | None = None,
     scheduler_timeout: float = 10.0,
     force: bool = False,
@@ -458,8 +460,8 @@ def grade(
             submissions=submissions,
             overrides_path=overrides,
         )
-        results = apply_overrides(autograded, human, pack=pack)
-        table = write_outputs(results, out, pack=pack, roster=roster_df)
+        final = apply_overrides(autograded, human, pack=pack)
+        table = write_outputs(final, out, pack=pack, roster=roster_df)
         manifest = make_manifest(pack=pack, roster=roster, engine=engine)
         write_manifest(manifest, out)  # last: a folder with a manifest is a finished run
         cache.prune()
@@ -468,7 +470,7 @@ def grade(
         out / "gradebook.csv",
         out / "results",
         reused=len(reused),
-        results=results,
+        results=final,
         pack=pack,
     )
 
@@ -512,7 +514,7 @@ def write_outputs(
     return table
 
 
-def note_late(results: list[dict], submissions: list[Submission]) -> list[dict]:
+def note_late(results: list[Result], submissions: list[Submission]) -> list[Result]:
     """Add a note to the results of submissions an LMS marked late (no deduction)."""
     late = {s.student for s in submissions if s.late}
     for result in results:

@@ -123,7 +123,7 @@ def prepare_notebook(notebook: nbformat.NotebookNode, folder: Path, *, name: str
 
 
 def grade_submission(
-    submission: Submission, *, autograder_zip: Path, timeout: float, pack: Pack | str
+    submission: Submission, *, autograder_zip: Path, timeout: float, pack: Pack | str | Path
 ) -> Result:
     """Grade one submission with ``otter run``; never raises for anything the submission does.
 

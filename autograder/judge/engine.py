@@ -539,7 +539,7 @@ def judge_cases(
 
 
 def grade_submission(
-    submission: Submission, *, pack: Pack | str, config: JudgeConfig | None = None
+    submission: Submission, *, pack: Pack | str | Path, config: JudgeConfig | None = None
 ) -> Result:
     """Grade one submission with the judge; never raises for anything the submission does.
 

@@ -25,12 +25,13 @@ import logging
 import math
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import EllipsisType
+from typing import Any
 
 import pandas as pd
 
@@ -293,7 +294,7 @@ class Writer:
     def record_run(
         self,
         *,
-        autograded: list[dict],
+        autograded: Sequence[Mapping[str, Any]],
         submissions: Path | None,
         roster: pd.DataFrame | None,
         overrides: Iterable[Override] = (),
