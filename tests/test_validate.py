@@ -14,7 +14,7 @@ import pytest
 
 from autograder.build import Build
 from autograder.validate import GIVEN_FILE, compare_given, given_fingerprints
-from conftest import CORRECT, MP, fill
+from helpers import CORRECT, MP, fill
 
 
 @pytest.fixture(scope="module")
