@@ -21,8 +21,8 @@ from starlette.testclient import TestClient
 from autograder import grading, interrupts
 from autograder.cache import CACHE_DIR
 from autograder.cli import main
-from autograder.judge.engine import grade_submission
 from autograder.intake import discover
+from autograder.judge.engine import grade_submission
 from autograder.regrade import merge
 from autograder.review.app import create_app
 from autograder.review.questions import question_specs
@@ -170,6 +170,30 @@ def test_only_the_chosen_question_changed(graded, regraded):
         assert json.dumps(result["questions"]["p2"]) == json.dumps(
             before[student]["questions"]["p2"]
         )
+
+
+def test_other_questions_come_from_the_cache_not_a_new_grade(graded, tmp_path):
+    """Are the other questions' entries taken from the cache as they are (a marked cached entry
+    comes back marked) while p1 is judged again?"""
+    out = Path(shutil.copytree(graded["out"], tmp_path / "out"))
+    for path in (out / CACHE_DIR).glob("*.json"):
+        entry = json.loads(path.read_text())
+        entry["result"]["questions"]["p2"]["feedback"] = "from the cache"
+        path.write_text(json.dumps(entry))
+    run = grading.grade(
+        submissions=graded["subs"],
+        out=out,
+        assignment=TINY,
+        jobs=2,
+        force=True,
+        questions=("p1",),
+    )
+    assert run.regrade is not None and run.regrade.carried == run.regrade.regraded == 7
+    graded_now = [r for r in results(out).values() if r["status"] == "graded"]
+    assert len(graded_now) == 6
+    for result in graded_now:
+        assert result["questions"]["p2"]["feedback"] == "from the cache"
+    assert results(out)["ada_correct"]["questions"]["p1"]["score"] == 1
 
 
 def test_the_changes_file_lists_exactly_the_changed_answers(graded, regraded):
