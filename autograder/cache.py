@@ -16,10 +16,11 @@ in flight; the rerun grades only what is not cached. ``error`` and ``timeout`` r
 cached: they may come from the machine (a lost worker, a loaded CPU) rather than the submission,
 so a rerun tries them again. Overrides are applied after the cache, never stored in it.
 
-Each entry also records the submission's hash and the grader settings (not part of the layout's
-contract for reuse: the key alone decides that). They let a regrade of one question
-(``grade --force --question QID``, see ``regrade.py``) find a submission's previous result after
-the assignment changed (a new fingerprint, hence new keys): :meth:`ResultCache.previous`.
+Each entry also records the submission's hash and the grader settings (reuse is decided by the
+key alone). They let a regrade of one question (``grade --force --question QID``, see
+``regrade.py``) find a submission's previous result after the assignment changed (a new
+fingerprint, hence new keys): :meth:`ResultCache.previous`. The regrade stores the merged result
+under the new key, so the next plain run reuses it.
 """
 
 from __future__ import annotations
