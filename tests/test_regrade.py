@@ -390,3 +390,20 @@ def test_merge_keeps_the_other_entries_and_an_error_row_replaces_the_result():
     error = {**fresh, "status": "error"}
     assert merge(previous, error, questions=("p1",)) is error
     assert merge(None, fresh, questions=("p1",)) is fresh
+
+
+def test_a_big_regrade_prints_twenty_rows_and_points_to_the_file(capsys, tmp_path):
+    """With more changes than the terminal shows, are the first 20 printed, then "and N more,
+    see FILE"?"""
+    from autograder.cli import REGRADE_ROWS, _report_regrade
+    from autograder.regrade import Change, RegradeReport
+
+    changes = tuple(
+        Change(f"s{i:02d}", "p1", "graded", "graded", 0.0, 1.0, ("scaled",), ())
+        for i in range(REGRADE_ROWS + 5)
+    )
+    path = tmp_path / "regrade-p1.csv"
+    _report_regrade(RegradeReport(("p1",), changes, path, regraded=30, carried=30))
+    printed = capsys.readouterr().out
+    assert "s19" in printed and "s20" not in printed
+    assert f"... and 5 more, see {path}" in printed
