@@ -222,7 +222,7 @@ def create_app(
             following=students[position + 1] if position + 1 < len(students) else None,
             autograded_total=sum(c.layered.autograded for c in cards),
             final_total=sum(c.layered.final for c in cards),
-            possible=sum(spec.points for spec in ctx.specs),
+            possible=sum(spec.possible for spec in ctx.specs),
         )
 
     def attention(request: Request) -> HTMLResponse:

@@ -51,7 +51,7 @@ def record_run(
         the store and logged, not applied.
     """
     specs = question_specs(pack, autograded)
-    possible = {q.id: q.points for q in specs}
+    possible = {q.id: q.possible for q in specs}
     store = ReviewStore.of(out)
     with store.write(who="grade", possible=possible) as tx:
         tx.record_run(
