@@ -21,7 +21,7 @@ from autograder.intake import discover
 from autograder.pack import registry
 from autograder.results import empty_result
 from autograder.samples import fill
-from conftest import FIXTURE_PACKS, TINY, TINY_SAMPLES, write_notebooks
+from helpers import FIXTURE_PACKS, TINY, TINY_SAMPLES, write_notebooks
 
 PACK = TINY
 """The cache is machinery: its batches are of the tiny fixture pack."""

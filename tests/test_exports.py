@@ -20,7 +20,7 @@ from autograder.exports import (
 from autograder.gradebook import collate
 from autograder.pack import Pack, load
 from autograder.results import CaseOutcome, empty_result, graded_result
-from conftest import TINY, check_golden
+from helpers import TINY, check_golden
 from pack_support import all_passed, failing, first, first_case_points, last
 
 PACK = load("math_primer")

@@ -21,7 +21,7 @@ import pytest
 from autograder.grading import grade
 from autograder.pack import Pack
 from autograder.samples import answer_cell_index, fill
-from conftest import MP, TINY, write_notebooks
+from helpers import MP, TINY, write_notebooks
 from pack_support import answer, first, last, samples_of
 
 TIMEOUT = 60.0

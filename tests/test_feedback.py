@@ -11,7 +11,7 @@ from autograder.checks.tags import hint
 from autograder.feedback import STATUS_EXPLANATIONS, FeedbackError, write_feedback
 from autograder.pack import Pack, load
 from autograder.results import CaseOutcome, empty_result, file_stem, graded_result
-from conftest import TINY, check_golden
+from helpers import TINY, check_golden
 from pack_support import failing, first, graded, last
 
 PACK = load("math_primer")

@@ -16,7 +16,7 @@ from autograder.gradebook import GradebookError, collate
 from autograder.overrides import Override, apply_overrides, read_overrides
 from autograder.pack import Pack, registry
 from autograder.results import empty_result
-from conftest import FIXTURE_PACKS, TINY, write_notebooks
+from helpers import FIXTURE_PACKS, TINY, write_notebooks
 from pack_support import first, last
 
 HEADER = "student,question,points,comment\n"

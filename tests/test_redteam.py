@@ -41,7 +41,7 @@ import pytest
 import autograder
 from autograder import samples
 from autograder.grading import grade
-from conftest import TINY, TINY_SAMPLES, write_notebooks
+from helpers import TINY, TINY_SAMPLES, write_notebooks
 from pack_support import answer, first, last, negated
 
 PACK = TINY

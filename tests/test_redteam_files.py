@@ -23,7 +23,7 @@ import pytest
 from autograder import samples
 from autograder.grading import grade
 from autograder.results import file_stem
-from conftest import SOFFICE, TINY, TINY_SAMPLES, spreadsheet_cells, write_notebooks
+from helpers import SOFFICE, TINY, TINY_SAMPLES, spreadsheet_cells, write_notebooks
 from pack_support import answer, first, last, mistake
 
 # The batch runs on the tiny fixture pack: it is about hostile files and text, not a sheet.

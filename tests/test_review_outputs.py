@@ -16,7 +16,7 @@ from review_support import grade
 from autograder.review.outputs import Recollator
 from autograder.review.questions import question_specs, run_pack
 from autograder.review.store import ReviewStore
-from conftest import TINY
+from helpers import TINY
 from pack_support import first, last, mistake
 
 PACK = TINY

@@ -30,6 +30,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from ..errors import JudgeFault, KitError
 from ..intake import Submission, notebook_bytes
 from ..pack import registry
 from ..pack.spec import Pack
-from ..results import CaseOutcome, empty_result, graded_result
+from ..results import CaseOutcome, Result, empty_result, graded_result
 from . import cgroups, evaluator, protocol, sandbox
 from .channel import Channel, ChannelClosed, FrameTimeout, FrameTooLarge
 from .sandbox import Limits
@@ -99,14 +100,14 @@ class StudentError(Exception):
         self.remote_type = remote_type
 
 
-_CONTEXT: multiprocessing.context.BaseContext | None = None
+_CONTEXT: multiprocessing.context.ForkServerContext | None = None
 _CONTEXT_LOCK = threading.Lock()
 _EVALUATOR_NUMBERS = itertools.count(1)
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """The folder holding the ``autograder`` package (the repository, or the zip's ``files/``)."""
 
 
-def warm_context() -> multiprocessing.context.BaseContext:
+def warm_context() -> multiprocessing.context.ForkServerContext:
     """The forkserver context whose template process has numpy and the evaluator preloaded.
 
     The template is started once, with this package importable (Python 3.11's forkserver ignores
@@ -156,7 +157,7 @@ class Evaluator:
         context = warm_context()
         tag = f"{os.getpid()}-{next(_EVALUATOR_NUMBERS)}"
         self.cgroup = cgroups.dirs_for(tag) if config.isolate else {}
-        self.conn, child = context.Pipe(duplex=True)
+        parent, child = context.Pipe(duplex=True)
         self.process = context.Process(
             target=evaluator.main,
             args=(
@@ -174,7 +175,7 @@ class Evaluator:
         )
         self.process.start()
         child.close()
-        self.conn = Channel(self.conn)
+        self.conn = Channel(parent)
         try:
             ready, _ = self._receive(timeout=STARTUP_TIMEOUT)
         except EvaluatorGone as exc:
@@ -250,9 +251,12 @@ class Evaluator:
         return reply, out
 
     def interrupt(self) -> None:
+        pid = self.process.pid
+        if pid is None:  # not started
+            return
         try:
-            os.kill(self.process.pid, signal.SIGINT)
-        except (ProcessLookupError, TypeError):
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
             pass
 
     def kill(self) -> None:
@@ -348,6 +352,11 @@ class Session:
         for index in list(self.finished):
             self._run(index, replay=True)
 
+    def _live(self) -> Evaluator:
+        if self.evaluator is None:
+            raise EvaluatorGone("no evaluator is running")
+        return self.evaluator
+
     def _note(self, note: str) -> None:
         if note not in self.notes:
             self.notes.append(note)
@@ -355,7 +364,7 @@ class Session:
     def _run(self, index: int, *, replay: bool = False) -> None:
         timeout = min(self.config.cell_timeout, self.remaining())
         try:
-            reply, _ = self.evaluator.request(
+            reply, _ = self._live().request(
                 {"op": "run", "source": self.cells[index], "index": index}, timeout=timeout
             )
         except EvaluatorGone as exc:
@@ -417,7 +426,7 @@ class Session:
         if self.gave_up is not None:
             raise EvaluatorGone(self.gave_up)
         try:
-            return self.evaluator.request(header, arrays, timeout=timeout)
+            return self._live().request(header, arrays, timeout=timeout)
         except EvaluatorGone:
             self.start()
             raise
@@ -432,7 +441,8 @@ class Session:
         limit = min(self.config.call_timeout, self.remaining())
         if limit <= 0:
             raise CallTimeout(self.config.call_timeout)
-        descriptions, arrays = [], []
+        descriptions: list[dict[str, object]] = []
+        arrays: list[np.ndarray] = []
         for arg in args:
             if callable(arg):
                 given = self.given_names.get(id(arg))
@@ -495,9 +505,16 @@ def check_isolation(config: JudgeConfig | None = None) -> None:
 
 
 def judge_cases(
-    notebook: nbformat.NotebookNode, student: str, config: JudgeConfig, *, pack: Pack
+    notebook: nbformat.NotebookNode,
+    student: str,
+    config: JudgeConfig,
+    *,
+    pack: Pack,
+    questions: Collection[str] | None = None,
 ) -> tuple[dict[str, list[CaseOutcome]], list[str]]:
-    """Every hidden case of every question, judged; plus notes (interrupted cells, isolation).
+    """Every hidden case of every question (or of ``questions`` only: a regrade of one question
+    still runs every cell, but calls only that question's functions), judged; plus notes
+    (interrupted cells, isolation).
 
     Raises:
         KitError: the grader could not do its part (:class:`JudgeFault`: e.g. no evaluator
@@ -508,13 +525,10 @@ def judge_cases(
     try:
         session.start()
         session.run_cells()
-        proxies = {
-            name: session.function(name)
-            for question in pack.questions
-            for name in question.function_names
-        }
+        chosen = [q for q in pack.questions if questions is None or q.id in questions]
+        proxies = {name: session.function(name) for q in chosen for name in q.function_names}
         outcomes: dict[str, list[CaseOutcome]] = {}
-        for question in pack.questions:
+        for question in chosen:
             functions = [proxies[name] for name in question.function_names]
             outcomes[question.id] = []
             for case in question.cases:
@@ -530,11 +544,17 @@ def judge_cases(
 
 
 def grade_submission(
-    submission: Submission, *, pack: Pack | str, config: JudgeConfig | None = None
-) -> dict:
+    submission: Submission,
+    *,
+    pack: Pack | str | Path,
+    config: JudgeConfig | None = None,
+    questions: Collection[str] | None = None,
+) -> Result:
     """Grade one submission with the judge; never raises for anything the submission does.
 
-    ``pack`` may be a pack's name (resolved here, e.g. on a Dask worker).
+    ``pack`` may be a pack's name (resolved here, e.g. on a Dask worker). With ``questions``,
+    only those questions are judged; the others' entries say ``missing`` (a regrade keeps only
+    the chosen questions' entries, see :mod:`autograder.regrade`).
     """
     pack = registry.load(pack)
     if submission.notebook is None:
@@ -543,7 +563,11 @@ def grade_submission(
         )
     try:
         outcomes, notes = judge_cases(
-            submission.notebook, submission.student, config or JudgeConfig(), pack=pack
+            submission.notebook,
+            submission.student,
+            config or JudgeConfig(),
+            pack=pack,
+            questions=questions,
         )
     except (EvaluatorGone, KitError) as exc:  # EvaluatorGone: never expected here
         log.warning("%s: %s", submission.student, exc)
