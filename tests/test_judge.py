@@ -43,8 +43,25 @@ def _message(header: bytes, *blobs: bytes) -> bytes:
         _message(b'{"_blobs": "x"}'),
         _message(b"\xff\xfe"),
         struct.pack(">I", protocol.MAX_HEADER_BYTES + 1) + b"{}",
+        _message(b'{"_blobs": [8], "_arrays": [["|O", [1]]]}', b"12345678"),
+        _message(b'{"_blobs": [8], "_arrays": [["[(\'a\', \'<f8\')]", [1]]]}', b"12345678"),
+        _message(b'{"_blobs": [8], "_arrays": [["<f8", [2]]]}', b"12345678"),
+        _message(b'{"_blobs": [8], "_arrays": [["<f8", [-1]]]}', b"12345678"),
+        _message(b'{"_blobs": [8], "_arrays": []}', b"12345678"),
     ],
-    ids=["empty", "deep-nesting", "short-blob", "bad-blobs", "not-utf8", "huge-header"],
+    ids=[
+        "empty",
+        "deep-nesting",
+        "short-blob",
+        "bad-blobs",
+        "not-utf8",
+        "huge-header",
+        "object-dtype",
+        "structured-dtype",
+        "shape-too-large",
+        "negative-shape",
+        "no-layout",
+    ],
 )
 def test_malformed_messages_are_protocol_errors(data):
     """Is every malformed message a ProtocolError, never another exception?"""
