@@ -7,10 +7,11 @@ and the tests call :func:`run_case` with the pack given explicitly.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -214,7 +215,7 @@ def call_and_check(
 def _first_failure(
     target: Target,
     fn: Callable,
-    instances: list[Instance],
+    instances: Iterable[Instance],
     limit: float | None,
     parts: tuple[str, ...] | None = None,
 ) -> Outcome | None:
@@ -230,6 +231,32 @@ def draw(pack: Pack, question: str, case: str, target: Target, *, key: str) -> l
     spec_case = pack.question(question).case(case)
     rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
     return derive.instances(target, rng, spec_case)
+
+
+Memo = dict[tuple[str, str, str, str], tuple[list, list[Instance]]]
+"""Instances already drawn for one submission: (question, case, function, key) -> the drawn
+inputs and the instances built from them so far."""
+
+
+def _lazy_draw(
+    pack: Pack, question: str, case: str, target: Target, *, key: str, memo: Memo | None
+) -> Iterator[Instance]:
+    """:func:`draw`, each instance built (its reference derived) only when it is reached, and
+    kept in ``memo`` when given: a case stops at its first failure, and the diagnosis of a later
+    case reuses the baseline's first instance instead of deriving it again."""
+    slot = (question, case, target.name, key)
+    entry = memo.get(slot) if memo is not None else None
+    if entry is None:
+        spec_case = pack.question(question).case(case)
+        rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
+        entry = (derive.draw_inputs(target, rng, spec_case), [])
+        if memo is not None:
+            memo[slot] = entry
+    inputs, built = entry
+    for index, values in enumerate(inputs):
+        if index == len(built):
+            built.append(derive.build_instance(target, values))
+        yield built[index]
 
 
 _FROM_ENV = -1.0
@@ -253,6 +280,7 @@ def run_case(
     pack: Pack | str | None = None,
     key: str | None = None,
     call_limit: float | None = _FROM_ENV,
+    memo: Memo | None = None,
 ) -> CaseResult:
     """Check one case of one question against the student's functions.
 
@@ -264,6 +292,9 @@ def run_case(
         key: the per-student seed key; by default read from the environment.
         call_limit: seconds per call enforced in this process (default: ``call_timeout()``);
             ``None`` when the functions enforce their own limit.
+        memo: a dict kept across the cases of one submission (the same ``key``), so that no
+            instance is derived twice; its instances are never handed to the functions (they
+            get copies of the arguments).
 
     Returns:
         The case result; it never raises for anything the student's code does.
@@ -288,16 +319,15 @@ def run_case(
         if missing is not None:
             return result(False, missing.tags, missing.message)
         parts = spec_case.parts
-        failure = _first_failure(
-            target, fn, draw(pack, question, case, target, key=key), limit, parts
-        )
+        drawn = _lazy_draw(pack, question, case, target, key=key, memo=memo)
+        failure = _first_failure(target, fn, drawn, limit, parts)
         if failure is None:
             continue
         tags = failure.tags
         extra = spec_case.diagnosis
         if extra is not None and spec_case is not baseline and "timeout" not in tags:
-            first = draw(pack, question, baseline.name, target, key=key)[:1]
-            if _first_failure(target, fn, first, limit, parts) is None:
+            first = _lazy_draw(pack, question, baseline.name, target, key=key, memo=memo)
+            if _first_failure(target, fn, itertools.islice(first, 1), limit, parts) is None:
                 tags = (extra, *tags) if extra not in tags else tags
         return result(False, tags, failure.message)
     return result(True, (), "passed")

@@ -529,12 +529,19 @@ def judge_cases(
             for name in question.function_names
         }
         outcomes: dict[str, list[CaseOutcome]] = {}
+        memo: dict = {}  # the instances of this submission, each derived once
         for question in pack.questions:
             functions = [proxies[name] for name in question.function_names]
             outcomes[question.id] = []
             for case in question.cases:
                 result = run_case(
-                    question.id, case.name, *functions, pack=pack, key=student, call_limit=None
+                    question.id,
+                    case.name,
+                    *functions,
+                    pack=pack,
+                    key=student,
+                    call_limit=None,
+                    memo=memo,
                 )
                 outcomes[question.id].append(
                     CaseOutcome(case.name, case.points, result.passed, result.tags, result.text())
