@@ -176,3 +176,57 @@ def test_an_argument_the_judge_cannot_send_is_an_error_row_not_the_students_faul
     entry = result["questions"]["q1"]
     assert entry["tags"] == [] and "exception" not in entry["tags"]
     assert "givens" in entry["feedback"] and "cannot send" in entry["feedback"]
+
+
+def _cells_notebook(*sources: str):
+    import nbformat
+
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+
+
+def test_cells_sent_ahead_still_run_in_order_each_with_its_own_time_limit():
+    """Do cells sent ahead of the evaluator's answers run in order, a stuck one interrupted at
+    its own limit while the next ones still run?"""
+    from autograder.judge.engine import JudgeConfig, Session
+
+    nb = _cells_notebook(
+        "trace = [1]",
+        "import time\nwhile True:\n    time.sleep(0.01)",
+        "trace.append(3)",
+        "def jac(x):\n    return [len(trace)]",
+    )
+    session = Session(nb, JudgeConfig(cell_timeout=1.0), "ann", _unsendable_pack())
+    try:
+        session.start()
+        session.run_cells()
+        assert session.finished == [0, 2, 3]
+        assert session.notes == ["cell 2 was interrupted after 1 s"]
+        assert session.function("jac")(np.ones(2)).tolist() == [2]
+    finally:
+        session.close()
+
+
+def test_cells_reached_after_the_submission_deadline_are_not_run():
+    """Is a cell already sent but reached after the submission's deadline skipped, as if it had
+    never been sent, and the one running at the deadline interrupted?"""
+    from autograder.judge.engine import JudgeConfig, Session
+
+    nb = _cells_notebook(
+        "trace = []",
+        "import time\ntime.sleep(3)\ntrace.append(2)",
+        "trace.append(3)",
+        "def jac(x):\n    return [len(trace)]",
+    )
+    config = JudgeConfig(cell_timeout=10.0, submission_timeout=1.0)
+    session = Session(nb, config, "ann", _unsendable_pack())
+    try:
+        session.start()
+        session.run_cells()
+        assert session.finished == [0]
+        assert session.notes == [
+            "cell 2 was interrupted: submission time limit reached",
+            "cells 3+ skipped: submission time limit reached",
+        ]
+        assert session.function("jac") is None  # the answer to the cell after is dropped
+    finally:
+        session.close()

@@ -22,6 +22,7 @@ forged one) is dropped.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import multiprocessing
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 8
 """Evaluator restarts per submission before its remaining cells and calls are given up."""
+PIPELINE_BYTES = 32 * 1024
+"""Bytes of cells sent to an evaluator ahead of its answers (well within a socket's buffer, so
+sending never waits for a busy evaluator)."""
 STARTUP_TIMEOUT = 30.0
 """Seconds a new evaluator may take to say it is ready."""
 UNSAFE_NOTE = (
@@ -215,14 +219,25 @@ class Evaluator:
         ``timeout`` (else the evaluator is interrupted) and be complete within the grace after
         that: a truncated frame or a pipe nobody reads costs this request, never the batch.
         """
-        self._seq += 1
-        timeout = max(timeout, 0.0)
         start = time.monotonic()
+        seq, frame = self.frame(header, arrays)
+        self.send(seq, frame, timeout=timeout)
+        return self.reply(seq, timeout=timeout, start=start)
+
+    def frame(self, header: dict, arrays=()) -> tuple[int, bytes]:
+        """The next request's number and its encoded frame (for :meth:`send`)."""
+        seq = self._seq + 1
+        return seq, protocol.encode({**header, "seq": seq}, list(arrays))
+
+    def send(self, seq: int, frame: bytes, *, timeout: float) -> None:
+        """Send the frame of request ``seq`` (the next one, from :meth:`frame`); it must be taken
+        within ``timeout`` plus the grace (else the evaluator is killed and
+        :class:`EvaluatorGone` raised)."""
+        if seq != self._seq + 1:
+            raise ValueError(f"request {seq} is not the next one ({self._seq + 1})")
+        self._seq = seq
         try:
-            self.conn.send(
-                protocol.encode({**header, "seq": self._seq}, list(arrays)),
-                timeout=timeout + self.config.grace,
-            )
+            self.conn.send(frame, timeout=max(timeout, 0.0) + self.config.grace)
         except FrameTimeout as exc:
             self.kill()
             raise EvaluatorGone(str(exc)) from None
@@ -232,19 +247,26 @@ class Evaluator:
         except BaseException:  # the batch is stopping
             self.kill()
             raise
-        limit, interrupted = start + timeout, False
+
+    def reply(self, seq: int, *, timeout: float, start: float | None = None) -> tuple[dict, list]:
+        """The reply to request ``seq``: it must start within ``timeout`` seconds of ``start``
+        (default now: when the evaluator turns to this request) else the evaluator is interrupted,
+        and be complete within the grace after that. Replies to earlier requests still in the
+        pipe are dropped; a reply to a later one breaks the protocol."""
+        start = time.monotonic() if start is None else start
+        limit, interrupted = start + max(timeout, 0.0), False
         while True:
             if not interrupted and not self.conn.readable(limit - time.monotonic()):
                 self.interrupt()
                 limit, interrupted = time.monotonic() + self.config.grace, True
             frame_limit = limit if interrupted else time.monotonic() + self.config.grace
             reply, out = self._receive(timeout=frame_limit - time.monotonic())
-            seq = reply.get("seq")
-            if not (isinstance(seq, int) and seq < self._seq):
+            number = reply.get("seq")
+            if not (isinstance(number, int) and number < seq):
                 break  # else: a late reply to an earlier request (after a forged one): dropped
         if interrupted:
             reply.setdefault("status", "interrupted")
-        if seq != self._seq:
+        if number != seq:
             self.kill()
             raise EvaluatorGone("evaluator answered out of turn")
         return reply, out
@@ -374,17 +396,23 @@ class Session:
                 {"op": "run", "source": self.cells[index], "index": index}, timeout=timeout
             )
         except EvaluatorGone as exc:
-            if exc.hung:  # interrupted at the time limit, and still running
-                self._note(
-                    f"cell {index + 1} was interrupted after {self.config.cell_timeout:g} s but "
-                    "kept running: it stopped the evaluator and was skipped"
-                )
-            else:
-                self._note(f"cell {index + 1} stopped the evaluator ({exc}); it was skipped")
-            if index in self.finished:
-                self.finished.remove(index)
+            self._cell_gone(index, exc)
             self.start()
             return
+        self._cell_done(index, reply, timeout, replay=replay)
+
+    def _cell_gone(self, index: int, exc: EvaluatorGone) -> None:
+        if exc.hung:  # interrupted at the time limit, and still running
+            self._note(
+                f"cell {index + 1} was interrupted after {self.config.cell_timeout:g} s but "
+                "kept running: it stopped the evaluator and was skipped"
+            )
+        else:
+            self._note(f"cell {index + 1} stopped the evaluator ({exc}); it was skipped")
+        if index in self.finished:
+            self.finished.remove(index)
+
+    def _cell_done(self, index: int, reply: dict, timeout: float, *, replay: bool) -> None:
         status = reply.get("status")
         if status == "interrupted":
             self._note(
@@ -398,26 +426,93 @@ class Session:
             self.finished.append(index)
 
     def run_cells(self) -> None:
-        """Run every code cell in order, as 'Run All' would, but never stuck on one."""
-        for index in range(len(self.cells)):
-            if self.remaining() <= 0:
+        """Run every code cell in order, as 'Run All' would, but never stuck on one.
+
+        The cells are sent ahead (up to :data:`PIPELINE_BYTES` not yet answered), so the
+        evaluator goes from one to the next without waiting for the judge; each still has its
+        own time limit, counted from the answer to the previous one, when the evaluator turns to
+        it. A cell the evaluator reaches past the submission's deadline is not run (it answers
+        ``skipped``), as the judge would not have sent it.
+        """
+        sent: collections.deque[tuple[int, int, int]] = collections.deque()
+        upcoming = 0  # the next cell to send
+        while True:
+            try:
+                while upcoming < len(self.cells) and self.remaining() > 0:
+                    seq, frame = self.evaluator.frame(
+                        {
+                            "op": "run",
+                            "source": self.cells[upcoming],
+                            "index": upcoming,
+                            "not_after": self.deadline,
+                        }
+                    )
+                    if sent and sum(size for _, _, size in sent) + len(frame) > PIPELINE_BYTES:
+                        break
+                    sent.append((upcoming, seq, len(frame)))
+                    upcoming += 1
+                    timeout = min(self.config.cell_timeout, self.remaining())
+                    self.evaluator.send(seq, frame, timeout=timeout)
+                if not sent:
+                    if upcoming < len(self.cells):
+                        self._note(f"cells {upcoming + 1}+ skipped: submission time limit reached")
+                    return
+                index, seq, _ = sent[0]
+                timeout = min(self.config.cell_timeout, self.remaining())
+                reply, _ = self.evaluator.reply(seq, timeout=timeout)
+            except EvaluatorGone as exc:  # blamed on the cell the evaluator was running
+                index = sent[0][0]
+                self._cell_gone(index, exc)
+                try:
+                    self.start()
+                except EvaluatorGone:  # the restart budget is spent (noted)
+                    return
+                upcoming = index + 1
+                sent.clear()
+                continue
+            sent.popleft()
+            if reply.get("status") == "skipped":  # reached past the deadline: not run
                 self._note(f"cells {index + 1}+ skipped: submission time limit reached")
                 return
-            try:
-                self._run(index)
-            except EvaluatorGone:  # the restart budget is spent (noted)
-                return
+            self._cell_done(index, reply, timeout, replay=False)
 
     def function(self, name: str) -> object:
         """What the runner gets for a student function: a remote proxy or a stand-in."""
-        try:
-            reply, _ = self._request(
-                {"op": "probe", "names": [name]}, timeout=self.config.grace + 5
-            )
-        except EvaluatorGone as exc:
-            if self.gave_up is None:
-                self._note(f"`{name}` could not be looked up ({exc})")
-            return Remote(self, name)
+        return self.functions([name])[name]
+
+    def functions(self, names: list[str]) -> dict[str, object]:
+        """:meth:`function` for each name, the lookups sent ahead in one go (each answer still
+        has its own time limit; a lookup that stops the evaluator costs that name only, the
+        next ones go to the restarted evaluator)."""
+        found: dict[str, object] = {}
+        pending = list(dict.fromkeys(names))
+        timeout = self.config.grace + 5
+        while pending:
+            if self.gave_up is not None:
+                found.update((name, Remote(self, name)) for name in pending)
+                break
+            sent: list[tuple[str, int]] = []
+            try:
+                for name in pending:
+                    seq, frame = self.evaluator.frame({"op": "probe", "names": [name]})
+                    sent.append((name, seq))
+                    self.evaluator.send(seq, frame, timeout=timeout)
+                for name, seq in sent:
+                    reply, _ = self.evaluator.reply(seq, timeout=timeout)
+                    found[name] = self._looked_up(name, reply)
+                    pending.remove(name)
+            except EvaluatorGone as exc:
+                name = pending.pop(0)  # the lookup the evaluator was answering
+                try:
+                    self.start()
+                except EvaluatorGone:
+                    pass  # the restart budget is spent (noted)
+                if self.gave_up is None:
+                    self._note(f"`{name}` could not be looked up ({exc})")
+                found[name] = Remote(self, name)
+        return found
+
+    def _looked_up(self, name: str, reply: dict) -> object:
         probe = reply.get("probe")
         state = protocol.text(probe[0] if isinstance(probe, list) and probe else "missing")
         if state == "missing":
@@ -523,11 +618,9 @@ def judge_cases(
     try:
         session.start()
         session.run_cells()
-        proxies = {
-            name: session.function(name)
-            for question in pack.questions
-            for name in question.function_names
-        }
+        proxies = session.functions(
+            [name for question in pack.questions for name in question.function_names]
+        )
         outcomes: dict[str, list[CaseOutcome]] = {}
         memo: dict = {}  # the instances of this submission, each derived once
         for question in pack.questions:

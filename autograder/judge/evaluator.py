@@ -14,6 +14,7 @@ import linecache
 import os
 import signal
 import sys
+import time
 import types
 
 import numpy as np
@@ -179,6 +180,14 @@ def call(name: str, args: list[dict], arrays: list[np.ndarray]) -> tuple[dict, l
     return {"status": "ok", "value": value}, out
 
 
+def _past(deadline: object) -> bool:
+    """Whether the judge's deadline (its ``time.monotonic()``, the same clock) has passed."""
+    try:
+        return deadline is not None and time.monotonic() >= deadline
+    except TypeError:
+        return False
+
+
 def serve(conn) -> None:
     """Answer the judge's requests until it says exit or goes away."""
     while True:
@@ -192,7 +201,9 @@ def serve(conn) -> None:
         if op == "exit":
             os._exit(0)
         try:
-            if op == "run":
+            if op == "run" and _past(request.get("not_after")):
+                reply, out = {"status": "skipped"}, []  # the judge's deadline: it is not run
+            elif op == "run":
                 reply, out = run_cell(request["source"], request["index"]), []
             elif op == "probe":
                 reply, out = {"status": "ok", "probe": [probe(n) for n in request["names"]]}, []
