@@ -233,9 +233,42 @@ def draw(pack: Pack, question: str, case: str, target: Target, *, key: str) -> l
     return derive.instances(target, rng, spec_case)
 
 
-Memo = dict[tuple[str, str, str, str], tuple[list, list[Instance]]]
+class CallsAhead:
+    """A student function that can be told the calls coming next (the judge's remote functions:
+    it sends them to the evaluator ahead of time). The runner announces a case's calls in order;
+    it may stop early (at the first failure), never make others in their place."""
+
+    def call_ahead(self, calls: list[tuple]) -> None:
+        """The argument tuples of the next calls, in order."""
+
+
+Memo = dict[tuple[str, str, str, str], tuple[list, list[Instance], list[tuple]]]
 """Instances already drawn for one submission: (question, case, function, key) -> the drawn
-inputs and the instances built from them so far."""
+inputs, the instances built from them so far and the student's arguments of every instance."""
+
+
+def _drawn(
+    pack: Pack, question: str, case: str, target: Target, *, key: str, memo: Memo | None
+) -> tuple[list, list[Instance], list[tuple]]:
+    slot = (question, case, target.name, key)
+    entry = memo.get(slot) if memo is not None else None
+    if entry is None:
+        spec_case = pack.question(question).case(case)
+        rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
+        entry = (derive.draw_inputs(target, rng, spec_case), [], [])
+        if memo is not None:
+            memo[slot] = entry
+    return entry
+
+
+def _arguments(
+    pack: Pack, question: str, case: str, target: Target, *, key: str, memo: Memo | None
+) -> list[tuple]:
+    """The student's arguments of every instance of the case (no reference derived)."""
+    inputs, _, args = _drawn(pack, question, case, target, key=key, memo=memo)
+    if len(args) < len(inputs):
+        args[:] = [derive.student_args(target, values) for values in inputs]
+    return args
 
 
 def _lazy_draw(
@@ -244,18 +277,11 @@ def _lazy_draw(
     """:func:`draw`, each instance built (its reference derived) only when it is reached, and
     kept in ``memo`` when given: a case stops at its first failure, and the diagnosis of a later
     case reuses the baseline's first instance instead of deriving it again."""
-    slot = (question, case, target.name, key)
-    entry = memo.get(slot) if memo is not None else None
-    if entry is None:
-        spec_case = pack.question(question).case(case)
-        rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
-        entry = (derive.draw_inputs(target, rng, spec_case), [])
-        if memo is not None:
-            memo[slot] = entry
-    inputs, built = entry
+    inputs, built, args = _drawn(pack, question, case, target, key=key, memo=memo)
     for index, values in enumerate(inputs):
         if index == len(built):
-            built.append(derive.build_instance(target, values))
+            known = args[index] if index < len(args) else None
+            built.append(derive.build_instance(target, values, known))
         yield built[index]
 
 
@@ -319,6 +345,8 @@ def run_case(
         if missing is not None:
             return result(False, missing.tags, missing.message)
         parts = spec_case.parts
+        if isinstance(fn, CallsAhead):
+            fn.call_ahead(_arguments(pack, question, case, target, key=key, memo=memo))
         drawn = _lazy_draw(pack, question, case, target, key=key, memo=memo)
         failure = _first_failure(target, fn, drawn, limit, parts)
         if failure is None:

@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import interrupts
 from ..advice import advice_notes
-from ..checks.runner import CallTimeout, call_timeout, run_case
+from ..checks.runner import CallsAhead, CallTimeout, call_timeout, run_case
 from ..errors import JudgeFault, KitError
 from ..intake import Submission, notebook_bytes
 from ..pack import registry
@@ -318,11 +318,12 @@ class Placeholder:
         return None
 
 
-class Remote:
+class Remote(CallsAhead):
     """A student function living in the evaluator: calling it sends the arguments there.
 
     An object rather than a closure, so that the runner's placeholder check (which reads the
-    source of a function) has nothing to parse.
+    source of a function) has nothing to parse. The runner announces a case's calls
+    (:meth:`call_ahead`): they are sent at once, and each call then only waits for its answer.
     """
 
     def __init__(self, session: Session, name: str) -> None:
@@ -331,6 +332,9 @@ class Remote:
 
     def __call__(self, *args: object) -> object:
         return self.session.call(self.name, args)
+
+    def call_ahead(self, calls: list[tuple]) -> None:
+        self.session.call_ahead(self.name, calls)
 
 
 @dataclass(frozen=True)
@@ -359,6 +363,8 @@ class Session:
         self.evaluator: Evaluator | None = None
         self.gave_up: str | None = None
         """Why no evaluator is started any more (the restart budget is spent), if so."""
+        self.ahead: collections.deque[Ahead] = collections.deque()
+        """Calls sent to the evaluator before the runner made them (:meth:`call_ahead`)."""
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -371,6 +377,7 @@ class Session:
             JudgeFault: no evaluator could be started.
         """
         interrupts.check()  # a stopping batch starts no evaluator
+        self.ahead.clear()
         if self.evaluator is not None:
             self.evaluator.kill()
             if self.gave_up is None and self.restarts >= MAX_RESTARTS:
@@ -532,16 +539,12 @@ class Session:
             self.start()
             raise
 
-    def call(self, name: str, args: tuple) -> object:
-        """Call the student's function in the evaluator; raise what the runner expects.
+    def _call_request(self, name: str, args: tuple) -> tuple[dict, list[np.ndarray]]:
+        """The request calling ``name`` on ``args``, and its arrays.
 
         Raises:
-            JudgeFault: an argument that is neither an array nor one of the pack's givens (the
-                grader's fault: the submission becomes an ``error`` row).
+            JudgeFault: an argument that is neither an array nor one of the pack's givens.
         """
-        limit = min(self.config.call_timeout, self.remaining())
-        if limit <= 0:
-            raise CallTimeout(self.config.call_timeout)
         descriptions, arrays = [], []
         for arg in args:
             if callable(arg):
@@ -555,9 +558,84 @@ class Session:
             else:
                 arrays.append(np.asarray(arg))
                 descriptions.append({"kind": "array", "index": len(arrays) - 1})
-        request = {"op": "call", "name": name, "args": descriptions}
+        return {"op": "call", "name": name, "args": descriptions}, arrays
+
+    def call_ahead(self, name: str, calls: list[tuple]) -> None:
+        """Send the next calls of ``name`` now (up to :data:`PIPELINE_BYTES`), so the evaluator
+        goes from one to the next without waiting for the judge.
+
+        Each one is made only if the one before returned normally (the evaluator skips the rest
+        after an exception, an interrupt or the submission's deadline), and each answer still
+        has its own time limit. The runner stops a case at its first wrong answer: the calls
+        after it were made all the same, and their answers are dropped.
+        """
+        if self.ahead:
+            self._drain()
+        if self.gave_up is not None or self.evaluator is None:
+            return
+        previous, size = None, 0
+        for args in calls:
+            try:
+                request, arrays = self._call_request(name, args)
+            except JudgeFault:  # raised again when the runner makes that call
+                return
+            request.update(not_after=self.deadline, unless=previous)
+            seq, frame = self.evaluator.frame(request, arrays)
+            size += len(frame)
+            if self.ahead and size > PIPELINE_BYTES:
+                return
+            try:
+                self.evaluator.send(seq, frame, timeout=self.config.call_timeout)
+            except EvaluatorGone:  # killed: the answers of the calls before cannot come either
+                return
+            self.ahead.append(Ahead(name, args, seq))
+            previous = seq
+
+    def _take_ahead(self, name: str, args: tuple) -> Ahead | None:
+        """The call sent ahead that this one is (the next, with the same arguments), or None
+        after waiting out every call sent ahead."""
+        if self.ahead and self.ahead[0].matches(name, args):
+            return self.ahead.popleft()
+        self._drain()
+        return None
+
+    def _drain(self) -> None:
+        """Wait for the answers of the calls sent ahead and not made by the runner (each with its
+        time limit), and drop them."""
+        while self.ahead:
+            entry = self.ahead.popleft()
+            try:
+                self.evaluator.reply(
+                    entry.seq, timeout=min(self.config.call_timeout, self.remaining())
+                )
+            except EvaluatorGone:
+                try:
+                    self.start()
+                except EvaluatorGone:
+                    pass  # the restart budget is spent (noted)
+                return
+
+    def call(self, name: str, args: tuple) -> object:
+        """Call the student's function in the evaluator; raise what the runner expects.
+
+        Raises:
+            JudgeFault: an argument that is neither an array nor one of the pack's givens (the
+                grader's fault: the submission becomes an ``error`` row).
+        """
+        limit = min(self.config.call_timeout, self.remaining())
+        if limit <= 0:
+            raise CallTimeout(self.config.call_timeout)
+        entry = self._take_ahead(name, args)
         try:
-            reply, out = self._request(request, arrays, timeout=limit)
+            if entry is not None:
+                try:
+                    reply, out = self.evaluator.reply(entry.seq, timeout=limit)
+                except EvaluatorGone:
+                    self.start()
+                    raise
+            else:
+                request, arrays = self._call_request(name, args)
+                reply, out = self._request(request, arrays, timeout=limit)
         except EvaluatorGone as exc:
             if exc.hung:
                 raise CallTimeout(self.config.call_timeout) from None
@@ -581,6 +659,29 @@ class Session:
     def close(self) -> None:
         if self.evaluator is not None:
             self.evaluator.kill()
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """A call sent to the evaluator before the runner made it."""
+
+    name: str
+    args: tuple
+    seq: int
+
+    def matches(self, name: str, args: tuple) -> bool:
+        """Whether a call of ``name`` on ``args`` is this one (the runner passes copies)."""
+        if name != self.name or len(args) != len(self.args):
+            return False
+        for mine, theirs in zip(self.args, args):
+            if callable(mine) or callable(theirs):
+                if mine is not theirs:
+                    return False
+                continue
+            mine, theirs = np.asarray(mine), np.asarray(theirs)
+            if mine.dtype != theirs.dtype or not np.array_equal(mine, theirs):
+                return False
+        return True
 
 
 class IsolationUnavailable(KitError):

@@ -82,10 +82,11 @@ def instances(target: Target, rng: np.random.Generator, case: Case) -> list[Inst
     return [build_instance(target, inputs) for inputs in draw_inputs(target, rng, case)]
 
 
-def build_instance(target: Target, inputs: Inputs) -> Instance:
-    """One instance from its drawn inputs: the student's arguments, the reference, known mistakes
-    (no randomness: the inputs of a case are drawn first, so instances can be built lazily)."""
-    args = student_args(target, inputs)
+def build_instance(target: Target, inputs: Inputs, args: tuple | None = None) -> Instance:
+    """One instance from its drawn inputs: the student's arguments (``args`` when already
+    computed by :func:`student_args`), the reference, known mistakes (no randomness: the inputs of
+    a case are drawn first, so instances can be built lazily)."""
+    args = student_args(target, inputs) if args is None else args
     expected = reference(target, inputs)
     what = (
         str(call(target.describe, inputs))
