@@ -36,7 +36,9 @@ from .grading import (
 from .grading import grade as run_grade
 from .intake import Submission
 from .pack import registry
+from .regrade import RegradeReport
 from .report import summary_lines
+from .results import Result
 from .safetext import visible
 
 console = Console(stderr=True)
@@ -170,6 +172,18 @@ def build(out: Path | None, assignment: str | None) -> None:
     help="CSV of manual points (student, question, points, comment) applied on top.",
 )
 @click.option(
+    "--question",
+    "questions",
+    metavar="QID",
+    multiple=True,
+    help=(
+        "With --force: regrade only this question (repeatable) for every submission, e.g. after "
+        "fixing its checks. Other questions keep their cached results; human marks are kept; "
+        "what changed is printed and written to OUT/regrade-QID.csv, and changed answers under "
+        "a human mark are flagged in the review app."
+    ),
+)
+@click.option(
     "--unsafe-no-isolation",
     is_flag=True,
     help=(
@@ -189,12 +203,18 @@ def grade(
     scheduler: str | None,
     force: bool,
     overrides: Path | None,
+    questions: tuple[str, ...],
     unsafe_no_isolation: bool,
 ) -> None:
     """Grade a folder of submissions and write OUT/gradebook.csv and OUT/results/.
 
     Ctrl-C (or SIGTERM) stops within seconds: what is graded stays in OUT/.cache, no output is
     written, and running the same command again resumes.
+
+    Regrade one question after fixing its checks: grade SUBMISSIONS --out OUT --force
+    --question QID. Every submission is graded again for QID only; the other questions keep
+    their cached results exactly, and a plain rerun afterwards reuses everything. The outputs are
+    re-collated as usual; marks from the review app and --overrides rows stay on top.
     """
     if unsafe_no_isolation:
         _warn_unisolated()
@@ -213,8 +233,11 @@ def grade(
             force=force,
             overrides=overrides,
             unsafe_no_isolation=unsafe_no_isolation,
+            questions=questions,
         )
     _report(run)
+    if run.regrade is not None:
+        _report_regrade(run.regrade)
     if unsafe_no_isolation:
         click.echo(UNISOLATED_WARNING)
     _exit_if_stopped()
@@ -442,7 +465,9 @@ def _friendly_errors() -> Iterator[None]:
 
 
 @contextmanager
-def _stoppable(out: Path) -> Iterator[Callable[[Iterable[Submission]], Callable[[dict], None]]]:
+def _stoppable(
+    out: Path,
+) -> Iterator[Callable[[Iterable[Submission]], Callable[[Result], None]]]:
     """Grade with Ctrl-C/SIGTERM handled (``interrupts.py``); yields the progress-bar factory.
 
     A stop while grading prints how far the batch got and exits with 130 (SIGINT) or 143
@@ -519,7 +544,7 @@ def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
     progress.start()
     done = {"n": 0}
 
-    def on_done(result: dict) -> None:
+    def on_done(result: Result) -> None:
         done["n"] += 1
         student = visible(str(result["student"]), keep_newlines=False)
         progress.update(task, advance=1, description=f"{student}: {result['status']}")
@@ -531,15 +556,69 @@ def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
     return on_done
 
 
+REGRADE_ROWS = 20
+"""Changes a regrade prints at most; the rest are in its file."""
+
+
+def _report_regrade(regrade: RegradeReport) -> None:
+    """The answers a regrade changed, as a table (capped at :data:`REGRADE_ROWS` rows)."""
+    changes = regrade.changes
+    which = ", ".join(regrade.questions)
+    if not changes:
+        click.echo(f"regrade of {which}: no answer changed ({regrade.regraded} submission(s))")
+        click.echo(f"changes:   {regrade.path}")
+        return
+    table = Table(title=f"Regrade of {which}: {len(changes)} answer(s) changed")
+    for column in ("student", "question", "old", "new", "tags", "human mark", "final"):
+        table.add_column(column, justify="right" if column in ("old", "new", "final") else "left")
+    for change in changes[:REGRADE_ROWS]:
+        old = "-" if change.old_points is None else f"{change.old_points:g}"
+        if change.old_status not in (None, change.new_status):
+            old += f" ({change.old_status})"
+        new = f"{change.new_points:g}"
+        if change.new_status != "graded":
+            new += f" ({change.new_status})"
+        tags = " ".join(change.old_tags) or "-"
+        if change.old_tags != change.new_tags:
+            tags += f" -> {' '.join(change.new_tags) or '-'}"
+        final = "" if change.final_points is None else f"{change.final_points:g}"
+        table.add_row(
+            escape(visible(change.student, keep_newlines=False)),
+            escape(change.question),
+            old,
+            new,
+            escape(visible(tags, keep_newlines=False)),
+            "yes, flagged" if change.human_mark else "",
+            final,
+        )
+    Console().print(table)
+    if len(changes) > REGRADE_ROWS:
+        click.echo(f"... and {len(changes) - REGRADE_ROWS} more, see {regrade.path}")
+    flagged = len(regrade.flagged)
+    click.echo(
+        f"regraded:  {regrade.regraded} submission(s) for {which} "
+        f"({regrade.carried} kept their other questions from the cache)"
+    )
+    if flagged:
+        click.echo(
+            f"flagged:   {flagged} answer(s) under a human mark, for review (review app: "
+            "needs attention)"
+        )
+    click.echo(f"changes:   {regrade.path}")
+
+
 def _report(run: GradeRun) -> None:
+    pack = run.pack
+    if pack is None:  # grade() always names the assignment it graded
+        raise click.ClickException("the run names no assignment")
     table = Table(title="Per-question summary (graded submissions)")
-    summary = gradebook.summary_table(run.gradebook, pack=run.pack)
+    summary = gradebook.summary_table(run.gradebook, pack=pack)
     for column in summary.columns:
         table.add_column(str(column), justify="right" if column != "question" else "left")
     for row in summary.itertuples(index=False):
         table.add_row(*[f"{v:.2f}" if isinstance(v, float) else escape(visible(v)) for v in row])
     Console().print(table)
-    for line in summary_lines(run.gradebook, run.results, pack=run.pack):
+    for line in summary_lines(run.gradebook, run.results, pack=pack):
         click.echo(visible(line))
     counts = run.gradebook["status"].value_counts().to_dict()
     click.echo("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -20,7 +20,7 @@ import math
 import numbers
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import pandas as pd
 
@@ -316,7 +316,7 @@ def _score(student: str, name: str, points: float, entry: Any) -> float:
     return float(score)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 

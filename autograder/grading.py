@@ -25,7 +25,7 @@ import os
 import queue
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -52,8 +52,9 @@ from .overrides import apply_overrides, check_students, read_overrides
 from .pack import registry
 from .pack.infer import infer
 from .pack.spec import Pack
+from .regrade import Regrade, RegradeReport, check_questions
 from .report import write_report
-from .results import empty_result
+from .results import Result, empty_result
 from .review.hook import record_run
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ class GradeRun:
     """One result per submission, as written to ``results/``."""
     pack: Pack | None = None
     """The assignment graded."""
+    regrade: RegradeReport | None = None
+    """With ``questions``: what the regrade of those questions changed."""
 
 
 def default_jobs() -> int:
@@ -119,13 +122,13 @@ def default_jobs() -> int:
 
 def grade_all(
     submissions: list[Submission],
-    grade_one: Callable[[Submission], dict],
+    grade_one: Callable[[Submission], Result],
     *,
     jobs: int,
     pack: Pack,
     executor: Executor | None = None,
-    on_done: Callable[[dict], None] = lambda result: None,
-) -> list[dict]:
+    on_done: Callable[[Result], None] = lambda result: None,
+) -> list[Result]:
     """Grade every submission on an executor; each yields exactly one result.
 
     A crash of ``grade_one``, a submission the executor refuses, a lost worker or a cancelled
@@ -167,7 +170,7 @@ def grade_all(
 
     results = []
 
-    def record(result: dict) -> None:
+    def record(result: Result) -> None:
         results.append(result)
         on_done(result)
 
@@ -200,7 +203,7 @@ def grade_all(
     if interrupts.stop_requested():
         settled = _abandon(futures, finished, record, pack=pack)
         raise GradingInterrupted(
-            signum=interrupts.requested_signal(),
+            signum=interrupts.requested_signal() or signal.SIGINT,  # set: a stop arrived
             graded=len(results),
             total=len(submissions),
             settled=settled,
@@ -209,7 +212,7 @@ def grade_all(
 
 
 def _collect(
-    future: Future, submission: Submission, record: Callable[[dict], None], *, pack: Pack
+    future: Future, submission: Submission, record: Callable[[Result], None], *, pack: Pack
 ) -> None:
     """Record the result of a finished future (an ``error`` row if it crashed); an abandoned
     submission (the batch is stopping) records nothing."""
@@ -228,7 +231,7 @@ def _collect(
 def _abandon(
     futures: dict[Future, Submission],
     finished: queue.SimpleQueue,
-    record: Callable[[dict], None],
+    record: Callable[[Result], None],
     *,
     pack: Pack,
 ) -> bool:
@@ -260,13 +263,13 @@ def _grade_batch(
     grader,
     *,
     jobs: int,
-    on_done: Callable[[dict], None],
+    on_done: Callable[[Result], None],
     pack: Pack,
-) -> list[dict]:
+) -> list[Result]:
     """Run a batch grader; if it crashes, every submission it did not report is an error row."""
     results = {}
 
-    def record(result: dict) -> None:
+    def record(result: Result) -> None:
         results[result["student"]] = result
         on_done(result)
 
@@ -275,7 +278,9 @@ def _grade_batch(
     except (interrupts.Cancelled, KeyboardInterrupt):
         interrupts.request_stop(signal.SIGINT)  # no-op after a signal: the first one is kept
         raise GradingInterrupted(
-            signum=interrupts.requested_signal(), graded=len(results), total=len(submissions)
+            signum=interrupts.requested_signal() or signal.SIGINT,  # set: a stop arrived
+            graded=len(results),
+            total=len(submissions),
         ) from None
     except Exception as exc:
         log.exception("the batch grader crashed")
@@ -297,9 +302,11 @@ def make_grader(
     timeout: float,
     pack: Pack | str | Path,
     unsafe_no_isolation: bool = False,
-) -> Callable[[Submission], dict]:
+    questions: Sequence[str] = (),
+) -> Callable[[Submission], Result]:
     """The function grading one submission of ``pack`` with ``engine`` (building first if it
-    needs the zip; ``build_dir`` None: the pack's default build folder).
+    needs the zip; ``build_dir`` None: the pack's default build folder). With ``questions``, the
+    judge judges only those questions (the other engines always grade whole notebooks).
 
     The function holds the pack's folder, not the pack, so it can be sent to Dask workers.
 
@@ -320,6 +327,8 @@ def make_grader(
         return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout, pack=name)
     if engine == "judge":
         config = JudgeConfig(submission_timeout=timeout, isolate=not unsafe_no_isolation)
+        if questions:
+            return partial(judge_grade, config=config, pack=name, questions=tuple(questions))
         return partial(judge_grade, config=config, pack=name)
     raise GradingError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
@@ -349,12 +358,13 @@ def grade(
     timeout: float = DEFAULT_TIMEOUT,
     roster: Path | None = None,
     engine: str = "judge",
-    progress: Callable[[Iterable[Submission]], Callable[[dict], None]] | None = None,
+    progress: Callable[[Iterable[Submission]], Callable[[Result], None]] | None = None,
     scheduler: str | None = None,
     scheduler_timeout: float = 10.0,
     force: bool = False,
     overrides: Path | None = None,
     unsafe_no_isolation: bool = False,
+    questions: Sequence[str] = (),
 ) -> GradeRun:
     """Grade a folder of submissions and write the gradebook.
 
@@ -379,6 +389,10 @@ def grade(
             applied on top of the autograded scores (see ``overrides.py``).
         unsafe_no_isolation: judge engine: run student code without the sandbox (where the
             machine cannot isolate it); every result gets a note saying so.
+        questions: regrade only these questions for every submission (needs ``force``): the
+            other questions keep their cached results, what changed goes to
+            ``OUT/regrade-<qid>.csv``, and changed answers under a human mark are flagged for
+            review (see ``regrade.py``).
 
     Raises:
         GradingError: nothing to grade, an unknown engine, an unreachable scheduler, a Dask
@@ -400,6 +414,7 @@ def grade(
         gradebook.check_roster(roster_df, pack=pack)
     manual = read_overrides(overrides, pack=pack) if overrides is not None else []
     check_students(manual, (s.student for s in found), path=overrides)
+    chosen = check_questions(questions, pack=pack, force=force) if questions else ()
     grade_one = make_grader(
         engine,
         build_dir=build_dir,
@@ -413,13 +428,31 @@ def grade(
     cache = ResultCache(
         out, assignment=source_fingerprint(pack), settings={"engine": engine, **limits}
     )
-    to_grade, reused = cache.split(found, force=force)
+    regrade = None
+    reused: list[Result]
+    if chosen:  # every submission again; other questions' entries kept from the cache
+        regrade = Regrade(out=out, questions=chosen, pack=pack, cache=cache, submissions=found)
+        to_grade, reused = found, []
+        if engine == "judge":
+            only = make_grader(
+                engine,
+                build_dir=build_dir,
+                timeout=timeout,
+                pack=pack,
+                unsafe_no_isolation=unsafe_no_isolation,
+                questions=chosen,
+            )
+            grade_one = regrade.grader(grade_one, only)
+    else:
+        to_grade, reused = cache.split(found, force=force)
     if engine == "judge" and to_grade and not unsafe_no_isolation:
         require_isolation()
     if reused:
         log.info("reusing %d cached result(s) from %s", len(reused), cache.folder)
 
     on_done = cache.recording(progress(to_grade) if progress else (lambda result: None))
+    if regrade is not None:
+        on_done = regrade.merging(on_done)
     place = (
         dask_executor(scheduler, engine=engine, timeout=scheduler_timeout) if scheduler else None
     )
@@ -444,8 +477,11 @@ def grade(
             reused=len(reused),
             settled=exc.settled,
         ) from None
+    if regrade is not None:
+        results = regrade.merged(results)
     with interrupts.deferred():  # a signal now lets the outputs be completed first
         autograded = note_late(sorted(results + reused, key=lambda r: r["student"]), found)
+        changes = regrade.changed(autograded) if regrade is not None else []
         remove_manifest(out)  # a run that dies while writing leaves no manifest (course refuses)
         # Human marks from the review app (OUT/review.sqlite) are layered over the autograde with
         # the --overrides rows, so a rerun never loses them (autograder/review/marks.py).
@@ -457,9 +493,11 @@ def grade(
             roster=roster_df,
             submissions=submissions,
             overrides_path=overrides,
+            regraded=Regrade.flags(changes),
         )
-        results = apply_overrides(autograded, human, pack=pack)
-        table = write_outputs(results, out, pack=pack, roster=roster_df)
+        final = apply_overrides(autograded, human, pack=pack)
+        table = write_outputs(final, out, pack=pack, roster=roster_df)
+        report = regrade.report(changes, human=human, results=final) if regrade else None
         manifest = make_manifest(pack=pack, roster=roster, engine=engine)
         write_manifest(manifest, out)  # last: a folder with a manifest is a finished run
         cache.prune()
@@ -468,8 +506,9 @@ def grade(
         out / "gradebook.csv",
         out / "results",
         reused=len(reused),
-        results=results,
+        results=final,
         pack=pack,
+        regrade=report,
     )
 
 
@@ -512,7 +551,7 @@ def write_outputs(
     return table
 
 
-def note_late(results: list[dict], submissions: list[Submission]) -> list[dict]:
+def note_late(results: list[Result], submissions: list[Submission]) -> list[Result]:
     """Add a note to the results of submissions an LMS marked late (no deduction)."""
     late = {s.student for s in submissions if s.late}
     for result in results:

@@ -27,9 +27,10 @@ import copy
 import difflib
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .gradebook import GradebookError, read_ta_csv
 from .pack.spec import Pack
@@ -121,7 +122,9 @@ def read_overrides(path: Path, *, pack: Pack) -> list[Override]:
     return overrides
 
 
-def check_students(overrides: Iterable[Override], students: Iterable[str], *, path: Path) -> None:
+def check_students(
+    overrides: Iterable[Override], students: Iterable[str], *, path: Path | None
+) -> None:
     """Raise if an override names a student without a submission.
 
     Raises:
@@ -140,7 +143,7 @@ def check_students(overrides: Iterable[Override], students: Iterable[str], *, pa
 
 
 def apply_overrides(
-    results: list[dict], overrides: Iterable[Override], *, pack: Pack
+    results: Sequence[Mapping[str, Any]], overrides: Iterable[Override], *, pack: Pack
 ) -> list[dict]:
     """Results with the overrides applied; the given results are not modified.
 
@@ -151,7 +154,7 @@ def apply_overrides(
     Raises:
         GradebookError: If an override names a student without a result.
     """
-    by_student = {r["student"]: copy.deepcopy(r) for r in results}
+    by_student = {r["student"]: dict(copy.deepcopy(r)) for r in results}
     for override in overrides:
         result = by_student.get(override.student)
         if result is None:

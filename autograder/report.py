@@ -245,7 +245,9 @@ def _distribution_section(graded: pd.DataFrame, pack: Pack) -> str:
     fig = _figure(8.5, 3.4)
     ax = fig.add_subplot()
     edges = np.arange(0, math.ceil(total_points) + 1, 1.0)
-    ax.hist(np.clip(totals, 0, total_points), bins=edges, color=_BAR_COLOR, edgecolor="white")
+    ax.hist(
+        np.clip(totals, 0, total_points), bins=edges.tolist(), color=_BAR_COLOR, edgecolor="white"
+    )
     mean = float(totals.mean())
     ax.axvline(mean, color=_ACCENT_COLOR, linestyle="--", linewidth=2, label=f"mean {mean:.2f}")
     ax.set_xlim(0, total_points)

@@ -19,7 +19,7 @@ from autograder.build import REPO_DIR
 from autograder.cache import CACHE_DIR, ResultCache
 from autograder.intake import discover
 from autograder.results import empty_result
-from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
+from helpers import CORRECT, MISTAKES, MP, fill, write_notebooks
 
 
 def notebook(source: str) -> nbformat.NotebookNode:

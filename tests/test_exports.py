@@ -20,7 +20,7 @@ from autograder.exports import (
 from autograder.gradebook import collate
 from autograder.pack import load
 from autograder.results import CaseOutcome, empty_result, graded_result
-from conftest import TINY, check_golden
+from helpers import TINY, check_golden
 
 PACK = load("math_primer")
 CASES = PACK.cases

@@ -20,7 +20,7 @@ import pytest
 
 from autograder.grading import grade
 from autograder.samples import answer_cell_index
-from conftest import CORRECT, MP, fill, write_notebooks
+from helpers import CORRECT, MP, fill, write_notebooks
 
 BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 

@@ -11,7 +11,7 @@ from autograder.checks.tags import hint
 from autograder.feedback import STATUS_EXPLANATIONS, FeedbackError, write_feedback
 from autograder.pack import load
 from autograder.results import CaseOutcome, empty_result, file_stem, graded_result
-from conftest import TINY, check_golden
+from helpers import TINY, check_golden
 
 PACK = load("math_primer")
 CASES = PACK.cases

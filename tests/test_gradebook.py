@@ -19,7 +19,7 @@ from autograder.gradebook import (
     write_results,
 )
 from autograder.pack import load
-from conftest import TINY, check_golden
+from helpers import TINY, check_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "gradebook.csv"
 

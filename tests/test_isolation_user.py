@@ -54,7 +54,7 @@ from test_sandbox import FAIR_RATIO, FORKER, NEIGHBOUR, SPINNER, cpu_ratio
 
 from autograder.judge.engine import UNSAFE_NOTE
 from autograder.judge.sandbox import Limits
-from conftest import CORRECT, MP, fill, write_notebooks
+from helpers import CORRECT, MP, fill, write_notebooks
 
 QUESTION_NAMES, TOTAL_POINTS = MP.question_ids, MP.total_points
 

@@ -16,7 +16,7 @@ from autograder.gradebook import GradebookError, collate
 from autograder.overrides import Override, apply_overrides, read_overrides
 from autograder.pack import load
 from autograder.results import empty_result
-from conftest import TINY, write_notebooks
+from helpers import TINY, write_notebooks
 
 PACK = load("math_primer")
 QUESTION_NAMES = PACK.question_ids

@@ -32,7 +32,7 @@ import pytest
 
 import autograder
 from autograder.grading import grade
-from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
+from helpers import CORRECT, MISTAKES, MP, fill, write_notebooks
 
 BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 

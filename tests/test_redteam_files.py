@@ -22,7 +22,7 @@ import pytest
 
 from autograder.grading import grade
 from autograder.results import file_stem
-from conftest import CORRECT, MISTAKES, MP, SOFFICE, fill, spreadsheet_cells, write_notebooks
+from helpers import CORRECT, MISTAKES, MP, SOFFICE, fill, spreadsheet_cells, write_notebooks
 
 TIMEOUT = 60.0
 TOTAL_POINTS = MP.total_points

@@ -4,7 +4,6 @@ real headless Chromium rendering."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import matplotlib as mpl
@@ -23,14 +22,12 @@ from autograder.report import (
     write_report,
 )
 from autograder.results import CaseOutcome, empty_result, graded_result
-from conftest import TINY, HtmlTables
+from helpers import TINY, HtmlTables, chromium_screenshot
 
 PACK = load("math_primer")
 BY_NAME = PACK.by_id
 QUESTION_NAMES = PACK.question_ids
 TAGS = PACK.vocabulary
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def graded(student: str, mistakes: dict[str, list[str]] | None = None) -> dict:
@@ -285,22 +282,7 @@ def test_report_renders_in_headless_chromium(batch: list[dict], tmp_path: Path) 
     """Does a real headless Chromium render the report offline to a non-blank page with plots?"""
     report = write_report(collate(batch, pack=PACK), batch, tmp_path / "out", pack=PACK)
     shot = tmp_path / "shot.png"
-    command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={shot}",
-        "--window-size=1200,2000",
-        report.resolve().as_uri(),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    done = chromium_screenshot(report, shot, profile=tmp_path / "profile", height=2000)
     assert shot.exists(), f"no screenshot (exit {done.returncode}): {done.stderr[-2000:]}"
     assert shot.stat().st_size > 20_000
     pixels = mpimg.imread(shot)[..., :3]

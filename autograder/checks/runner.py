@@ -106,7 +106,8 @@ def _time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _availability(target: Target, fn: object) -> Outcome | None:
+def _availability(target: Target, fn: object) -> Callable[..., object] | Outcome:
+    """The student's function, or why it cannot be called."""
     if fn is None:
         return Outcome(False, ("missing",), f"`{target.name}` is not defined")
     if not callable(fn):
@@ -114,7 +115,7 @@ def _availability(target: Target, fn: object) -> Outcome | None:
         return Outcome(False, ("missing",), f"`{target.name}` is a {kind}, not a function")
     if getattr(fn, "template_placeholder", False) is True or is_placeholder(fn):
         return Outcome(False, ("missing",), f"`{target.name}` still has the template's `...`")
-    return None
+    return fn
 
 
 def _copy(arg: object) -> object:
@@ -133,19 +134,30 @@ def judge_answer(
     for a function returning a tuple; ``parts`` limits which parts are judged)."""
     if target.judge is not None:
         return target.judge(answer, instance, label)
+    expected = instance.expected
     if target.returns is None:
+        if not isinstance(expected, np.ndarray):
+            raise KitError(
+                f"{target.name}: the reference is a {type(expected).__name__}, not an array"
+            )
         return compare(
             answer,
-            instance.expected,
+            expected,
             tol=target.tolerance,
             label=label,
             shape_hint=target.shape_hint,
-            alternatives=instance.alternatives,
+            alternatives={
+                t: a for t, a in instance.alternatives.items() if isinstance(a, np.ndarray)
+            },
         )
     names = ", ".join(target.returns)
     if not isinstance(answer, (tuple, list)):
-        arr, problem = to_array(answer, label=label)
-        kind = problem.message.split(" returned ", 1)[-1] if problem else f"array {arr.shape}"
+        converted = to_array(answer, label=label)
+        kind = (
+            converted[1].message.split(" returned ", 1)[-1]
+            if converted[1] is not None
+            else f"array {converted[0].shape}"
+        )
         return Outcome(
             False,
             ("wrong_type",),
@@ -167,7 +179,7 @@ def judge_answer(
         }
         outcome = compare(
             answer[index],
-            instance.expected[index],
+            expected[index],
             tol=target.tolerance,
             label=f"{part} from {label}",
             shape_hint=target.shape_hint,
@@ -341,9 +353,10 @@ def run_case(
 
     baseline = spec.cases[0]
     for target, fn in zip(targets, functions):
-        missing = _availability(target, fn)
-        if missing is not None:
-            return result(False, missing.tags, missing.message)
+        available = _availability(target, fn)
+        if isinstance(available, Outcome):
+            return result(False, available.tags, available.message)
+        fn = available
         parts = spec_case.parts
         if isinstance(fn, CallsAhead):
             fn.call_ahead(_arguments(pack, question, case, target, key=key, memo=memo))
@@ -376,16 +389,17 @@ def check_form(question: str, *functions: object, pack: Pack | str | None = None
     baseline = pack.question(question).cases[0]
     vocabulary = pack.vocabulary
     for target, fn in zip(targets, functions):
-        missing = _availability(target, fn)
-        if missing is not None:
+        available = _availability(target, fn)
+        if isinstance(available, Outcome):
             return CaseResult(
                 question,
                 "form",
                 False,
-                missing.tags,
-                missing.message,
-                hint(missing.tags, vocabulary),
+                available.tags,
+                available.message,
+                hint(available.tags, vocabulary),
             )
+        fn = available
         rng = inst.rng_for(question, "public", key="public", salt=pack.seed_salt)
         instance = derive.instances(target, rng, baseline)[0]
         outcome = call_and_check(target, fn, instance, limit=call_timeout())

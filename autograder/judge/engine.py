@@ -31,6 +31,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,7 @@ from ..errors import JudgeFault, KitError
 from ..intake import Submission, notebook_bytes
 from ..pack import registry
 from ..pack.spec import Pack
-from ..results import CaseOutcome, empty_result, graded_result
+from ..results import CaseOutcome, Result, empty_result, graded_result
 from . import cgroups, evaluator, protocol, sandbox
 from .channel import Channel, ChannelClosed, FrameTimeout, FrameTooLarge
 from .sandbox import Limits
@@ -103,14 +104,14 @@ class StudentError(Exception):
         self.remote_type = remote_type
 
 
-_CONTEXT: multiprocessing.context.BaseContext | None = None
+_CONTEXT: multiprocessing.context.ForkServerContext | None = None
 _CONTEXT_LOCK = threading.Lock()
 _EVALUATOR_NUMBERS = itertools.count(1)
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """The folder holding the ``autograder`` package (the repository, or the zip's ``files/``)."""
 
 
-def warm_context() -> multiprocessing.context.BaseContext:
+def warm_context() -> multiprocessing.context.ForkServerContext:
     """The forkserver context whose template process has numpy and the evaluator preloaded.
 
     The template is started once, with this package importable (Python 3.11's forkserver ignores
@@ -160,7 +161,7 @@ class Evaluator:
         context = warm_context()
         tag = f"{os.getpid()}-{next(_EVALUATOR_NUMBERS)}"
         self.cgroup = cgroups.dirs_for(tag) if config.isolate else {}
-        self.conn, child = context.Pipe(duplex=True)
+        parent, child = context.Pipe(duplex=True)
         self.process = context.Process(
             target=evaluator.main,
             args=(
@@ -178,7 +179,7 @@ class Evaluator:
         )
         self.process.start()
         child.close()
-        self.conn = Channel(self.conn)
+        self.conn = Channel(parent)
         try:
             ready, _ = self._receive(timeout=STARTUP_TIMEOUT)
         except EvaluatorGone as exc:
@@ -272,9 +273,12 @@ class Evaluator:
         return reply, out
 
     def interrupt(self) -> None:
+        pid = self.process.pid
+        if pid is None:  # not started
+            return
         try:
-            os.kill(self.process.pid, signal.SIGINT)
-        except (ProcessLookupError, TypeError):
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
             pass
 
     def kill(self) -> None:
@@ -392,6 +396,11 @@ class Session:
         for index in list(self.finished):
             self._run(index, replay=True)
 
+    def _live(self) -> Evaluator:
+        if self.evaluator is None:
+            raise EvaluatorGone("no evaluator is running")
+        return self.evaluator
+
     def _note(self, note: str) -> None:
         if note not in self.notes:
             self.notes.append(note)
@@ -399,7 +408,7 @@ class Session:
     def _run(self, index: int, *, replay: bool = False) -> None:
         timeout = min(self.config.cell_timeout, self.remaining())
         try:
-            reply, _ = self.evaluator.request(
+            reply, _ = self._live().request(
                 {"op": "run", "source": self.cells[index], "index": index}, timeout=timeout
             )
         except EvaluatorGone as exc:
@@ -446,7 +455,7 @@ class Session:
         while True:
             try:
                 while upcoming < len(self.cells) and self.remaining() > 0:
-                    seq, frame = self.evaluator.frame(
+                    seq, frame = self._live().frame(
                         {
                             "op": "run",
                             "source": self.cells[upcoming],
@@ -459,14 +468,14 @@ class Session:
                     sent.append((upcoming, seq, len(frame)))
                     upcoming += 1
                     timeout = min(self.config.cell_timeout, self.remaining())
-                    self.evaluator.send(seq, frame, timeout=timeout)
+                    self._live().send(seq, frame, timeout=timeout)
                 if not sent:
                     if upcoming < len(self.cells):
                         self._note(f"cells {upcoming + 1}+ skipped: submission time limit reached")
                     return
                 index, seq, _ = sent[0]
                 timeout = min(self.config.cell_timeout, self.remaining())
-                reply, _ = self.evaluator.reply(seq, timeout=timeout)
+                reply, _ = self._live().reply(seq, timeout=timeout)
             except EvaluatorGone as exc:  # blamed on the cell the evaluator was running
                 index = sent[0][0]
                 self._cell_gone(index, exc)
@@ -501,11 +510,11 @@ class Session:
             sent: list[tuple[str, int]] = []
             try:
                 for name in pending:
-                    seq, frame = self.evaluator.frame({"op": "probe", "names": [name]})
+                    seq, frame = self._live().frame({"op": "probe", "names": [name]})
                     sent.append((name, seq))
-                    self.evaluator.send(seq, frame, timeout=timeout)
+                    self._live().send(seq, frame, timeout=timeout)
                 for name, seq in sent:
-                    reply, _ = self.evaluator.reply(seq, timeout=timeout)
+                    reply, _ = self._live().reply(seq, timeout=timeout)
                     found[name] = self._looked_up(name, reply)
                     pending.remove(name)
             except EvaluatorGone as exc:
@@ -534,7 +543,7 @@ class Session:
         if self.gave_up is not None:
             raise EvaluatorGone(self.gave_up)
         try:
-            return self.evaluator.request(header, arrays, timeout=timeout)
+            return self._live().request(header, arrays, timeout=timeout)
         except EvaluatorGone:
             self.start()
             raise
@@ -545,7 +554,8 @@ class Session:
         Raises:
             JudgeFault: an argument that is neither an array nor one of the pack's givens.
         """
-        descriptions, arrays = [], []
+        descriptions: list[dict[str, object]] = []
+        arrays: list[np.ndarray] = []
         for arg in args:
             if callable(arg):
                 given = self.given_names.get(id(arg))
@@ -580,12 +590,12 @@ class Session:
             except JudgeFault:  # raised again when the runner makes that call
                 return
             request.update(not_after=self.deadline, unless=previous)
-            seq, frame = self.evaluator.frame(request, arrays)
+            seq, frame = self._live().frame(request, arrays)
             size += len(frame)
             if self.ahead and size > PIPELINE_BYTES:
                 return
             try:
-                self.evaluator.send(seq, frame, timeout=self.config.call_timeout)
+                self._live().send(seq, frame, timeout=self.config.call_timeout)
             except EvaluatorGone:  # killed: the answers of the calls before cannot come either
                 return
             self.ahead.append(Ahead(name, args, seq))
@@ -605,7 +615,7 @@ class Session:
         while self.ahead:
             entry = self.ahead.popleft()
             try:
-                self.evaluator.reply(
+                self._live().reply(
                     entry.seq, timeout=min(self.config.call_timeout, self.remaining())
                 )
             except EvaluatorGone:
@@ -629,7 +639,7 @@ class Session:
         try:
             if entry is not None:
                 try:
-                    reply, out = self.evaluator.reply(entry.seq, timeout=limit)
+                    reply, out = self._live().reply(entry.seq, timeout=limit)
                 except EvaluatorGone:
                     self.start()
                     raise
@@ -706,9 +716,16 @@ def check_isolation(config: JudgeConfig | None = None) -> None:
 
 
 def judge_cases(
-    notebook: nbformat.NotebookNode, student: str, config: JudgeConfig, *, pack: Pack
+    notebook: nbformat.NotebookNode,
+    student: str,
+    config: JudgeConfig,
+    *,
+    pack: Pack,
+    questions: Collection[str] | None = None,
 ) -> tuple[dict[str, list[CaseOutcome]], list[str]]:
-    """Every hidden case of every question, judged; plus notes (interrupted cells, isolation).
+    """Every hidden case of every question (or of ``questions`` only: a regrade of one question
+    still runs every cell, but calls only that question's functions), judged; plus notes
+    (interrupted cells, isolation).
 
     Raises:
         KitError: the grader could not do its part (:class:`JudgeFault`: e.g. no evaluator
@@ -719,12 +736,11 @@ def judge_cases(
     try:
         session.start()
         session.run_cells()
-        proxies = session.functions(
-            [name for question in pack.questions for name in question.function_names]
-        )
+        chosen = [q for q in pack.questions if questions is None or q.id in questions]
+        proxies = session.functions([name for q in chosen for name in q.function_names])
         outcomes: dict[str, list[CaseOutcome]] = {}
         memo: dict = {}  # the instances of this submission, each derived once
-        for question in pack.questions:
+        for question in chosen:
             functions = [proxies[name] for name in question.function_names]
             outcomes[question.id] = []
             for case in question.cases:
@@ -746,11 +762,17 @@ def judge_cases(
 
 
 def grade_submission(
-    submission: Submission, *, pack: Pack | str, config: JudgeConfig | None = None
-) -> dict:
+    submission: Submission,
+    *,
+    pack: Pack | str | Path,
+    config: JudgeConfig | None = None,
+    questions: Collection[str] | None = None,
+) -> Result:
     """Grade one submission with the judge; never raises for anything the submission does.
 
-    ``pack`` may be a pack's name (resolved here, e.g. on a Dask worker).
+    ``pack`` may be a pack's name (resolved here, e.g. on a Dask worker). With ``questions``,
+    only those questions are judged; the others' entries say ``missing`` (a regrade keeps only
+    the chosen questions' entries, see :mod:`autograder.regrade`).
     """
     pack = registry.load(pack)
     if submission.notebook is None:
@@ -759,7 +781,11 @@ def grade_submission(
         )
     try:
         outcomes, notes = judge_cases(
-            submission.notebook, submission.student, config or JudgeConfig(), pack=pack
+            submission.notebook,
+            submission.student,
+            config or JudgeConfig(),
+            pack=pack,
+            questions=questions,
         )
     except (EvaluatorGone, KitError) as exc:  # EvaluatorGone: never expected here
         log.warning("%s: %s", submission.student, exc)

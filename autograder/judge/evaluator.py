@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 import types
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ OUTPUT_LIMIT = 1_000_000
 try:  # IPython's own transformer turns `%magic` and `!cmd` lines into Python calls.
     from IPython.core.inputtransformer2 import TransformerManager
 
-    _TRANSFORMER = TransformerManager()
+    _TRANSFORMER: TransformerManager | None = TransformerManager()
 except ImportError:  # pragma: no cover - IPython comes with otter-grader
     _TRANSFORMER = None
 
@@ -80,6 +81,8 @@ def load_givens(path: str | None) -> dict:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("_pack_givens", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return dict(getattr(module, "GIVENS", {}))
@@ -91,7 +94,7 @@ def _fresh_namespace() -> dict:
     _NAMESPACE.clear()
     stub = _ShellStub()
     otter_stub = types.ModuleType("otter")
-    otter_stub.Notebook = lambda *args, **kwargs: _ShellStub()
+    vars(otter_stub)["Notebook"] = lambda *args, **kwargs: _ShellStub()
     sys.modules["otter"] = otter_stub
     _NAMESPACE.update(
         {
@@ -161,7 +164,7 @@ def _argument(description: dict, arrays: list[np.ndarray]) -> object:
 
 def call(name: str, args: list[dict], arrays: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
     """Call a student's function; describe the answer as plain data."""
-    function = _NAMESPACE.get(name)
+    function: Any = _NAMESPACE.get(name)  # whatever the student bound (TypeError if no function)
     try:
         arguments = [_argument(a, arrays) for a in args]
     except (UnknownGiven, protocol.ProtocolError) as exc:
@@ -183,7 +186,7 @@ def call(name: str, args: list[dict], arrays: list[np.ndarray]) -> tuple[dict, l
 def _past(deadline: object) -> bool:
     """Whether the judge's deadline (its ``time.monotonic()``, the same clock) has passed."""
     try:
-        return deadline is not None and time.monotonic() >= deadline
+        return isinstance(deadline, (int, float)) and time.monotonic() >= deadline
     except TypeError:
         return False
 
@@ -203,6 +206,8 @@ def serve(conn) -> None:
         except KeyboardInterrupt:
             continue
         op, seq = request.get("op"), request.get("seq")
+        reply: dict
+        out: list[np.ndarray]
         if op == "exit":
             os._exit(0)
         try:
@@ -267,7 +272,8 @@ def _zero(secret: bytes) -> None:
     """Overwrite a bytes object in place before it is dropped (so no copy lingers in memory)."""
     if secret:
         address = ctypes.cast(ctypes.c_char_p(secret), ctypes.c_void_p).value
-        ctypes.memset(address, 0, len(secret))
+        if address is not None:  # a non-empty bytes object has one
+            ctypes.memset(address, 0, len(secret))
 
 
 def forget_the_judge(student: str) -> None:
@@ -287,7 +293,7 @@ def forget_the_judge(student: str) -> None:
 
     process = multiprocessing.process.current_process()
     stale = [process.authkey]
-    frame = sys._getframe()
+    frame: types.FrameType | None = sys._getframe()
     while frame is not None:  # the preparation data spawn._main still holds on its stack
         if frame.f_code is multiprocessing.spawn._main.__code__:
             data = frame.f_locals.get("preparation_data")
@@ -296,7 +302,7 @@ def forget_the_judge(student: str) -> None:
                 data.clear()
         frame = frame.f_back
     process.authkey = os.urandom(32)
-    multiprocessing.process.ORIGINAL_DIR = None
+    vars(multiprocessing.process)["ORIGINAL_DIR"] = None  # private: not in the stubs
     for key in stale:
         _zero(key)
 

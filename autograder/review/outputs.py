@@ -58,7 +58,7 @@ class Recollator:
         self.out = Path(out)
         self.store = store
         self.pack = pack
-        self.possible = {q.id: q.points for q in question_specs(pack)}
+        self.possible = {q.id: q.possible for q in question_specs(pack)}
         self._cached: tuple[str | None, list[dict]] = (None, [])
         self._lock = threading.Lock()
         self.report = ReportWriter(self.out, pack=pack)
@@ -178,7 +178,9 @@ class ReportWriter:
         while True:
             with self._condition:
                 self._condition.wait_for(lambda: self._pending is not None)
-                table, results = self._pending
+                pending = self._pending
+                assert pending is not None  # wait_for returned; narrows the type
+                table, results = pending
                 self._pending, self._busy = None, True
             start = time.perf_counter()
             try:
