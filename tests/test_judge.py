@@ -230,3 +230,33 @@ def test_cells_reached_after_the_submission_deadline_are_not_run():
         assert session.function("jac") is None  # the answer to the cell after is dropped
     finally:
         session.close()
+
+
+def test_calls_sent_ahead_after_one_that_raised_are_not_made():
+    """Are the calls of a case sent ahead skipped once one raises (as the runner, stopping at the
+    first failure, would never have made them), while a call announced but not made is
+    waited out and the next call gets its own answer?"""
+    from autograder.judge.engine import JudgeConfig, Session, StudentError
+
+    nb = _cells_notebook(
+        "import numpy as np\ncalls = []",
+        "def jac(x):\n    calls.append(x.size)\n    if x.size == 2:\n"
+        "        raise ValueError('no')\n    return x * 0",
+        "def count(x):\n    return list(calls)",
+    )
+    session = Session(nb, JudgeConfig(), "ann", _unsendable_pack())
+    try:
+        session.start()
+        session.run_cells()
+        jac, count = session.function("jac"), session.function("count")
+        jac.call_ahead([(np.ones(3),), (np.ones(2),), (np.ones(4),), (np.ones(5),)])
+        assert jac(np.ones(3)).tolist() == [0.0] * 3
+        with pytest.raises(StudentError, match="no"):
+            jac(np.ones(2))
+        assert jac(np.ones(6)).tolist() == [0.0] * 6  # not announced: the rest is waited out
+        assert count(np.ones(1)).tolist() == [3, 2, 6]
+        jac.call_ahead([(np.ones(7),), (np.ones(8),)])
+        assert jac(np.ones(7)).tolist() == [0.0] * 7  # a wrong answer would stop the case here
+        assert count(np.ones(1)).tolist() == [3, 2, 6, 7, 8]  # the call after it was made
+    finally:
+        session.close()

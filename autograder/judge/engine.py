@@ -6,6 +6,14 @@ every question's cases with :func:`autograder.checks.runner.run_case`, whose "fu
 proxies that send inputs to the evaluator and get plain numbers back. A call that hangs or kills
 the evaluator costs that call only: the evaluator is restarted and the finished cells replayed.
 
+Requests are sent ahead of the answers where the order is known: the cells, the function
+lookups, and a case's calls (announced by the runner), so the evaluator goes from one to the next
+without a round trip through the judge. Each still has its own time limit, counted from the
+answer before it; a request the evaluator reaches past the submission's deadline, or a call after
+one that raised or was interrupted, is answered ``skipped`` and not run. The one difference from
+asking one at a time: the calls of a case after a wrong (but normally returned) answer are made,
+and their answers dropped.
+
 Who pays for a broken pipe: the evaluator shares its process with the student's code, which can
 write to the pipe, stop reading it or kill the process. So once the evaluator has said "ready",
 whatever goes wrong on the pipe (a malformed, truncated or out-of-turn reply, a send or receive
