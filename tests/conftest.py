@@ -15,7 +15,8 @@ import nbformat
 import pytest
 
 from autograder.build import Build, build
-from helpers import CHROMIUM, MATH_PRIMER
+from autograder.pack import Pack, load
+from helpers import CHROMIUM, FIXTURE_PACKS, MATH_PRIMER, MP, TINY
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,6 +58,29 @@ def template(built: Build) -> nbformat.NotebookNode:
     return nbformat.read(str(built.student_notebook), as_version=4)
 
 
+@pytest.fixture(scope="session", params=[MATH_PRIMER, "tiny"])
+def any_pack(request: pytest.FixtureRequest) -> Pack:
+    """Each pack the machinery's tests run on: Exercise 2 and the tiny fixture pack (see
+    ``pack_support.py``); a test using it reads ids, points and columns from the pack."""
+    known = {MATH_PRIMER: MP, "tiny": TINY}
+    if request.param in known:
+        return known[request.param]
+    fixture = FIXTURE_PACKS / request.param
+    return load(fixture) if fixture.is_dir() else load(request.param)
+
+
+@pytest.fixture(scope="session")
+def tiny_built(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    """The tiny fixture pack built by the real Otter Assign, once per session."""
+    return build(out=tmp_path_factory.mktemp("tiny-dist") / "dist", pack=TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_template(tiny_built: Build) -> nbformat.NotebookNode:
+    """The tiny pack's student notebook as handed out (answer cells still `...`)."""
+    return nbformat.read(str(tiny_built.student_notebook), as_version=4)
+
+
 @pytest.fixture(scope="session")
 def review_demo(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo batch graded by the judge (with a 3-strong ``transposed`` group on q1b).
@@ -67,6 +91,18 @@ def review_demo(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("review-demo")
     grade(write_demo(root / "submissions", template_path=built.student_notebook), root / "out")
+    return root / "out"
+
+
+@pytest.fixture(scope="session")
+def tiny_review_demo(tiny_built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny pack's demo batch graded by the judge (``ben_mistakes`` and its two copies share
+    the demo's mistakes). Read-only: tests that change it work on a copy."""
+    from review_support import grade, write_demo
+
+    root = tmp_path_factory.mktemp("tiny-review-demo")
+    subs = write_demo(root / "submissions", template_path=tiny_built.student_notebook, pack=TINY)
+    grade(subs, root / "out", assignment=TINY)
     return root / "out"
 
 

@@ -28,6 +28,8 @@ FIXTURE_PACKS = Path(__file__).parent / "fixtures" / "assignments"
 TINY = load(FIXTURE_PACKS / "tiny")
 """A small fixture pack (questions p1, p2; a tuple-valued question with one case per part), so
 the machinery's tests do not depend on Exercise 2's content."""
+TINY_SAMPLES = samples.load_samples(TINY)
+"""The tiny pack's sample answers (``tests/fixtures/solutions/tiny/samples.py``)."""
 
 
 def fill(
