@@ -7,10 +7,11 @@ and the tests call :func:`run_case` with the pack given explicitly.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -226,7 +227,7 @@ def call_and_check(
 def _first_failure(
     target: Target,
     fn: Callable,
-    instances: list[Instance],
+    instances: Iterable[Instance],
     limit: float | None,
     parts: tuple[str, ...] | None = None,
 ) -> Outcome | None:
@@ -242,6 +243,58 @@ def draw(pack: Pack, question: str, case: str, target: Target, *, key: str) -> l
     spec_case = pack.question(question).case(case)
     rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
     return derive.instances(target, rng, spec_case)
+
+
+class CallsAhead:
+    """A student function that can be told the calls coming next (the judge's remote functions:
+    it sends them to the evaluator ahead of time). The runner announces a case's calls in order;
+    it may stop early (at the first failure), never make others in their place."""
+
+    def call_ahead(self, calls: list[tuple]) -> None:
+        """The argument tuples of the next calls, in order."""
+
+
+Memo = dict[tuple[str, str, str, str], tuple[list, list[Instance], list[tuple]]]
+"""Instances already drawn for one submission: (question, case, function, key) -> the drawn
+inputs, the instances built from them so far and the student's arguments of every instance."""
+
+
+def _drawn(
+    pack: Pack, question: str, case: str, target: Target, *, key: str, memo: Memo | None
+) -> tuple[list, list[Instance], list[tuple]]:
+    slot = (question, case, target.name, key)
+    entry = memo.get(slot) if memo is not None else None
+    if entry is None:
+        spec_case = pack.question(question).case(case)
+        rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
+        entry = (derive.draw_inputs(target, rng, spec_case), [], [])
+        if memo is not None:
+            memo[slot] = entry
+    return entry
+
+
+def _arguments(
+    pack: Pack, question: str, case: str, target: Target, *, key: str, memo: Memo | None
+) -> list[tuple]:
+    """The student's arguments of every instance of the case (no reference derived)."""
+    inputs, _, args = _drawn(pack, question, case, target, key=key, memo=memo)
+    if len(args) < len(inputs):
+        args[:] = [derive.student_args(target, values) for values in inputs]
+    return args
+
+
+def _lazy_draw(
+    pack: Pack, question: str, case: str, target: Target, *, key: str, memo: Memo | None
+) -> Iterator[Instance]:
+    """:func:`draw`, each instance built (its reference derived) only when it is reached, and
+    kept in ``memo`` when given: a case stops at its first failure, and the diagnosis of a later
+    case reuses the baseline's first instance instead of deriving it again."""
+    inputs, built, args = _drawn(pack, question, case, target, key=key, memo=memo)
+    for index, values in enumerate(inputs):
+        if index == len(built):
+            known = args[index] if index < len(args) else None
+            built.append(derive.build_instance(target, values, known))
+        yield built[index]
 
 
 _FROM_ENV = -1.0
@@ -265,6 +318,7 @@ def run_case(
     pack: Pack | str | None = None,
     key: str | None = None,
     call_limit: float | None = _FROM_ENV,
+    memo: Memo | None = None,
 ) -> CaseResult:
     """Check one case of one question against the student's functions.
 
@@ -276,6 +330,9 @@ def run_case(
         key: the per-student seed key; by default read from the environment.
         call_limit: seconds per call enforced in this process (default: ``call_timeout()``);
             ``None`` when the functions enforce their own limit.
+        memo: a dict kept across the cases of one submission (the same ``key``), so that no
+            instance is derived twice; its instances are never handed to the functions (they
+            get copies of the arguments).
 
     Returns:
         The case result; it never raises for anything the student's code does.
@@ -301,16 +358,17 @@ def run_case(
             return result(False, available.tags, available.message)
         fn = available
         parts = spec_case.parts
-        failure = _first_failure(
-            target, fn, draw(pack, question, case, target, key=key), limit, parts
-        )
+        if isinstance(fn, CallsAhead):
+            fn.call_ahead(_arguments(pack, question, case, target, key=key, memo=memo))
+        drawn = _lazy_draw(pack, question, case, target, key=key, memo=memo)
+        failure = _first_failure(target, fn, drawn, limit, parts)
         if failure is None:
             continue
         tags = failure.tags
         extra = spec_case.diagnosis
         if extra is not None and spec_case is not baseline and "timeout" not in tags:
-            first = draw(pack, question, baseline.name, target, key=key)[:1]
-            if _first_failure(target, fn, first, limit, parts) is None:
+            first = _lazy_draw(pack, question, baseline.name, target, key=key, memo=memo)
+            if _first_failure(target, fn, itertools.islice(first, 1), limit, parts) is None:
                 tags = (extra, *tags) if extra not in tags else tags
         return result(False, tags, failure.message)
     return result(True, (), "passed")

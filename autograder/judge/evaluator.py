@@ -14,6 +14,7 @@ import linecache
 import os
 import signal
 import sys
+import time
 import types
 from typing import Any
 
@@ -182,8 +183,21 @@ def call(name: str, args: list[dict], arrays: list[np.ndarray]) -> tuple[dict, l
     return {"status": "ok", "value": value}, out
 
 
+def _past(deadline: object) -> bool:
+    """Whether the judge's deadline (its ``time.monotonic()``, the same clock) has passed."""
+    try:
+        return isinstance(deadline, (int, float)) and time.monotonic() >= deadline
+    except TypeError:
+        return False
+
+
 def serve(conn) -> None:
-    """Answer the judge's requests until it says exit or goes away."""
+    """Answer the judge's requests until it says exit or goes away.
+
+    A call sent ahead names the request before it (``unless``): it is skipped when that one did
+    not return normally, as the judge would not have made it.
+    """
+    failed = None
     while True:
         try:
             request, arrays = protocol.decode(conn.recv_bytes(), max_bytes=2**40, max_header=2**40)
@@ -197,19 +211,29 @@ def serve(conn) -> None:
         if op == "exit":
             os._exit(0)
         try:
-            if op == "run":
+            if op == "run" and _past(request.get("not_after")):
+                reply, out = {"status": "skipped"}, []  # the judge's deadline: it is not run
+            elif op == "run":
                 reply, out = run_cell(request["source"], request["index"]), []
             elif op == "probe":
                 reply, out = {"status": "ok", "probe": [probe(n) for n in request["names"]]}, []
+            elif op == "call" and (
+                _past(request.get("not_after"))
+                or (request.get("unless") is not None and request.get("unless") == failed)
+            ):
+                reply, out = {"status": "skipped"}, []  # sent ahead, but the one before failed
             elif op == "call":
                 reply, out = call(request["name"], request["args"], arrays)
             else:
                 reply, out = {"status": "error", "error": f"unknown op {op!r}"}, []
         except KeyboardInterrupt:
             reply, out = {"status": "interrupted"}, []
+        if reply.get("status") != "ok":
+            failed = seq
         try:
             conn.send_bytes(protocol.encode({**reply, "seq": seq}, out))
         except KeyboardInterrupt:
+            failed = seq
             conn.send_bytes(protocol.encode({"status": "interrupted", "seq": seq}))
 
 

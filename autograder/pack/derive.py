@@ -90,25 +90,27 @@ def student_args(target: Target, inputs: Inputs) -> tuple:
 
 def instances(target: Target, rng: np.random.Generator, case: Case) -> list[Instance]:
     """The instances of one case of one target: inputs, arguments, reference, known mistakes."""
-    out = []
-    for inputs in draw_inputs(target, rng, case):
-        args = student_args(target, inputs)
-        expected = reference(target, inputs)
-        what = (
-            str(call(target.describe, inputs))
-            if target.describe is not None
-            else array_arguments(target.params, args)
-        )
-        out.append(
-            Instance(
-                args=args,
-                expected=expected,
-                what=what,
-                alternatives=alternatives(target, inputs, expected),
-                inputs=inputs,
-            )
-        )
-    return out
+    return [build_instance(target, inputs) for inputs in draw_inputs(target, rng, case)]
+
+
+def build_instance(target: Target, inputs: Inputs, args: tuple | None = None) -> Instance:
+    """One instance from its drawn inputs: the student's arguments (``args`` when already
+    computed by :func:`student_args`), the reference, known mistakes (no randomness: the inputs of
+    a case are drawn first, so instances can be built lazily)."""
+    args = student_args(target, inputs) if args is None else args
+    expected = reference(target, inputs)
+    what = (
+        str(call(target.describe, inputs))
+        if target.describe is not None
+        else array_arguments(target.params, args)
+    )
+    return Instance(
+        args=args,
+        expected=expected,
+        what=what,
+        alternatives=alternatives(target, inputs, expected),
+        inputs=inputs,
+    )
 
 
 # --- the reference ---------------------------------------------------------------------------
