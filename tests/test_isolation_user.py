@@ -61,6 +61,8 @@ LEAK_EPILOGUE = "if LEAKED:\n    exec(CORRECT_SOURCE, globals())\nelse:\n" + "".
     f"    {line}\n" if line else "\n" for line in REPORT_EPILOGUE.splitlines()
 )
 FAKE_ROW = {
+    "notebook": f"{MP.name}.ipynb",
+    "marker": f"def {MP.questions[0].functions[0].name}",
     "total": TOTAL_POINTS,
     "header": ",".join(MP.gradebook_columns) + "\n",
     "row": ",".join(
@@ -68,7 +70,8 @@ FAKE_ROW = {
     )
     + "\n",
 }
-"""What the fake-results attack writes as a full-marks gradebook row and result."""
+"""The pack's side of the attacks' fields: the notebook's name, the line that marks one, and the
+full-marks gradebook row and result the fake-results attack writes."""
 
 
 def _with_cells(template, answers: dict[str, str], *cells: str) -> nbformat.NotebookNode:
