@@ -18,9 +18,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from . import gradebook, interrupts
+from . import interrupts
 from .build import DEFAULT_OUT, default_out
 from .build import build as run_build
 from .cache import CACHE_DIR
@@ -36,7 +35,6 @@ from .grading import (
 from .grading import grade as run_grade
 from .intake import Submission
 from .pack import registry
-from .report import summary_lines
 from .safetext import visible
 
 console = Console(stderr=True)
@@ -532,6 +530,11 @@ def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
 
 
 def _report(run: GradeRun) -> None:
+    from rich.table import Table
+
+    from . import gradebook
+    from .report import summary_lines
+
     table = Table(title="Per-question summary (graded submissions)")
     summary = gradebook.summary_table(run.gradebook, pack=run.pack)
     for column in summary.columns:

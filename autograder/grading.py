@@ -31,30 +31,28 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from . import gradebook, interrupts
 from .build import ensure_built, source_fingerprint
 from .cache import ResultCache
 from .checks.runner import CALL_TIMEOUT_ENV
-from .engines.docker_engine import DockerGrader, docker_problem
-from .engines.otter_engine import grade_submission as otter_grade
 from .errors import KitError
 from .executors import ExecutorError, dask_executor
-from .exports import write_exports
-from .feedback import write_feedback
 from .intake import Submission, discover
-from .judge.engine import IsolationUnavailable, JudgeConfig, check_isolation
-from .judge.engine import grade_submission as judge_grade
 from .manifest import make_manifest, remove_manifest, write_manifest
 from .overrides import apply_overrides, check_students, read_overrides
 from .pack import registry
 from .pack.infer import infer
 from .pack.spec import Pack
-from .report import write_report
 from .results import empty_result
-from .review.hook import record_run
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Start-up: pandas, matplotlib, Otter, Dask and sympy are not needed before the first result, so
+# the modules that bring them (the outputs, the review store, the otter and docker engines) are
+# imported where they are used (tests/test_startup.py checks it).
 
 log = logging.getLogger(__name__)
 
@@ -310,15 +308,22 @@ def make_grader(
         raise GradingError("--unsafe-no-isolation applies to --engine judge only")
     name = registry.reference(registry.load(pack))
     if engine == "docker":
+        from .engines.docker_engine import DockerGrader, docker_problem
+
         problem = docker_problem()
         if problem is not None:
             raise GradingError(problem)
         built = ensure_built(out=build_dir, pack=name)
         return DockerGrader(built.offline_zip, timeout=timeout, pack=name)
     if engine == "otter":
+        from .engines.otter_engine import grade_submission as otter_grade
+
         built = ensure_built(out=build_dir, pack=name)
         return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout, pack=name)
     if engine == "judge":
+        from .judge.engine import JudgeConfig
+        from .judge.engine import grade_submission as judge_grade
+
         config = JudgeConfig(submission_timeout=timeout, isolate=not unsafe_no_isolation)
         return partial(judge_grade, config=config, pack=name)
     raise GradingError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -330,6 +335,8 @@ def require_isolation() -> None:
     Raises:
         GradingError: naming the cause and the choices, where student code cannot be isolated.
     """
+    from .judge.engine import IsolationUnavailable, check_isolation
+
     try:
         check_isolation()
     except IsolationUnavailable as exc:
@@ -387,6 +394,10 @@ def grade(
         GradingInterrupted: a stop signal arrived while grading; only the cache was written.
     """
     interrupts.reset()
+    if engine == "judge":  # the evaluators' template imports numpy while the batch is read
+        from .judge.engine import warm_context
+
+        warm_context()
     roster_df = gradebook.read_roster(roster) if roster is not None else None
     found = discover(submissions, roster=roster_df)  # maps LMS names; logs unmapped, superseded
     if not found and roster_df is None:
@@ -444,6 +455,8 @@ def grade(
             reused=len(reused),
             settled=exc.settled,
         ) from None
+    from .review.hook import record_run
+
     with interrupts.deferred():  # a signal now lets the outputs be completed first
         autograded = note_late(sorted(results + reused, key=lambda r: r["student"]), found)
         remove_manifest(out)  # a run that dies while writing leaves no manifest (course refuses)
@@ -501,6 +514,10 @@ def write_outputs(
     Returns:
         The collated gradebook.
     """
+    from .exports import write_exports
+    from .feedback import write_feedback
+    from .report import write_report
+
     files = results if only is None else [r for r in results if r["student"] in only]
     gradebook.write_results(files, out)
     table = gradebook.collate(results, roster=roster, pack=pack)

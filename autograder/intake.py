@@ -61,12 +61,15 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import nbformat
-import pandas as pd
 
 from .errors import KitError
 from .safetext import visible
+
+if TYPE_CHECKING:  # a roster is a DataFrame; pandas is imported only when one is given
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -500,6 +503,8 @@ class _RosterMap:
         self._students: set[str] = set()
         if roster is None:
             return
+        import pandas as pd
+
         if not isinstance(roster, pd.DataFrame) or "student" not in roster.columns:
             raise IntakeError("the roster needs a 'student' column to map LMS file names")
         for row in roster.to_dict("records"):

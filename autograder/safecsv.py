@@ -29,10 +29,12 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .safetext import valid_unicode
+
+if TYPE_CHECKING:  # imported where a table is read: not before the first result
+    import pandas as pd
 
 TRIGGERS = "=+-@\t\r\n\uff1d\uff0b\uff0d\uff20"
 """Leading characters that make a spreadsheet evaluate a cell (OWASP, plus full-width forms, and
@@ -101,6 +103,8 @@ def read_csv(path: Path, **kwargs) -> pd.DataFrame:
 
     Cells and headers read as text get their original value back; numbers are untouched.
     """
+    import pandas as pd
+
     table = pd.read_csv(path, **kwargs)
     for column in table.columns:
         if _holds_text(table[column]):
@@ -110,4 +114,6 @@ def read_csv(path: Path, **kwargs) -> pd.DataFrame:
 
 
 def _holds_text(series: pd.Series) -> bool:
+    import pandas as pd
+
     return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))

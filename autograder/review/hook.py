@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from autograder.overrides import Override
 from autograder.pack import Pack
@@ -15,6 +14,9 @@ from autograder.pack import Pack
 from .marks import overrides_for
 from .questions import question_specs
 from .store import ReviewStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
