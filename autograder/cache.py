@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .intake import Submission, notebook_bytes
+from .intake import Submission
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,9 @@ CACHED_STATUSES = frozenset({"graded", "invalid"})
 
 def submission_hash(submission: Submission) -> str:
     """The SHA-256 of a submission's content as graded (the problem text when unusable)."""
-    if submission.notebook is not None:
-        content = b"notebook\0" + notebook_bytes(submission.notebook)
+    data = submission.notebook_json()
+    if data is not None:
+        content = b"notebook\0" + data
     else:
         content = b"problem\0" + str(submission.problem).encode("utf-8", "surrogatepass")
     return hashlib.sha256(content).hexdigest()

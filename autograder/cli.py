@@ -502,7 +502,7 @@ def _exit_if_stopped() -> None:
 
 
 def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
-    items = list(submissions)
+    total = sum(1 for _ in submissions)  # holds no submission (nor its notebook)
     progress = Progress(
         TextColumn("grading"),
         BarColumn(),
@@ -513,7 +513,7 @@ def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
         transient=False,
     )
     bars.append(progress)
-    task = progress.add_task("", total=len(items))
+    task = progress.add_task("", total=total)
     progress.start()
     done = {"n": 0}
 
@@ -521,10 +521,10 @@ def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
         done["n"] += 1
         student = visible(str(result["student"]), keep_newlines=False)
         progress.update(task, advance=1, description=f"{student}: {result['status']}")
-        if done["n"] == len(items):
+        if done["n"] == total:
             progress.stop()
 
-    if not items:
+    if not total:
         progress.stop()
     return on_done
 

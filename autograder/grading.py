@@ -20,6 +20,7 @@ are abandoned (their evaluators or subprocesses killed), every finished result s
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -45,7 +46,7 @@ from .overrides import apply_overrides, check_students, read_overrides
 from .pack import registry
 from .pack.infer import infer
 from .pack.spec import Pack
-from .results import empty_result
+from .results import PackedResults, empty_result
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,7 +124,8 @@ def grade_all(
     pack: Pack,
     executor: Executor | None = None,
     on_done: Callable[[dict], None] = lambda result: None,
-) -> list[dict]:
+    keep: list[dict] | PackedResults | None = None,
+) -> list[dict] | PackedResults:
     """Grade every submission on an executor; each yields exactly one result.
 
     A crash of ``grade_one``, a submission the executor refuses, a lost worker or a cancelled
@@ -140,6 +142,8 @@ def grade_all(
         executor: any ``concurrent.futures.Executor`` (e.g. a Dask ``ClientExecutor``); the
             caller owns it. Default: a ``ThreadPoolExecutor`` with ``jobs`` workers.
         on_done: called with each result as it arrives.
+        keep: where the results are collected (default: a new list); ``grade`` passes a
+            :class:`~autograder.results.PackedResults`, so a large batch stays small in memory.
 
     A ``grade_one`` with a ``grade_batch`` method (the docker engine) grades all submissions in
     one call on this machine, ``jobs`` at a time; it cannot use an ``executor``.
@@ -158,12 +162,18 @@ def grade_all(
         pool = ThreadPoolExecutor(max_workers=max(1, jobs))
         try:
             return grade_all(
-                submissions, grade_one, jobs=jobs, pack=pack, executor=pool, on_done=on_done
+                submissions,
+                grade_one,
+                jobs=jobs,
+                pack=pack,
+                executor=pool,
+                on_done=on_done,
+                keep=keep,
             )
         finally:  # after a stop, a thread still abandoning its submission is not waited for
             pool.shutdown(wait=not interrupts.stop_requested(), cancel_futures=True)
 
-    results = []
+    results: list[dict] | PackedResults = [] if keep is None else keep
 
     def record(result: dict) -> None:
         results.append(result)
@@ -203,6 +213,8 @@ def grade_all(
             total=len(submissions),
             settled=settled,
         )
+    if isinstance(results, PackedResults):
+        return results.sort_by_student()
     return sorted(results, key=lambda r: r["student"])
 
 
@@ -427,6 +439,7 @@ def grade(
     to_grade, reused = cache.split(found, force=force)
     if engine == "judge" and to_grade and not unsafe_no_isolation:
         require_isolation()
+    reused_count = len(reused)
     if reused:
         log.info("reusing %d cached result(s) from %s", len(reused), cache.folder)
 
@@ -443,6 +456,7 @@ def grade(
                 pack=pack,
                 executor=executor,
                 on_done=on_done,
+                keep=PackedResults(),  # the results of a large batch stay small in memory
             )
     except ExecutorError as exc:
         raise GradingError(str(exc)) from None
@@ -458,7 +472,12 @@ def grade(
     from .review.hook import record_run
 
     with interrupts.deferred():  # a signal now lets the outputs be completed first
-        autograded = note_late(sorted(results + reused, key=lambda r: r["student"]), found)
+        late = {s.student for s in found if s.late}
+        del found, to_grade  # the submissions (their notebooks) are not needed any more
+        autograded = PackedResults(
+            _noted_late(result, late) for result in itertools.chain(results, reused)
+        ).sort_by_student()
+        del results, reused
         remove_manifest(out)  # a run that dies while writing leaves no manifest (course refuses)
         # Human marks from the review app (OUT/review.sqlite) are layered over the autograde with
         # the --overrides rows, so a rerun never loses them (autograder/review/marks.py).
@@ -480,7 +499,7 @@ def grade(
         table,
         out / "gradebook.csv",
         out / "results",
-        reused=len(reused),
+        reused=reused_count,
         results=results,
         pack=pack,
     )
@@ -533,6 +552,11 @@ def note_late(results: list[dict], submissions: list[Submission]) -> list[dict]:
     """Add a note to the results of submissions an LMS marked late (no deduction)."""
     late = {s.student for s in submissions if s.late}
     for result in results:
-        if result["student"] in late:
-            result.setdefault("notes", []).append("submitted late (LMS late marker)")
+        _noted_late(result, late)
     return results
+
+
+def _noted_late(result: dict, late: set[str]) -> dict:
+    if result["student"] in late:
+        result.setdefault("notes", []).append("submitted late (LMS late marker)")
+    return result

@@ -9,9 +9,12 @@ the student (exception messages in case texts, notes, reasons) are made valid Un
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 from .pack.spec import Pack, Question
 from .safetext import valid_unicode
@@ -185,3 +188,63 @@ def graded_result(
     if notes:
         result["notes"] = [valid_unicode(note) for note in notes]
     return result
+
+
+class PackedResults(Sequence[dict]):
+    """Result dicts kept compressed in memory (about 1 KB each instead of 12 KB of Python
+    objects), so a batch of 10,000 holds its results in a few MB.
+
+    A read-only sequence for its readers: each item read is a fresh dict decoded from its JSON
+    (changing it changes nothing stored); :meth:`append` adds one. A result that is not
+    JSON-serialisable is kept as it is, so the writer of ``results/`` reports it as before.
+    """
+
+    def __init__(self, results: Iterable[dict] = ()) -> None:
+        self._students: list[object] = []
+        self._items: list[bytes | dict] = []
+        for result in results:
+            self.append(result)
+
+    def append(self, result: dict) -> None:
+        """Add a result (packed now: later changes to ``result`` are not seen)."""
+        item: bytes | dict
+        try:
+            item = zlib.compress(json.dumps(result).encode("ascii"), 1)
+        except (TypeError, ValueError):  # not JSON: kept as is, for write_results to report
+            item = result
+        self._students.append(result.get("student") if isinstance(result, dict) else None)
+        self._items.append(item)
+
+    def sort_by_student(self) -> PackedResults:
+        """Sort in place by student id (stable), as the gradebook is."""
+        order = sorted(range(len(self._items)), key=lambda i: str(self._students[i]))
+        self._students = [self._students[i] for i in order]
+        self._items = [self._items[i] for i in order]
+        return self
+
+    @property
+    def students(self) -> list[str]:
+        """The student ids, in order (as text)."""
+        return [str(student) for student in self._students]
+
+    @staticmethod
+    def _unpack(item: bytes | dict) -> dict:
+        return json.loads(zlib.decompress(item)) if isinstance(item, bytes) else item
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> dict: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict]: ...
+
+    def __getitem__(self, index: int | slice) -> dict | list[dict]:
+        if isinstance(index, slice):
+            return [self._unpack(item) for item in self._items[index]]
+        return self._unpack(self._items[index])
+
+    def __iter__(self) -> Iterator[dict]:
+        for item in self._items:
+            yield self._unpack(item)

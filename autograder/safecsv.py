@@ -74,7 +74,9 @@ def restore(value: object) -> object:
     return value
 
 
-def write_csv(frame: pd.DataFrame, path: Path, *, keep: Collection[str] = ()) -> Path:
+def write_csv(
+    frame: pd.DataFrame, path: Path, *, keep: Collection[str] = (), append: bool = False
+) -> Path:
     """Write ``frame`` to ``path`` with every formula-like text cell and header neutralised.
 
     UTF-8, ``\\n`` line endings, no index; numbers are formatted by pandas as before.
@@ -84,6 +86,8 @@ def write_csv(frame: pd.DataFrame, path: Path, *, keep: Collection[str] = ()) ->
         path: Where to write it.
         keep: Columns written exactly as they are (their header and cells); the caller makes
             sure they hold nothing a spreadsheet would evaluate.
+        append: Add the rows to the end of ``path``, without a header (a table written in
+            chunks).
 
     Returns:
         ``path``.
@@ -94,7 +98,14 @@ def write_csv(frame: pd.DataFrame, path: Path, *, keep: Collection[str] = ()) ->
             continue
         table[column] = table[column].map(neutralise)
     table.columns = [column if column in keep else neutralise(column) for column in table.columns]
-    table.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    table.to_csv(
+        path,
+        index=False,
+        lineterminator="\n",
+        encoding="utf-8",
+        mode="a" if append else "w",
+        header=not append,
+    )
     return Path(path)
 
 
