@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 REPORT_NAME = "report.html"
 """File name of the report inside the output folder."""
 
+LIST_LIMIT = 100
+"""Rows a per-student list shows (needs attention, manual overrides); a longer one is summarised
+(counts per reason or question) and shows its first rows, with a link to ``gradebook.csv``, so
+the report stays readable and small at 10,000 submissions."""
 _POINTS_TOLERANCE = 1e-6
 _BAR_COLOR = "#3a6ea5"
 _ACCENT_COLOR = "#d9822b"
@@ -394,10 +398,31 @@ def _attention_section(table: pd.DataFrame, results: list[dict]) -> str:
     ]
     if not rows:
         return _section("Needs attention", _empty("Every submission was graded."))
+    note = "Submissions that were not graded, with the reason from their result."
+    listed = _html_table(["student", "status", "reason"], rows[:LIST_LIMIT], css="attention")
+    if len(rows) <= LIST_LIMIT:
+        return _section("Needs attention", listed, note=note)
+    kinds = Counter((row[1], row[2]) for row in rows)
+    summary = _html_table(
+        ["status", "reason", "submissions"],
+        [[status, reason, str(n)] for (status, reason), n in kinds.most_common(LIST_LIMIT)],
+        numeric={2},
+        css="attention",
+    )
     return _section(
         "Needs attention",
-        _html_table(["student", "status", "reason"], rows, css="attention"),
-        note="Submissions that were not graded, with the reason from their result.",
+        summary + _more(len(rows), "with their status") + listed,
+        note=f"{len(rows)} submissions were not graded: how many for each reason (the "
+        f"{LIST_LIMIT} most frequent), then the first {LIST_LIMIT} by student.",
+    )
+
+
+def _more(total: int, what: str) -> str:
+    """Where the rest of a list that the report cuts at :data:`LIST_LIMIT` rows is."""
+    return (
+        f'<p class="note">The first {LIST_LIMIT} of {total}, by student; every student is in '
+        f'<a href="gradebook.csv">gradebook.csv</a> {_esc(what)}, and in <code>results/</code>.'
+        "</p>\n"
     )
 
 
@@ -428,13 +453,28 @@ def _overrides_section(results: list[dict], pack: Pack) -> str:
     if not rows:
         return _section("Manual overrides", _empty("No manual overrides."))
     rows.sort(key=lambda row: (row[0], pack.question_ids.index(html.unescape(row[1]))))
+    note = (
+        "Points set by hand replace the autograded ones; every score and figure above includes "
+        "them."
+    )
+    listed = _html_table(
+        ["student", "question", "autograded", "points", "comment"],
+        rows[:LIST_LIMIT],
+        numeric={2, 3},
+    )
+    if len(rows) <= LIST_LIMIT:
+        return _section("Manual overrides", listed, note=note)
+    per_question = Counter(html.unescape(row[1]) for row in rows)
+    summary = _html_table(
+        ["question", "overrides"],
+        [[_esc(q), str(per_question[q])] for q in pack.question_ids if per_question[q]],
+        numeric={1},
+    )
     return _section(
         "Manual overrides",
-        _html_table(
-            ["student", "question", "autograded", "points", "comment"], rows, numeric={2, 3}
-        ),
-        note="Points set by hand replace the autograded ones; every score and figure above "
-        "includes them.",
+        summary + _more(len(rows), "with the overridden points") + listed,
+        note=f"{note} {len(rows)} overrides: how many per question, then the first "
+        f"{LIST_LIMIT} by student.",
     )
 
 
