@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .intake import Submission
+from .results import PackedResults
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class ResultCache:
 
     def split(
         self, submissions: list[Submission], *, force: bool = False
-    ) -> tuple[list[Submission], list[dict]]:
+    ) -> tuple[list[Submission], PackedResults]:
         """Separate the submissions to grade from the results that can be reused.
 
         Args:
@@ -84,9 +85,11 @@ class ResultCache:
             force: reuse nothing (every submission is graded again and its entry replaced).
 
         Returns:
-            The submissions to grade, and the cached results of the others.
+            The submissions to grade, and the cached results of the others (packed: a rerun
+            of a large batch does not hold them all as dicts).
         """
-        to_grade, reused = [], []
+        to_grade: list[Submission] = []
+        reused = PackedResults()
         for submission in submissions:
             key = self._keys[submission.student] = self.key(submission)
             result = None if force else self._load(key, submission.student)

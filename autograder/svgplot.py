@@ -183,7 +183,7 @@ def heatmap(
     cell_w = max(48.0, min(90.0, (800.0 - left) / max(len(columns), 1)))
     cell_h = 30.0
     top = 34.0
-    width = int(left + cell_w * len(columns) + 90)
+    width = int(left + cell_w * len(columns) + 120)
     height = int(top + cell_h * len(rows) + 14)
     parts = [_text(left + cell_w * (j + 0.5), top - 10, c) for j, c in enumerate(columns)]
     for i, name in enumerate(rows):
