@@ -15,6 +15,12 @@ submission is graded, so a batch killed mid-way (even with SIGKILL) loses at mos
 in flight; the rerun grades only what is not cached. ``error`` and ``timeout`` results are never
 cached: they may come from the machine (a lost worker, a loaded CPU) rather than the submission,
 so a rerun tries them again. Overrides are applied after the cache, never stored in it.
+
+Each entry also records the submission's hash and the grader settings (reuse is decided by the
+key alone). They let a regrade of one question (``grade --force --question QID``, see
+``regrade.py``) find a submission's previous result after the assignment changed (a new
+fingerprint, hence new keys): :meth:`ResultCache.previous`. The regrade stores the merged result
+under the new key, so the next plain run reuses it.
 """
 
 from __future__ import annotations
@@ -66,14 +72,25 @@ class ResultCache:
             {"format": CACHE_FORMAT, "assignment": assignment, "settings": dict(settings)},
             sort_keys=True,
         )
+        self._settings = json.loads(json.dumps(dict(settings), sort_keys=True))
         self._keys: dict[str, str] = {}
+        self._hashes: dict[str, str] = {}
         self.stored = 0
         """Results written to the cache by :meth:`store`."""
 
     def key(self, submission: Submission) -> str:
         """The cache key of a submission (a hex SHA-256)."""
-        text = f"{self._salt}\0{submission.student}\0{submission_hash(submission)}"
+        return self._key(submission.student, submission_hash(submission))
+
+    def _key(self, student: str, content: str) -> str:
+        text = f"{self._salt}\0{student}\0{content}"
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _remember(self, submission: Submission) -> str:
+        """Compute and keep the submission's key (for :meth:`store` and :meth:`prune`)."""
+        content = self._hashes[submission.student] = submission_hash(submission)
+        key = self._keys[submission.student] = self._key(submission.student, content)
+        return key
 
     def split(
         self, submissions: list[Submission], *, force: bool = False
@@ -91,7 +108,7 @@ class ResultCache:
         to_grade: list[Submission] = []
         reused = PackedResults()
         for submission in submissions:
-            key = self._keys[submission.student] = self.key(submission)
+            key = self._remember(submission)
             result = None if force else self._load(key, submission.student)
             if result is None:
                 to_grade.append(submission)
@@ -105,7 +122,13 @@ class ResultCache:
         key = self._keys.get(student) if isinstance(student, str) else None
         if key is None or result.get("status") not in CACHED_STATUSES:
             return
-        entry = {"format": CACHE_FORMAT, "student": student, "result": result}
+        entry = {
+            "format": CACHE_FORMAT,
+            "student": student,
+            "submission": self._hashes.get(str(student)),
+            "settings": self._settings,
+            "result": result,
+        }
         try:
             text = json.dumps(entry, indent=1, ensure_ascii=False, allow_nan=False)
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -133,6 +156,53 @@ class ResultCache:
             on_done(result)
 
         return record
+
+    def previous(self, submissions: list[Submission]) -> dict[str, dict]:
+        """The latest cached result of each submission, whatever the assignment's fingerprint.
+
+        A submission's entry under its current key comes first; else the newest entry of the same
+        student, submission content and grader settings (written under an earlier fingerprint of
+        the assignment, e.g. before its checks were fixed). Entries written before entries
+        recorded their submission and settings are not found this way. Also remembers every
+        submission's current key, as :meth:`split` does.
+
+        Returns:
+            Student -> cached result, for the submissions that have one.
+        """
+        found: dict[str, dict] = {}
+        wanted: dict[str, str] = {}
+        for submission in submissions:
+            key = self._remember(submission)
+            result = self._load(key, submission.student)
+            if result is not None:
+                found[submission.student] = result
+            else:
+                wanted[submission.student] = self._hashes[submission.student]
+        if not wanted or not self.folder.is_dir():
+            return found
+        newest: dict[str, tuple[float, dict]] = {}
+        for path in self.folder.glob("*.json"):
+            try:
+                entry = json.loads(path.read_text(encoding="utf-8"))
+                mtime = path.stat().st_mtime
+            except (OSError, ValueError):
+                continue
+            if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT:
+                continue
+            student, result = entry.get("student"), entry.get("result")
+            if (
+                not isinstance(student, str)
+                or wanted.get(student) is None
+                or entry.get("submission") != wanted[student]
+                or entry.get("settings") != self._settings
+                or not isinstance(result, dict)
+                or result.get("student") != student
+                or result.get("status") not in CACHED_STATUSES
+            ):
+                continue
+            if student not in newest or mtime > newest[student][0]:
+                newest[student] = (mtime, result)
+        return found | {student: result for student, (_, result) in newest.items()}
 
     def prune(self) -> int:
         """Delete entries (and stray temporary files) not used by this batch; return how many."""

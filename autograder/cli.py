@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -36,6 +37,9 @@ from .grading import grade as run_grade
 from .intake import Submission
 from .pack import registry
 from .safetext import visible
+
+if TYPE_CHECKING:
+    from .regrade import RegradeReport
 
 console = Console(stderr=True)
 DEMO_OUT = Path("out/demo")
@@ -168,6 +172,18 @@ def build(out: Path | None, assignment: str | None) -> None:
     help="CSV of manual points (student, question, points, comment) applied on top.",
 )
 @click.option(
+    "--question",
+    "questions",
+    metavar="QID",
+    multiple=True,
+    help=(
+        "With --force: regrade only this question (repeatable) for every submission, e.g. after "
+        "fixing its checks. Other questions keep their cached results; human marks are kept; "
+        "what changed is printed and written to OUT/regrade-QID.csv, and changed answers under "
+        "a human mark are flagged in the review app."
+    ),
+)
+@click.option(
     "--unsafe-no-isolation",
     is_flag=True,
     help=(
@@ -187,12 +203,18 @@ def grade(
     scheduler: str | None,
     force: bool,
     overrides: Path | None,
+    questions: tuple[str, ...],
     unsafe_no_isolation: bool,
 ) -> None:
     """Grade a folder of submissions and write OUT/gradebook.csv and OUT/results/.
 
     Ctrl-C (or SIGTERM) stops within seconds: what is graded stays in OUT/.cache, no output is
     written, and running the same command again resumes.
+
+    Regrade one question after fixing its checks: grade SUBMISSIONS --out OUT --force
+    --question QID. Every submission is graded again for QID only; the other questions keep
+    their cached results exactly, and a plain rerun afterwards reuses everything. The outputs are
+    re-collated as usual; marks from the review app and --overrides rows stay on top.
     """
     if unsafe_no_isolation:
         _warn_unisolated()
@@ -211,8 +233,11 @@ def grade(
             force=force,
             overrides=overrides,
             unsafe_no_isolation=unsafe_no_isolation,
+            questions=questions,
         )
     _report(run)
+    if run.regrade is not None:
+        _report_regrade(run.regrade)
     if unsafe_no_isolation:
         click.echo(UNISOLATED_WARNING)
     _exit_if_stopped()
@@ -527,6 +552,59 @@ def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
     if not total:
         progress.stop()
     return on_done
+
+
+REGRADE_ROWS = 20
+"""Changes a regrade prints at most; the rest are in its file."""
+
+
+def _report_regrade(regrade: RegradeReport) -> None:
+    """The answers a regrade changed, as a table (capped at :data:`REGRADE_ROWS` rows)."""
+    from rich.table import Table
+
+    changes = regrade.changes
+    which = ", ".join(regrade.questions)
+    if not changes:
+        click.echo(f"regrade of {which}: no answer changed ({regrade.regraded} submission(s))")
+        click.echo(f"changes:   {regrade.path}")
+        return
+    table = Table(title=f"Regrade of {which}: {len(changes)} answer(s) changed")
+    for column in ("student", "question", "old", "new", "tags", "human mark", "final"):
+        table.add_column(column, justify="right" if column in ("old", "new", "final") else "left")
+    for change in changes[:REGRADE_ROWS]:
+        old = "-" if change.old_points is None else f"{change.old_points:g}"
+        if change.old_status not in (None, change.new_status):
+            old += f" ({change.old_status})"
+        new = f"{change.new_points:g}"
+        if change.new_status != "graded":
+            new += f" ({change.new_status})"
+        tags = " ".join(change.old_tags) or "-"
+        if change.old_tags != change.new_tags:
+            tags += f" -> {' '.join(change.new_tags) or '-'}"
+        final = "" if change.final_points is None else f"{change.final_points:g}"
+        table.add_row(
+            escape(visible(change.student, keep_newlines=False)),
+            escape(change.question),
+            old,
+            new,
+            escape(visible(tags, keep_newlines=False)),
+            "yes, flagged" if change.human_mark else "",
+            final,
+        )
+    Console().print(table)
+    if len(changes) > REGRADE_ROWS:
+        click.echo(f"... and {len(changes) - REGRADE_ROWS} more, see {regrade.path}")
+    flagged = len(regrade.flagged)
+    click.echo(
+        f"regraded:  {regrade.regraded} submission(s) for {which} "
+        f"({regrade.carried} kept their other questions from the cache)"
+    )
+    if flagged:
+        click.echo(
+            f"flagged:   {flagged} answer(s) under a human mark, for review (review app: "
+            "needs attention)"
+        )
+    click.echo(f"changes:   {regrade.path}")
 
 
 def _report(run: GradeRun) -> None:

@@ -26,7 +26,7 @@ import os
 import queue
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -51,9 +51,11 @@ from .results import PackedResults, empty_result
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .regrade import RegradeReport
+
 # Start-up: pandas, matplotlib, Otter, Dask and sympy are not needed before the first result, so
-# the modules that bring them (the outputs, the review store, the otter and docker engines) are
-# imported where they are used (tests/test_startup.py checks it).
+# the modules that bring them (the outputs, the review store, the regrade, the otter and docker
+# engines) are imported where they are used (tests/test_cli_startup.py checks it).
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,8 @@ class GradeRun:
     """One result per submission, as written to ``results/``."""
     pack: Pack | None = None
     """The assignment graded."""
+    regrade: RegradeReport | None = None
+    """With ``questions``: what the regrade of those questions changed."""
 
 
 def default_jobs() -> int:
@@ -307,9 +311,11 @@ def make_grader(
     timeout: float,
     pack: Pack | str | Path,
     unsafe_no_isolation: bool = False,
+    questions: Sequence[str] = (),
 ) -> Callable[[Submission], dict]:
     """The function grading one submission of ``pack`` with ``engine`` (building first if it
-    needs the zip; ``build_dir`` None: the pack's default build folder).
+    needs the zip; ``build_dir`` None: the pack's default build folder). With ``questions``, the
+    judge judges only those questions (the other engines always grade whole notebooks).
 
     The function holds the pack's folder, not the pack, so it can be sent to Dask workers.
 
@@ -337,6 +343,8 @@ def make_grader(
         from .judge.engine import grade_submission as judge_grade
 
         config = JudgeConfig(submission_timeout=timeout, isolate=not unsafe_no_isolation)
+        if questions:
+            return partial(judge_grade, config=config, pack=name, questions=tuple(questions))
         return partial(judge_grade, config=config, pack=name)
     raise GradingError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
@@ -374,6 +382,7 @@ def grade(
     force: bool = False,
     overrides: Path | None = None,
     unsafe_no_isolation: bool = False,
+    questions: Sequence[str] = (),
 ) -> GradeRun:
     """Grade a folder of submissions and write the gradebook.
 
@@ -398,6 +407,10 @@ def grade(
             applied on top of the autograded scores (see ``overrides.py``).
         unsafe_no_isolation: judge engine: run student code without the sandbox (where the
             machine cannot isolate it); every result gets a note saying so.
+        questions: regrade only these questions for every submission (needs ``force``): the
+            other questions keep their cached results, what changed goes to
+            ``OUT/regrade-<qid>.csv``, and changed answers under a human mark are flagged for
+            review (see ``regrade.py``).
 
     Raises:
         GradingError: nothing to grade, an unknown engine, an unreachable scheduler, a Dask
@@ -423,6 +436,9 @@ def grade(
         gradebook.check_roster(roster_df, pack=pack)
     manual = read_overrides(overrides, pack=pack) if overrides is not None else []
     check_students(manual, (s.student for s in found), path=overrides)
+    if questions:
+        from .regrade import Regrade, check_questions
+    chosen = check_questions(questions, pack=pack, force=force) if questions else ()
     grade_one = make_grader(
         engine,
         build_dir=build_dir,
@@ -436,7 +452,22 @@ def grade(
     cache = ResultCache(
         out, assignment=source_fingerprint(pack), settings={"engine": engine, **limits}
     )
-    to_grade, reused = cache.split(found, force=force)
+    regrade = None
+    if chosen:  # every submission again; other questions' entries kept from the cache
+        regrade = Regrade(out=out, questions=chosen, pack=pack, cache=cache, submissions=found)
+        to_grade, reused = found, []
+        if engine == "judge":
+            only = make_grader(
+                engine,
+                build_dir=build_dir,
+                timeout=timeout,
+                pack=pack,
+                unsafe_no_isolation=unsafe_no_isolation,
+                questions=chosen,
+            )
+            grade_one = regrade.grader(grade_one, only)
+    else:
+        to_grade, reused = cache.split(found, force=force)
     if engine == "judge" and to_grade and not unsafe_no_isolation:
         require_isolation()
     reused_count = len(reused)
@@ -444,6 +475,8 @@ def grade(
         log.info("reusing %d cached result(s) from %s", len(reused), cache.folder)
 
     on_done = cache.recording(progress(to_grade) if progress else (lambda result: None))
+    if regrade is not None:
+        on_done = regrade.merging(on_done)
     place = (
         dask_executor(scheduler, engine=engine, timeout=scheduler_timeout) if scheduler else None
     )
@@ -469,8 +502,11 @@ def grade(
             reused=len(reused),
             settled=exc.settled,
         ) from None
+    from .regrade import Regrade
     from .review.hook import record_run
 
+    if regrade is not None:
+        results = regrade.merged(results)
     with interrupts.deferred():  # a signal now lets the outputs be completed first
         late = {s.student for s in found if s.late}
         del found, to_grade  # the submissions (their notebooks) are not needed any more
@@ -478,6 +514,7 @@ def grade(
             _noted_late(result, late) for result in itertools.chain(results, reused)
         ).sort_by_student()
         del results, reused
+        changes = regrade.changed(autograded) if regrade is not None else []
         remove_manifest(out)  # a run that dies while writing leaves no manifest (course refuses)
         # Human marks from the review app (OUT/review.sqlite) are layered over the autograde with
         # the --overrides rows, so a rerun never loses them (autograder/review/marks.py).
@@ -489,9 +526,11 @@ def grade(
             roster=roster_df,
             submissions=submissions,
             overrides_path=overrides,
+            regraded=Regrade.flags(changes),
         )
         results = apply_overrides(autograded, human, pack=pack)
         table = write_outputs(results, out, pack=pack, roster=roster_df)
+        report = regrade.report(changes, human=human, results=results) if regrade else None
         manifest = make_manifest(pack=pack, roster=roster, engine=engine)
         write_manifest(manifest, out)  # last: a folder with a manifest is a finished run
         cache.prune()
@@ -502,6 +541,7 @@ def grade(
         reused=reused_count,
         results=results,
         pack=pack,
+        regrade=report,
     )
 
 

@@ -44,3 +44,13 @@ def test_the_recorded_pack_wins_then_the_manifest_then_the_default(tmp_path):
     assert run_pack(tmp_path, None).name == "math_primer"
     (tmp_path / "assignment.json").unlink()
     assert run_pack(tmp_path, None).name == "math_primer"  # the course's default
+
+
+def test_a_ta_may_award_the_derivation_points_on_top_of_the_autograded_ones():
+    """Is what a TA may award for a question its autograded points plus its derivation's manual
+    points (the tiny pack has a derivation worth points; Exercise 2's are worth 0)?"""
+    for pack in (MP, TINY):
+        for spec, question in zip(question_specs(pack), pack.questions, strict=True):
+            assert spec.possible == float(question.possible)
+    assert any(spec.possible > spec.points for spec in question_specs(TINY))
+    assert all(spec.possible == spec.points for spec in question_specs(MP))

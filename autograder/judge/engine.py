@@ -30,6 +30,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -495,9 +496,16 @@ def check_isolation(config: JudgeConfig | None = None) -> None:
 
 
 def judge_cases(
-    notebook: nbformat.NotebookNode, student: str, config: JudgeConfig, *, pack: Pack
+    notebook: nbformat.NotebookNode,
+    student: str,
+    config: JudgeConfig,
+    *,
+    pack: Pack,
+    questions: Collection[str] | None = None,
 ) -> tuple[dict[str, list[CaseOutcome]], list[str]]:
-    """Every hidden case of every question, judged; plus notes (interrupted cells, isolation).
+    """Every hidden case of every question (or of ``questions`` only: a regrade of one question
+    still runs every cell, but calls only that question's functions), judged; plus notes
+    (interrupted cells, isolation).
 
     Raises:
         KitError: the grader could not do its part (:class:`JudgeFault`: e.g. no evaluator
@@ -508,13 +516,10 @@ def judge_cases(
     try:
         session.start()
         session.run_cells()
-        proxies = {
-            name: session.function(name)
-            for question in pack.questions
-            for name in question.function_names
-        }
+        chosen = [q for q in pack.questions if questions is None or q.id in questions]
+        proxies = {name: session.function(name) for q in chosen for name in q.function_names}
         outcomes: dict[str, list[CaseOutcome]] = {}
-        for question in pack.questions:
+        for question in chosen:
             functions = [proxies[name] for name in question.function_names]
             outcomes[question.id] = []
             for case in question.cases:
@@ -530,11 +535,17 @@ def judge_cases(
 
 
 def grade_submission(
-    submission: Submission, *, pack: Pack | str, config: JudgeConfig | None = None
+    submission: Submission,
+    *,
+    pack: Pack | str,
+    config: JudgeConfig | None = None,
+    questions: Collection[str] | None = None,
 ) -> dict:
     """Grade one submission with the judge; never raises for anything the submission does.
 
-    ``pack`` may be a pack's name (resolved here, e.g. on a Dask worker).
+    ``pack`` may be a pack's name (resolved here, e.g. on a Dask worker). With ``questions``,
+    only those questions are judged; the others' entries say ``missing`` (a regrade keeps only
+    the chosen questions' entries, see :mod:`autograder.regrade`).
     """
     pack = registry.load(pack)
     if submission.notebook is None:
@@ -543,7 +554,11 @@ def grade_submission(
         )
     try:
         outcomes, notes = judge_cases(
-            submission.notebook, submission.student, config or JudgeConfig(), pack=pack
+            submission.notebook,
+            submission.student,
+            config or JudgeConfig(),
+            pack=pack,
+            questions=questions,
         )
     except (EvaluatorGone, KitError) as exc:  # EvaluatorGone: never expected here
         log.warning("%s: %s", submission.student, exc)

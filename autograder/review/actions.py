@@ -113,6 +113,17 @@ def bulk_op(form: Mapping, *, question: str, students: Sequence[str]) -> Op:
     raise ReviewError(f"unknown bulk action {action!r}")
 
 
+def clear_flag_op(*, student: str, question: str) -> Op:
+    """Clear the review flag a regrade raised on one answer (the TA has looked at it)."""
+
+    def clear(tx: Writer) -> str:
+        if not tx.clear_flag(student=student, question=question):
+            raise ReviewError(f"{student}, {question} is not flagged (cleared already?)")
+        return f"{student}, {question}: review flag cleared"
+
+    return clear
+
+
 def new_item_op(form: Mapping, *, question: str) -> Op:
     """Create a rubric item (text, signed points, optional comment)."""
     points = as_points(form.get("points"))

@@ -4,7 +4,8 @@ Pages (GET): ``/`` overview, ``/q/{question}`` by question, ``/s/{student}`` by 
 ``/attention`` needs attention, ``/gradebook``, ``/history``, ``/overrides.csv`` (export),
 ``/report`` and ``/feedback/{student}`` (the kit's own HTML files). Changes (POST, CSRF-checked):
 ``/mark/{student}/{question}``, ``/q/{question}/bulk``, ``/q/{question}/items``,
-``/items/{id}``, ``/overrides`` (import), ``/whoami``. Each change is one store transaction that
+``/items/{id}``, ``/flag/{student}/{question}`` (clear a regrade's review flag), ``/overrides``
+(import), ``/whoami``. Each change is one store transaction that
 also re-collates the outputs (see :mod:`.outputs`), then redirects back (post/redirect/get).
 """
 
@@ -40,6 +41,7 @@ from .actions import (
     Op,
     as_int,
     bulk_op,
+    clear_flag_op,
     edit_item_op,
     import_op,
     mark_op,
@@ -136,7 +138,7 @@ def create_app(
             "overview.html",
             rows=rows,
             students=len(results),
-            attention=len(attention),
+            attention=len(attention) + len(state.flags),
             run=state.run,
             history=ctx.store.history(limit=8),
             report_pending=ctx.recollator.report.pending,
@@ -214,12 +216,13 @@ def create_app(
             cards=cards,
             items={spec.id: state.items_of(spec.id) for spec in ctx.specs},
             history=ctx.store.history(student=student),
+            flags=[f for (s, _), f in state.flags.items() if s == student],
             source=views[student].source if student in views else "",
             previous=students[position - 1] if position > 0 else None,
             following=students[position + 1] if position + 1 < len(students) else None,
             autograded_total=sum(c.layered.autograded for c in cards),
             final_total=sum(c.layered.final for c in cards),
-            possible=sum(spec.points for spec in ctx.specs),
+            possible=sum(spec.possible for spec in ctx.specs),
         )
 
     def attention(request: Request) -> HTMLResponse:
@@ -235,7 +238,8 @@ def create_app(
         ]
         book = read_csv(ctx.out / "gradebook.csv", dtype=str, keep_default_na=False)
         missing = sorted(book.loc[book["status"] == "missing", "student"])
-        return page(request, "attention.html", rows=rows, missing=missing)
+        flags = list(ctx.store.read().flags.values())
+        return page(request, "attention.html", rows=rows, missing=missing, flags=flags)
 
     def gradebook(request: Request) -> HTMLResponse:
         state = ctx.store.read()
@@ -372,6 +376,10 @@ def create_app(
         item = as_int(request.path_params["item"])
         return await change(request, lambda form: edit_item_op(form, item=item))
 
+    async def clear_flag(request: Request) -> Response:
+        student, qid = request.path_params["student"], request.path_params["qid"]
+        return await change(request, lambda form: clear_flag_op(student=student, question=qid))
+
     async def import_overrides(request: Request) -> Response:
         def build(form: FormData) -> Op:
             upload = form.get("file")
@@ -407,6 +415,7 @@ def create_app(
         Route("/items/{item}", edit_item, methods=["POST"]),
         Route("/s/{student}", by_student),
         Route("/mark/{student}/{qid}", mark, methods=["POST"]),
+        Route("/flag/{student}/{qid}", clear_flag, methods=["POST"]),
         Route("/attention", attention),
         Route("/gradebook", gradebook),
         Route("/history", history),

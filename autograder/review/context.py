@@ -39,7 +39,7 @@ class ReviewContext:
         self.pack = run_pack(self.out, self.store.read().run)
         self.specs: tuple[QuestionSpec, ...] = question_specs(self.pack, autograded)
         self.by_id = {q.id: q for q in self.specs}
-        self.possible = {q.id: q.points for q in self.specs}
+        self.possible = {q.id: q.possible for q in self.specs}
         self.recollator = Recollator(self.out, self.store, pack=self.pack)
         self.recollator.prime(run_id, autograded)
         self.guard = Guard(token)

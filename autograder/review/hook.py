@@ -5,6 +5,7 @@ marks over them, so that a rerun of ``grade`` never loses what a TA marked in th
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ def record_run(
     roster: pd.DataFrame | None,
     submissions: Path | None,
     overrides_path: Path | None = None,
+    regraded: Mapping[tuple[str, str], tuple[str, object, object]] | None = None,
 ) -> list[Override]:
     """Record a run in ``out/review.sqlite`` and return the overrides to apply to its results.
 
@@ -41,6 +43,9 @@ def record_run(
         roster: The run's roster, if any.
         submissions: The submissions folder it graded.
         overrides_path: The ``--overrides`` file, for the record.
+        regraded: A regrade's changed answers, ``(student, question) -> (reason, old, new)``:
+            those under a human mark (a TA's mark or an ``--overrides`` row) are flagged for
+            review in the same transaction (see :meth:`.store.Writer.flag`).
 
     Returns:
         One override per question with a CSV row or a TA's marks (see
@@ -48,7 +53,7 @@ def record_run(
         the store and logged, not applied.
     """
     specs = question_specs(pack, autograded)
-    possible = {q.id: q.points for q in specs}
+    possible = {q.id: q.possible for q in specs}
     store = ReviewStore.of(out)
     with store.write(who="grade", possible=possible) as tx:
         tx.record_run(
@@ -60,16 +65,21 @@ def record_run(
             pack=pack,
         )
         state = tx.state()
+        overrides = overrides_for(
+            autograded,
+            marks=state.marks.values(),
+            items=state.items,
+            run_overrides=run_overrides,
+            possible=possible,
+        )
+        marked = {(o.student, o.question) for o in overrides}
+        for (student, question), (reason, old, new) in sorted((regraded or {}).items()):
+            if (student, question) in marked:
+                tx.flag(student=student, question=question, reason=reason, old=old, new=new)
     students = {r["student"] for r in autograded}
     idle = sorted({m.student for m in state.marks.values() if not m.empty} - students)
     if idle:
         log.warning(
             "review marks kept for students not in this run (not applied): %s", ", ".join(idle)
         )
-    return overrides_for(
-        autograded,
-        marks=state.marks.values(),
-        items=state.items,
-        run_overrides=run_overrides,
-        possible=possible,
-    )
+    return overrides

@@ -58,7 +58,7 @@ class Recollator:
         self.out = Path(out)
         self.store = store
         self.pack = pack
-        self.possible = {q.id: q.points for q in question_specs(pack)}
+        self.possible = {q.id: q.possible for q in question_specs(pack)}
         self._cached: tuple[str | None, list[dict]] = (None, [])
         self._lock = threading.Lock()
         self.report = ReportWriter(self.out, pack=pack)

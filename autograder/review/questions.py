@@ -41,6 +41,11 @@ class QuestionSpec:
     derivation_points: float = 0.0
     """Manual points the pack gives its "Your derivation" cell (0: shown, not scored apart)."""
 
+    @property
+    def possible(self) -> float:
+        """What a TA may award: the autograded points plus the derivation's manual points."""
+        return self.points + self.derivation_points
+
 
 def question_specs(pack: Pack, results: Iterable[dict] = ()) -> tuple[QuestionSpec, ...]:
     """The questions of ``pack`` in gradebook order, then any question only the results name.

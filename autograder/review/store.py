@@ -10,6 +10,10 @@ Tables (schema :data:`SCHEMA_VERSION`):
   every change to the question's marks bumps; ``applied``: which items each one carries.
 - ``audit``: every change, with who, when (UTC), what, the old and the new value. Nothing is
   ever deleted from it; a deleted rubric item is flagged, not removed.
+- ``flags(student, question)``: answers to look at again because a regrade of their question
+  (``grade --force --question``) changed the autograde under a human mark; a TA clears them.
+  Raising and clearing a flag are audited; the table was added to schema 1 without a version
+  bump (a kit that does not know it ignores it).
 
 Every write runs in one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock, WAL journal), so
 two tabs or two TAs never interleave half-changes. Writes that *replace* a value (set points,
@@ -66,6 +70,9 @@ CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY, at TEXT NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL,
     student TEXT, question TEXT, item INTEGER, old TEXT, new TEXT);
 CREATE INDEX IF NOT EXISTS audit_student ON audit (student, question);
+CREATE TABLE IF NOT EXISTS flags (
+    student TEXT NOT NULL, question TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL,
+    who TEXT NOT NULL, old TEXT, new TEXT, PRIMARY KEY (student, question));
 """
 
 
@@ -120,6 +127,24 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Flag:
+    """An answer flagged for review: a regrade changed the autograde under a human mark."""
+
+    student: str
+    question: str
+    reason: str
+    """What changed, for the TA (e.g. ``regrade of q1b: autograded 0 -> 1``)."""
+    at: str
+    """When it was raised (UTC, ISO 8601)."""
+    who: str
+    """Who raised it (``grade``)."""
+    old: object = None
+    """The autograde before (``{"status", "points", "tags"}``), or ``None``."""
+    new: object = None
+    """The autograde after."""
+
+
+@dataclass(frozen=True)
 class ReviewState:
     """A consistent snapshot of the store's marks."""
 
@@ -130,6 +155,8 @@ class ReviewState:
     run: RunContext | None
     students: frozenset[str] = field(default_factory=frozenset)
     """Students of the latest run."""
+    flags: dict[tuple[str, str], Flag] = field(default_factory=dict)
+    """Open review flags by (student, question)."""
 
     def items_of(self, question: str) -> list[RubricItem]:
         """The question's items in page order."""
@@ -545,6 +572,41 @@ class Writer:
             self._audit("imported", new={"source": source, "cells": count})
         return count
 
+    # --- review flags -------------------------------------------------------------------------
+
+    def flag(
+        self, *, student: str, question: str, reason: str, old: object = None, new: object = None
+    ) -> Flag:
+        """Flag one answer for review (replacing an open flag on it); audited."""
+        self._student(student)
+        self._question(question)
+        flag = Flag(student, question, _text(reason, "reason"), self.at, self.who, old, new)
+        self.conn.execute(
+            "INSERT OR REPLACE INTO flags VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (student, question, flag.reason, flag.at, flag.who, _dump(old), _dump(new)),
+        )
+        self._audit(
+            "flagged for review",
+            student=student,
+            question=question,
+            old=old,
+            new={"reason": flag.reason, **(new if isinstance(new, dict) else {})},
+        )
+        return flag
+
+    def clear_flag(self, *, student: str, question: str) -> bool:
+        """Clear the review flag of one answer; ``False`` if it had none. Audited."""
+        row = self.conn.execute(
+            "SELECT reason FROM flags WHERE student = ? AND question = ?", (student, question)
+        ).fetchone()
+        if row is None:
+            return False
+        self.conn.execute(
+            "DELETE FROM flags WHERE student = ? AND question = ?", (student, question)
+        )
+        self._audit("flag cleared", student=student, question=question, old=row[0])
+        return True
+
     # --- helpers ------------------------------------------------------------------------------
 
     def _audit(
@@ -650,7 +712,14 @@ def _read_state(conn: sqlite3.Connection) -> ReviewState:
         key = (student, question)
         marks[key] = Mark(student, question, points, comment, tuple(applied.get(key, ())), version)
     students = frozenset(r[0] for r in conn.execute("SELECT student FROM autograded"))
-    return ReviewState(items=items, marks=marks, run=_run(conn), students=students)
+    flags = {
+        (r[0], r[1]): Flag(r[0], r[1], r[2], r[3], r[4], _load(r[5]), _load(r[6]))
+        for r in conn.execute(
+            "SELECT student, question, reason, at, who, old, new FROM flags "
+            "ORDER BY student, question"
+        )
+    }
+    return ReviewState(items=items, marks=marks, run=_run(conn), students=students, flags=flags)
 
 
 def _run(conn: sqlite3.Connection) -> RunContext | None:

@@ -111,7 +111,7 @@ def card(
     items = {i.id: i for i in state.items_of(spec.id)}
     layered = layer(
         autograded=float(entry.get("score") or 0.0),
-        possible=spec.points,
+        possible=spec.possible,
         mark=mark,
         items=items,
         run_override=run_overrides.get((student, spec.id)),
