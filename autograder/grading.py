@@ -206,7 +206,8 @@ def grade_all(
             except queue.Empty:
                 continue
             waiting -= 1
-            _collect(future, futures[future], record, pack=pack)
+            # Forget a collected future: it holds its result, and all of them a batch's worth.
+            _collect(future, futures.pop(future), record, pack=pack)
     except KeyboardInterrupt:  # no signal handler installed (a library caller): the same stop
         interrupts.request_stop(signal.SIGINT)
     if interrupts.stop_requested():
