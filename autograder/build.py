@@ -181,6 +181,8 @@ def _shipped_files() -> list[tuple[str, Path]]:
 def _pack_files(pack: Pack) -> list[tuple[str, Path]]:
     """(path in the staging folder, file): the master and the pack's Python files."""
     folder = pack.folder
+    if folder is None:
+        raise BuildError(f"pack {pack.name!r} has no folder with a master notebook")
     files = [(f"{pack.name}.ipynb", folder / f"{pack.name}.ipynb")]
     for path in sorted(folder.rglob("*.py")):
         if "__pycache__" not in path.parts:
@@ -273,7 +275,7 @@ def write_offline_zip(standard: Path, target: Path) -> None:
             )
 
 
-def ensure_built(*, out: Path | None = None, pack: Pack | str) -> Build:
+def ensure_built(*, out: Path | None = None, pack: Pack | str | Path) -> Build:
     """Reuse the pack's build in ``out`` (default :func:`default_out`) if it is up to date with
     the sources, else build."""
     pack = registry.load(pack)

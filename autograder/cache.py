@@ -32,9 +32,10 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import cast
 
 from .intake import Submission
-from .results import PackedResults
+from .results import PackedResults, Result
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class ResultCache:
                 reused.append(result)
         return to_grade, reused
 
-    def store(self, result: dict) -> None:
+    def store(self, result: Result) -> None:
         """Write a fresh result to the cache atomically (skipped for transient statuses)."""
         student = result.get("student")
         key = self._keys.get(student) if isinstance(student, str) else None
@@ -148,16 +149,16 @@ class ResultCache:
             return
         self.stored += 1
 
-    def recording(self, on_done: Callable[[dict], None]) -> Callable[[dict], None]:
+    def recording(self, on_done: Callable[[Result], None]) -> Callable[[Result], None]:
         """``on_done`` that stores each result in the cache first."""
 
-        def record(result: dict) -> None:
+        def record(result: Result) -> None:
             self.store(result)
             on_done(result)
 
         return record
 
-    def previous(self, submissions: list[Submission]) -> dict[str, dict]:
+    def previous(self, submissions: list[Submission]) -> dict[str, Result]:
         """The latest cached result of each submission, whatever the assignment's fingerprint.
 
         A submission's entry under its current key comes first; else the newest entry of the same
@@ -169,7 +170,7 @@ class ResultCache:
         Returns:
             Student -> cached result, for the submissions that have one.
         """
-        found: dict[str, dict] = {}
+        found: dict[str, Result] = {}
         wanted: dict[str, str] = {}
         for submission in submissions:
             key = self._remember(submission)
@@ -180,7 +181,7 @@ class ResultCache:
                 wanted[submission.student] = self._hashes[submission.student]
         if not wanted or not self.folder.is_dir():
             return found
-        newest: dict[str, tuple[float, dict]] = {}
+        newest: dict[str, tuple[float, Result]] = {}
         for path in self.folder.glob("*.json"):
             try:
                 entry = json.loads(path.read_text(encoding="utf-8"))
@@ -201,7 +202,7 @@ class ResultCache:
             ):
                 continue
             if student not in newest or mtime > newest[student][0]:
-                newest[student] = (mtime, result)
+                newest[student] = (mtime, cast(Result, result))  # checked above
         return found | {student: result for student, (_, result) in newest.items()}
 
     def prune(self) -> int:
@@ -216,7 +217,7 @@ class ResultCache:
                 removed += 1
         return removed
 
-    def _load(self, key: str, student: str) -> dict | None:
+    def _load(self, key: str, student: str) -> Result | None:
         path = self.folder / f"{key}.json"
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
@@ -234,4 +235,4 @@ class ResultCache:
         ):
             log.warning("ignoring the malformed cache entry %s for %s", path, student)
             return None
-        return result
+        return cast(Result, result)  # JSON the cache wrote from a Result, checked above

@@ -40,6 +40,7 @@ from .safetext import visible
 
 if TYPE_CHECKING:
     from .regrade import RegradeReport
+    from .results import Result
 
 console = Console(stderr=True)
 DEMO_OUT = Path("out/demo")
@@ -465,7 +466,9 @@ def _friendly_errors() -> Iterator[None]:
 
 
 @contextmanager
-def _stoppable(out: Path) -> Iterator[Callable[[Iterable[Submission]], Callable[[dict], None]]]:
+def _stoppable(
+    out: Path,
+) -> Iterator[Callable[[Iterable[Submission]], Callable[[Result], None]]]:
     """Grade with Ctrl-C/SIGTERM handled (``interrupts.py``); yields the progress-bar factory.
 
     A stop while grading prints how far the batch got and exits with 130 (SIGINT) or 143
@@ -542,7 +545,7 @@ def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
     progress.start()
     done = {"n": 0}
 
-    def on_done(result: dict) -> None:
+    def on_done(result: Result) -> None:
         done["n"] += 1
         student = visible(str(result["student"]), keep_newlines=False)
         progress.update(task, advance=1, description=f"{student}: {result['status']}")
@@ -613,14 +616,17 @@ def _report(run: GradeRun) -> None:
     from . import gradebook
     from .report import summary_lines
 
+    pack = run.pack
+    if pack is None:  # grade() always names the assignment it graded
+        raise click.ClickException("the run names no assignment")
     table = Table(title="Per-question summary (graded submissions)")
-    summary = gradebook.summary_table(run.gradebook, pack=run.pack)
+    summary = gradebook.summary_table(run.gradebook, pack=pack)
     for column in summary.columns:
         table.add_column(str(column), justify="right" if column != "question" else "left")
     for row in summary.itertuples(index=False):
         table.add_row(*[f"{v:.2f}" if isinstance(v, float) else escape(visible(v)) for v in row])
     Console().print(table)
-    for line in summary_lines(run.gradebook, run.results, pack=run.pack):
+    for line in summary_lines(run.gradebook, run.results, pack=pack):
         click.echo(visible(line))
     counts = run.gradebook["status"].value_counts().to_dict()
     click.echo("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -324,11 +324,11 @@ def check_rosters(
                     "roster or grade the folder again with it"
                 )
         return
-    with_roster = [f for f in folders if f.roster is not None]
-    for folder in with_roster[1:]:
-        first = with_roster[0]
-        if folder.roster != first.roster:
-            only = sorted(folder.roster ^ first.roster)
+    with_roster = [(f, roster) for f in folders if (roster := f.roster) is not None]
+    for folder, roster in with_roster[1:]:
+        first, first_roster = with_roster[0]
+        if roster != first_roster:
+            only = sorted(roster ^ first_roster)
             raise CourseError(
                 f"the rosters of {first.name} and {folder.name} differ ({_some(only)} on one "
                 "only); pass the course roster with --roster"

@@ -295,7 +295,11 @@ def _persistent_section(folders: Sequence[GradedFolder]) -> str:
     ax.bar_label(bars, padding=3, fontsize=9)
     ax.set_yticks(y, list(shown.index))
     ax.set_xlabel("students with the tag on two or more sheets")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    from matplotlib.ticker import MaxNLocator
+
+    locator = ax.xaxis.get_major_locator()
+    if isinstance(locator, MaxNLocator):  # the default AutoLocator is one
+        locator.set_params(integer=True)
     ax.spines[["top", "right"]].set_visible(False)
     students = _html_table(
         ["student", "tag", "sheets", "where (assignment: questions)"],

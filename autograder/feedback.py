@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,7 @@ def write_feedback(results: list[dict], out: Path, *, pack: Pack) -> list[Path]:
             share one.
     """
     students = [_student_id(result, index) for index, result in enumerate(results)]
-    seen: set[str] = set()
-    duplicates = sorted({s for s in students if s in seen or seen.add(s)})
+    duplicates = sorted(s for s, n in Counter(students).items() if n > 1)
     if duplicates:
         raise FeedbackError(f"several results for student(s) {', '.join(duplicates)}")
     folder = Path(out) / "feedback"
@@ -189,7 +189,7 @@ def _report(student: str, result: dict, pack: Pack) -> dict:
     questions = result.get("questions") or {}
     if not isinstance(questions, dict):
         questions = {}
-    entries = []
+    entries: list[dict[str, Any]] = []  # the template's view of each question
     texts = []
     for question in pack.questions:
         name = question.id

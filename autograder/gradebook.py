@@ -20,7 +20,7 @@ import math
 import numbers
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from autograder.errors import KitError
 from autograder.pack.spec import Pack
@@ -323,7 +323,7 @@ def _score(student: str, name: str, points: float, entry: Any) -> float:
     return float(score)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 

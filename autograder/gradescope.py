@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import uuid
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
@@ -116,7 +117,7 @@ def format_problems(results: object) -> list[str]:
     return problems
 
 
-def _typed(where: str, obj: dict, schema: dict[str, type]) -> list[str]:
+def _typed(where: str, obj: dict, schema: Mapping[str, type]) -> list[str]:
     problems = []
     for key, value in obj.items():
         if key not in schema:

@@ -32,7 +32,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from . import gradebook, interrupts
 from .build import ensure_built, source_fingerprint
@@ -46,7 +46,7 @@ from .overrides import apply_overrides, check_students, read_overrides
 from .pack import registry
 from .pack.infer import infer
 from .pack.spec import Pack
-from .results import PackedResults, empty_result
+from .results import PackedResults, Result, empty_result
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -108,7 +108,8 @@ class GradeRun:
     reused: int = 0
     """Results reused from ``OUT/.cache`` instead of grading again."""
     results: list[dict] = field(default_factory=list)
-    """One result per submission, as written to ``results/``."""
+    """One result per submission, as written to ``results/`` (a
+    :class:`~autograder.results.PackedResults` from :func:`grade`)."""
     pack: Pack | None = None
     """The assignment graded."""
     regrade: RegradeReport | None = None
@@ -122,14 +123,14 @@ def default_jobs() -> int:
 
 def grade_all(
     submissions: list[Submission],
-    grade_one: Callable[[Submission], dict],
+    grade_one: Callable[[Submission], Result],
     *,
     jobs: int,
     pack: Pack,
     executor: Executor | None = None,
-    on_done: Callable[[dict], None] = lambda result: None,
-    keep: list[dict] | PackedResults | None = None,
-) -> list[dict] | PackedResults:
+    on_done: Callable[[Result], None] = lambda result: None,
+    keep: list[Result] | PackedResults | None = None,
+) -> list[Result] | PackedResults:
     """Grade every submission on an executor; each yields exactly one result.
 
     A crash of ``grade_one``, a submission the executor refuses, a lost worker or a cancelled
@@ -177,9 +178,9 @@ def grade_all(
         finally:  # after a stop, a thread still abandoning its submission is not waited for
             pool.shutdown(wait=not interrupts.stop_requested(), cancel_futures=True)
 
-    results: list[dict] | PackedResults = [] if keep is None else keep
+    results: list[Result] | PackedResults = [] if keep is None else keep
 
-    def record(result: dict) -> None:
+    def record(result: Result) -> None:
         results.append(result)
         on_done(result)
 
@@ -213,7 +214,7 @@ def grade_all(
     if interrupts.stop_requested():
         settled = _abandon(futures, finished, record, pack=pack)
         raise GradingInterrupted(
-            signum=interrupts.requested_signal(),
+            signum=interrupts.requested_signal() or signal.SIGINT,  # set: a stop arrived
             graded=len(results),
             total=len(submissions),
             settled=settled,
@@ -224,7 +225,7 @@ def grade_all(
 
 
 def _collect(
-    future: Future, submission: Submission, record: Callable[[dict], None], *, pack: Pack
+    future: Future, submission: Submission, record: Callable[[Result], None], *, pack: Pack
 ) -> None:
     """Record the result of a finished future (an ``error`` row if it crashed); an abandoned
     submission (the batch is stopping) records nothing."""
@@ -243,7 +244,7 @@ def _collect(
 def _abandon(
     futures: dict[Future, Submission],
     finished: queue.SimpleQueue,
-    record: Callable[[dict], None],
+    record: Callable[[Result], None],
     *,
     pack: Pack,
 ) -> bool:
@@ -275,13 +276,13 @@ def _grade_batch(
     grader,
     *,
     jobs: int,
-    on_done: Callable[[dict], None],
+    on_done: Callable[[Result], None],
     pack: Pack,
-) -> list[dict]:
+) -> list[Result]:
     """Run a batch grader; if it crashes, every submission it did not report is an error row."""
     results = {}
 
-    def record(result: dict) -> None:
+    def record(result: Result) -> None:
         results[result["student"]] = result
         on_done(result)
 
@@ -290,7 +291,9 @@ def _grade_batch(
     except (interrupts.Cancelled, KeyboardInterrupt):
         interrupts.request_stop(signal.SIGINT)  # no-op after a signal: the first one is kept
         raise GradingInterrupted(
-            signum=interrupts.requested_signal(), graded=len(results), total=len(submissions)
+            signum=interrupts.requested_signal() or signal.SIGINT,  # set: a stop arrived
+            graded=len(results),
+            total=len(submissions),
         ) from None
     except Exception as exc:
         log.exception("the batch grader crashed")
@@ -313,7 +316,7 @@ def make_grader(
     pack: Pack | str | Path,
     unsafe_no_isolation: bool = False,
     questions: Sequence[str] = (),
-) -> Callable[[Submission], dict]:
+) -> Callable[[Submission], Result]:
     """The function grading one submission of ``pack`` with ``engine`` (building first if it
     needs the zip; ``build_dir`` None: the pack's default build folder). With ``questions``, the
     judge judges only those questions (the other engines always grade whole notebooks).
@@ -377,7 +380,7 @@ def grade(
     timeout: float = DEFAULT_TIMEOUT,
     roster: Path | None = None,
     engine: str = "judge",
-    progress: Callable[[Iterable[Submission]], Callable[[dict], None]] | None = None,
+    progress: Callable[[Iterable[Submission]], Callable[[Result], None]] | None = None,
     scheduler: str | None = None,
     scheduler_timeout: float = 10.0,
     force: bool = False,
@@ -454,9 +457,10 @@ def grade(
         out, assignment=source_fingerprint(pack), settings={"engine": engine, **limits}
     )
     regrade = None
+    reused: PackedResults
     if chosen:  # every submission again; other questions' entries kept from the cache
         regrade = Regrade(out=out, questions=chosen, pack=pack, cache=cache, submissions=found)
-        to_grade, reused = found, []
+        to_grade, reused = found, PackedResults()
         if engine == "judge":
             only = make_grader(
                 engine,
@@ -507,7 +511,7 @@ def grade(
     from .review.hook import record_run
 
     if regrade is not None:
-        results = regrade.merged(results)
+        results = regrade.merged(list(results))
     with interrupts.deferred():  # a signal now lets the outputs be completed first
         late = {s.student for s in found if s.late}
         del found, to_grade  # the submissions (their notebooks) are not needed any more
@@ -529,9 +533,10 @@ def grade(
             overrides_path=overrides,
             regraded=Regrade.flags(changes),
         )
-        results = apply_overrides(autograded, human, pack=pack)
-        table = write_outputs(results, out, pack=pack, roster=roster_df)
-        report = regrade.report(changes, human=human, results=results) if regrade else None
+        # A PackedResults: the writers only iterate over it and index it, as they do a list.
+        final = cast("list[dict]", apply_overrides(autograded, human, pack=pack))
+        table = write_outputs(final, out, pack=pack, roster=roster_df)
+        report = regrade.report(changes, human=human, results=list(final)) if regrade else None
         manifest = make_manifest(pack=pack, roster=roster, engine=engine)
         write_manifest(manifest, out)  # last: a folder with a manifest is a finished run
         cache.prune()
@@ -540,7 +545,7 @@ def grade(
         out / "gradebook.csv",
         out / "results",
         reused=reused_count,
-        results=results,
+        results=final,
         pack=pack,
         regrade=report,
     )
@@ -589,7 +594,7 @@ def write_outputs(
     return table
 
 
-def note_late(results: list[dict], submissions: list[Submission]) -> list[dict]:
+def note_late(results: list[Result], submissions: list[Submission]) -> list[Result]:
     """Add a note to the results of submissions an LMS marked late (no deduction)."""
     late = {s.student for s in submissions if s.late}
     for result in results:
@@ -597,7 +602,7 @@ def note_late(results: list[dict], submissions: list[Submission]) -> list[dict]:
     return results
 
 
-def _noted_late(result: dict, late: set[str]) -> dict:
+def _noted_late(result: Any, late: set[str]) -> Any:
     if result["student"] in late:
         result.setdefault("notes", []).append("submitted late (LMS late marker)")
     return result

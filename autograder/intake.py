@@ -652,7 +652,7 @@ def _read_zip(student: str, path: Path, *, max_bytes: int) -> Submission:
                 )
             info = members[0]
             if info.file_size > max_bytes:
-                problem = f"{info.filename}: {_too_big(info.file_size, max_bytes)}"
+                problem: str | None = f"{info.filename}: {_too_big(info.file_size, max_bytes)}"
                 return Submission(student, path, None, problem)
             with archive.open(info) as member:
                 # Read one byte more than allowed: the declared size in a zip can lie.

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import KitError
 from .pack.spec import Pack
@@ -223,7 +223,7 @@ def _parse(record: Any, path: Path) -> Manifest:
     )
 
 
-def _is_points(value: Any) -> bool:
+def _is_points(value: object) -> TypeGuard[float]:
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)

@@ -27,9 +27,10 @@ import copy
 import difflib
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .gradebook import GradebookError, read_ta_csv
 from .pack.spec import Pack
@@ -122,7 +123,9 @@ def read_overrides(path: Path, *, pack: Pack) -> list[Override]:
     return overrides
 
 
-def check_students(overrides: Iterable[Override], students: Iterable[str], *, path: Path) -> None:
+def check_students(
+    overrides: Iterable[Override], students: Iterable[str], *, path: Path | None
+) -> None:
     """Raise if an override names a student without a submission.
 
     Raises:
@@ -141,7 +144,10 @@ def check_students(overrides: Iterable[Override], students: Iterable[str], *, pa
 
 
 def apply_overrides(
-    results: list[dict] | PackedResults, overrides: Iterable[Override], *, pack: Pack
+    results: Sequence[Mapping[str, Any]] | PackedResults,
+    overrides: Iterable[Override],
+    *,
+    pack: Pack,
 ) -> list[dict] | PackedResults:
     """Results with the overrides applied; the given results are not modified.
 
@@ -171,10 +177,11 @@ def apply_overrides(
     for result in results:
         mine = by_student.get(result["student"])
         if mine:
-            result = copy.deepcopy(result)
+            copied = dict(copy.deepcopy(result))
             for override in mine:
-                _apply(result, override, pack=pack)
-        applied.append(result)
+                _apply(copied, override, pack=pack)
+            result = copied
+        applied.append(result)  # type: ignore[arg-type]  # a Mapping: the caller's result
     return applied
 
 

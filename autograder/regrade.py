@@ -37,6 +37,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -45,6 +46,7 @@ from .errors import KitError
 from .intake import Submission
 from .overrides import Override
 from .pack.spec import Pack
+from .results import Result
 from .review.store import STORE_NAME, ReviewStore
 from .safecsv import write_csv
 
@@ -113,7 +115,7 @@ def compatible(result: Mapping, *, pack: Pack) -> bool:
     )
 
 
-def merge(previous: dict | None, fresh: dict, *, questions: Sequence[str]) -> dict:
+def merge(previous: Result | None, fresh: Result, *, questions: Sequence[str]) -> Result:
     """The result of a regrade: ``fresh``'s entries for ``questions``, ``previous``'s for the
     others (unchanged), the total recomputed; notes of both (the previous ones first).
 
@@ -138,14 +140,14 @@ class QuestionGrader:
     """The judge for a regrade: only the chosen questions for submissions whose other questions
     are carried over, everything for the others (picklable, for Dask workers)."""
 
-    full: Callable[[Submission], dict]
+    full: Callable[[Submission], Result]
     """Grades every question."""
-    only: Callable[[Submission], dict]
+    only: Callable[[Submission], Result]
     """Grades the chosen questions only."""
     carried: frozenset[str]
     """Students whose previous result is kept for the other questions."""
 
-    def __call__(self, submission: Submission) -> dict:
+    def __call__(self, submission: Submission) -> Result:
         grade = self.only if submission.student in self.carried else self.full
         return grade(submission)
 
@@ -233,12 +235,12 @@ class Regrade:
             for student, result in cache.previous(submissions).items()
             if compatible(result, pack=pack)
         }
-        self.before = dict(self.previous)
+        self.before: dict[str, Mapping[str, Any]] = dict(self.previous)
         if (self.out / STORE_NAME).is_file():  # what the gradebook showed, before any mark
             _, snapshot = ReviewStore.of(self.out).autograded()
             self.before.update({r["student"]: r for r in snapshot})
         self.total = len(submissions)
-        self._merged: dict[str, dict] = {}
+        self._merged: dict[str, Result] = {}
         full = len(submissions) - len(self.previous)
         log.info(
             "regrading %s: %d submission(s) keep their other questions, %d graded in full",
@@ -248,26 +250,26 @@ class Regrade:
         )
 
     def grader(
-        self, full: Callable[[Submission], dict], only: Callable[[Submission], dict]
+        self, full: Callable[[Submission], Result], only: Callable[[Submission], Result]
     ) -> QuestionGrader:
         """The judge's grader for this regrade."""
         return QuestionGrader(full, only, frozenset(self.previous))
 
-    def merge(self, fresh: dict) -> dict:
+    def merge(self, fresh: Result) -> Result:
         """A fresh result merged with the student's previous one (:func:`merge`)."""
         merged = merge(self.previous.get(fresh["student"]), fresh, questions=self.questions)
         self._merged[fresh["student"]] = merged
         return merged
 
-    def merging(self, on_done: Callable[[dict], None]) -> Callable[[dict], None]:
+    def merging(self, on_done: Callable[[Result], None]) -> Callable[[Result], None]:
         """``on_done`` that merges each fresh result first (so the cache stores the merged)."""
         return lambda result: on_done(self.merge(result))
 
-    def merged(self, results: list[dict]) -> list[dict]:
+    def merged(self, results: list[Result]) -> list[Result]:
         """The merged results of the batch (in its order)."""
         return [self._merged.get(r["student"]) or self.merge(r) for r in results]
 
-    def changed(self, autograded: list[dict]) -> list[Change]:
+    def changed(self, autograded: Sequence[Mapping[str, Any]]) -> list[Change]:
         """The chosen questions' answers whose status, points or tags differ from before."""
         found = []
         for question in self.questions:

@@ -14,7 +14,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import overload
+from typing import Any, Final, Literal, NotRequired, TypedDict, overload
 
 from .pack.spec import Pack, Question
 from .safetext import valid_unicode
@@ -61,6 +61,77 @@ def _is_plain(student: str) -> bool:
     )
 
 
+ResultStatus = Literal["graded", "invalid", "timeout", "error"]
+"""A result's ``status``: ``graded``; ``invalid`` (the submission is unusable: no points, graded
+by hand if at all); ``timeout`` or ``error`` (grading failed; graded again on the next run). The
+gradebook adds ``missing`` for a roster student without a result."""
+
+
+class CaseRecord(TypedDict):
+    """One hidden case of a question entry (``cases``), in the order of the pack's spec."""
+
+    case: str
+    points: float
+    passed: bool
+    tags: list[str]
+    """Diagnosis tags when failed (empty when passed)."""
+
+
+class OverrideRecord(TypedDict):
+    """A TA's override of a question's score (see :mod:`autograder.overrides`)."""
+
+    points: float
+    comment: str
+    autograded: float
+    """The score before the override."""
+
+
+class QuestionEntry(TypedDict):
+    """One question of a result (``questions[<id>]``), in this key order."""
+
+    score: float
+    """Points scored (autograded, or the override's)."""
+    possible: float
+    """Points the question is worth, manual points included."""
+    manual_possible: NotRequired[float]
+    """The manual part of ``possible`` (see :data:`MANUAL_POSSIBLE`)."""
+    tags: list[str]
+    """Tags of the failed cases (``missing``: no test results for the question)."""
+    feedback: str
+    """Student-facing text: one line per failed case, then advice and notes."""
+    cases: NotRequired[list[CaseRecord]]
+    """Per-case outcomes, when the question was graded."""
+    override: NotRequired[OverrideRecord]
+    """A TA's override, when one was applied."""
+
+
+class Result(TypedDict):
+    """One submission's result: ``results/<stem>.json`` (a contract: this key order, these
+    types)."""
+
+    student: str
+    status: ResultStatus
+    total: float
+    """Sum of the question scores (rounded to 6 decimals)."""
+    possible: float
+    """The pack's total points."""
+    questions: dict[str, QuestionEntry]
+    """Question id -> entry, in the pack's order."""
+    notes: NotRequired[list[str]]
+    """Remarks on the grading (interrupted cells, a late submission, engine disagreements)."""
+    kernel_scores: NotRequired[dict[str, float]]
+    """The scores the student's kernel computed (the Otter engine with the judge plugin)."""
+    overridden: NotRequired[list[str]]
+    """Questions a TA overrode, in the pack's order."""
+
+
+class Possible(TypedDict):
+    """A question entry's ``possible`` points, and the manual part when there is one."""
+
+    possible: float
+    manual_possible: NotRequired[float]
+
+
 @dataclass(frozen=True)
 class CaseOutcome:
     """One hidden case of one question, as an engine saw it."""
@@ -76,7 +147,7 @@ class CaseOutcome:
     """Student-facing message when failed (with its hint)."""
 
 
-MANUAL_POSSIBLE = "manual_possible"
+MANUAL_POSSIBLE: Final = "manual_possible"
 """Key of a question entry holding the manual part of its ``possible`` points (the question's
 ``derivation_points``, marked by a TA in the review app, never autograded). Present only when
 the question has manual points, so results of packs without them are unchanged."""
@@ -87,7 +158,7 @@ def autograded_possible(entry: Mapping) -> float:
     return float(entry.get("possible") or 0.0) - float(entry.get(MANUAL_POSSIBLE) or 0.0)
 
 
-def _possible(question: Question) -> dict:
+def _possible(question: Question) -> Possible:
     """``possible`` (autograded plus manual points), and :data:`MANUAL_POSSIBLE` when there are
     manual points."""
     if question.derivation_points > 0:
@@ -108,10 +179,10 @@ def manual_note(question: Question) -> str:
     )
 
 
-def empty_result(student: str, status: str, feedback: str, *, pack: Pack) -> dict:
+def empty_result(student: str, status: ResultStatus, feedback: str, *, pack: Pack) -> Result:
     """A result with no points, for a submission that could not be graded."""
     feedback = valid_unicode(feedback)
-    questions = {
+    questions: dict[str, QuestionEntry] = {
         q.id: {"score": 0.0, **_possible(q), "tags": [], "feedback": feedback}
         for q in pack.questions
     }
@@ -124,7 +195,9 @@ def empty_result(student: str, status: str, feedback: str, *, pack: Pack) -> dic
     }
 
 
-def question_entry(question: str, outcomes: Sequence[CaseOutcome] | None, *, pack: Pack) -> dict:
+def question_entry(
+    question: str, outcomes: Sequence[CaseOutcome] | None, *, pack: Pack
+) -> QuestionEntry:
     """A question's entry: points of the passed cases, tags and feedback of the failed ones.
 
     A question with manual derivation points says so (``possible`` holds them, see
@@ -150,7 +223,7 @@ def question_entry(question: str, outcomes: Sequence[CaseOutcome] | None, *, pac
         lines.append(f"[{outcome.case}, {outcome.points:g} pt] {valid_unicode(outcome.text)}")
     score = round(sum(o.points for o in outcomes if o.passed), 6)
     feedback = "\n".join(lines) if lines else "All tests passed."
-    cases = [
+    cases: list[CaseRecord] = [
         {"case": o.case, "points": o.points, "passed": o.passed, "tags": list(o.tags)}
         for o in outcomes
     ]
@@ -170,7 +243,7 @@ def graded_result(
     pack: Pack,
     advice: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
-) -> dict:
+) -> Result:
     """The result of a graded submission; advice is appended to the feedback, never scored.
 
     ``notes`` (e.g. interrupted cells) are kept under ``"notes"`` when there are any.
@@ -178,7 +251,7 @@ def graded_result(
     questions = {q: question_entry(q, outcomes.get(q), pack=pack) for q in pack.question_ids}
     for question, note in (advice or {}).items():
         questions[question]["feedback"] += f"\n{valid_unicode(note)}"
-    result = {
+    result: Result = {
         "student": student,
         "status": "graded",
         "total": round(sum(q["score"] for q in questions.values()), 6),
@@ -190,7 +263,7 @@ def graded_result(
     return result
 
 
-class PackedResults(Sequence[dict]):
+class PackedResults(Sequence[Any]):
     """Result dicts kept compressed in memory (about 1 KB each instead of 12 KB of Python
     objects), so a batch of 10,000 holds its results in a few MB.
 
@@ -199,13 +272,13 @@ class PackedResults(Sequence[dict]):
     JSON-serialisable is kept as it is, so the writer of ``results/`` reports it as before.
     """
 
-    def __init__(self, results: Iterable[dict] = ()) -> None:
+    def __init__(self, results: Iterable[Any] = ()) -> None:
         self._students: list[object] = []
         self._items: list[bytes | dict] = []
         for result in results:
             self.append(result)
 
-    def append(self, result: dict) -> None:
+    def append(self, result: Any) -> None:
         """Add a result (packed now: later changes to ``result`` are not seen)."""
         item: bytes | dict
         try:
@@ -235,16 +308,16 @@ class PackedResults(Sequence[dict]):
         return len(self._items)
 
     @overload
-    def __getitem__(self, index: int) -> dict: ...
+    def __getitem__(self, index: int) -> Any: ...
 
     @overload
-    def __getitem__(self, index: slice) -> list[dict]: ...
+    def __getitem__(self, index: slice) -> list[Any]: ...
 
-    def __getitem__(self, index: int | slice) -> dict | list[dict]:
+    def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
             return [self._unpack(item) for item in self._items[index]]
         return self._unpack(self._items[index])
 
-    def __iter__(self) -> Iterator[dict]:
+    def __iter__(self) -> Iterator[Any]:
         for item in self._items:
             yield self._unpack(item)

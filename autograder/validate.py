@@ -28,6 +28,7 @@ import difflib
 import hashlib
 import json
 import logging
+import math
 import subprocess
 import sys
 import time
@@ -221,7 +222,7 @@ def execute(
     nb = nbformat.from_dict(json.loads(json.dumps(notebook)))  # a copy: outputs are not kept
     client = NotebookClient(
         nb,
-        timeout=timeout,
+        timeout=math.ceil(timeout),  # nbclient's timeout is a whole number of seconds
         interrupt_on_timeout=True,
         allow_errors=True,
         kernel_name="python3",
@@ -249,7 +250,7 @@ def execute(
                 elif (error := _error_of(cell)) is not None:
                     findings.append(Finding("error", where, f"`{label}` fails: {error}"))
             nb.cells.append(probe)
-            client.timeout = max(PROBE_TIMEOUT, timeout)
+            client.timeout = math.ceil(max(PROBE_TIMEOUT, timeout))
             client.execute_cell(probe, len(nb.cells) - 1)
     except DeadKernelError:
         findings.append(Finding("error", "notebook", "the Python kernel died while running it"))

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import nbformat
 
 from autograder import grading
-from autograder.pack import load
+from autograder.pack import Pack, load
 from autograder.samples import fill, load_samples, write_samples
 
 TRANSPOSED_COPIES = ("bea_mistakes", "bo_mistakes")
@@ -62,9 +62,9 @@ ASSIGNMENT = "math_primer"
 """The pack of the demo and hostile batches."""
 
 
-def write_demo(folder: Path, *, template_path: Path) -> Path:
+def write_demo(folder: Path, *, template_path: Path, pack: Pack | str = ASSIGNMENT) -> Path:
     """The demo batch (``python -m autograder demo``'s) plus two copies of ``ben_mistakes``."""
-    write_samples(folder, pack=ASSIGNMENT, template_path=template_path)
+    write_samples(folder, pack=pack, template_path=template_path)
     for name in TRANSPOSED_COPIES:
         shutil.copy(folder / "ben_mistakes.ipynb", folder / f"{name}.ipynb")
     return folder

@@ -18,8 +18,13 @@ from autograder import grading
 from autograder.build import REPO_DIR
 from autograder.cache import CACHE_DIR, ResultCache
 from autograder.intake import discover
+from autograder.pack import registry
 from autograder.results import empty_result
-from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
+from autograder.samples import fill
+from helpers import FIXTURE_PACKS, TINY, TINY_SAMPLES, write_notebooks
+
+PACK = TINY
+"""The cache is machinery: its batches are of the tiny fixture pack."""
 
 
 def notebook(source: str) -> nbformat.NotebookNode:
@@ -40,10 +45,10 @@ class CountingGrader:
         with self.lock:
             self.calls.append(submission.student)
         if submission.student in self.error_for:
-            return empty_result(submission.student, "error", "the machine hiccuped", pack=MP)
+            return empty_result(submission.student, "error", "the machine hiccuped", pack=PACK)
         status = "graded" if submission.ok else "invalid"
         return empty_result(
-            submission.student, status, f"graded {len(submission.student)}", pack=MP
+            submission.student, status, f"graded {len(submission.student)}", pack=PACK
         )
 
 
@@ -65,7 +70,7 @@ def subs(tmp_path) -> Path:
 
 def run(subs: Path, out: Path, **kw) -> grading.GradeRun:
     return grading.grade(
-        submissions=subs, out=out, build_dir=out / "dist", jobs=2, **kw, assignment="math_primer"
+        submissions=subs, out=out, build_dir=out / "dist", jobs=2, **kw, assignment=PACK
     )
 
 
@@ -180,11 +185,13 @@ def _with_sleep(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 @pytest.fixture(scope="module")
-def batch(template, tmp_path_factory) -> Path:
+def batch(tiny_template, tmp_path_factory) -> Path:
     """Twelve submissions (correct, blank, with mistakes, unusable); half sleep 1 s at the top."""
-    notebooks = {"correct": fill(template, CORRECT), "blank": template}
-    for i, (question, _tag, source) in enumerate(MISTAKES[:8]):
-        notebooks[f"mistake_{i}"] = fill(template, {**CORRECT, question: source})
+    template, correct, mistakes = tiny_template, TINY_SAMPLES.correct, TINY_SAMPLES.mistakes
+    notebooks = {"correct": fill(template, correct, pack=PACK), "blank": template}
+    for i in range(8):
+        question, _tag, source = mistakes[i % len(mistakes)]
+        notebooks[f"mistake_{i}"] = fill(template, {**correct, question: source}, pack=PACK)
     notebooks = {
         name: _with_sleep(nb) if i % 2 == 0 else nb
         for i, (name, nb) in enumerate(notebooks.items())
@@ -197,8 +204,14 @@ def batch(template, tmp_path_factory) -> Path:
 
 
 def _cli(subs: Path, out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO_DIR), "MATH_PRIMER_CALL_TIMEOUT": "2"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_DIR),
+        "MATH_PRIMER_CALL_TIMEOUT": "2",
+        registry.SEARCH_ENV: str(FIXTURE_PACKS),
+    }
     command = [sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(out)]
+    command += ["--assignment", PACK.name]
     return subprocess.Popen(
         [*command, "--jobs", "2", *extra],
         cwd=REPO_DIR,

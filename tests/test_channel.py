@@ -29,7 +29,7 @@ from autograder.judge.channel import Channel, ChannelClosed, FrameTimeout, Frame
 from autograder.judge.engine import JudgeConfig, grade_submission
 from autograder.judge.sandbox import Limits
 from autograder.samples import answer_cell_index
-from conftest import CORRECT, MP, fill, write_notebooks
+from helpers import CORRECT, MP, fill, write_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 TOTAL_POINTS = MP.total_points

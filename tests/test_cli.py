@@ -21,7 +21,7 @@ from rich.console import Console
 import autograder
 from autograder.cli import _VisibleRichHandler, main
 from autograder.pack import load, registry
-from conftest import CORRECT, fill, write_notebooks
+from helpers import CORRECT, fill, write_notebooks
 
 
 def invoke(*args: str):

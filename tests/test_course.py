@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -29,10 +28,19 @@ from autograder.course_report import persistent_misconceptions, tag_summary
 from autograder.grading import grade
 from autograder.manifest import MANIFEST_NAME
 from autograder.pack import registry
-from conftest import CORRECT, MISTAKES, TINY, HtmlTables, check_golden, fill, write_notebooks
+from helpers import (
+    CHROMIUM,
+    CORRECT,
+    MISTAKES,
+    TINY,
+    HtmlTables,
+    check_golden,
+    chromium_screenshot,
+    fill,
+    write_notebooks,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
-CHROMIUM = Path("/usr/bin/chromium")
 ROSTER = (
     "student,name,email,canvas_id\n"
     "ann,Ann Lee,ann@uni.example,101\n"
@@ -454,22 +462,7 @@ def test_course_html_renders_in_headless_chromium(primer, tiny, tmp_path) -> Non
     """Does a real headless Chromium render course.html offline, with its plots on screen?"""
     page = course(folders=[primer, tiny], out=tmp_path / "c").paths["html"]
     shot = tmp_path / "shot.png"
-    command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={shot}",
-        "--window-size=1200,1800",
-        page.resolve().as_uri(),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    done = chromium_screenshot(page, shot, profile=tmp_path / "profile", height=1800)
     assert shot.exists(), f"no screenshot (exit {done.returncode}): {done.stderr[-2000:]}"
     pixels = mpimg.imread(shot)[..., :3]
     assert pixels.shape[:2] == (1800, 1200)

@@ -34,7 +34,7 @@ from autograder.engines.docker_engine import (
 )
 from autograder.grading import GradingError, grade, grade_all, make_grader
 from autograder.intake import Submission
-from conftest import CORRECT, MISTAKES, MP, docker_enabled, fill, write_notebooks
+from helpers import CORRECT, MISTAKES, MP, docker_enabled, fill, write_notebooks
 
 BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 

@@ -19,7 +19,7 @@ from distributed import KilledWorker, LocalCluster
 
 from autograder.grading import GradingError, grade, grade_all, make_grader
 from autograder.intake import Submission, discover
-from conftest import CORRECT, MP, fill, write_notebooks
+from helpers import CORRECT, MP, fill, write_notebooks
 
 TIMEOUT = 60.0
 

@@ -18,23 +18,21 @@ from autograder.exports import (
     write_exports,
 )
 from autograder.gradebook import collate
-from autograder.pack import load
+from autograder.pack import Pack, load
 from autograder.results import CaseOutcome, empty_result, graded_result
-from conftest import TINY, check_golden
+from helpers import TINY, check_golden
+from pack_support import all_passed, failing, first, first_case_points, last
 
 PACK = load("math_primer")
-CASES = PACK.cases
+"""Exercise 2: the golden files pin its exports byte for byte (its columns, cases and title)."""
 
 GOLDEN = Path(__file__).parent / "golden" / "exports"
 
 
-def all_passed() -> dict[str, list[CaseOutcome]]:
-    return {q: [CaseOutcome(c, p, True) for c, p in cases.items()] for q, cases in CASES.items()}
-
-
-def batch() -> list[dict]:
-    """Four results: full marks, two mistakes (one case / two cases failed), invalid, error."""
-    outcomes = all_passed()
+def golden_batch() -> list[dict]:
+    """Exercise 2's four hand-checked results of the golden files: full marks, two mistakes (one
+    case / two cases failed), invalid, error."""
+    outcomes = all_passed(PACK)
     outcomes["q1a"] = [
         CaseOutcome("typical", 0.75, True),
         CaseOutcome("edge", 0.25, False, ("edge_case", "wrong_shape"), "shape (1, 4) expected"),
@@ -46,10 +44,44 @@ def batch() -> list[dict]:
     ]
     return [
         graded_result("ben", outcomes, pack=PACK),
-        graded_result("ann", all_passed(), pack=PACK),
+        graded_result("ann", all_passed(PACK), pack=PACK),
         empty_result("cat", "invalid", "not a notebook", pack=PACK),
         empty_result("dan", "error", "grader crashed", pack=PACK),
     ]
+
+
+BEN_TAGS = {"first": ("edge_case", "wrong_shape"), "last": ("transposed",)}
+"""ben's tags on the first case of the pack's first and last questions."""
+
+
+def batch(pack: Pack) -> list[dict]:
+    """Four results of any pack: full marks, two mistakes (the first case of the first and of the
+    last question failed), invalid, error."""
+    outcomes = all_passed(pack)
+    outcomes[first(pack).id] = failing(pack, first(pack).id, BEN_TAGS["first"], "shape expected")
+    outcomes[last(pack).id] = failing(pack, last(pack).id, BEN_TAGS["last"], "got the transpose")
+    return [
+        graded_result("ben", outcomes, pack=pack),
+        graded_result("ann", all_passed(pack), pack=pack),
+        empty_result("cat", "invalid", "not a notebook", pack=pack),
+        empty_result("dan", "error", "grader crashed", pack=pack),
+    ]
+
+
+def full(pack: Pack) -> float:
+    """ann's points: every autograded point."""
+    return pack.autograded_points
+
+
+def ben(pack: Pack) -> float:
+    """ben's points: all but the first case of the first and the last question."""
+    lost = first_case_points(pack, first(pack).id) + first_case_points(pack, last(pack).id)
+    return pack.autograded_points - lost
+
+
+def pts(points: float) -> str:
+    """Points as the exports write them (``12``, ``9.25``)."""
+    return f"{points:g}"
 
 
 def rows(path: Path) -> list[list[str]]:
@@ -58,42 +90,46 @@ def rows(path: Path) -> list[list[str]]:
 
 
 @pytest.fixture()
-def written(tmp_path: Path) -> dict[str, Path]:
-    results = batch()
-    paths = write_exports(collate(results, pack=PACK), results, tmp_path, pack=PACK)
+def written(any_pack: Pack, tmp_path: Path) -> dict[str, Path]:
+    results = batch(any_pack)
+    paths = write_exports(collate(results, pack=any_pack), results, tmp_path, pack=any_pack)
     return {p.name: p for p in paths}
 
 
-def test_files_are_written_next_to_the_gradebook(tmp_path: Path) -> None:
+def test_files_are_written_next_to_the_gradebook(any_pack: Pack, tmp_path: Path) -> None:
     """Are canvas.csv, moodle.csv and long.csv written into OUT, in that order?"""
-    results = batch()
-    paths = write_exports(collate(results, pack=PACK), results, tmp_path, pack=PACK)
+    results = batch(any_pack)
+    paths = write_exports(collate(results, pack=any_pack), results, tmp_path, pack=any_pack)
     assert [p.name for p in paths] == ["canvas.csv", "moodle.csv", "long.csv"]
     assert all(p.parent == tmp_path for p in paths)
 
 
 @pytest.mark.parametrize("name", ["canvas.csv", "moodle.csv", "long.csv"])
-def test_matches_golden_file(
-    written: dict[str, Path], name: str, request: pytest.FixtureRequest
-) -> None:
-    """Does each export match its golden file byte for byte?"""
-    check_golden(request, GOLDEN / name, written[name].read_bytes())
+def test_matches_golden_file(tmp_path: Path, name: str, request: pytest.FixtureRequest) -> None:
+    """Does each export of Exercise 2's hand-checked batch match its golden file byte for byte?"""
+    results = golden_batch()
+    write_exports(collate(results, pack=PACK), results, tmp_path, pack=PACK)
+    check_golden(request, GOLDEN / name, (tmp_path / name).read_bytes())
 
 
-def test_two_calls_give_byte_identical_files(tmp_path: Path) -> None:
+def test_two_calls_give_byte_identical_files(any_pack: Pack, tmp_path: Path) -> None:
     """Do two calls (results in a different order) write byte-identical files?"""
-    results = batch()
-    first = write_exports(collate(results, pack=PACK), results, tmp_path / "a", pack=PACK)
+    results = batch(any_pack)
+    first_files = write_exports(
+        collate(results, pack=any_pack), results, tmp_path / "a", pack=any_pack
+    )
     shuffled = list(reversed(results))
-    second = write_exports(collate(shuffled, pack=PACK), shuffled, tmp_path / "b", pack=PACK)
-    for a, b in zip(first, second, strict=True):
+    second = write_exports(
+        collate(shuffled, pack=any_pack), shuffled, tmp_path / "b", pack=any_pack
+    )
+    for a, b in zip(first_files, second, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
 
 
-def test_canvas_header_is_canvas_export_header(written: dict[str, Path]) -> None:
-    """Does canvas.csv start with Canvas's documented columns, then the assignment column?"""
+def test_canvas_header_is_canvas_export_header(any_pack: Pack, written: dict[str, Path]) -> None:
+    """Does canvas.csv start with Canvas's documented columns, then the assignment's title?"""
     header = rows(written["canvas.csv"])[0]
-    assert header == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Math Primer"]
+    assert header == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", any_pack.title]
     assert tuple(header[:5]) == CANVAS_ID_COLUMNS
 
 
@@ -103,35 +139,37 @@ def test_canvas_has_no_points_possible_row(written: dict[str, Path]) -> None:
     assert not any(row[0].strip().lower().startswith("points possible") for row in body)
 
 
-def test_lms_files_hold_only_rows_the_kit_graded(written: dict[str, Path]) -> None:
+def test_lms_files_hold_only_rows_the_kit_graded(any_pack: Pack, written: dict[str, Path]) -> None:
     """Are invalid and error rows left out of canvas.csv and moodle.csv, graded ones kept?"""
     canvas = rows(written["canvas.csv"])[1:]
     moodle = rows(written["moodle.csv"])[1:]
-    assert [(r[0], r[5]) for r in canvas] == [("ann", "12"), ("ben", "9.25")]
-    assert [(r[0], r[2]) for r in moodle] == [("ann", "12"), ("ben", "9.25")]
+    expected = [("ann", pts(full(any_pack))), ("ben", pts(ben(any_pack)))]
+    assert [(r[0], r[5]) for r in canvas] == expected
+    assert [(r[0], r[2]) for r in moodle] == expected
 
 
-def test_left_out_rows_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_left_out_rows_are_logged(
+    any_pack: Pack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Does the log name each student left out of the LMS files, with the status?"""
-    results = batch()
+    results = batch(any_pack)
     with caplog.at_level(logging.WARNING, logger="autograder.exports"):
-        write_exports(collate(results, pack=PACK), results, tmp_path, pack=PACK)
+        write_exports(collate(results, pack=any_pack), results, tmp_path, pack=any_pack)
     assert "cat (invalid)" in caplog.text and "dan (error)" in caplog.text
 
 
-def test_canvas_assignment_id_is_kept_in_the_header(tmp_path: Path) -> None:
+def test_canvas_assignment_id_is_kept_in_the_header(any_pack: Pack, tmp_path: Path) -> None:
     """Is an assignment given as "Name (id)" written as the header, as Canvas exports it?"""
-    results = batch()
-    write_exports(
-        collate(results, pack=PACK), results, tmp_path, assignment="Math Primer (4711)", pack=PACK
-    )
-    assert rows(tmp_path / "canvas.csv")[0][5] == "Math Primer (4711)"
-    assert rows(tmp_path / "moodle.csv")[0][2] == "Math Primer (4711)"
+    results = batch(any_pack)
+    table = collate(results, pack=any_pack)
+    write_exports(table, results, tmp_path, assignment="Sheet 7 (4711)", pack=any_pack)
+    assert rows(tmp_path / "canvas.csv")[0][5] == "Sheet 7 (4711)"
+    assert rows(tmp_path / "moodle.csv")[0][2] == "Sheet 7 (4711)"
 
 
-def test_roster_columns_map_to_canvas_and_moodle(tmp_path: Path) -> None:
+def test_roster_columns_map_to_canvas_and_moodle(any_pack: Pack, tmp_path: Path) -> None:
     """Are the roster's name, canvas_id, sis ids, section, idnumber and email mapped?"""
-    results = batch()
+    results = batch(any_pack)
     roster = pd.DataFrame(
         {
             "student": ["ann", "ben", "cat", "dan"],
@@ -144,30 +182,35 @@ def test_roster_columns_map_to_canvas_and_moodle(tmp_path: Path) -> None:
             "email": ["ann@uni.example", "ben@uni.example", "c@x", "d@x"],
         }
     )
-    table = collate(results, roster=roster[["student", "name", "email"]], pack=PACK)
-    write_exports(table, results, tmp_path, roster=roster, pack=PACK)
+    table = collate(results, roster=roster[["student", "name", "email"]], pack=any_pack)
+    write_exports(table, results, tmp_path, roster=roster, pack=any_pack)
+    ann, ben_points = pts(full(any_pack)), pts(ben(any_pack))
     assert rows(tmp_path / "canvas.csv")[1:] == [
-        ["Lee, Ann", "101", "S1", "ann.lee", "A", "12"],
-        ["Ng, Ben", "102", "S2", "ben.ng", "B", "9.25"],
+        ["Lee, Ann", "101", "S1", "ann.lee", "A", ann],
+        ["Ng, Ben", "102", "S2", "ben.ng", "B", ben_points],
     ]
     assert rows(tmp_path / "moodle.csv") == [
-        ["ID number", "Email address", "Math Primer"],
-        ["9001", "ann@uni.example", "12"],
-        ["9002", "ben@uni.example", "9.25"],
+        ["ID number", "Email address", any_pack.title],
+        ["9001", "ann@uni.example", ann],
+        ["9002", "ben@uni.example", ben_points],
     ]
 
 
-def test_without_roster_ids_fall_back_to_the_student_id(written: dict[str, Path]) -> None:
+def test_without_roster_ids_fall_back_to_the_student_id(
+    any_pack: Pack, written: dict[str, Path]
+) -> None:
     """Without a roster, are Student, SIS Login ID and ID number the kit's student id?"""
-    assert rows(written["canvas.csv"])[1] == ["ann", "", "", "ann", "", "12"]
-    assert rows(written["moodle.csv"])[1] == ["ann", "", "12"]
+    ann = pts(full(any_pack))
+    assert rows(written["canvas.csv"])[1] == ["ann", "", "", "ann", "", ann]
+    assert rows(written["moodle.csv"])[1] == ["ann", "", ann]
 
 
-def test_moodle_leaves_out_students_not_on_the_roster(tmp_path: Path) -> None:
+def test_moodle_leaves_out_students_not_on_the_roster(any_pack: Pack, tmp_path: Path) -> None:
     """Is a submission from a student not on the roster kept out of moodle.csv only?"""
-    results = batch()
+    results = batch(any_pack)
     roster = pd.DataFrame({"student": ["ann", "cat", "dan"], "email": ["a@x", "c@x", "d@x"]})
-    write_exports(collate(results, roster=roster, pack=PACK), results, tmp_path, pack=PACK)
+    table = collate(results, roster=roster, pack=any_pack)
+    write_exports(table, results, tmp_path, pack=any_pack)
     assert [r[1] for r in rows(tmp_path / "moodle.csv")[1:]] == ["a@x"]
     assert [r[0] for r in rows(tmp_path / "canvas.csv")[1:]] == ["ann", "ben"]
 
@@ -177,89 +220,102 @@ def test_moodle_header_uses_moodle_user_fields(written: dict[str, Path]) -> None
     assert tuple(rows(written["moodle.csv"])[0][:2]) == MOODLE_ID_COLUMNS
 
 
-def test_long_columns_and_case_scores(written: dict[str, Path]) -> None:
+def test_long_columns_and_case_scores(any_pack: Pack, written: dict[str, Path]) -> None:
     """Does long.csv have its columns, and do unique case scores sum to each total?"""
     long = pd.read_csv(written["long.csv"], dtype=str, keep_default_na=False)
     assert tuple(long.columns) == LONG_COLUMNS
     cases = long.drop_duplicates(["student", "question", "case"])
     totals = cases.assign(score=cases["score"].astype(float)).groupby("student")["score"].sum()
-    assert totals.to_dict() == {"ann": 12.0, "ben": 9.25, "cat": 0.0, "dan": 0.0}
-    assert len(cases) == 4 * sum(len(c) for c in CASES.values())
+    assert totals.to_dict() == pytest.approx(
+        {"ann": full(any_pack), "ben": ben(any_pack), "cat": 0.0, "dan": 0.0}
+    )
+    assert len(cases) == 4 * sum(len(c) for c in any_pack.cases.values())
 
 
-@pytest.mark.parametrize(
-    ("question", "case", "passed", "tags", "source"),
-    [
-        ("q1a", "typical", "true", [""], ""),
-        ("q1a", "edge", "false", ["edge_case", "wrong_shape"], "case"),
-        ("q3", "typical", "false", ["transposed"], "case"),
-        ("q3", "ill_conditioned", "false", ["wrong_value"], "case"),
-        ("q3", "edge", "true", [""], ""),
-    ],
-)
-def test_long_attributes_tags_to_cases(
-    written: dict[str, Path], question: str, case: str, passed: str, tags: list[str], source: str
-) -> None:
-    """Does each failed case carry exactly its own tags (results record them per case)?"""
+def test_long_attributes_tags_to_cases(any_pack: Pack, written: dict[str, Path]) -> None:
+    """Does each failed case carry exactly its own tags (results record them per case), and each
+    passed case none?"""
     long = pd.read_csv(written["long.csv"], dtype=str, keep_default_na=False)
-    got = long[(long["student"] == "ben") & (long["question"] == question) & (long.case == case)]
-    assert list(got["tag"]) == tags
-    assert set(got["passed"]) == {passed}
-    assert set(got["tag_source"]) == {source}
+    ben_rows = long[long["student"] == "ben"]
+    failed = {first(any_pack).id: BEN_TAGS["first"], last(any_pack).id: BEN_TAGS["last"]}
+    for question in any_pack.questions:
+        for i, case in enumerate(question.cases):
+            got = ben_rows[(ben_rows["question"] == question.id) & (ben_rows["case"] == case.name)]
+            if i == 0 and question.id in failed:
+                want = (sorted(failed[question.id]), {"false"}, {"case"})
+            else:
+                want = ([""], {"true"}, {""})
+            assert (list(got["tag"]), set(got["passed"]), set(got["tag_source"])) == want, (
+                question.id,
+                case.name,
+            )
 
 
-def test_long_uses_per_case_data_when_results_have_it(tmp_path: Path) -> None:
+def test_long_uses_per_case_data_when_results_have_it(any_pack: Pack, tmp_path: Path) -> None:
     """Does a question entry with a 'cases' list give exact per-case tags?"""
-    result = graded_result("eve", all_passed(), pack=PACK)
-    result["questions"]["q3"] = {
-        "score": 2.5,
-        "possible": 3.0,
+    question = last(any_pack)
+    [head, second, *rest] = question.cases
+    result = graded_result("eve", all_passed(any_pack), pack=any_pack)
+    result["questions"][question.id] = {
+        "score": question.points - second.points,
+        "possible": question.possible,
         "tags": ["transposed", "wrong_value"],
-        "feedback": "[ill_conditioned, 0.5 pt] far",
+        "feedback": f"[{second.name}, {second.points} pt] far",
         "cases": [
-            {"case": "typical", "points": 2.0, "passed": True, "tags": []},
-            {"case": "ill_conditioned", "points": 0.5, "passed": False, "tags": ["wrong_value"]},
-            {"case": "edge", "points": 0.5, "passed": True, "tags": []},
+            {"case": head.name, "points": head.points, "passed": True, "tags": []},
+            {
+                "case": second.name,
+                "points": second.points,
+                "passed": False,
+                "tags": ["wrong_value"],
+            },
+            *({"case": c.name, "points": c.points, "passed": True, "tags": []} for c in rest),
         ],
     }
-    result["total"] = 11.5
-    write_exports(collate([result], pack=PACK), [result], tmp_path, pack=PACK)
+    if question.derivation_points:
+        result["questions"][question.id]["manual_possible"] = question.derivation_points
+    result["total"] = any_pack.autograded_points - second.points
+    write_exports(collate([result], pack=any_pack), [result], tmp_path, pack=any_pack)
     long = pd.read_csv(tmp_path / "long.csv", dtype=str, keep_default_na=False)
-    q3 = long[long["question"] == "q3"]
-    assert list(zip(q3["case"], q3["tag"], q3["tag_source"])) == [
-        ("typical", "", ""),
-        ("ill_conditioned", "wrong_value", "case"),
-        ("edge", "", ""),
+    got = long[long["question"] == question.id]
+    assert list(zip(got["case"], got["tag"], got["tag_source"])) == [
+        (head.name, "", ""),
+        (second.name, "wrong_value", "case"),
+        *((c.name, "", "") for c in rest),
     ]
 
 
-def test_hostile_ids_are_quoted_not_split(tmp_path: Path) -> None:
+def test_hostile_ids_are_quoted_not_split(any_pack: Pack, tmp_path: Path) -> None:
     """Do ids with commas, quotes, newlines and formula-like text survive one CSV round trip?"""
     hostile = 'x,"y"\n<script>'
-    results = [graded_result(hostile, all_passed(), pack=PACK)]
-    write_exports(collate(results, pack=PACK), results, tmp_path, pack=PACK)
+    results = [graded_result(hostile, all_passed(any_pack), pack=any_pack)]
+    write_exports(collate(results, pack=any_pack), results, tmp_path, pack=any_pack)
     canvas = rows(tmp_path / "canvas.csv")
     assert canvas[1][0] == hostile and len(canvas) == 2
     long = pd.read_csv(tmp_path / "long.csv", dtype=str, keep_default_na=False)
     assert set(long["student"]) == {hostile}
 
 
-def test_files_are_utf8_with_unix_newlines(tmp_path: Path) -> None:
+def test_files_are_utf8_with_unix_newlines(any_pack: Pack, tmp_path: Path) -> None:
     """Are non-ASCII names written as UTF-8, with \\n line endings and no index column?"""
-    results = [graded_result("zoë", all_passed(), pack=PACK)]
+    results = [graded_result("zoë", all_passed(any_pack), pack=any_pack)]
     roster = pd.DataFrame({"student": ["zoë"], "name": ["Zoë Ærø"]})
-    write_exports(collate(results, roster=roster, pack=PACK), results, tmp_path, pack=PACK)
+    table = collate(results, roster=roster, pack=any_pack)
+    write_exports(table, results, tmp_path, pack=any_pack)
     raw = (tmp_path / "canvas.csv").read_bytes()
     assert "Zoë Ærø".encode() in raw and b"\r\n" not in raw
     assert raw.startswith(b"Student,")
 
 
-def test_formula_cells_are_neutralised_but_lms_ids_never_changed(tmp_path, caplog) -> None:
+def test_formula_cells_are_neutralised_but_lms_ids_never_changed(
+    any_pack, tmp_path, caplog
+) -> None:
     """Are formula-like names quoted, and rows whose LMS id looks like a formula left out?"""
-    results = [graded_result(s, all_passed(), pack=PACK) for s in ("=HYPERLINK(1)", "ann", "bob")]
+    students = ("=HYPERLINK(1)", "ann", "bob")
+    results = [graded_result(s, all_passed(any_pack), pack=any_pack) for s in students]
     roster = pd.DataFrame(
         {
-            "student": ["=HYPERLINK(1)", "ann", "bob"],
+            "student": list(students),
             "name": ["Eve", "@SUM(1+1)", "Bob"],
             "canvas_id": ["1", "2", "3"],
             "sis_login_id": ["eve", "ann", "-bob"],
@@ -267,11 +323,12 @@ def test_formula_cells_are_neutralised_but_lms_ids_never_changed(tmp_path, caplo
         }
     )
     with caplog.at_level(logging.WARNING, logger="autograder.exports"):
-        table = collate(results, roster=roster, pack=PACK)
-        write_exports(table, results, tmp_path, roster=roster, pack=PACK)
+        table = collate(results, roster=roster, pack=any_pack)
+        write_exports(table, results, tmp_path, roster=roster, pack=any_pack)
     canvas = rows(tmp_path / "canvas.csv")
     assert [r[:4] for r in canvas[1:]] == [["Eve", "1", "", "eve"], ["'@SUM(1+1)", "2", "", "ann"]]
-    assert rows(tmp_path / "moodle.csv")[1:] == [["e1", "", "12"], ["b3", "", "12"]]
+    ann = pts(full(any_pack))
+    assert rows(tmp_path / "moodle.csv")[1:] == [["e1", "", ann], ["b3", "", ann]]
     assert "not in canvas.csv" in caplog.text and "'-bob'" in caplog.text
     assert "not in moodle.csv" in caplog.text and "'+a2'" in caplog.text
     long = rows(tmp_path / "long.csv")
@@ -279,28 +336,28 @@ def test_formula_cells_are_neutralised_but_lms_ids_never_changed(tmp_path, caplo
 
 
 @pytest.mark.parametrize(
-    ("table", "assignment", "match"),
+    ("bad_table", "assignment", "match"),
     [
-        (pd.DataFrame({"student": ["a"]}), "Math Primer", "total, status"),
-        (None, " ", "needs a name"),
-        (None, "=Math Primer", "formula"),
+        (True, "Sheet 7", "total, status"),
+        (False, " ", "needs a name"),
+        (False, "=Sheet", "formula"),
     ],
 )
 def test_bad_input_raises_export_error(
-    tmp_path: Path, table: pd.DataFrame | None, assignment: str, match: str
+    any_pack: Pack, tmp_path: Path, bad_table: bool, assignment: str, match: str
 ) -> None:
     """Does a table without the gradebook's columns, or an empty or formula name, raise?"""
-    results = batch()
-    table = collate(results, pack=PACK) if table is None else table
+    results = batch(any_pack)
+    table = pd.DataFrame({"student": ["a"]}) if bad_table else collate(results, pack=any_pack)
     with pytest.raises(ExportError, match=match):
-        write_exports(table, results, tmp_path, assignment=assignment, pack=PACK)
+        write_exports(table, results, tmp_path, assignment=assignment, pack=any_pack)
 
 
-def test_canvas_file_reads_back_with_pandas(written: dict[str, Path]) -> None:
+def test_canvas_file_reads_back_with_pandas(any_pack: Pack, written: dict[str, Path]) -> None:
     """Does canvas.csv read back with the grade as numbers (what Canvas parses)?"""
     text = written["canvas.csv"].read_text(encoding="utf-8")
     table = pd.read_csv(io.StringIO(text))
-    assert table["Math Primer"].tolist() == [12.0, 9.25]
+    assert table[any_pack.title].tolist() == [full(any_pack), ben(any_pack)]
 
 
 # --- any pack: the tiny fixture pack ----------------------------------------------------------

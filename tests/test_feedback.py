@@ -9,23 +9,27 @@ import pytest
 
 from autograder.checks.tags import hint
 from autograder.feedback import STATUS_EXPLANATIONS, FeedbackError, write_feedback
-from autograder.pack import load
+from autograder.pack import Pack, load
 from autograder.results import CaseOutcome, empty_result, file_stem, graded_result
-from conftest import TINY, check_golden
+from helpers import TINY, check_golden
+from pack_support import failing, first, graded, last
 
 PACK = load("math_primer")
-CASES = PACK.cases
+"""Exercise 2: the golden pages are its hand-checked feedback (its labels, messages, hints)."""
 
 GOLDEN = Path(__file__).parent / "golden" / "feedback"
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
-def all_passed() -> dict[str, list[CaseOutcome]]:
-    return {q: [CaseOutcome(c, p, True) for c, p in cases.items()] for q, cases in CASES.items()}
+def all_passed(pack: Pack = PACK) -> dict[str, list[CaseOutcome]]:
+    return {
+        q: [CaseOutcome(c, p, True) for c, p in cases.items()] for q, cases in pack.cases.items()
+    }
 
 
 def ben() -> dict:
-    """A graded result with mistakes, advice, an interrupted cell and an isolation note."""
+    """Exercise 2's graded result of the golden pages: mistakes, advice, an interrupted cell and
+    an isolation note."""
     outcomes = all_passed()
     outcomes["q1a"] = [
         CaseOutcome("typical", 0.75, True),
@@ -44,6 +48,18 @@ def ben() -> dict:
         advice={"q3": "Advice (no points deducted): prefer `np.linalg.solve` to `inv`."},
         notes=["cell 4 was interrupted after 10 s", "isolation: none (not root)"],
         pack=PACK,
+    )
+
+
+def ben_of(pack: Pack) -> dict:
+    """A graded result of any pack with a mistake, advice, an interrupted cell and an isolation
+    note."""
+    return graded(
+        pack,
+        "ben",
+        {first(pack).id: ["edge_case"]},
+        advice={last(pack).id: "Advice (no points deducted): prefer `np.linalg.solve`."},
+        notes=["cell 4 was interrupted after 10 s", "isolation: none (not root)"],
     )
 
 
@@ -68,10 +84,12 @@ def parse(path: Path) -> _Collector:
     return collector
 
 
-def test_writes_md_and_html_per_student(tmp_path: Path) -> None:
+def test_writes_md_and_html_per_student(any_pack: Pack, tmp_path: Path) -> None:
     """Is there one .md and one .html per result under OUT/feedback, sorted by student?"""
     paths = write_feedback(
-        [ben(), graded_result("ann", all_passed(), pack=PACK)], tmp_path, pack=PACK
+        [ben_of(any_pack), graded_result("ann", all_passed(any_pack), pack=any_pack)],
+        tmp_path,
+        pack=any_pack,
     )
     assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
         "feedback/ann.md",
@@ -88,17 +106,18 @@ def test_matches_golden_file(tmp_path: Path, name: str, request: pytest.FixtureR
     check_golden(request, GOLDEN / name, (tmp_path / "feedback" / name).read_bytes())
 
 
-def test_two_calls_give_byte_identical_files(tmp_path: Path) -> None:
+def test_two_calls_give_byte_identical_files(any_pack: Pack, tmp_path: Path) -> None:
     """Do two calls write byte-identical files?"""
-    results = [ben(), empty_result("cat", "invalid", "not a notebook", pack=PACK)]
-    first = write_feedback(results, tmp_path / "a", pack=PACK)
-    second = write_feedback(list(reversed(results)), tmp_path / "b", pack=PACK)
+    results = [ben_of(any_pack), empty_result("cat", "invalid", "not a notebook", pack=any_pack)]
+    first = write_feedback(results, tmp_path / "a", pack=any_pack)
+    second = write_feedback(list(reversed(results)), tmp_path / "b", pack=any_pack)
     for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
 
 
 def test_scores_messages_hints_and_notes_are_shown(tmp_path: Path) -> None:
     """Does the feedback show score/possible per question, messages, hints and notes?"""
+    # Exercise 2's golden result: the texts checked are its messages and hints.
     write_feedback([ben()], tmp_path, pack=PACK)
     md = (tmp_path / "feedback" / "ben.md").read_text(encoding="utf-8")
     assert "**Total: 11.75 / 12 points**" in md
@@ -109,21 +128,21 @@ def test_scores_messages_hints_and_notes_are_shown(tmp_path: Path) -> None:
     assert "cell 4 was interrupted after 10 s" in md
 
 
-def test_judge_internals_are_not_shown(tmp_path: Path) -> None:
+def test_judge_internals_are_not_shown(any_pack: Pack, tmp_path: Path) -> None:
     """Are isolation notes and an error row's crash text kept out of the feedback?"""
     crashed = empty_result(
-        "dan", "error", "grader crashed: OSError('/srv/hidden/tests.py')", pack=PACK
+        "dan", "error", "grader crashed: OSError('/srv/hidden/tests.py')", pack=any_pack
     )
-    write_feedback([ben(), crashed], tmp_path, pack=PACK)
+    write_feedback([ben_of(any_pack), crashed], tmp_path, pack=any_pack)
     for path in (tmp_path / "feedback").iterdir():
         text = path.read_text(encoding="utf-8")
         assert "isolation" not in text
         assert "/srv/hidden" not in text and "crashed" not in text
 
 
-def test_no_hidden_test_code_reaches_students(tmp_path: Path) -> None:
+def test_no_hidden_test_code_reaches_students(any_pack: Pack, tmp_path: Path) -> None:
     """Does nothing that looks like the hidden tests (assert_case, CASES, oracle) appear?"""
-    write_feedback([ben()], tmp_path, pack=PACK)
+    write_feedback([ben_of(any_pack)], tmp_path, pack=any_pack)
     for path in (tmp_path / "feedback").iterdir():
         text = path.read_text(encoding="utf-8")
         for secret in ("assert_case", "CASES", "oracle", "def ", "import "):
@@ -131,10 +150,12 @@ def test_no_hidden_test_code_reaches_students(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("status", ["timeout", "error", "invalid", "missing"])
-def test_every_status_is_explained(tmp_path: Path, status: str) -> None:
+def test_every_status_is_explained(any_pack: Pack, tmp_path: Path, status: str) -> None:
     """Does a row that was not graded normally say what its status means, in both files?"""
     write_feedback(
-        [empty_result("cat", status, "the notebook ran past 300 s", pack=PACK)], tmp_path, pack=PACK
+        [empty_result("cat", status, "the notebook ran past 300 s", pack=any_pack)],
+        tmp_path,
+        pack=any_pack,
     )
     for suffix in ("md", "html"):
         text = (tmp_path / "feedback" / f"cat.{suffix}").read_text(encoding="utf-8")
@@ -142,27 +163,27 @@ def test_every_status_is_explained(tmp_path: Path, status: str) -> None:
         assert STATUS_EXPLANATIONS[status].split(".")[0] in text
 
 
-def test_invalid_reason_is_shown_once(tmp_path: Path) -> None:
+def test_invalid_reason_is_shown_once(any_pack: Pack, tmp_path: Path) -> None:
     """Is an invalid row's reason shown once, not repeated under every question?"""
     write_feedback(
-        [empty_result("cat", "invalid", "the file is empty", pack=PACK)], tmp_path, pack=PACK
+        [empty_result("cat", "invalid", "the file is empty", pack=any_pack)],
+        tmp_path,
+        pack=any_pack,
     )
     md = (tmp_path / "feedback" / "cat.md").read_text(encoding="utf-8")
     assert md.count("the file is empty") == 1
 
 
-def test_hostile_feedback_is_escaped_in_html(tmp_path: Path) -> None:
+def test_hostile_feedback_is_escaped_in_html(any_pack: Pack, tmp_path: Path) -> None:
     """Is <script> in a student id, a message or a note escaped into text, not markup?"""
-    outcomes = all_passed()
-    outcomes["q2a"] = [
-        CaseOutcome("typical", 1.0, False, ("exception",), "raised '<script>alert(1)</script>'"),
-        CaseOutcome("large", 0.5, True),
-        CaseOutcome("edge", 0.5, True),
-    ]
-    result = graded_result(
-        HOSTILE, outcomes, notes=['cell 2 printed "</ul><script>x</script>"'], pack=PACK
+    outcomes = all_passed(any_pack)
+    outcomes[last(any_pack).id] = failing(
+        any_pack, last(any_pack).id, ("exception",), "raised '<script>alert(1)</script>'"
     )
-    write_feedback([result], tmp_path, pack=PACK)
+    result = graded_result(
+        HOSTILE, outcomes, notes=['cell 2 printed "</ul><script>x</script>"'], pack=any_pack
+    )
+    write_feedback([result], tmp_path, pack=any_pack)
     page = parse(tmp_path / "feedback" / f"{file_stem(HOSTILE)}.html")
     assert "script" not in page.tags and "img" not in page.tags
     text = "".join(page.text)
@@ -172,9 +193,9 @@ def test_hostile_feedback_is_escaped_in_html(tmp_path: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md
 
 
-def test_html_is_self_contained(tmp_path: Path) -> None:
+def test_html_is_self_contained(any_pack: Pack, tmp_path: Path) -> None:
     """Does the HTML load nothing from elsewhere (no scripts, links, images, remote URLs)?"""
-    write_feedback([ben()], tmp_path, pack=PACK)
+    write_feedback([ben_of(any_pack)], tmp_path, pack=any_pack)
     html = (tmp_path / "feedback" / "ben.html").read_text(encoding="utf-8")
     page = parse(tmp_path / "feedback" / "ben.html")
     assert not {"script", "link", "img", "iframe"} & set(page.tags)
@@ -182,22 +203,24 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("student", ["", "  ", None])
-def test_missing_student_ids_raise(tmp_path: Path, student: str | None) -> None:
+def test_missing_student_ids_raise(any_pack: Pack, tmp_path: Path, student: str | None) -> None:
     """Does a result without a student id raise FeedbackError instead of writing a nameless file?"""
-    result = graded_result("x", all_passed(), pack=PACK)
+    result = graded_result("x", all_passed(any_pack), pack=any_pack)
     result["student"] = student
     with pytest.raises(FeedbackError):
-        write_feedback([result], tmp_path, pack=PACK)
+        write_feedback([result], tmp_path, pack=any_pack)
 
 
 @pytest.mark.parametrize("student", ["..", "a/b", "a\\b", "../../x", " ", "z" * 300, "bad\udcff"])
-def test_path_like_student_ids_get_safe_file_names(tmp_path: Path, student: str) -> None:
+def test_path_like_student_ids_get_safe_file_names(
+    any_pack: Pack, tmp_path: Path, student: str
+) -> None:
     """Does an id that is no plain file name get its feedback in feedback/, under a safe name?"""
     if not student.strip():
         student = f"{student}.ipynb"  # intake gives a blank stem its whole file name as id
-    result = graded_result("x", all_passed(), pack=PACK)
+    result = graded_result("x", all_passed(any_pack), pack=any_pack)
     result["student"] = student
-    paths = write_feedback([result], tmp_path / "out", pack=PACK)
+    paths = write_feedback([result], tmp_path / "out", pack=any_pack)
     assert [p.parent for p in paths] == [tmp_path / "out" / "feedback"] * 2
     assert all(len(p.name.encode()) <= 255 and "~" in p.name for p in paths)
     assert sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file()) == sorted(
@@ -205,10 +228,12 @@ def test_path_like_student_ids_get_safe_file_names(tmp_path: Path, student: str)
     )
 
 
-def test_duplicate_students_raise(tmp_path: Path) -> None:
+def test_duplicate_students_raise(any_pack: Pack, tmp_path: Path) -> None:
     """Do two results for one student raise instead of overwriting each other's feedback?"""
     with pytest.raises(FeedbackError, match="ann"):
-        write_feedback([graded_result("ann", all_passed(), pack=PACK)] * 2, tmp_path, pack=PACK)
+        write_feedback(
+            [graded_result("ann", all_passed(any_pack), pack=any_pack)] * 2, tmp_path, pack=any_pack
+        )
 
 
 # --- any pack: the tiny fixture pack ----------------------------------------------------------

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from autograder.grading import grade
-from conftest import CORRECT, EQUIVALENT, MISTAKES, MP, fill, write_notebooks
+from helpers import CORRECT, EQUIVALENT, MISTAKES, MP, fill, write_notebooks
 
 BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 TIMEOUT = 40.0

@@ -28,7 +28,7 @@ from distributed import Client
 
 from autograder.cache import CACHE_DIR
 from autograder.samples import write_samples
-from conftest import CORRECT, MATH_PRIMER, fill, write_notebooks
+from helpers import CORRECT, MATH_PRIMER, fill, write_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 COPIES = 34

@@ -38,25 +38,47 @@ import threading
 import uuid
 from pathlib import Path
 
+import nbformat
 import pytest
-from test_redteam import (
-    COPY_OTHERS,
-    CORRECT_SOURCE,
-    FAKE_RESULTS,
-    LEAK_EPILOGUE,
-    PRELUDE,
-    REPORT_EPILOGUE,
-    WRONG,
-    _with_cells,
-    scores,
-)
+from test_redteam import COPY_OTHERS, FAKE_RESULTS, PRELUDE
 from test_sandbox import FAIR_RATIO, FORKER, NEIGHBOUR, SPINNER, cpu_ratio
 
 from autograder.judge.engine import UNSAFE_NOTE
 from autograder.judge.sandbox import Limits
-from conftest import CORRECT, MP, fill, write_notebooks
+from helpers import CORRECT, MP, fill, write_notebooks
+from pack_support import answer, last, negated
 
+# The red team's attack cells (tests/test_redteam.py) run here on Exercise 2, the pack a TA's
+# repository copy grades by default; the answers around them are built for it the same way.
 QUESTION_NAMES, TOTAL_POINTS = MP.question_ids, MP.total_points
+WRONG: dict[str, str] = {q: negated(MP, q) for q in QUESTION_NAMES}
+"""Right shape, wrong value on every part: what every attack notebook answers besides."""
+CORRECT_SOURCE = "\n\n".join(CORRECT[q] for q in QUESTION_NAMES)
+REPORT_EPILOGUE = answer(
+    MP, last(MP).id, 'raise RuntimeError("attack report: " + " | ".join(REPORT))'
+)
+LEAK_EPILOGUE = "if LEAKED:\n    exec(CORRECT_SOURCE, globals())\nelse:\n" + "".join(
+    f"    {line}\n" if line else "\n" for line in REPORT_EPILOGUE.splitlines()
+)
+FAKE_ROW = {
+    "total": TOTAL_POINTS,
+    "header": ",".join(MP.gradebook_columns) + "\n",
+    "row": ",".join(
+        [*(f"{q.points:g}" for q in MP.questions), f"{TOTAL_POINTS:g}", "100", "graded"]
+    )
+    + "\n",
+}
+"""What the fake-results attack writes as a full-marks gradebook row and result."""
+
+
+def _with_cells(template, answers: dict[str, str], *cells: str) -> nbformat.NotebookNode:
+    nb = fill(template, answers)
+    nb.cells.extend(nbformat.v4.new_code_cell(c) for c in cells)
+    return nb
+
+
+def scores(result: dict) -> dict[str, float]:
+    return {q: result["questions"][q]["score"] for q in QUESTION_NAMES}
 
 
 pytestmark = pytest.mark.skipif(
@@ -327,6 +349,7 @@ def batches(ta, user_venv, repo_copy, template) -> dict:
                 "tmp_canary": str(tmp_canary),
                 "port": listener.port,
                 "students": [],
+                **FAKE_ROW,
             }
             prelude = PRELUDE + f"\nCORRECT_SOURCE = {CORRECT_SOURCE!r}\n"
             attacks = {

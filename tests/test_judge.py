@@ -43,8 +43,25 @@ def _message(header: bytes, *blobs: bytes) -> bytes:
         _message(b'{"_blobs": "x"}'),
         _message(b"\xff\xfe"),
         struct.pack(">I", protocol.MAX_HEADER_BYTES + 1) + b"{}",
+        _message(b'{"_blobs": [8], "_arrays": [["|O", [1]]]}', b"12345678"),
+        _message(b'{"_blobs": [8], "_arrays": [["[(\'a\', \'<f8\')]", [1]]]}', b"12345678"),
+        _message(b'{"_blobs": [8], "_arrays": [["<f8", [2]]]}', b"12345678"),
+        _message(b'{"_blobs": [8], "_arrays": [["<f8", [-1]]]}', b"12345678"),
+        _message(b'{"_blobs": [8], "_arrays": []}', b"12345678"),
     ],
-    ids=["empty", "deep-nesting", "short-blob", "bad-blobs", "not-utf8", "huge-header"],
+    ids=[
+        "empty",
+        "deep-nesting",
+        "short-blob",
+        "bad-blobs",
+        "not-utf8",
+        "huge-header",
+        "object-dtype",
+        "structured-dtype",
+        "shape-too-large",
+        "negative-shape",
+        "no-layout",
+    ],
 )
 def test_malformed_messages_are_protocol_errors(data):
     """Is every malformed message a ProtocolError, never another exception?"""
@@ -159,3 +176,87 @@ def test_an_argument_the_judge_cannot_send_is_an_error_row_not_the_students_faul
     entry = result["questions"]["q1"]
     assert entry["tags"] == [] and "exception" not in entry["tags"]
     assert "givens" in entry["feedback"] and "cannot send" in entry["feedback"]
+
+
+def _cells_notebook(*sources: str):
+    import nbformat
+
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+
+
+def test_cells_sent_ahead_still_run_in_order_each_with_its_own_time_limit():
+    """Do cells sent ahead of the evaluator's answers run in order, a stuck one interrupted at
+    its own limit while the next ones still run?"""
+    from autograder.judge.engine import JudgeConfig, Session
+
+    nb = _cells_notebook(
+        "trace = [1]",
+        "import time\nwhile True:\n    time.sleep(0.01)",
+        "trace.append(3)",
+        "def jac(x):\n    return [len(trace)]",
+    )
+    session = Session(nb, JudgeConfig(cell_timeout=1.0), "ann", _unsendable_pack())
+    try:
+        session.start()
+        session.run_cells()
+        assert session.finished == [0, 2, 3]
+        assert session.notes == ["cell 2 was interrupted after 1 s"]
+        assert session.function("jac")(np.ones(2)).tolist() == [2]
+    finally:
+        session.close()
+
+
+def test_cells_reached_after_the_submission_deadline_are_not_run():
+    """Is a cell already sent but reached after the submission's deadline skipped, as if it had
+    never been sent, and the one running at the deadline interrupted?"""
+    from autograder.judge.engine import JudgeConfig, Session
+
+    nb = _cells_notebook(
+        "trace = []",
+        "import time\ntime.sleep(3)\ntrace.append(2)",
+        "trace.append(3)",
+        "def jac(x):\n    return [len(trace)]",
+    )
+    config = JudgeConfig(cell_timeout=10.0, submission_timeout=1.0)
+    session = Session(nb, config, "ann", _unsendable_pack())
+    try:
+        session.start()
+        session.run_cells()
+        assert session.finished == [0]
+        assert session.notes == [
+            "cell 2 was interrupted: submission time limit reached",
+            "cells 3+ skipped: submission time limit reached",
+        ]
+        assert session.function("jac") is None  # the answer to the cell after is dropped
+    finally:
+        session.close()
+
+
+def test_calls_sent_ahead_after_one_that_raised_are_not_made():
+    """Are the calls of a case sent ahead skipped once one raises (as the runner, stopping at the
+    first failure, would never have made them), while a call announced but not made is
+    waited out and the next call gets its own answer?"""
+    from autograder.judge.engine import JudgeConfig, Session, StudentError
+
+    nb = _cells_notebook(
+        "import numpy as np\ncalls = []",
+        "def jac(x):\n    calls.append(x.size)\n    if x.size == 2:\n"
+        "        raise ValueError('no')\n    return x * 0",
+        "def count(x):\n    return list(calls)",
+    )
+    session = Session(nb, JudgeConfig(), "ann", _unsendable_pack())
+    try:
+        session.start()
+        session.run_cells()
+        jac, count = session.function("jac"), session.function("count")
+        jac.call_ahead([(np.ones(3),), (np.ones(2),), (np.ones(4),), (np.ones(5),)])
+        assert jac(np.ones(3)).tolist() == [0.0] * 3
+        with pytest.raises(StudentError, match="no"):
+            jac(np.ones(2))
+        assert jac(np.ones(6)).tolist() == [0.0] * 6  # not announced: the rest is waited out
+        assert count(np.ones(1)).tolist() == [3, 2, 6]
+        jac.call_ahead([(np.ones(7),), (np.ones(8),)])
+        assert jac(np.ones(7)).tolist() == [0.0] * 7  # a wrong answer would stop the case here
+        assert count(np.ones(1)).tolist() == [3, 2, 6, 7, 8]  # the call after it was made
+    finally:
+        session.close()

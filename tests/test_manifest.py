@@ -22,7 +22,7 @@ from autograder.manifest import (
     read_manifest,
     write_manifest,
 )
-from conftest import CORRECT, MP, TINY, fill, write_notebooks
+from helpers import CORRECT, MP, TINY, fill, write_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,12 +14,10 @@ from autograder import grading
 from autograder.cli import main
 from autograder.gradebook import GradebookError, collate
 from autograder.overrides import Override, apply_overrides, read_overrides
-from autograder.pack import load
+from autograder.pack import Pack, registry
 from autograder.results import empty_result
-from conftest import TINY, write_notebooks
-
-PACK = load("math_primer")
-QUESTION_NAMES = PACK.question_ids
+from helpers import FIXTURE_PACKS, TINY, write_notebooks
+from pack_support import first, last
 
 HEADER = "student,question,points,comment\n"
 
@@ -30,142 +28,175 @@ def write_csv(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def graded(student: str, scores: dict[str, float]) -> dict:
-    result = empty_result(student, "graded", "All tests passed.", pack=PACK)
+def graded(pack: Pack, student: str, scores: dict[str, float]) -> dict:
+    result = empty_result(student, "graded", "All tests passed.", pack=pack)
     for question, score in scores.items():
         result["questions"][question]["score"] = score
     result["total"] = sum(scores.values())
     return result
 
 
-def test_read_overrides_parses_rows_in_file_order(tmp_path):
+def ids(pack: Pack) -> dict[str, object]:
+    """The first question ``a`` and last question ``z`` of the pack, and their possible points."""
+    return {
+        "a": first(pack).id,
+        "z": last(pack).id,
+        "ap": f"{first(pack).possible:g}",
+        "zp": f"{last(pack).possible:g}",
+    }
+
+
+def test_read_overrides_parses_rows_in_file_order(any_pack, tmp_path):
     """Are rows read with float points, stripped ids and an optional comment?"""
-    path = write_csv(tmp_path, HEADER + ' ann , q3 ,2.5,"slip, but right idea"\nbob,q1a,0,\n')
-    assert read_overrides(path, pack=PACK) == [
-        Override("ann", "q3", 2.5, "slip, but right idea", 2),
-        Override("bob", "q1a", 0.0, "", 3),
+    a, z = first(any_pack).id, last(any_pack).id
+    text = HEADER + f' ann , {z} ,2.5,"slip, but right idea"\nbob,{a},0,\n'
+    assert read_overrides(write_csv(tmp_path, text), pack=any_pack) == [
+        Override("ann", z, 2.5, "slip, but right idea", 2),
+        Override("bob", a, 0.0, "", 3),
     ]
 
 
-def test_the_comment_column_is_optional(tmp_path):
+def test_the_comment_column_is_optional(any_pack, tmp_path):
     """Is a file without a comment column accepted?"""
-    path = write_csv(tmp_path, "student,question,points\nann,q1a,1\n")
-    assert read_overrides(path, pack=PACK) == [Override("ann", "q1a", 1.0, "", 2)]
+    a = first(any_pack).id
+    path = write_csv(tmp_path, f"student,question,points\nann,{a},1\n")
+    assert read_overrides(path, pack=any_pack) == [Override("ann", a, 1.0, "", 2)]
 
 
 @pytest.mark.parametrize(
     "text,message",
     [
-        ("student,question,score\nann,q1a,1\n", "no points column"),
-        (HEADER + "ann,q9,1,\n", "row 2 (counting the header as row 1): unknown question 'q9'"),
-        (HEADER + "ann,q1a,1.5,\n", "row 2 (counting the header as row 1): points '1.5' for q1a"),
-        (HEADER + "ann,q3,-1,\n", "points '-1' for q3 must be a number between 0 and 3"),
-        (HEADER + "ann,q3,three,\n", "points 'three'"),
-        (HEADER + "ann,q3,nan,\n", "points 'nan'"),
+        ("student,question,score\nann,{a},1\n", "no points column"),
+        (HEADER + "ann,q_9,1,\n", "row 2 (counting the header as row 1): unknown question 'q_9'"),
         (
-            HEADER + "ann,q3,1,\nbob,q3,1,\nann,q3,2,\n",
-            "row 4 (counting the header as row 1): a second override for ann, q3",
+            HEADER + "ann,{a},{ap}.5,\n",
+            "row 2 (counting the header as row 1): points '{ap}.5' for {a}",
         ),
-        (HEADER + ",q3,1,\n", "row 2 (counting the header as row 1): empty student id"),
+        (HEADER + "ann,{z},-1,\n", "points '-1' for {z} must be a number between 0 and {zp}"),
+        (HEADER + "ann,{z},three,\n", "points 'three'"),
+        (HEADER + "ann,{z},nan,\n", "points 'nan'"),
+        (
+            HEADER + "ann,{z},1,\nbob,{z},1,\nann,{z},2,\n",
+            "row 4 (counting the header as row 1): a second override for ann, {z}",
+        ),
+        (HEADER + ",{z},1,\n", "row 2 (counting the header as row 1): empty student id"),
         ("", "cannot read"),
     ],
     ids=["column", "question", "above", "negative", "text", "nan", "duplicate", "empty", "blank"],
 )
-def test_a_bad_file_names_the_row_and_the_problem(tmp_path, text, message):
+def test_a_bad_file_names_the_row_and_the_problem(any_pack, tmp_path, text, message):
     """Does each mistake in the file raise a GradebookError naming the row and the problem?"""
+    names = ids(any_pack)
     with pytest.raises(GradebookError) as error:
-        read_overrides(write_csv(tmp_path, text), pack=PACK)
-    assert message in str(error.value)
+        read_overrides(write_csv(tmp_path, text.format(**names)), pack=any_pack)
+    assert message.format(**names) in str(error.value)
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path):
     """Is a missing overrides file a GradebookError naming it?"""
     with pytest.raises(GradebookError, match="does not exist"):
-        read_overrides(tmp_path / "nope.csv", pack=PACK)
+        read_overrides(tmp_path / "nope.csv", pack=TINY)
 
 
-def test_apply_replaces_the_score_and_keeps_the_autograded_one():
+def test_apply_replaces_the_score_and_keeps_the_autograded_one(any_pack):
     """Is the override shown as such: new score, the autograded score and the comment kept,
     a feedback line, the total recomputed and the inputs untouched?"""
-    results = [graded("ann", {"q1a": 1.0, "q3": 1.0}), graded("bob", {"q3": 3.0})]
-    before = json.dumps(results)
-    [ann, bob] = apply_overrides(results, [Override("ann", "q3", 2.5, "right idea", 2)], pack=PACK)
-    assert json.dumps(results) == before
-    q3 = ann["questions"]["q3"]
-    assert q3["score"] == 2.5
-    assert q3["override"] == {"points": 2.5, "comment": "right idea", "autograded": 1.0}
-    assert q3["feedback"].endswith("Manual override: 2.5 / 3 points (autograded: 1). right idea")
-    assert ann["total"] == 3.5 and ann["overridden"] == ["q3"]
-    assert bob == results[1]
-    book = collate([ann, bob], pack=PACK).set_index("student")
-    assert book.loc["ann", "total"] == 3.5 and book.loc["ann", "percent"] == round(350 / 12, 2)
-
-
-def test_an_override_may_lower_a_score_and_apply_to_an_invalid_submission():
-    """Can a TA take points away, or grade an unusable notebook by hand (status kept)?"""
+    a, z = first(any_pack).id, last(any_pack).id
     results = [
-        graded("ann", {"q1d": 2.0}),
-        empty_result("bob", "invalid", "not valid JSON", pack=PACK),
+        graded(any_pack, "ann", {a: 1.0, z: 1.0}),
+        graded(any_pack, "bob", {z: last(any_pack).points}),
     ]
-    overrides = [Override("ann", "q1d", 0.5, "copied", 2), Override("bob", "q1a", 1, "", 3)]
-    [ann, bob] = apply_overrides(results, overrides, pack=PACK)
-    assert ann["total"] == 0.5 and ann["questions"]["q1d"]["override"]["autograded"] == 2.0
+    before = json.dumps(results)
+    [ann, bob] = apply_overrides(results, [Override("ann", z, 2.5, "right idea", 2)], pack=any_pack)
+    assert json.dumps(results) == before
+    entry = ann["questions"][z]
+    assert entry["score"] == 2.5
+    assert entry["override"] == {"points": 2.5, "comment": "right idea", "autograded": 1.0}
+    possible = f"{last(any_pack).possible:g}"
+    assert entry["feedback"].endswith(
+        f"Manual override: 2.5 / {possible} points (autograded: 1). right idea"
+    )
+    assert ann["total"] == 3.5 and ann["overridden"] == [z]
+    assert bob == results[1]
+    book = collate([ann, bob], pack=any_pack).set_index("student")
+    assert book.loc["ann", "total"] == 3.5
+    assert book.loc["ann", "percent"] == round(350 / any_pack.total_points, 2)
+
+
+def test_an_override_may_lower_a_score_and_apply_to_an_invalid_submission(any_pack):
+    """Can a TA take points away, or grade an unusable notebook by hand (status kept)?"""
+    a, z = first(any_pack).id, last(any_pack).id
+    results = [
+        graded(any_pack, "ann", {z: 2.0}),
+        empty_result("bob", "invalid", "not valid JSON", pack=any_pack),
+    ]
+    overrides = [Override("ann", z, 0.5, "copied", 2), Override("bob", a, 1, "", 3)]
+    [ann, bob] = apply_overrides(results, overrides, pack=any_pack)
+    assert ann["total"] == 0.5 and ann["questions"][z]["override"]["autograded"] == 2.0
     assert bob["status"] == "invalid" and bob["total"] == 1.0
-    assert collate([ann, bob], pack=PACK)["total"].tolist() == [0.5, 1.0]
+    assert collate([ann, bob], pack=any_pack)["total"].tolist() == [0.5, 1.0]
 
 
 # --- through grade and the CLI -----------------------------------------------------------------
 
 
 @pytest.fixture()
-def subs(tmp_path, monkeypatch) -> Path:
-    """Two notebooks graded by a stand-in engine: 1 point on q1a each."""
+def subs(any_pack, tmp_path, monkeypatch) -> Path:
+    """Two notebooks graded by a stand-in engine: 1 point on the first question each; the
+    fixture packs on the search path (for ``-a tiny``)."""
 
     def grade_one(submission):
-        return graded(submission.student, {"q1a": 1.0})
+        return graded(any_pack, submission.student, {first(any_pack).id: 1.0})
 
+    monkeypatch.setenv(registry.SEARCH_ENV, str(FIXTURE_PACKS))
     monkeypatch.setattr(grading, "make_grader", lambda engine, **kw: grade_one)
     nb = nbformat.v4.new_notebook()
     return write_notebooks(tmp_path / "subs", {"ann": nb, "bob": nb})
 
 
-def test_grade_applies_overrides_to_results_and_gradebook(subs, tmp_path):
+def test_grade_applies_overrides_to_results_and_gradebook(any_pack, subs, tmp_path):
     """Does `grade --overrides` put the override in results/<student>.json and gradebook.csv,
     while the cache keeps the autograded score (a rerun without overrides restores it)?"""
+    a, z = first(any_pack).id, last(any_pack).id
+    top = last(any_pack).points  # the autograded points (a derivation point is marked apart)
     out = tmp_path / "out"
-    path = write_csv(tmp_path, HEADER + "bob,q3,3,oral exam\nbob,q1a,0,\n")
+    path = write_csv(tmp_path, HEADER + f"bob,{z},{top},oral exam\nbob,{a},0,\n")
     result = CliRunner().invoke(
         main,
-        ["grade", str(subs), "--out", str(out), "--overrides", str(path), "-a", PACK.name],
+        ["grade", str(subs), "--out", str(out), "--overrides", str(path), "-a", any_pack.name],
     )
     assert result.exit_code == 0, result.output
     bob = json.loads((out / "results" / "bob.json").read_text())
-    assert bob["questions"]["q3"]["override"] == {
-        "points": 3.0,
+    assert bob["questions"][z]["override"] == {
+        "points": top,
         "comment": "oral exam",
         "autograded": 0.0,
     }
-    assert bob["total"] == 3.0 and bob["overridden"] == ["q1a", "q3"]
+    assert bob["total"] == top and bob["overridden"] == [a, z]
     book = pd.read_csv(out / "gradebook.csv").set_index("student")
-    assert book.loc["bob", ["q1a", "q3", "total", "percent"]].tolist() == [0.0, 3.0, 3.0, 25.0]
+    percent = round(100 * top / any_pack.total_points, 2)
+    assert book.loc["bob", [a, z, "total", "percent"]].tolist() == [0.0, top, top, percent]
     assert book.loc["ann", "total"] == 1.0
 
-    again = grading.grade(submissions=subs, out=out, build_dir=tmp_path, jobs=1, assignment=PACK)
+    again = grading.grade(
+        submissions=subs, out=out, build_dir=tmp_path, jobs=1, assignment=any_pack
+    )
     assert again.reused == 2
     assert again.gradebook.set_index("student").loc["bob", "total"] == 1.0
     assert "override" not in json.loads((out / "results" / "bob.json").read_text())["questions"]
 
 
-def test_an_unknown_student_stops_before_grading(subs, tmp_path, monkeypatch):
+def test_an_unknown_student_stops_before_grading(any_pack, subs, tmp_path, monkeypatch):
     """Is an override for a student without a submission an error naming the row and a close
     match, raised before anything is graded?"""
+    a, z = first(any_pack).id, last(any_pack).id
     calls = []
     monkeypatch.setattr(grading, "make_grader", lambda engine, **kw: calls.append(1))
-    path = write_csv(tmp_path, HEADER + "ann,q1a,1,\nbobby,q3,1,\n")
+    path = write_csv(tmp_path, HEADER + f"ann,{a},1,\nbobby,{z},1,\n")
     result = CliRunner().invoke(
         main,
         ["grade", str(subs), "--out", str(tmp_path / "o"), "--overrides", str(path)]
-        + ["-a", PACK.name],
+        + ["-a", any_pack.name],
     )
     assert result.exit_code == 2
     assert "row 3 (counting the header as row 1): no submission from student 'bobby'" in (
@@ -175,18 +206,17 @@ def test_an_unknown_student_stops_before_grading(subs, tmp_path, monkeypatch):
     assert calls == [] and not (tmp_path / "o" / "gradebook.csv").exists()
 
 
-def test_every_question_can_be_overridden(subs, tmp_path):
-    """Can every question of the contract be set to its full points (total = 12)?"""
-    BY_NAME = PACK.by_id
-
-    rows = "".join(f"ann,{q},{BY_NAME[q].points},\n" for q in QUESTION_NAMES)
+def test_every_question_can_be_overridden(any_pack, subs, tmp_path):
+    """Can every question of the pack be set to its full points, derivation points included
+    (100 percent; the tiny pack found that grade clamped them to the autograded points)?"""
+    rows = "".join(f"ann,{q.id},{q.possible},\n" for q in any_pack.questions)
     run = grading.grade(
         submissions=subs,
         out=tmp_path / "out",
         build_dir=tmp_path,
         jobs=1,
         overrides=write_csv(tmp_path, HEADER + rows),
-        assignment=PACK,
+        assignment=any_pack,
     )
     assert run.gradebook.set_index("student").loc["ann", "percent"] == 100.0
 

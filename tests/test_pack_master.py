@@ -20,7 +20,7 @@ from autograder.pack.master import (
     sync_master,
 )
 from autograder.results import MANUAL_POSSIBLE, question_entry
-from conftest import FIXTURE_PACKS, MP, TINY
+from helpers import FIXTURE_PACKS, MP, TINY
 
 
 def _copy_tiny(tmp_path: Path) -> Path:

@@ -1,12 +1,20 @@
 """Red team: attacks on grading, through the default ``grade`` pipeline (the judge engine).
 
-Every attack is combined with the same wrong answers (``WRONG``) and graded in ONE batch beside a
-``control`` notebook holding only those wrong answers and an ``honest`` notebook with correct
-ones. An attack must score no more than the control, on every question, and must not disturb
-anyone else's row. Attacks whose only effect would be a read (other students' notebooks, the kit's
-source) answer correctly *only if the forbidden read succeeded*, so a score above the control
-proves the leak; when nothing leaks, their ``mse_minimizer`` raises with a report of what the
-attack saw, which ends up in the q3 feedback (handy when a test fails).
+The attacks run on the tiny fixture pack (``tests/fixtures/assignments/tiny``): they are about the
+machinery (the judge, its evaluator, the files it writes), not a sheet's mathematics, so function
+names, question ids, points and gradebook columns all come from the pack. No Exercise 2 subset is
+kept: nothing an attack can reach is Exercise 2's own. The evaluator loads only the pack's givens
+(never its spec, so its custom judges and tolerances are out of reach), and an answer crosses the
+pipe as plain numbers, so a custom judge such as Exercise 2's residual sees what ``compare`` sees.
+
+Every attack is combined with the same wrong answers (``WRONG``: each question's correct answer
+negated, wrong by value on every part) and graded in ONE batch beside a ``control`` notebook
+holding only those wrong answers and an ``honest`` notebook with correct ones. An attack must
+score no more than the control, on every question, and must not disturb anyone else's row.
+Attacks whose only effect would be a read (other students' notebooks, the kit's source) answer
+correctly *only if the forbidden read succeeded*, so a score above the control proves the leak;
+when nothing leaks, the last question's function raises with a report of what the attack saw,
+which ends up in that question's feedback (handy when a test fails).
 
 Dangerous operations (``kill(1)``, killing the judge, writing to ``/``) are guarded in the attack
 code by ``os.getuid() != 0``: inside the judge's sandbox the student's code runs as nobody, so the
@@ -31,10 +39,24 @@ import pandas as pd
 import pytest
 
 import autograder
+from autograder import samples
 from autograder.grading import grade
-from conftest import CORRECT, MISTAKES, MP, fill, write_notebooks
+from helpers import TINY, TINY_SAMPLES, write_notebooks
+from pack_support import answer, first, last, negated
 
-BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
+PACK = TINY
+CORRECT = TINY_SAMPLES.correct
+BY_NAME, QUESTION_NAMES = PACK.by_id, PACK.question_ids
+FULL = PACK.autograded_points
+"""What a correct notebook scores (manual derivation points are not marked by ``grade``)."""
+FIRST, LAST = first(PACK).id, last(PACK).id
+"""Where the reports go: the patching attacks give up the first question (the comparisons they
+would fool show on the others), every other reporting attack the last one."""
+FIRST_FUNCTION = first(PACK).functions[0].name
+"""The function the killer calls and a forged probe names; its ``def`` marks a notebook."""
+FUNCTIONS = [t.name for q in PACK.questions for t in q.functions]
+NOTEBOOK = f"{PACK.name}.ipynb"
+"""The notebook's name in the evaluator's working folder (and in a zip)."""
 
 TIMEOUT = 60.0
 """Seconds per submission given to ``grade``."""
@@ -42,20 +64,18 @@ DAEMON_SLEEP = 3.0
 """Seconds the double-forked daemon sleeps before it starts tampering."""
 
 
-def _mistake(question: str, tag: str) -> str:
-    return next(src for q, t, src in MISTAKES if (q, t) == (question, tag))
+WRONG: dict[str, str] = {q: negated(PACK, q) for q in QUESTION_NAMES}
+"""One wrong answer per question, of the right shape but wrong by value on every part: what every
+attack notebook answers without its attack."""
 
 
-WRONG: dict[str, str] = {
-    "q1a": _mistake("q1a", "transposed"),
-    "q1b": _mistake("q1b", "transposed"),
-    "q1c": _mistake("q1c", "missing_diag"),
-    "q1d": _mistake("q1d", "transposed"),
-    "q2a": _mistake("q2a", "sign_flipped"),
-    "q2b": _mistake("q2b", "sign_flipped"),
-    "q3": _mistake("q3", "scaled"),
-}
-"""One wrong answer per question: what every attack notebook answers without its attack."""
+def fill(template: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
+    return samples.fill(template, answers, pack=PACK)
+
+
+def _report_in(question: str) -> str:
+    return answer(PACK, question, 'raise RuntimeError("attack report: " + " | ".join(REPORT))')
+
 
 CORRECT_SOURCE = "\n\n".join(CORRECT[q] for q in QUESTION_NAMES)
 """All correct answers in one cell: executed by a read attack only if its read succeeded."""
@@ -77,27 +97,17 @@ def _try(label, action):
 """
 """Defines ``_try(label, action)``: run one attempt, note what happened, never raise."""
 
-LEAK_EPILOGUE = """
-if LEAKED:
-    exec(CORRECT_SOURCE, globals())
-else:
-    def mse_minimizer(X, y):
-        raise RuntimeError("attack report: " + " | ".join(REPORT))
-"""
-"""A read attack's last cell: correct answers if the read succeeded, else the report in q3."""
+REPORT_EPILOGUE = _report_in(LAST)
+"""The report in the last question (for attacks whose answer to it does not matter)."""
 
-REPORT_EPILOGUE = """
-def mse_minimizer(X, y):
-    raise RuntimeError("attack report: " + " | ".join(REPORT))
-"""
-"""The report in q3 (for attacks whose q3 answer does not matter)."""
+LEAK_EPILOGUE = "if LEAKED:\n    exec(CORRECT_SOURCE, globals())\nelse:\n" + "".join(
+    f"    {line}\n" if line else "\n" for line in REPORT_EPILOGUE.splitlines()
+)
+"""A read attack's last cell: correct answers if the read succeeded, else the report."""
 
-REPORT_IN_Q1B = """
-def jacobian_xT_WT(W, x):
-    raise RuntimeError("attack report: " + " | ".join(REPORT))
-"""
-"""The report in q1b, whose wrong answer (a transpose) fails on shape anyway: the wrong answers
-of the other questions stay, so a patched comparison would show on them."""
+REPORT_IN_FIRST = _report_in(FIRST)
+"""The report in the first question, which the attack gives up: the wrong answers of the other
+questions stay, so a patched comparison would show on them."""
 
 NUMPY_PATCH = """
 import numpy as np
@@ -155,8 +165,8 @@ def _patch_real_otter():
     a.TestFile.grade = property(lambda self: 1.0)
     a.TestCaseResult.__init__.__defaults__
     import otter.test_files as tf
-    tf.GradingResults.total = property(lambda self: 12.0)
-    tf.GradingResults.possible = property(lambda self: 12.0)
+    tf.GradingResults.total = property(lambda self: {total!r})
+    tf.GradingResults.possible = property(lambda self: {total!r})
     return True
 _try("patch real otter", _patch_real_otter)
 
@@ -175,22 +185,26 @@ fake_tests.GradingResults = _AlwaysPasses
 fake.test_files = fake_tests
 sys.modules["otter"] = fake
 sys.modules["otter.test_files"] = fake_tests
-grader = fake.Notebook("math_primer.ipynb")
+grader = fake.Notebook({notebook!r})
 """
 
 KIT_PATCH = """
 import sys
 def _patch_runner():
     import autograder.checks.runner as r
-    passed = lambda question, case, *functions, key=None, call_limit=-1.0: r.CaseResult(
-        question, case, True, (), "passed")
+    passed = lambda question, case, *functions, pack=None, key=None, call_limit=-1.0: (
+        r.CaseResult(question, case, True, (), "passed"))
     r.run_case = passed
     r.assert_case = lambda *args, **kwargs: None
-    r.check_form = lambda question, *functions: r.CaseResult(question, "form", True, (), "ok")
-    def _ok(target, fn, instance, *, limit):
+    r.check_form = lambda question, *functions, pack=None: r.CaseResult(
+        question, "form", True, (), "ok")
+    def _ok(target, fn, instance, *, limit, parts=None):
         return Outcome(True)  # resolved in the runner's globals once it is their code
     r.call_and_check.__code__ = _ok.__code__
-    r._first_failure.__code__ = (lambda target, fn, instances, limit: None).__code__
+    r._first_failure.__code__ = (
+        lambda target, fn, instances, limit, parts=None: None).__code__
+    r.judge_answer.__code__ = (
+        lambda target, answer, instance, label, *, parts=None: Outcome(True)).__code__
     return True
 
 def _patch_compare():
@@ -202,16 +216,32 @@ def _patch_compare():
     c.to_array.__code__ = (lambda got, *, label: (got, None)).__code__
     return True
 
-def _patch_questions():
-    q = next(m for n, m in list(sys.modules.items())
-             if n.startswith("_autograder_pack_") and n.endswith(".spec"))
+def _patch_spec():
+    # the pack's spec, were it loaded: every tolerance, custom judge, constant and case point
     spec = sys.modules["autograder.pack.spec"]
-    q.judge_lsq.__code__ = (lambda answer, instance, label: Outcome(True)).__code__
+    pack = next(m for n, m in list(sys.modules.items())
+                if n.startswith("_autograder_pack_") and n.endswith(".spec"))
     object.__setattr__(spec.DEFAULT_TOLERANCE, "rtol", 1e300)
-    q.LSQ_DISTANCE_RTOL = q.LSQ_RESIDUAL_RTOL = 1e300
-    for question in q.PACK.questions:
+    for name in dir(pack):
+        if name.startswith("judge_"):
+            getattr(pack, name).__code__ = (
+                lambda answer, instance, label: spec.Outcome(True)).__code__
+        elif name.endswith("_RTOL"):
+            setattr(pack, name, 1e300)
+    for question in pack.PACK.questions:
         for case in question.cases:
             object.__setattr__(case, "points", 100.0)
+        for target in question.functions:
+            object.__setattr__(target, "tolerance", spec.Tolerance(rtol=1e300))
+            object.__setattr__(target, "misconceptions", ())
+            if target.judge is not None:
+                object.__setattr__(target, "judge", lambda *args: spec.Outcome(True))
+    return True
+
+def _patch_derive():
+    d = sys.modules["autograder.pack.derive"]  # the oracle: the reference is the answer given
+    d.reference.__code__ = (lambda target, inputs: None).__code__
+    d.alternatives.__code__ = (lambda target, inputs, expected: {}).__code__
     return True
 
 def _patch_results_and_engine():
@@ -224,7 +254,8 @@ def _patch_results_and_engine():
     return True
 
 for label, action in [("runner", _patch_runner), ("compare", _patch_compare),
-                      ("questions", _patch_questions), ("results/engine", _patch_results_and_engine)]:
+                      ("spec", _patch_spec), ("derive", _patch_derive),
+                      ("results/engine", _patch_results_and_engine)]:
     _try(label, action)
 """
 
@@ -232,7 +263,24 @@ STACK_WALK = """
 import gc, inspect, sys
 import numpy as np
 
-def _stolen(args, shape):
+def _arrays_in(value, depth=0):
+    # the arrays in a value: itself, its items, its `expected` attribute (a tuple for several parts)
+    if isinstance(value, np.ndarray):
+        return [value]
+    if depth > 2:
+        return []
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    elif isinstance(value, dict):
+        items = list(value.values())
+    else:
+        try:
+            items = [getattr(value, "expected", None)]
+        except BaseException:
+            items = []
+    return [array for item in items for array in _arrays_in(item, depth + 1)]
+
+def _stolen(args, shapes):
     inputs = [a for a in args if isinstance(a, np.ndarray)]
     def is_input(value):
         return any(value.shape == a.shape and np.array_equal(value, a) for a in inputs)
@@ -247,46 +295,37 @@ def _stolen(args, shape):
     found = []
     for frame in frames:
         for key, value in list(frame.f_locals.items()):
-            values = [value]
-            if isinstance(value, (list, tuple)):
-                values += list(value)
-            elif isinstance(value, dict):
-                values += list(value.values())
-            for v in values:
-                try:
-                    expected = getattr(v, "expected", None)
-                except BaseException:
-                    expected = None
-                if isinstance(expected, np.ndarray):
-                    found.append(expected)
-                if isinstance(v, np.ndarray) and (key in ("expected", "reference", "desired")
-                                                  or not is_input(v)):
+            for v in _arrays_in(value):
+                if key in ("expected", "reference", "desired") or not is_input(v):
                     found.append(v)
     for obj in gc.get_objects():
         try:
-            if "expected" in getattr(type(obj), "__dataclass_fields__", {}):
-                found.append(obj.expected)
+            if "expected" in getattr(type(obj), "__dataclass_fields__", {{}}):
+                found += _arrays_in(obj.expected)
         except BaseException:
             pass
-    for candidate in found:
-        if np.shape(candidate) == shape:
-            return np.array(candidate, dtype=float)
-    return None
+    parts = []
+    for shape in shapes:
+        match = next((c for c in found if np.shape(c) == shape), None)
+        if match is None:
+            return None
+        parts.append(np.array(match, dtype=float))
+    return parts
 
-def steal(wrong, shape_of):
+def _shapes(value):
+    return [np.shape(v) for v in value] if isinstance(value, tuple) else [np.shape(value)]
+
+def steal(wrong):
     def answer(*args):
-        stolen = _stolen(args, shape_of(*args))
-        return wrong(*args) if stolen is None else stolen
+        several = isinstance(wrong(*args), tuple)
+        stolen = _stolen(args, _shapes(wrong(*args)))
+        if stolen is None:
+            return wrong(*args)
+        return tuple(stolen) if several else stolen[0]
     return answer
 
-jacobian_Wx = steal(jacobian_Wx, lambda W, x: W.shape)
-jacobian_xT_WT = steal(jacobian_xT_WT, lambda W, x: W.shape)
-jacobian_elementwise = steal(jacobian_elementwise, lambda f, x: (len(x), len(x)))
-dL_dW = steal(dL_dW, lambda g, x: (len(g), len(x)))
-softmax_diag_derivative = steal(softmax_diag_derivative, lambda z: (len(z),))
-softmax_jacobian = steal(softmax_jacobian, lambda z: (len(z), len(z)))
-cross_entropy_grad = steal(cross_entropy_grad, lambda z, y: (len(z),))
-mse_minimizer = steal(mse_minimizer, lambda X, y: (X.shape[1],))
+for _name in {functions!r}:
+    globals()[_name] = steal(globals()[_name])
 """
 
 LIARS = """
@@ -331,8 +370,8 @@ class TruthyFloat(float):
     __hash__ = float.__hash__
 
 def liar(wrong, kind):
-    def answer(*args):
-        value = np.asarray(wrong(*args), dtype=float)
+    def lie(value):
+        value = np.asarray(value, dtype=float)
         if kind == "subclass":
             return value.view(LiesEverywhere)
         if kind == "zeros":
@@ -343,28 +382,25 @@ def liar(wrong, kind):
         if kind == "matrix":
             return np.asmatrix(value).view(LiesEverywhere)
         return value
+    def answer(*args):
+        out = wrong(*args)
+        return tuple(lie(v) for v in out) if isinstance(out, tuple) else lie(out)
     return answer
 
-jacobian_Wx = liar(jacobian_Wx, "subclass")
-jacobian_xT_WT = liar(jacobian_xT_WT, "zeros")
-jacobian_elementwise = liar(jacobian_elementwise, "objects")
-dL_dW = liar(dL_dW, "matrix")
-softmax_diag_derivative = liar(softmax_diag_derivative, "subclass")
-softmax_jacobian = liar(softmax_jacobian, "zeros")
-cross_entropy_grad = liar(cross_entropy_grad, "objects")
-mse_minimizer = liar(mse_minimizer, "subclass")
+for _name in {functions!r}:
+    globals()[_name] = liar(globals()[_name], {kind!r})
 """
+LIAR_KINDS = ("subclass", "zeros", "objects", "matrix")
+"""Every function (every part of a tuple) answers with this kind of liar, one notebook a kind."""
 
 FAKE_RESULTS = """
 import json, os
 OUT = {out!r}
 CANARY = {canary!r}
 HOST_TMP = {host_tmp!r}
-FAKE_ROW = ",".join(["1", "1", "1", "2", "2", "2", "3", "12", "100", "graded"])
-FAKE_CSV = "student,q1a,q1b,q1c,q1d,q2a,q2b,q3,total,percent,status\\n" + "".join(
-    f"{{s}},{{FAKE_ROW}}\\n" for s in {students!r})
-FAKE_JSON = json.dumps({{"student": "fake_results", "status": "graded", "total": 12.0,
-                        "possible": 12.0, "questions": {{}}}})
+FAKE_CSV = {header!r} + "".join(s + "," + {row!r} for s in {students!r})
+FAKE_JSON = json.dumps({{"student": "fake_results", "status": "graded", "total": {total!r},
+                        "possible": {total!r}, "questions": {{}}}})
 def _write(path, text):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
@@ -386,12 +422,12 @@ for path in targets:
 
 COPY_OTHERS = """
 SUBS = {subs!r}
-OWN = os.path.abspath("math_primer.ipynb")
+OWN = os.path.abspath({notebook!r})
 def _someone_elses(path):
     if os.path.abspath(path) == OWN:
         return False
     with open(path, errors="replace") as f:
-        return "def jacobian_Wx" in f.read()
+        return {marker!r} in f.read()
 def _walk(top, budget):
     deadline = time.monotonic() + budget
     for folder, dirs, files in os.walk(top):
@@ -426,12 +462,13 @@ MASTER = {master!r}
 def _read(path, needle):
     with open(path, "rb") as f:
         return needle in f.read()
+SOLUTION = {solution!r}
 def _kit_source():
     import inspect
-    import autograder.checks.questions as q
-    return "CASES" in inspect.getsource(q)
+    return "def " in inspect.getsource(sys.modules["autograder.givens"])
 attempts = [
-    ("open kit questions.py", lambda: _read(KIT_FILE, b"CASES")),
+    ("open the pack's spec.py", lambda: _read(KIT_FILE, b"Question(")),
+    ("open the reference solution", lambda: _read(SOLUTION, b"def ")),
     # the sandbox exposes the Python installation read-only at its real path, which may lie in
     # the repository (.venv): anything else listed there would be a leak
     ("list repo", lambda: [n for n in os.listdir(REPO)
@@ -440,13 +477,13 @@ attempts = [
     ("zip members", lambda: __import__("zipfile").ZipFile(ZIP).namelist()),
     ("open master notebook", lambda: _read(MASTER, b"BEGIN")),
     ("otter tests in cwd", lambda: glob.glob("tests/*.py") + glob.glob("../tests/*.py")),
-    ("inspect.getsource of the checks", _kit_source),
+    ("inspect.getsource of the kit", _kit_source),
 ]
 LEAKED = any([_try(label, action) for label, action in attempts])
 """
 
 ALLOWED_READ = """
-LEAKED = _try("read own notebook", lambda: "def jacobian_Wx" in open("math_primer.ipynb").read())
+LEAKED = _try("read own notebook", lambda: {marker!r} in open({notebook!r}).read())
 """
 
 KILLER = """
@@ -464,10 +501,10 @@ _kill_everything()
 """
 
 KILLER_IN_FUNCTION = """
-_wrong_jacobian_Wx = jacobian_Wx
-def jacobian_Wx(W, x):
+_wrong_{function} = {function}
+def {function}(*args):
     _kill_everything()
-    return _wrong_jacobian_Wx(W, x)
+    return _wrong_{function}(*args)
 """
 
 DAEMON = """
@@ -476,10 +513,8 @@ OUT = {out!r}
 CANARY = {canary!r}
 STUDENTS = {students!r}
 def _tamper():
-    row = ",1,1,1,2,2,2,3,12,100,graded\\n"
-    csv = "student,q1a,q1b,q1c,q1d,q2a,q2b,q3,total,percent,status\\n"
-    csv += "".join(s + row for s in STUDENTS)
-    full = json.dumps({{"student": "daemon", "status": "graded", "total": 12.0}})
+    csv = {header!r} + "".join(s + "," + {row!r} for s in STUDENTS)
+    full = json.dumps({{"student": "daemon", "status": "graded", "total": {total!r}}})
     for path, text in [(os.path.join(CANARY, "daemon_was_here"), "x"),
                        (os.path.join(OUT, "pwned_by_daemon"), "x"),
                        (os.path.join(OUT, "gradebook.csv"), csv),
@@ -546,7 +581,7 @@ FORGERIES = {
     # an "ok" for this cell, then a reply to the judge's next request (a probe) that is no list
     "bad_probe_reply": (
         '_send(conn, {"seq": seq, "status": "ok"})\n'
-        '_send(conn, {"seq": seq + 1, "status": "ok", "probe": {"jacobian_Wx": "ok"}})'
+        '_send(conn, {"seq": seq + 1, "status": "ok", "probe": {"' + FIRST_FUNCTION + '": "ok"}})'
     ),
 }
 
@@ -579,8 +614,9 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def redteam(built, template, tmp_path_factory) -> dict:
+def redteam(tiny_built, tiny_template, tmp_path_factory) -> dict:
     """Every attack, the control and an honest notebook, graded in one batch by the judge."""
+    built, template = tiny_built, tiny_template
     root = tmp_path_factory.mktemp("redteam")
     subs, out, canary = root / "submissions", root / "out", root / "canary"
     canary.mkdir()
@@ -591,23 +627,37 @@ def redteam(built, template, tmp_path_factory) -> dict:
         "out": str(out),
         "canary": str(canary),
         "host_tmp": str(host_tmp),
-        "kit_file": str(MP.folder / "spec.py"),
+        "kit_file": str(PACK.folder / "spec.py"),
+        "solution": str(samples.solutions_dir(PACK) / "reference.py"),
         "repo": str(Path(autograder.__file__).resolve().parents[1]),
         "zip": str(built.autograder_zip),
-        "master": str(built.out / "autograder" / "math_primer.ipynb"),
+        "master": str(built.out / "autograder" / NOTEBOOK),
         "judge_pid": os.getpid(),
         "sleep": DAEMON_SLEEP,
+        "notebook": NOTEBOOK,
+        "marker": f"def {FIRST_FUNCTION}",
+        "function": FIRST_FUNCTION,
+        "functions": FUNCTIONS,
+        "total": FULL,
+        "header": ",".join(PACK.gradebook_columns) + "\n",
+        "row": ",".join([*(f"{q.points:g}" for q in PACK.questions), f"{FULL:g}", "100", "graded"])
+        + "\n",
     }
     prelude = PRELUDE + f"\nCORRECT_SOURCE = {CORRECT_SOURCE!r}\n"
     notebooks = {
         "honest": fill(template, CORRECT),
         "control": fill(template, WRONG),
-        "numpy_patch": _with_cells(template, WRONG, prelude, NUMPY_PATCH, REPORT_IN_Q1B),
+        "numpy_patch": _with_cells(template, WRONG, prelude, NUMPY_PATCH, REPORT_IN_FIRST),
         "builtins_patch": _with_cells(template, WRONG, BUILTINS_PATCH_QUIET, BUILTINS_PATCH_LOUD),
-        "otter_patch": _with_cells(template, WRONG, prelude, OTTER_PATCH, REPORT_IN_Q1B),
-        "kit_patch": _with_cells(template, WRONG, prelude, KIT_PATCH, REPORT_IN_Q1B),
-        "stack_walk": _with_cells(template, WRONG, STACK_WALK),
-        "liars": _with_cells(template, WRONG, LIARS),
+        "otter_patch": _with_cells(
+            template, WRONG, prelude, OTTER_PATCH.format(**paths), REPORT_IN_FIRST
+        ),
+        "kit_patch": _with_cells(template, WRONG, prelude, KIT_PATCH, REPORT_IN_FIRST),
+        "stack_walk": _with_cells(template, WRONG, STACK_WALK.format(**paths)),
+        **{
+            f"liars_{kind}": _with_cells(template, WRONG, LIARS.format(kind=kind, **paths))
+            for kind in LIAR_KINDS
+        },
         "copy_others": _with_cells(
             template, WRONG, prelude, COPY_OTHERS.format(**paths), LEAK_EPILOGUE
         ),
@@ -615,10 +665,17 @@ def redteam(built, template, tmp_path_factory) -> dict:
             template, WRONG, prelude, READ_HIDDEN.format(**paths), LEAK_EPILOGUE
         ),
         "killer": _with_cells(
-            template, WRONG, prelude, KILLER.format(**paths), KILLER_IN_FUNCTION, REPORT_EPILOGUE
+            template,
+            WRONG,
+            prelude,
+            KILLER.format(**paths),
+            KILLER_IN_FUNCTION.format(**paths),
+            REPORT_EPILOGUE,
         ),
         # a "read attack" whose read is allowed: proves a successful read would show in the score
-        "leak_detector": _with_cells(template, WRONG, prelude, ALLOWED_READ, LEAK_EPILOGUE),
+        "leak_detector": _with_cells(
+            template, WRONG, prelude, ALLOWED_READ.format(**paths), LEAK_EPILOGUE
+        ),
         "judge_secrets": _with_cells(template, WRONG, prelude, JUDGE_SECRETS, REPORT_EPILOGUE),
     }
     students = sorted([*notebooks, "fake_results", "daemon", "otter_log", *FORGERIES])
@@ -636,10 +693,8 @@ def redteam(built, template, tmp_path_factory) -> dict:
     otter_marker = canary / "otter_log_was_unpickled"
     with zipfile.ZipFile(subs / "otter_log.zip", "w") as zf:
         zf.writestr(
-            "otter_log/math_primer.ipynb",
-            nbformat.writes(
-                fill(template, {**WRONG, "q1a": CORRECT["q1a"], "q1b": CORRECT["q1b"]})
-            ),
+            f"otter_log/{NOTEBOOK}",
+            nbformat.writes(fill(template, {**WRONG, FIRST: CORRECT[FIRST]})),
         )
         zf.writestr("otter_log/.OTTER_LOG", pickle.dumps(OtterLogPayload(otter_marker)))
         zf.writestr(".OTTER_LOG", pickle.dumps(OtterLogPayload(otter_marker)))
@@ -656,7 +711,7 @@ def redteam(built, template, tmp_path_factory) -> dict:
             jobs=2,
             engine="judge",
             timeout=TIMEOUT,
-            assignment="math_primer",
+            assignment=PACK,
         )
     seconds = time.monotonic() - start
     snapshot = _snapshot(out)
@@ -686,7 +741,7 @@ ATTACKS = [
     "otter_patch",
     "kit_patch",
     "stack_walk",
-    "liars",
+    *(f"liars_{kind}" for kind in LIAR_KINDS),
     "fake_results",
     "copy_others",
     "read_hidden",
@@ -695,7 +750,7 @@ ATTACKS = [
     "otter_log",
     "judge_secrets",
 ]
-"""Every attack combined with the wrong answers (otter_log: with two correct answers, see below)."""
+"""Every attack combined with the wrong answers (otter_log: with one correct answer, see below)."""
 
 
 def scores(result: dict) -> dict[str, float]:
@@ -721,10 +776,10 @@ def test_evaluators_are_isolated(redteam):
 
 
 def test_a_successful_read_would_show(redteam):
-    """Does a read attack whose read succeeds (its own notebook) score 12/12, so that the read
-    attacks' scores at the control's level really mean that their reads failed?"""
+    """Does a read attack whose read succeeds (its own notebook) score full marks, so that the
+    read attacks' scores at the control's level really mean that their reads failed?"""
     result = redteam["results"]["leak_detector"]
-    assert (result["status"], result["total"]) == ("graded", TOTAL_POINTS), result
+    assert (result["status"], result["total"]) == ("graded", FULL), result
 
 
 def test_otter_log_payload_is_live(tmp_path):
@@ -742,9 +797,9 @@ def test_every_submission_has_exactly_one_row(redteam):
 
 
 def test_honest_submission_is_graded_normally(redteam):
-    """Does the honest notebook graded beside the attackers still score 12/12?"""
+    """Does the honest notebook graded beside the attackers still score full marks?"""
     result = redteam["results"]["honest"]
-    assert (result["status"], result["total"]) == ("graded", TOTAL_POINTS), result
+    assert (result["status"], result["total"]) == ("graded", FULL), result
 
 
 def test_control_loses_points_on_every_question(redteam):
@@ -762,24 +817,24 @@ def test_attack_gains_nothing(redteam, attack):
     control = scores(redteam["results"]["control"])
     result = redteam["results"][attack]
     assert result["status"] == "graded", result
-    if attack == "otter_log":  # its notebook has q1a and q1b right on purpose, see below
-        control = {**control, "q1a": 1.0, "q1b": 1.0}
+    if attack == "otter_log":  # its notebook has the first question right on purpose, see below
+        control = {**control, FIRST: BY_NAME[FIRST].points}
     got = scores(result)
     gains = {q: (got[q], control[q]) for q in QUESTION_NAMES if got[q] > control[q]}
-    assert not gains, (gains, result["questions"]["q3"]["feedback"])
+    assert not gains, (gains, [result["questions"][q]["feedback"] for q in QUESTION_NAMES])
     assert result["total"] <= sum(control.values())
 
 
 REPORTS = {
-    "copy_others": "q3",
-    "read_hidden": "q3",
-    "killer": "q3",
-    "fake_results": "q3",
-    "daemon": "q3",
-    "judge_secrets": "q3",
-    "numpy_patch": "q1b",
-    "otter_patch": "q1b",
-    "kit_patch": "q1b",
+    "copy_others": LAST,
+    "read_hidden": LAST,
+    "killer": LAST,
+    "fake_results": LAST,
+    "daemon": LAST,
+    "judge_secrets": LAST,
+    "numpy_patch": FIRST,
+    "otter_patch": FIRST,
+    "kit_patch": FIRST,
 }
 """Where each reporting attack puts its report (the feedback of a question it gives up)."""
 
@@ -846,8 +901,9 @@ def test_otter_log_is_never_unpickled(redteam):
     result = redteam["results"]["otter_log"]
     assert result["status"] == "graded"
     got, control = scores(result), scores(redteam["results"]["control"])
-    assert (got["q1a"], got["q1b"]) == (1.0, 1.0)  # the notebook's two right answers
-    assert {q: got[q] for q in QUESTION_NAMES[2:]} == {q: control[q] for q in QUESTION_NAMES[2:]}
+    assert got[FIRST] == BY_NAME[FIRST].points  # the notebook's right answer
+    others = [q for q in QUESTION_NAMES if q != FIRST]
+    assert {q: got[q] for q in others} == {q: control[q] for q in others}
 
 
 def _forged(redteam, forgery: str) -> dict:
@@ -856,9 +912,9 @@ def _forged(redteam, forgery: str) -> dict:
 
 def test_forged_unparsable_reply_costs_only_its_cell(redteam):
     """Does a cell that writes an unparsable message (a JSON header nested 100,000 deep) into the
-    evaluator's pipe cost only itself, the notebook's correct answers still graded 12/12?"""
+    evaluator's pipe cost only itself, the notebook's correct answers still graded in full?"""
     result = _forged(redteam, "nested_header")
-    assert (result["status"], result["total"]) == ("graded", TOTAL_POINTS), result
+    assert (result["status"], result["total"]) == ("graded", FULL), result
 
 
 def test_forged_reply_to_a_later_request_never_crashes_the_grader(redteam):
@@ -866,7 +922,7 @@ def test_forged_reply_to_a_later_request_never_crashes_the_grader(redteam):
     the judge's own verdict (graded, or `error` from the judge), never as a crash of the grader?"""
     result = _forged(redteam, "bad_probe_reply")
     assert result["status"] in ("graded", "error")
-    assert "grader crashed" not in result["questions"]["q1a"]["feedback"], result
+    assert "grader crashed" not in result["questions"][FIRST]["feedback"], result
 
 
 EVALUATOR_ENVIRONMENT = {
@@ -891,7 +947,7 @@ def test_evaluator_inherits_nothing_of_the_judge(redteam):
     import multiprocessing
     import sys
 
-    feedback = redteam["results"]["judge_secrets"]["questions"]["q3"]["feedback"]
+    feedback = redteam["results"]["judge_secrets"]["questions"][LAST]["feedback"]
     environment = re.search(r"environment=(\S*)", feedback)
     assert environment, feedback
     assert set(environment.group(1).split(",")) <= EVALUATOR_ENVIRONMENT, feedback

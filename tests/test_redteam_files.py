@@ -20,23 +20,36 @@ import nbformat
 import pandas as pd
 import pytest
 
+from autograder import samples
 from autograder.grading import grade
 from autograder.results import file_stem
-from conftest import CORRECT, MISTAKES, MP, SOFFICE, fill, spreadsheet_cells, write_notebooks
+from helpers import SOFFICE, TINY, TINY_SAMPLES, spreadsheet_cells, write_notebooks
+from pack_support import answer, first, last, mistake
 
+# The batch runs on the tiny fixture pack: it is about hostile files and text, not a sheet.
+PACK = TINY
+CORRECT = TINY_SAMPLES.correct
+FIRST, LAST = first(PACK).id, last(PACK).id
+"""The question whose feedback holds an invalid row's reason; the one the hostile code answers."""
 TIMEOUT = 60.0
-TOTAL_POINTS = MP.total_points
-SURROGATE_CELL = "def mse_minimizer(X, y):\n    raise ValueError('bad \\ud800 text')\n"
-"""q3 raising an exception whose message holds a lone surrogate."""
+FULL = PACK.autograded_points
+"""What a correct notebook scores (the manual derivation points are not marked yet)."""
+SURROGATE_CELL = answer(PACK, LAST, "raise ValueError('bad \\ud800 text')")
+"""The last question raising an exception whose message holds a lone surrogate."""
 INJECTION = (
     "\x1b]0;pwned\x07\x1b[31mRED\x1b[0m ![x](https://evil.example/p.png) "
     "[link](https://evil.example) <img src=x onerror=alert(1)> ``![y](https://evil.example/y)`"
 )
 """Terminal escapes, a Markdown image and link, raw HTML and a backtick trick, in one message."""
-INJECTION_CELL = f"def mse_minimizer(X, y):\n    raise ValueError({INJECTION!r})\n"
+INJECTION_CELL = answer(PACK, LAST, f"raise ValueError({INJECTION!r})")
 ESCAPE_NAME = "[red]x\x1b[31m\x07"
 """A file stem with rich markup, an escape sequence and a bell."""
-WRONG_Q3 = next(src for q, tag, src in MISTAKES if (q, tag) == ("q3", "scaled"))
+WRONG = dict([mistake(PACK, "transposed")])
+"""A wrong answer from the pack's sample mistakes."""
+
+
+def fill(template: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
+    return samples.fill(template, answers, pack=PACK)
 
 
 def _deep_metadata_notebook(template: nbformat.NotebookNode) -> str:
@@ -50,31 +63,32 @@ def _deep_metadata_notebook(template: nbformat.NotebookNode) -> str:
 
 
 @pytest.fixture(scope="module")
-def batch(built, template, tmp_path_factory) -> dict:
+def batch(tiny_built, tiny_template, tmp_path_factory) -> dict:
     """Every hostile file beside an honest one and a Canvas victim, graded in one batch."""
     root = tmp_path_factory.mktemp("redteam-files")
+    built, template = tiny_built, tiny_template
     subs, out = root / "submissions", root / "out"
     write_notebooks(
         subs,
         {
             "honest": fill(template, CORRECT),
-            "surrogate_message": fill(template, {**CORRECT, "q3": SURROGATE_CELL}),
-            "injection": fill(template, {**CORRECT, "q3": INJECTION_CELL}),
+            "surrogate_message": fill(template, {**CORRECT, LAST: SURROGATE_CELL}),
+            "injection": fill(template, {**CORRECT, LAST: INJECTION_CELL}),
             "back\\slash": fill(template, CORRECT),
             " ": fill(template, CORRECT),
             "=HYPERLINK(1)": fill(template, CORRECT),
             ESCAPE_NAME: fill(template, CORRECT),
             # Canvas: jdoe's own upload, and mallory's file named to read as jdoe's newer one.
             "doejane_12345_678901_hw": fill(template, CORRECT),
-            "x_12345_999999_777_888_hw": fill(template, {**CORRECT, "q3": WRONG_Q3}),
+            "x_12345_999999_777_888_hw": fill(template, {**CORRECT, **WRONG}),
         },
     )
-    text = nbformat.writes(fill(template, {**CORRECT, "q3": "x = 'SURROGATE'\n" + CORRECT["q3"]}))
+    text = nbformat.writes(fill(template, {**CORRECT, LAST: "x = 'SURROGATE'\n" + CORRECT[LAST]}))
     (subs / "surrogate_json.ipynb").write_bytes(text.replace("SURROGATE", "\\ud800").encode())
     (subs / "brackets.ipynb").write_bytes(b"[" * 100_000 + b"]" * 100_000)
     (subs / "deep_metadata.ipynb").write_text(_deep_metadata_notebook(template), encoding="utf-8")
     with zipfile.ZipFile(subs / ("z" * 251 + ".zip"), "w") as archive:
-        archive.writestr("hw/math_primer.ipynb", nbformat.writes(fill(template, CORRECT)))
+        archive.writestr(f"hw/{PACK.name}.ipynb", nbformat.writes(fill(template, CORRECT)))
     with open(os.path.join(os.fsencode(subs), b"bad\xff.ipynb"), "w", encoding="utf-8") as f:
         f.write(nbformat.writes(fill(template, CORRECT)))
     roster = root / "roster.csv"
@@ -87,7 +101,7 @@ def batch(built, template, tmp_path_factory) -> dict:
             submissions=subs,
             out=out,
             build_dir=built.out,
-            assignment="math_primer",
+            assignment=PACK,
             jobs=2,
             timeout=TIMEOUT,
             roster=roster,
@@ -143,13 +157,13 @@ def test_a_rerun_reuses_every_result_without_crashing(batch):
 
 
 def test_lone_surrogate_in_an_exception_message_is_graded(batch):
-    """Is q3 raising '\\ud800' an ordinary failed case, with its text written as valid UTF-8?"""
-    entry = result(batch, "surrogate_message")["questions"]["q3"]
+    """Is code raising '\\ud800' an ordinary failed case, with its text written as valid UTF-8?"""
+    entry = result(batch, "surrogate_message")["questions"][LAST]
     assert entry["score"] == 0 and "exception" in entry["tags"]
     assert "bad \ufffd text" in entry["feedback"]
     path = batch["out"] / "results" / "surrogate_message.json"
-    assert json.loads(path.read_bytes().decode("utf-8"))["questions"]["q3"] == entry
-    assert row(batch, "surrogate_message")["total"] == TOTAL_POINTS - 3
+    assert json.loads(path.read_bytes().decode("utf-8"))["questions"][LAST] == entry
+    assert row(batch, "surrogate_message")["total"] == FULL - PACK.question(LAST).points
 
 
 @pytest.mark.parametrize(
@@ -163,7 +177,7 @@ def test_lone_surrogate_in_an_exception_message_is_graded(batch):
 )
 def test_hostile_files_are_invalid_rows_with_a_reason(batch, student, reason):
     """Do hostile JSON and a blank file name give invalid rows naming the reason?"""
-    assert reason in result(batch, student)["questions"]["q1a"]["feedback"]
+    assert reason in result(batch, student)["questions"][FIRST]["feedback"]
 
 
 def test_output_files_have_safe_names_one_per_row(batch):
@@ -182,9 +196,9 @@ def test_output_files_have_safe_names_one_per_row(batch):
 
 def test_crafted_canvas_name_does_not_replace_the_victims_notebook(batch):
     """Is jdoe graded on her own upload (full marks), and the crafted file a row of its own?"""
-    assert row(batch, "jdoe")["total"] == TOTAL_POINTS
+    assert row(batch, "jdoe")["total"] == FULL
     crafted = result(batch, "x_12345_999999_777_888_hw.ipynb")
-    assert "user 12345 (jdoe" in crafted["questions"]["q1a"]["feedback"]
+    assert "user 12345 (jdoe" in crafted["questions"][FIRST]["feedback"]
 
 
 def test_lms_exports_leave_out_formula_ids(batch):

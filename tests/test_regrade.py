@@ -29,7 +29,7 @@ from autograder.review.questions import question_specs
 from autograder.review.store import ReviewStore
 from autograder.safecsv import read_csv
 from autograder.samples import fill, load_samples, write_samples
-from conftest import FIXTURE_PACKS, TINY
+from helpers import FIXTURE_PACKS, TINY
 
 HALVES = (
     "return float(np.sum(GIVENS[f](x) ** 2) / 2)",

@@ -15,7 +15,7 @@ from autograder.review.actions import (
     new_item_op,
 )
 from autograder.review.store import ReviewError
-from conftest import MP
+from helpers import MP
 
 
 @pytest.mark.parametrize(

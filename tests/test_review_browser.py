@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from review_support import HOSTILE_NAME, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
+from helpers import CHROMIUM
+
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",

@@ -120,7 +120,7 @@ def test_the_packs_derivation_cells_are_read_and_the_placeholder_is_no_answer(te
     untouched placeholder no derivation, and a written one given to its question only?"""
     from autograder.pack.master import DERIVATION_KEY
     from autograder.review.questions import question_specs
-    from conftest import MP
+    from helpers import MP
 
     specs = question_specs(MP)
     assert all(not a.derivations for a in answers_of(template, specs).values())

@@ -1,23 +1,36 @@
-"""Tests for re-collation after a review change (autograder/review/outputs.py)."""
+"""Tests for re-collation after a review change (autograder/review/outputs.py).
+
+They run on the tiny fixture pack's demo batch (re-collation is machinery, not a sheet's content):
+questions, points and the mistake a rubric item is for come from the pack.
+"""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from review_support import grade
 
 from autograder.review.outputs import Recollator
 from autograder.review.questions import question_specs, run_pack
 from autograder.review.store import ReviewStore
+from helpers import TINY
+from pack_support import first, last, mistake
 
+PACK = TINY
+FIRST, LAST = first(PACK), last(PACK)
+BY_ID = PACK.by_id
+GROUPED = mistake(PACK, "transposed")[0]
+"""The question of the demo's ``transposed`` mistake, which ``ben_mistakes`` and its two copies
+share: a rubric item is applied to the three."""
 OUTPUTS = ("gradebook.csv", "canvas.csv", "moodle.csv", "long.csv", "report.html")
 
 
 @pytest.fixture()
-def out(review_demo: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(review_demo, tmp_path / "out"))
+def out(tiny_review_demo: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_review_demo, tmp_path / "out"))
 
 
 def files(out: Path) -> dict[str, bytes]:
@@ -34,26 +47,30 @@ def test_a_save_writes_what_grade_would_write(out):
     pack = run_pack(out, store.read().run)
     specs = {q.id: q.points for q in question_specs(pack)}
     recollator = Recollator(out, store, pack=pack)
+    autograded = pd.read_csv(out / "gradebook.csv", index_col="student")
     with store.write(who="alice", possible=specs) as tx:
         item = tx.add_item(
-            question="q1b", text="explained", points=0.5, comment="Rows are outputs."
+            question=GROUPED, text="explained", points=0.5, comment="Rows are outputs."
         )
         for student in ("ben_mistakes", "bea_mistakes", "bo_mistakes"):
             tx.apply_item(student=student, item_id=item.id)
-        tx.set_points(student="eli_broken", question="q3", points=1.5, version=0)
-        tx.add_comment(student="ada_correct", question="q1a", text="<b>neat</b> & tidy")
+        tx.set_points(student="eli_broken", question=LAST.id, points=LAST.points / 2, version=0)
+        tx.add_comment(student="ada_correct", question=FIRST.id, text="<b>neat</b> & tidy")
         saved = recollator.save(tx)
     assert saved.students == 5
     assert recollator.flush(timeout=60)
     after_save = files(out)
-    assert b"bea_mistakes,0.0,0.5," in after_save["gradebook.csv"]
+    gradebook = pd.read_csv(out / "gradebook.csv", index_col="student")
+    assert autograded.loc["bea_mistakes", GROUPED] < BY_ID[GROUPED].points - 0.5
+    assert gradebook.loc["bea_mistakes", GROUPED] == autograded.loc["bea_mistakes", GROUPED] + 0.5
+    assert gradebook.loc["eli_broken", LAST.id] == LAST.points / 2
     assert b"Rows are outputs. (+0.5 pt)" in after_save["feedback/bo_mistakes.md"]
     assert b"&lt;b&gt;neat&lt;/b&gt; &amp; tidy" in after_save["feedback/ada_correct.html"]
     assert (
         b"Manual overrides" in after_save["report.html"]
         and b"eli_broken" in after_save["report.html"]
     )
-    grade(Path(store.read().run.submissions), out)
+    grade(Path(store.read().run.submissions), out, assignment=PACK)
     assert files(out) == after_save
 
 
@@ -67,11 +84,12 @@ def test_a_save_rewrites_only_the_touched_students_files(out):
     untouched = out / "feedback" / "finn_zip.md"
     untouched.unlink()
     with store.write(who="alice", possible=specs) as tx:
-        tx.set_points(student="cleo_blank", question="q1a", points=1.0, version=0)
+        tx.set_points(student="cleo_blank", question=FIRST.id, points=FIRST.points, version=0)
         recollator.save(tx)
     assert not untouched.exists()
-    assert "Manual override: 1 / 1" in (out / "feedback" / "cleo_blank.md").read_text()
-    assert "cleo_blank,1.0," in (out / "gradebook.csv").read_text()
+    override = f"Manual override: {FIRST.points:g} / {FIRST.points:g}"
+    assert override in (out / "feedback" / "cleo_blank.md").read_text()
+    assert f"cleo_blank,{FIRST.points:.1f}," in (out / "gradebook.csv").read_text()
     recollator.flush(timeout=60)
 
 
@@ -88,6 +106,6 @@ def test_a_failed_save_rolls_the_change_back(out, monkeypatch):
 
     monkeypatch.setattr(grading, "write_outputs", broken)
     with pytest.raises(OSError, match="disk full"), store.write(who="alice", possible=specs) as tx:
-        tx.set_points(student="cleo_blank", question="q1a", points=1.0, version=0)
+        tx.set_points(student="cleo_blank", question=FIRST.id, points=FIRST.points, version=0)
         recollator.save(tx)
     assert store.read().marks == {}

@@ -6,7 +6,7 @@ import json
 
 from autograder.review.questions import QuestionSpec, question_specs, run_pack
 from autograder.review.store import RunContext
-from conftest import MP, TINY
+from helpers import MP, TINY
 
 
 def test_questions_come_from_the_pack_in_gradebook_order():

@@ -26,7 +26,7 @@ from autograder.checks.runner import (
     call_and_check,
 )
 from autograder.pack import Instance
-from conftest import MP, MP_SAMPLES
+from helpers import MP, MP_SAMPLES
 
 samples = MP_SAMPLES
 CASES = MP.cases

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autograder.safecsv import neutralise, read_csv, restore, write_csv
-from conftest import SOFFICE, spreadsheet_cells
+from helpers import SOFFICE, spreadsheet_cells
 
 PAYLOADS = [
     "=1+1",

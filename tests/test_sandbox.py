@@ -25,7 +25,7 @@ from test_redteam import PRELUDE, REPORT_EPILOGUE, WRONG, _with_cells, scores
 from autograder.grading import grade
 from autograder.judge import cgroups, sandbox
 from autograder.judge.engine import JudgeConfig, judge_cases
-from conftest import CORRECT, MP, fill, write_notebooks
+from helpers import CORRECT, MP, fill, write_notebooks
 
 TOTAL_POINTS = MP.total_points
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from helpers import assert_close_to
 from solutions.math_primer.reference import (
     cross_entropy_grad,
     dL_dW,
@@ -82,26 +83,6 @@ def central_jacobian(F: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np
         minus = np.atleast_1d(F(x - step)).ravel()
         J[:, k] = (plus - minus) / (2 * FD_STEP)
     return J
-
-
-def assert_close_to(actual: np.ndarray, desired: np.ndarray, *, rtol: float, label: str) -> None:
-    """Assert ``actual`` has ``desired``'s shape and ``||actual - desired|| <= rtol * scale``.
-
-    The tolerance is scaled by the norm of the *desired* value (never the tested one), with a
-    floor of 1 so that near-zero references are compared absolutely.
-    """
-    actual = np.asarray(actual)
-    desired = np.asarray(desired)
-    assert actual.shape == desired.shape, (
-        f"{label}: got shape {actual.shape}, expected {desired.shape}"
-    )
-    assert np.all(np.isfinite(actual)), f"{label}: got non-finite values {actual}"
-    err = np.linalg.norm(actual - desired)
-    scale = max(1.0, np.linalg.norm(desired))
-    assert err <= rtol * scale, (
-        f"{label}: ||got - expected|| = {err:.3e} > rtol * scale = {rtol:.1e} * {scale:.3e}\n"
-        f"got\n{actual}\nexpected\n{desired}"
-    )
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from helpers import assert_close_to
 from solutions.backprop.reference import (
     linear_backward,
     mlp_backward,
@@ -108,26 +109,6 @@ def central_gradient(f: Callable[[np.ndarray], float], at: np.ndarray) -> np.nda
 def central_derivative(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
     """Central-difference derivative of an elementwise map, entry by entry."""
     return (f(x + FD_STEP) - f(x - FD_STEP)) / (2 * FD_STEP)
-
-
-def assert_close_to(actual: np.ndarray, desired: np.ndarray, *, rtol: float, label: str) -> None:
-    """Assert ``actual`` has ``desired``'s shape and ``||actual - desired|| <= rtol * scale``.
-
-    The tolerance is scaled by the norm of the *desired* value (never the tested one), with a
-    floor of 1 so that near-zero references are compared absolutely.
-    """
-    actual = np.asarray(actual)
-    desired = np.asarray(desired)
-    assert actual.shape == desired.shape, (
-        f"{label}: got shape {actual.shape}, expected {desired.shape}"
-    )
-    assert np.all(np.isfinite(actual)), f"{label}: got non-finite values {actual}"
-    err = np.linalg.norm(actual - desired)
-    scale = max(1.0, np.linalg.norm(desired))
-    assert err <= rtol * scale, (
-        f"{label}: ||got - expected|| = {err:.3e} > rtol * scale = {rtol:.1e} * {scale:.3e}\n"
-        f"got\n{actual}\nexpected\n{desired}"
-    )
 
 
 def log_softmax_rows(Z: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ class Outcome:
 PASS = Outcome(True)
 
 
-def to_array(got: object, *, label: str) -> tuple[np.ndarray | None, Outcome | None]:
+def to_array(got: object, *, label: str) -> tuple[np.ndarray, None] | tuple[None, Outcome]:
     """Turn an answer into a float64 array, or explain why it is not a numeric array."""
     if got is None:
         return None, Outcome(False, ("wrong_type",), f"{label} returned None; expected an array")
@@ -144,9 +144,10 @@ def compare(
     Returns:
         The outcome: passed, tags and a message saying what was got and what was expected.
     """
-    arr, problem = to_array(got, label=label)
-    if problem is not None:
-        return problem
+    converted = to_array(got, label=label)
+    if converted[1] is not None:
+        return converted[1]
+    arr = converted[0]
     bound = tol.bound(expected)
     known = [
         tag for tag, alt in (alternatives or {}).items() if _close(arr, np.asarray(alt), bound)

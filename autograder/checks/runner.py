@@ -7,10 +7,11 @@ and the tests call :func:`run_case` with the pack given explicitly.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -105,7 +106,8 @@ def _time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _availability(target: Target, fn: object) -> Outcome | None:
+def _availability(target: Target, fn: object) -> Callable[..., object] | Outcome:
+    """The student's function, or why it cannot be called."""
     if fn is None:
         return Outcome(False, ("missing",), f"`{target.name}` is not defined")
     if not callable(fn):
@@ -113,7 +115,7 @@ def _availability(target: Target, fn: object) -> Outcome | None:
         return Outcome(False, ("missing",), f"`{target.name}` is a {kind}, not a function")
     if getattr(fn, "template_placeholder", False) is True or is_placeholder(fn):
         return Outcome(False, ("missing",), f"`{target.name}` still has the template's `...`")
-    return None
+    return fn
 
 
 def _copy(arg: object) -> object:
@@ -132,19 +134,30 @@ def judge_answer(
     for a function returning a tuple; ``parts`` limits which parts are judged)."""
     if target.judge is not None:
         return target.judge(answer, instance, label)
+    expected = instance.expected
     if target.returns is None:
+        if not isinstance(expected, np.ndarray):
+            raise KitError(
+                f"{target.name}: the reference is a {type(expected).__name__}, not an array"
+            )
         return compare(
             answer,
-            instance.expected,
+            expected,
             tol=target.tolerance,
             label=label,
             shape_hint=target.shape_hint,
-            alternatives=instance.alternatives,
+            alternatives={
+                t: a for t, a in instance.alternatives.items() if isinstance(a, np.ndarray)
+            },
         )
     names = ", ".join(target.returns)
     if not isinstance(answer, (tuple, list)):
-        arr, problem = to_array(answer, label=label)
-        kind = problem.message.split(" returned ", 1)[-1] if problem else f"array {arr.shape}"
+        converted = to_array(answer, label=label)
+        kind = (
+            converted[1].message.split(" returned ", 1)[-1]
+            if converted[1] is not None
+            else f"array {converted[0].shape}"
+        )
         return Outcome(
             False,
             ("wrong_type",),
@@ -166,7 +179,7 @@ def judge_answer(
         }
         outcome = compare(
             answer[index],
-            instance.expected[index],
+            expected[index],
             tol=target.tolerance,
             label=f"{part} from {label}",
             shape_hint=target.shape_hint,
@@ -214,7 +227,7 @@ def call_and_check(
 def _first_failure(
     target: Target,
     fn: Callable,
-    instances: list[Instance],
+    instances: Iterable[Instance],
     limit: float | None,
     parts: tuple[str, ...] | None = None,
 ) -> Outcome | None:
@@ -230,6 +243,58 @@ def draw(pack: Pack, question: str, case: str, target: Target, *, key: str) -> l
     spec_case = pack.question(question).case(case)
     rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
     return derive.instances(target, rng, spec_case)
+
+
+class CallsAhead:
+    """A student function that can be told the calls coming next (the judge's remote functions:
+    it sends them to the evaluator ahead of time). The runner announces a case's calls in order;
+    it may stop early (at the first failure), never make others in their place."""
+
+    def call_ahead(self, calls: list[tuple]) -> None:
+        """The argument tuples of the next calls, in order."""
+
+
+Memo = dict[tuple[str, str, str, str], tuple[list, list[Instance], list[tuple]]]
+"""Instances already drawn for one submission: (question, case, function, key) -> the drawn
+inputs, the instances built from them so far and the student's arguments of every instance."""
+
+
+def _drawn(
+    pack: Pack, question: str, case: str, target: Target, *, key: str, memo: Memo | None
+) -> tuple[list, list[Instance], list[tuple]]:
+    slot = (question, case, target.name, key)
+    entry = memo.get(slot) if memo is not None else None
+    if entry is None:
+        spec_case = pack.question(question).case(case)
+        rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
+        entry = (derive.draw_inputs(target, rng, spec_case), [], [])
+        if memo is not None:
+            memo[slot] = entry
+    return entry
+
+
+def _arguments(
+    pack: Pack, question: str, case: str, target: Target, *, key: str, memo: Memo | None
+) -> list[tuple]:
+    """The student's arguments of every instance of the case (no reference derived)."""
+    inputs, _, args = _drawn(pack, question, case, target, key=key, memo=memo)
+    if len(args) < len(inputs):
+        args[:] = [derive.student_args(target, values) for values in inputs]
+    return args
+
+
+def _lazy_draw(
+    pack: Pack, question: str, case: str, target: Target, *, key: str, memo: Memo | None
+) -> Iterator[Instance]:
+    """:func:`draw`, each instance built (its reference derived) only when it is reached, and
+    kept in ``memo`` when given: a case stops at its first failure, and the diagnosis of a later
+    case reuses the baseline's first instance instead of deriving it again."""
+    inputs, built, args = _drawn(pack, question, case, target, key=key, memo=memo)
+    for index, values in enumerate(inputs):
+        if index == len(built):
+            known = args[index] if index < len(args) else None
+            built.append(derive.build_instance(target, values, known))
+        yield built[index]
 
 
 _FROM_ENV = -1.0
@@ -253,6 +318,7 @@ def run_case(
     pack: Pack | str | None = None,
     key: str | None = None,
     call_limit: float | None = _FROM_ENV,
+    memo: Memo | None = None,
 ) -> CaseResult:
     """Check one case of one question against the student's functions.
 
@@ -264,6 +330,9 @@ def run_case(
         key: the per-student seed key; by default read from the environment.
         call_limit: seconds per call enforced in this process (default: ``call_timeout()``);
             ``None`` when the functions enforce their own limit.
+        memo: a dict kept across the cases of one submission (the same ``key``), so that no
+            instance is derived twice; its instances are never handed to the functions (they
+            get copies of the arguments).
 
     Returns:
         The case result; it never raises for anything the student's code does.
@@ -284,20 +353,22 @@ def run_case(
 
     baseline = spec.cases[0]
     for target, fn in zip(targets, functions):
-        missing = _availability(target, fn)
-        if missing is not None:
-            return result(False, missing.tags, missing.message)
+        available = _availability(target, fn)
+        if isinstance(available, Outcome):
+            return result(False, available.tags, available.message)
+        fn = available
         parts = spec_case.parts
-        failure = _first_failure(
-            target, fn, draw(pack, question, case, target, key=key), limit, parts
-        )
+        if isinstance(fn, CallsAhead):
+            fn.call_ahead(_arguments(pack, question, case, target, key=key, memo=memo))
+        drawn = _lazy_draw(pack, question, case, target, key=key, memo=memo)
+        failure = _first_failure(target, fn, drawn, limit, parts)
         if failure is None:
             continue
         tags = failure.tags
         extra = spec_case.diagnosis
         if extra is not None and spec_case is not baseline and "timeout" not in tags:
-            first = draw(pack, question, baseline.name, target, key=key)[:1]
-            if _first_failure(target, fn, first, limit, parts) is None:
+            first = _lazy_draw(pack, question, baseline.name, target, key=key, memo=memo)
+            if _first_failure(target, fn, itertools.islice(first, 1), limit, parts) is None:
                 tags = (extra, *tags) if extra not in tags else tags
         return result(False, tags, failure.message)
     return result(True, (), "passed")
@@ -318,16 +389,17 @@ def check_form(question: str, *functions: object, pack: Pack | str | None = None
     baseline = pack.question(question).cases[0]
     vocabulary = pack.vocabulary
     for target, fn in zip(targets, functions):
-        missing = _availability(target, fn)
-        if missing is not None:
+        available = _availability(target, fn)
+        if isinstance(available, Outcome):
             return CaseResult(
                 question,
                 "form",
                 False,
-                missing.tags,
-                missing.message,
-                hint(missing.tags, vocabulary),
+                available.tags,
+                available.message,
+                hint(available.tags, vocabulary),
             )
+        fn = available
         rng = inst.rng_for(question, "public", key="public", salt=pack.seed_salt)
         instance = derive.instances(target, rng, baseline)[0]
         outcome = call_and_check(target, fn, instance, limit=call_timeout())

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from typing import Literal, overload
 
 import psutil
 
@@ -32,6 +33,12 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+@overload
+def wait_stoppable(proc: subprocess.Popen, *, timeout: float, output: Literal[True]) -> str: ...
+@overload
+def wait_stoppable(
+    proc: subprocess.Popen, *, timeout: float, output: Literal[False] = False
+) -> None: ...
 def wait_stoppable(proc: subprocess.Popen, *, timeout: float, output: bool = False) -> str | None:
     """Wait for ``proc`` like ``communicate`` (``output``: its stdout) or ``wait``, but check
     every ``interrupts.POLL_SECONDS`` whether the batch is stopping.

@@ -35,6 +35,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -45,9 +46,12 @@ from ..intake import Submission
 from ..pack import registry
 from ..pack.master import case_of_test
 from ..pack.spec import Pack
-from ..results import CaseOutcome, empty_result, graded_result
+from ..results import CaseOutcome, Result, empty_result, graded_result
 from . import kill_group, wait_stoppable
 from .otter_engine import notebook_name, parse_case_message, prepare_notebook
+
+if TYPE_CHECKING:
+    import nbformat
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +115,7 @@ class DockerGrader:
     image: str = GRADING_IMAGE
     """The base image of Otter's grading image."""
 
-    def __call__(self, submission: Submission) -> dict:
+    def __call__(self, submission: Submission) -> Result:
         """Grade one submission (a batch of one)."""
         return self.grade_batch([submission], jobs=1)[0]
 
@@ -120,18 +124,18 @@ class DockerGrader:
         submissions: Sequence[Submission],
         *,
         jobs: int,
-        on_done: Callable[[dict], None] = lambda result: None,
-    ) -> list[dict]:
+        on_done: Callable[[Result], None] = lambda result: None,
+    ) -> list[Result]:
         """Grade every submission with ``otter grade --containers jobs``; one result each.
 
         Unusable submissions become ``invalid`` rows without reaching Otter; a container that
         times out a ``timeout`` row; a container that fails, or a submission Otter does not
         report, an ``error`` row with Otter's reason.
         """
-        results: dict[str, dict] = {}
+        results: dict[str, Result] = {}
         pack = registry.load(self.pack)
 
-        def record(result: dict) -> None:
+        def record(result: Result) -> None:
             results[result["student"]] = result
             on_done(result)
 
@@ -208,7 +212,7 @@ class DockerGrader:
 
 def _follow(proc: subprocess.Popen, lines: list[str]) -> None:
     """Keep Otter's output (for error messages) and log its progress."""
-    for line in proc.stdout:
+    for line in proc.stdout or ():  # a pipe: Popen(stdout=PIPE)
         lines.append(line.rstrip())
         if " complete: " in line or "timed out" in line or "rror" in line:
             log.info("otter grade: %s", line.strip())
@@ -224,6 +228,13 @@ def _remove_containers(image: str) -> None:
     _docker("image", "rm", image)  # only the tag: the layers stay cached for the next run
 
 
+def _notebook(submission: Submission) -> nbformat.NotebookNode:
+    """The notebook of a usable submission (only those are staged)."""
+    if submission.notebook is None:
+        raise ValueError(f"{submission.student}: an unusable submission is never staged")
+    return submission.notebook
+
+
 def stage(submissions: Sequence[Submission], folder: Path, *, pack: Pack) -> dict[str, Submission]:
     """Write one zip per submission for ``otter grade --ext zip``; Otter's file name -> it.
 
@@ -237,7 +248,7 @@ def stage(submissions: Sequence[Submission], folder: Path, *, pack: Pack) -> dic
             safe = re.sub(r"[^A-Za-z0-9_.-]", "_", submission.student)[:80]
             name = f"{i:04d}-{safe}.zip"
             notebook = prepare_notebook(
-                submission.notebook, Path(scratch), name=notebook_name(pack)
+                _notebook(submission), Path(scratch), name=notebook_name(pack)
             )
             with zipfile.ZipFile(folder / name, "w", zipfile.ZIP_DEFLATED) as zf:
                 zf.write(notebook, notebook_name(pack))
@@ -282,7 +293,7 @@ def _passed(message: str) -> bool:
 
 def result_from_otter(
     student: str, row: dict, summary: str | None, advice: dict[str, str], *, pack: Pack
-) -> dict:
+) -> Result:
     """The result of a graded submission: Otter's scores, the summary's per-case messages.
 
     Cases are matched by their test's name (``test_<question>_<case>``), never by position. The
@@ -328,7 +339,7 @@ def _tags_text(passed: bool, message: str) -> tuple[tuple[str, ...], str]:
 
 def collate(
     staged: dict[str, Submission], out: Path, *, failure: str | None, pack: Pack
-) -> list[dict]:
+) -> list[Result]:
     """One result per staged submission from Otter's outputs in ``out``.
 
     ``failure`` (``otter grade`` itself failed) makes every submission it did not report an
@@ -351,7 +362,7 @@ def collate(
         if status == "Completed":
             path = out / "grading-summaries" / f"{Path(name).stem}.txt"
             summary = path.read_text(encoding="utf-8") if path.is_file() else None
-            advice = advice_notes(submission.notebook, pack=pack)
+            advice = advice_notes(_notebook(submission), pack=pack)
             results.append(result_from_otter(student, row, summary, advice, pack=pack))
             continue
         log.warning("%s: %s", student, status)

@@ -26,7 +26,7 @@ from ..intake import Submission, notebook_bytes
 from ..pack import registry
 from ..pack.master import case_of_test
 from ..pack.spec import Pack
-from ..results import CaseOutcome, empty_result, graded_result
+from ..results import CaseOutcome, Result, empty_result, graded_result
 from . import kill_group, wait_stoppable
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def case_outcomes(question: str, data: dict | None, *, pack: Pack) -> list[CaseO
 
 def result_from_worker(
     student: str, data: dict, advice: dict[str, str] | None = None, *, pack: Pack
-) -> dict:
+) -> Result:
     """The full result of a graded submission from the worker's JSON.
 
     With the judge plugin active (the master registers it), the scores are the judge's and the
@@ -123,8 +123,8 @@ def prepare_notebook(notebook: nbformat.NotebookNode, folder: Path, *, name: str
 
 
 def grade_submission(
-    submission: Submission, *, autograder_zip: Path, timeout: float, pack: Pack | str
-) -> dict:
+    submission: Submission, *, autograder_zip: Path, timeout: float, pack: Pack | str | Path
+) -> Result:
     """Grade one submission with ``otter run``; never raises for anything the submission does.
 
     ``pack`` may be a pack's name (resolved here, e.g. on a Dask worker).

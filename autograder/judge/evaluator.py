@@ -14,7 +14,9 @@ import linecache
 import os
 import signal
 import sys
+import time
 import types
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +74,8 @@ def load_givens(path: str | None) -> dict:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("_pack_givens", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return dict(getattr(module, "GIVENS", {}))
@@ -83,7 +87,7 @@ def _fresh_namespace() -> dict:
     _NAMESPACE.clear()
     stub = _ShellStub()
     otter_stub = types.ModuleType("otter")
-    otter_stub.Notebook = lambda *args, **kwargs: _ShellStub()
+    vars(otter_stub)["Notebook"] = lambda *args, **kwargs: _ShellStub()
     sys.modules["otter"] = otter_stub
     _NAMESPACE.update(
         {
@@ -155,7 +159,7 @@ def _argument(description: dict, arrays: list[np.ndarray]) -> object:
 
 def call(name: str, args: list[dict], arrays: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
     """Call a student's function; describe the answer as plain data."""
-    function = _NAMESPACE.get(name)
+    function: Any = _NAMESPACE.get(name)  # whatever the student bound (TypeError if no function)
     try:
         arguments = [_argument(a, arrays) for a in args]
     except (UnknownGiven, protocol.ProtocolError) as exc:
@@ -174,8 +178,21 @@ def call(name: str, args: list[dict], arrays: list[np.ndarray]) -> tuple[dict, l
     return {"status": "ok", "value": value}, out
 
 
+def _past(deadline: object) -> bool:
+    """Whether the judge's deadline (its ``time.monotonic()``, the same clock) has passed."""
+    try:
+        return isinstance(deadline, (int, float)) and time.monotonic() >= deadline
+    except TypeError:
+        return False
+
+
 def serve(conn) -> None:
-    """Answer the judge's requests until it says exit or goes away."""
+    """Answer the judge's requests until it says exit or goes away.
+
+    A call sent ahead names the request before it (``unless``): it is skipped when that one did
+    not return normally, as the judge would not have made it.
+    """
+    failed = None
     while True:
         try:
             request, arrays = protocol.decode(conn.recv_bytes(), max_bytes=2**40, max_header=2**40)
@@ -184,22 +201,34 @@ def serve(conn) -> None:
         except KeyboardInterrupt:
             continue
         op, seq = request.get("op"), request.get("seq")
+        reply: dict
+        out: list[np.ndarray]
         if op == "exit":
             os._exit(0)
         try:
-            if op == "run":
+            if op == "run" and _past(request.get("not_after")):
+                reply, out = {"status": "skipped"}, []  # the judge's deadline: it is not run
+            elif op == "run":
                 reply, out = run_cell(request["source"], request["index"]), []
             elif op == "probe":
                 reply, out = {"status": "ok", "probe": [probe(n) for n in request["names"]]}, []
+            elif op == "call" and (
+                _past(request.get("not_after"))
+                or (request.get("unless") is not None and request.get("unless") == failed)
+            ):
+                reply, out = {"status": "skipped"}, []  # sent ahead, but the one before failed
             elif op == "call":
                 reply, out = call(request["name"], request["args"], arrays)
             else:
                 reply, out = {"status": "error", "error": f"unknown op {op!r}"}, []
         except KeyboardInterrupt:
             reply, out = {"status": "interrupted"}, []
+        if reply.get("status") != "ok":
+            failed = seq
         try:
             conn.send_bytes(protocol.encode({**reply, "seq": seq}, out))
         except KeyboardInterrupt:
+            failed = seq
             conn.send_bytes(protocol.encode({"status": "interrupted", "seq": seq}))
 
 
@@ -238,7 +267,8 @@ def _zero(secret: bytes) -> None:
     """Overwrite a bytes object in place before it is dropped (so no copy lingers in memory)."""
     if secret:
         address = ctypes.cast(ctypes.c_char_p(secret), ctypes.c_void_p).value
-        ctypes.memset(address, 0, len(secret))
+        if address is not None:  # a non-empty bytes object has one
+            ctypes.memset(address, 0, len(secret))
 
 
 def forget_the_judge(student: str) -> None:
@@ -258,7 +288,7 @@ def forget_the_judge(student: str) -> None:
 
     process = multiprocessing.process.current_process()
     stale = [process.authkey]
-    frame = sys._getframe()
+    frame: types.FrameType | None = sys._getframe()
     while frame is not None:  # the preparation data spawn._main still holds on its stack
         if frame.f_code is multiprocessing.spawn._main.__code__:
             data = frame.f_locals.get("preparation_data")
@@ -267,7 +297,7 @@ def forget_the_judge(student: str) -> None:
                 data.clear()
         frame = frame.f_back
     process.authkey = os.urandom(32)
-    multiprocessing.process.ORIGINAL_DIR = None
+    vars(multiprocessing.process)["ORIGINAL_DIR"] = None  # private: not in the stubs
     for key in stale:
         _zero(key)
 

@@ -129,7 +129,7 @@ class JudgePlugin(AbstractOtterPlugin):
             for result in hidden:  # matched by the test function's name, never by position
                 test = functions.get(result.test_case.name, "")
                 case = case_of_test(pack.question(question), test)
-                outcome = by_case.get(case)
+                outcome = by_case.get(case) if case is not None else None
                 result.passed = bool(outcome and outcome.passed)
                 if result.passed:
                     result.message = f"✅ Test case passed (judge)\n{CASE_LINE} {case}"

@@ -1,14 +1,17 @@
-"""Messages between judge and evaluator: a JSON header plus ``.npy`` blobs, never pickle.
+"""Messages between judge and evaluator: a JSON header plus raw numeric arrays, never pickle.
 
-One message is ``[4-byte header length][JSON header][npy blob]...``; the header lists the blobs'
-lengths. The judge decodes whatever the evaluator sends with size limits and
-``np.load(allow_pickle=False)``, so a hostile evaluator can at worst send wrong numbers.
+One message is ``[4-byte header length][JSON header][array bytes]...``; the header lists each
+blob's length (``_blobs``) and its dtype and shape (``_arrays``). The judge decodes whatever the
+evaluator sends with size limits, and accepts only plain numeric dtypes (``<f8``, ``|b1``...,
+checked by pattern before NumPy parses them) whose shape fits the blob's length, so a hostile
+evaluator can at worst send wrong numbers.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import math
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,15 +42,45 @@ class Foreign:
         return f"<{self.type_name}>"
 
 
+_DTYPE = re.compile(r"[<>|=]?[biufc][0-9]{1,2}")
+"""The only dtype descriptions accepted: a byte order, a numeric kind and an item size."""
+MAX_DIMS = 32
+"""The most dimensions an array may announce."""
+
+
 def encode(header: dict, arrays: Sequence[np.ndarray] = ()) -> bytes:
-    """A message from a JSON-able header and numeric arrays."""
-    blobs = []
+    """A message from a JSON-able header and numeric arrays (each sent as its raw bytes, its
+    dtype and shape in the header)."""
+    blobs, layouts = [], []
     for array in arrays:
-        buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-        blobs.append(buffer.getvalue())
-    head = json.dumps({**header, "_blobs": [len(b) for b in blobs]}).encode()
-    return struct.pack(">I", len(head)) + head + b"".join(blobs)
+        contiguous = np.ascontiguousarray(array)
+        blobs.append(contiguous.tobytes())
+        layouts.append([contiguous.dtype.str, list(contiguous.shape)])
+    head = json.dumps({**header, "_blobs": [len(b) for b in blobs], "_arrays": layouts}).encode()
+    return b"".join([struct.pack(">I", len(head)), head, *blobs])
+
+
+def _array(layout: object, blob: memoryview) -> np.ndarray:
+    """A fresh array from its announced dtype and shape and its raw bytes; ProtocolError if they
+    do not fit (only numeric dtypes are even parsed: nothing here can unpickle)."""
+    if not isinstance(layout, list) or len(layout) != 2:
+        raise ProtocolError("bad array layout")
+    descr, shape = layout
+    if not isinstance(descr, str) or not _DTYPE.fullmatch(descr):
+        raise ProtocolError("blob is not a numeric array")
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_DIMS
+        or not all(type(n) is int and n >= 0 for n in shape)
+    ):
+        raise ProtocolError("bad array shape")
+    try:
+        dtype = np.dtype(descr)
+    except TypeError as exc:
+        raise ProtocolError(f"bad array: {exc}") from None
+    if dtype.kind not in NUMERIC_KINDS + "c" or math.prod(shape) * dtype.itemsize != len(blob):
+        raise ProtocolError("blob lengths do not match the array")
+    return np.frombuffer(blob, dtype=dtype).reshape(shape).copy()
 
 
 def decode(
@@ -69,17 +102,14 @@ def decode(
         raise ProtocolError(f"bad header: {type(exc).__name__}") from None
     if not isinstance(header, dict) or not isinstance(header.get("_blobs"), list):
         raise ProtocolError("header is not an object with _blobs")
-    arrays, offset = [], 4 + size
-    for length in header.pop("_blobs"):
+    lengths, layouts = header.pop("_blobs"), header.pop("_arrays", [])
+    if not isinstance(layouts, list) or len(layouts) != len(lengths):
+        raise ProtocolError("blob lengths do not match the message")
+    view, arrays, offset = memoryview(data), [], 4 + size
+    for length, layout in zip(lengths, layouts):
         if not isinstance(length, int) or length < 0 or offset + length > len(data):
             raise ProtocolError("blob lengths do not match the message")
-        try:
-            array = np.load(io.BytesIO(data[offset : offset + length]), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise ProtocolError(f"bad array: {exc}") from None
-        if not isinstance(array, np.ndarray) or array.dtype.kind not in NUMERIC_KINDS + "c":
-            raise ProtocolError("blob is not a numeric array")
-        arrays.append(array)
+        arrays.append(_array(layout, view[offset : offset + length]))
         offset += length
     return header, arrays
 

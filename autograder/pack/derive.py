@@ -18,7 +18,16 @@ import numpy as np
 
 from ..checks.oracle import fd_jacobian
 from ..errors import SpecError
-from .spec import Case, Computed, Derivative, Inputs, Instance, Target, array_arguments
+from .spec import (
+    Case,
+    Computed,
+    Derivative,
+    Inputs,
+    Instance,
+    Reference,
+    Target,
+    array_arguments,
+)
 
 _SIGNATURES: dict[int, tuple[Callable, tuple[str, ...] | None]] = {}
 
@@ -57,11 +66,13 @@ def draw_inputs(target: Target, rng: np.random.Generator, case: Case) -> list[In
     """The inputs of every instance of a case, in order."""
     if target.draw_case is not None:
         drawn = call(target.draw_case, {"rng": rng, "case": case})
-    else:
+    elif target.draw is not None:
         drawn = [
             call(target.draw, {"rng": rng, "size": size, "case": case, "index": index})
             for index, size in enumerate(case.sizes)
         ]
+    else:
+        raise SpecError(f"{target.name}: give it draw= or draw_case=")
     if not drawn:
         raise SpecError(f"{target.name}: case {case.name} draws no instance (give it sizes=)")
     return [dict(inputs) for inputs in drawn]
@@ -79,31 +90,33 @@ def student_args(target: Target, inputs: Inputs) -> tuple:
 
 def instances(target: Target, rng: np.random.Generator, case: Case) -> list[Instance]:
     """The instances of one case of one target: inputs, arguments, reference, known mistakes."""
-    out = []
-    for inputs in draw_inputs(target, rng, case):
-        args = student_args(target, inputs)
-        expected = reference(target, inputs)
-        what = (
-            str(call(target.describe, inputs))
-            if target.describe is not None
-            else array_arguments(target.params, args)
-        )
-        out.append(
-            Instance(
-                args=args,
-                expected=expected,
-                what=what,
-                alternatives=alternatives(target, inputs, expected),
-                inputs=inputs,
-            )
-        )
-    return out
+    return [build_instance(target, inputs) for inputs in draw_inputs(target, rng, case)]
+
+
+def build_instance(target: Target, inputs: Inputs, args: tuple | None = None) -> Instance:
+    """One instance from its drawn inputs: the student's arguments (``args`` when already
+    computed by :func:`student_args`), the reference, known mistakes (no randomness: the inputs of
+    a case are drawn first, so instances can be built lazily)."""
+    args = student_args(target, inputs) if args is None else args
+    expected = reference(target, inputs)
+    what = (
+        str(call(target.describe, inputs))
+        if target.describe is not None
+        else array_arguments(target.params, args)
+    )
+    return Instance(
+        args=args,
+        expected=expected,
+        what=what,
+        alternatives=alternatives(target, inputs, expected),
+        inputs=inputs,
+    )
 
 
 # --- the reference ---------------------------------------------------------------------------
 
 
-def reference(target: Target, inputs: Inputs) -> object:
+def reference(target: Target, inputs: Inputs) -> Reference:
     """The reference answer: derived for a Derivative, computed for a Computed target."""
     if isinstance(target, Computed):
         value = call(target.solve, inputs)
@@ -134,13 +147,14 @@ def _use_exact(target: Derivative, inputs: Inputs) -> bool:
 def derivative(target: Derivative, inputs: Inputs, wrt: str) -> np.ndarray:
     """d(output)/d(wrt) of the target's forward map at these inputs, shape ``out + wrt``
     (or the diagonal, or a vector-Jacobian product, as the target declares)."""
-    if wrt not in inputs or not isinstance(inputs[wrt], np.ndarray):
+    array = inputs.get(wrt)
+    if not isinstance(array, np.ndarray):
         raise SpecError(f"{target.name}: wrt={wrt!r} must name an array input")
     if _use_exact(target, inputs):
         jac, out_shape = exact_jacobian(target, inputs, wrt)
     else:
         jac, out_shape = fd_full_jacobian(target, inputs, wrt)
-    return shape_derivative(target, jac, out_shape, np.shape(inputs[wrt]))
+    return shape_derivative(target, jac, out_shape, array.shape)
 
 
 def _scalar_map(target: Derivative, inputs: Inputs) -> Callable[[Inputs], object]:
@@ -160,7 +174,7 @@ def fd_full_jacobian(
     """
     point = np.asarray(inputs[wrt], dtype=np.float64)
     forward = _scalar_map(target, inputs)
-    out_shape = np.shape(forward(inputs))
+    out_shape = np.asarray(forward(inputs)).shape
 
     def flat(v: np.ndarray) -> np.ndarray:
         return np.asarray(forward({**inputs, wrt: v.reshape(point.shape)}), dtype=np.float64)
@@ -214,6 +228,8 @@ def symbolic_output(target: Derivative, values: Mapping[str, object], flats) -> 
     ``sum(upstream * output)`` when the target declares an upstream gradient."""
     import sympy as sp
 
+    if target.sympy is None:
+        raise SpecError(f"{target.name}: the exact Jacobian needs its sympy= map")
     expr = call(target.sympy, values)
     outputs = list(expr) if isinstance(expr, sp.MatrixBase) else [sp.sympify(expr)]
     if target.upstream is not None:
@@ -270,7 +286,7 @@ def derived_alternatives(expected: np.ndarray, *, bound: float) -> dict[str, np.
     return {"diag_only": diagonal}
 
 
-def alternatives(target: Target, inputs: Inputs, expected: object) -> dict[str, object]:
+def alternatives(target: Target, inputs: Inputs, expected: Reference) -> dict[str, object]:
     """Known wrong answers by tag: the target's misconceptions first, then the derived ones."""
     found: dict[str, object] = {}
     for m in target.misconceptions:
@@ -282,17 +298,17 @@ def alternatives(target: Target, inputs: Inputs, expected: object) -> dict[str, 
         else:
             found[m.tag] = {k: np.asarray(v, dtype=np.float64) for k, v in dict(value).items()}
     if isinstance(target, Derivative):
-        if target.returns is None:
+        if isinstance(expected, np.ndarray):  # target.returns is None
             for tag, alt in derived_alternatives(
                 expected, bound=target.tolerance.bound(expected)
             ).items():
                 found.setdefault(tag, alt)
         else:
-            for part, value in zip(target.returns, expected):
+            for part, value in zip(target.returns or (), expected):
                 for tag, alt in derived_alternatives(
                     value, bound=target.tolerance.bound(value)
                 ).items():
-                    found.setdefault(tag, {})
-                    if isinstance(found[tag], dict):
-                        found[tag].setdefault(part, alt)
+                    slot = found.setdefault(tag, {})
+                    if isinstance(slot, dict):
+                        slot.setdefault(part, alt)
     return found

@@ -198,9 +198,10 @@ def _blocks(nb: nbformat.NotebookNode, where: str) -> list[_Block]:
         elif _marker(cell, "# end tests"):
             in_tests = False
         elif current is not None and cell.cell_type == "code":
-            (current.tests if in_tests else current.sources).append(
-                index if in_tests else cell.source
-            )
+            if in_tests:
+                current.tests.append(index)
+            else:
+                current.sources.append(cell.source)
     return blocks
 
 
@@ -240,7 +241,8 @@ def drift(pack: Pack, nb: nbformat.NotebookNode, *, where: str = "master") -> li
         if block is None:
             continue
         try:
-            points = float(block.points)
+            written = block.points
+            points = float(written) if isinstance(written, (int, float, str)) else None
         except (TypeError, ValueError):
             points = None
         if points != float(question.points):

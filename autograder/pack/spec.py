@@ -48,6 +48,8 @@ Size = int | tuple[int, ...]
 """One instance size, e.g. ``(n, d)`` or ``N``; its meaning is up to the ``draw`` function."""
 Inputs = dict[str, object]
 """The named inputs of one instance."""
+Reference = np.ndarray | tuple[np.ndarray, ...]
+"""A reference answer: an array, or for a tuple-valued function a tuple of arrays."""
 
 DEFAULT_TOLERANCE = Tolerance(rtol=1e-6)
 """``|got - expected| <= 1e-6 * max(max|expected|, 1)``: central differences in float64 are
@@ -138,7 +140,7 @@ class Instance:
 
     args: tuple
     """Positional arguments for the student's function (copied before each call)."""
-    expected: object
+    expected: Reference
     """The reference answer: an array, or for a tuple-valued function a tuple of arrays."""
     what: str
     """The inputs in words, for messages (shapes, not values)."""

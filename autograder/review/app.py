@@ -454,7 +454,7 @@ def _safe_next(value: object) -> str:
     return text
 
 
-def _pts(value: object) -> str:
+def _pts(value: float | None) -> str:
     if value is None:
         return "\u2014"
     number = float(value)

@@ -5,9 +5,9 @@ marks over them, so that a rerun of ``grade`` never loses what a TA marked in th
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from autograder.overrides import Override
 from autograder.pack import Pack
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def record_run(
     *,
     out: Path,
-    autograded: list[dict],
+    autograded: Sequence[Mapping[str, Any]],
     pack: Pack,
     run_overrides: list[Override],
     roster: pd.DataFrame | None,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from autograder.overrides import Override
 
@@ -139,7 +140,7 @@ def layer(
 
 
 def overrides_for(
-    results: Iterable[dict],
+    results: Iterable[Mapping[str, Any]],
     *,
     marks: Iterable[Mark],
     items: Mapping[int, RubricItem],

@@ -106,10 +106,10 @@ def answers_of(notebook: nbformat.NotebookNode, specs: Sequence[QuestionSpec]) -
             code[qid].append(sources[index])
     derivations: dict[str, list[str]] = {q.id: [] for q in specs}
     for index, text, named, label in _derivations(cells, sources):
-        qid = named or _named_in(label, specs) or _nearest(index, anchors)
+        target = named or _named_in(label, specs) or _nearest(index, anchors)
         text = derivation_text({"source": text})  # the untouched placeholder is no derivation
-        if qid in derivations and text:
-            derivations[qid].append(text)
+        if target in derivations and text:
+            derivations[target].append(text)
     return {q.id: Answer(tuple(code[q.id]), tuple(derivations[q.id])) for q in specs}
 
 

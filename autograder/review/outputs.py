@@ -178,7 +178,9 @@ class ReportWriter:
         while True:
             with self._condition:
                 self._condition.wait_for(lambda: self._pending is not None)
-                table, results = self._pending
+                pending = self._pending
+                assert pending is not None  # wait_for returned; narrows the type
+                table, results = pending
                 self._pending, self._busy = None, True
             start = time.perf_counter()
             try:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from autograder.pack import Pack, registry
 
@@ -47,7 +47,9 @@ class QuestionSpec:
         return self.points + self.derivation_points
 
 
-def question_specs(pack: Pack, results: Iterable[dict] = ()) -> tuple[QuestionSpec, ...]:
+def question_specs(
+    pack: Pack, results: Iterable[Mapping[str, Any]] = ()
+) -> tuple[QuestionSpec, ...]:
     """The questions of ``pack`` in gradebook order, then any question only the results name.
 
     Args:

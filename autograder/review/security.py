@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from starlette.datastructures import URL, MutableHeaders, QueryParams
-from starlette.responses import PlainTextResponse, RedirectResponse
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 AUTH_COOKIE = "review_auth"
@@ -114,7 +114,9 @@ class GuardMiddleware:
         token = query.get("token")
         if token is not None:
             if not self.guard.token_ok(token):
-                response = PlainTextResponse("wrong token: open the URL the server printed", 403)
+                response: Response = PlainTextResponse(
+                    "wrong token: open the URL the server printed", 403
+                )
                 await response(scope, receive, send_with_headers)
                 return
             rest = [(k, v) for k, v in query.multi_items() if k != "token"]

@@ -29,11 +29,13 @@ import logging
 import math
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import EllipsisType
+from typing import Any
 
 import pandas as pd
 
@@ -319,7 +321,7 @@ class Writer:
     def record_run(
         self,
         *,
-        autograded: list[dict],
+        autograded: Sequence[Mapping[str, Any]],
         submissions: Path | None,
         roster: pd.DataFrame | None,
         overrides: Iterable[Override] = (),
@@ -335,7 +337,8 @@ class Writer:
                 for r in autograded
             ],
         )
-        columns, rows = (), ()
+        columns: tuple[str, ...] = ()
+        rows: tuple[tuple[str, ...], ...] = ()
         if roster is not None:
             columns = tuple(str(c) for c in roster.columns)
             rows = tuple(
@@ -391,6 +394,7 @@ class Writer:
             "INSERT INTO items (question, text, points, comment, position) VALUES (?, ?, ?, ?, ?)",
             (question, text, points, comment, position),
         )
+        assert cursor.lastrowid is not None  # an INSERT sets it; narrows the type
         item = RubricItem(cursor.lastrowid, question, text, points, comment, position, 1)
         self._audit("item created", question=question, item=item.id, new=_item_json(item))
         return item
@@ -662,11 +666,20 @@ class Writer:
         ).fetchone()
         return (row[0], row[1], row[2]) if row else (None, "", 0)
 
-    def _bump(self, student: str, question: str, **values: object) -> None:
-        """Create or update the cell's marks row, bumping its version."""
-        points, comment, _ = self._mark(student, question)
-        points = values.get("points", points)
-        comment = values.get("comment", comment)
+    def _bump(
+        self,
+        student: str,
+        question: str,
+        *,
+        points: float | None | EllipsisType = ...,
+        comment: str | None = None,
+    ) -> None:
+        """Create or update the cell's marks row, bumping its version (unset values are kept)."""
+        kept_points, kept_comment, _ = self._mark(student, question)
+        if isinstance(points, EllipsisType):
+            points = kept_points
+        if comment is None:
+            comment = kept_comment
         self.conn.execute(
             "INSERT INTO marks (student, question, points, comment, version) "
             "VALUES (?, ?, ?, ?, 1) ON CONFLICT (student, question) DO UPDATE SET "

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
+from autograder.overrides import Override
+
 from .marks import Layered, Mark, RubricItem, layer
 from .notebooks import SubmissionView
 from .questions import QuestionSpec
@@ -100,7 +102,7 @@ def card(
     state: ReviewState,
     submission: SubmissionView | None,
     notebook_problem: str | None,
-    run_overrides: Mapping[tuple[str, str], object],
+    run_overrides: Mapping[tuple[str, str], Override],
     with_content: bool = True,
     name: str = "",
 ) -> Card:
