@@ -34,8 +34,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import cast
 
-from .intake import Submission, notebook_bytes
-from .results import Result
+from .intake import Submission
+from .results import PackedResults, Result
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,9 @@ CACHED_STATUSES = frozenset({"graded", "invalid"})
 
 def submission_hash(submission: Submission) -> str:
     """The SHA-256 of a submission's content as graded (the problem text when unusable)."""
-    if submission.notebook is not None:
-        content = b"notebook\0" + notebook_bytes(submission.notebook)
+    data = submission.notebook_json()
+    if data is not None:
+        content = b"notebook\0" + data
     else:
         content = b"problem\0" + str(submission.problem).encode("utf-8", "surrogatepass")
     return hashlib.sha256(content).hexdigest()
@@ -94,7 +95,7 @@ class ResultCache:
 
     def split(
         self, submissions: list[Submission], *, force: bool = False
-    ) -> tuple[list[Submission], list[Result]]:
+    ) -> tuple[list[Submission], PackedResults]:
         """Separate the submissions to grade from the results that can be reused.
 
         Args:
@@ -102,10 +103,11 @@ class ResultCache:
             force: reuse nothing (every submission is graded again and its entry replaced).
 
         Returns:
-            The submissions to grade, and the cached results of the others.
+            The submissions to grade, and the cached results of the others (packed: a rerun
+            of a large batch does not hold them all as dicts).
         """
         to_grade: list[Submission] = []
-        reused: list[Result] = []
+        reused = PackedResults()
         for submission in submissions:
             key = self._remember(submission)
             result = None if force else self._load(key, submission.student)

@@ -12,15 +12,15 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from . import gradebook, interrupts
+from . import interrupts
 from .build import DEFAULT_OUT, default_out
 from .build import build as run_build
 from .cache import CACHE_DIR
@@ -36,10 +36,11 @@ from .grading import (
 from .grading import grade as run_grade
 from .intake import Submission
 from .pack import registry
-from .regrade import RegradeReport
-from .report import summary_lines
-from .results import Result
 from .safetext import visible
+
+if TYPE_CHECKING:
+    from .regrade import RegradeReport
+    from .results import Result
 
 console = Console(stderr=True)
 DEMO_OUT = Path("out/demo")
@@ -529,7 +530,7 @@ def _exit_if_stopped() -> None:
 
 
 def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
-    items = list(submissions)
+    total = sum(1 for _ in submissions)  # holds no submission (nor its notebook)
     progress = Progress(
         TextColumn("grading"),
         BarColumn(),
@@ -540,7 +541,7 @@ def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
         transient=False,
     )
     bars.append(progress)
-    task = progress.add_task("", total=len(items))
+    task = progress.add_task("", total=total)
     progress.start()
     done = {"n": 0}
 
@@ -548,10 +549,10 @@ def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
         done["n"] += 1
         student = visible(str(result["student"]), keep_newlines=False)
         progress.update(task, advance=1, description=f"{student}: {result['status']}")
-        if done["n"] == len(items):
+        if done["n"] == total:
             progress.stop()
 
-    if not items:
+    if not total:
         progress.stop()
     return on_done
 
@@ -562,6 +563,8 @@ REGRADE_ROWS = 20
 
 def _report_regrade(regrade: RegradeReport) -> None:
     """The answers a regrade changed, as a table (capped at :data:`REGRADE_ROWS` rows)."""
+    from rich.table import Table
+
     changes = regrade.changes
     which = ", ".join(regrade.questions)
     if not changes:
@@ -608,6 +611,11 @@ def _report_regrade(regrade: RegradeReport) -> None:
 
 
 def _report(run: GradeRun) -> None:
+    from rich.table import Table
+
+    from . import gradebook
+    from .report import summary_lines
+
     pack = run.pack
     if pack is None:  # grade() always names the assignment it graded
         raise click.ClickException("the run names no assignment")

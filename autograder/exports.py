@@ -27,10 +27,11 @@ and logged (grade it by hand); the identifiers that are written are never altere
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ import pandas as pd
 from autograder.errors import KitError
 from autograder.gradebook import SCORE_DECIMALS
 from autograder.pack.spec import Pack
-from autograder.results import autograded_possible
+from autograder.results import PackedResults, autograded_possible
 from autograder.safecsv import needs_quote, write_csv
 
 logger = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def write_exports(
         write_csv(moodle, folder / "moodle.csv", keep=(*MOODLE_KEPT_COLUMNS, assignment)),
     ]
     if long:
-        paths.append(write_csv(long_table(results, pack=pack), folder / "long.csv"))
+        paths.append(write_long(results, folder / "long.csv", pack=pack))
     logger.info("wrote %s", ", ".join(str(p) for p in paths))
     return paths
 
@@ -206,7 +207,36 @@ def moodle_table(people: pd.DataFrame, *, assignment: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*MOODLE_ID_COLUMNS, assignment], dtype=object)
 
 
-def long_table(results: list[dict], *, pack: Pack) -> pd.DataFrame:
+LONG_CHUNK = 500
+"""Results per chunk of ``long.csv`` (about 17 rows each): the table is never built whole."""
+
+
+def write_long(results: Iterable[dict], path: Path, *, pack: Pack) -> Path:
+    """Write :func:`long_table` of ``results`` to ``path`` in chunks of :data:`LONG_CHUNK`
+    results (the same bytes as one table; memory does not grow with the batch)."""
+    ordered = (
+        results
+        if isinstance(results, PackedResults)  # sorted by student when collected
+        and _sorted(results.students)
+        else sorted(results, key=lambda r: str(r.get("student", "")))
+    )
+    chunk: list[dict] = []
+    written = False
+    for result in ordered:
+        chunk.append(result)
+        if len(chunk) == LONG_CHUNK:
+            write_csv(long_table(chunk, pack=pack), path, append=written)
+            chunk, written = [], True
+    if chunk or not written:
+        write_csv(long_table(chunk, pack=pack), path, append=written)
+    return path
+
+
+def _sorted(students: list[str]) -> bool:
+    return all(a <= b for a, b in itertools.pairwise(students))
+
+
+def long_table(results: Iterable[dict], *, pack: Pack) -> pd.DataFrame:
     """One row per student x question x hidden case x diagnosis tag (see :data:`LONG_COLUMNS`).
 
     A case with no tag has one row with an empty ``tag``; a case with k tags has k rows, each

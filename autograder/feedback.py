@@ -98,7 +98,9 @@ def write_feedback(results: list[dict], out: Path, *, pack: Pack) -> list[Path]:
     folder = Path(out) / "feedback"
     folder.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    for student, result in sorted(zip(students, results, strict=True), key=lambda p: p[0]):
+    # By student, each result read when its turn comes (a PackedResults decodes one at a time).
+    for index in sorted(range(len(students)), key=students.__getitem__):
+        student, result = students[index], results[index]
         report = _report(student, result, pack)
         md = folder / f"{file_stem(student)}.md"
         md.write_text(render_markdown(report), encoding="utf-8", newline="\n")

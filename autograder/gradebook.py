@@ -20,14 +20,15 @@ import math
 import numbers
 from collections import Counter
 from pathlib import Path
-from typing import Any, TypeGuard
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from autograder.errors import KitError
 from autograder.pack.spec import Pack
 from autograder.results import file_stem
 from autograder.safecsv import write_csv
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: not before the first result
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ def collate(results: list[dict], *, roster: pd.DataFrame | None = None, pack: Pa
             range, total inconsistent with the scores), two results share a student id, or the
             roster is invalid.
     """
+    import pandas as pd
+
     rows = [_result_row(result, index, pack) for index, result in enumerate(results)]
     duplicates = _duplicates(row["student"] for row in rows)
     if duplicates:
@@ -138,6 +141,8 @@ def read_ta_csv(path: Path, *, name: str) -> pd.DataFrame:
     Raises:
         GradebookError: If the file is missing or cannot be read as CSV; ``name`` says which.
     """
+    import pandas as pd
+
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except FileNotFoundError as e:
@@ -233,6 +238,8 @@ def summary_table(df: pd.DataFrame, *, pack: Pack) -> pd.DataFrame:
         ``full_marks_rate`` (fraction of graded rows with full points, NaN when nothing was
         graded).
     """
+    import pandas as pd
+
     graded = df[df["status"] == "graded"]
     rows = []
     available = [(q.id, q.possible) for q in pack.questions]
@@ -345,6 +352,7 @@ def _checked_roster(
         in_file: Name bad rows by their row in the file (header = row 1) instead of their index.
         reserved: Columns a roster may not bring (the gradebook's own).
     """
+    import pandas as pd
 
     def where(mask: pd.Series) -> str:
         if in_file:

@@ -20,6 +20,7 @@ are abandoned (their evaluators or subprocesses killed), every finished result s
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -31,31 +32,30 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, cast
 
 from . import gradebook, interrupts
 from .build import ensure_built, source_fingerprint
 from .cache import ResultCache
 from .checks.runner import CALL_TIMEOUT_ENV
-from .engines.docker_engine import DockerGrader, docker_problem
-from .engines.otter_engine import grade_submission as otter_grade
 from .errors import KitError
 from .executors import ExecutorError, dask_executor
-from .exports import write_exports
-from .feedback import write_feedback
 from .intake import Submission, discover
-from .judge.engine import IsolationUnavailable, JudgeConfig, check_isolation
-from .judge.engine import grade_submission as judge_grade
 from .manifest import make_manifest, remove_manifest, write_manifest
 from .overrides import apply_overrides, check_students, read_overrides
 from .pack import registry
 from .pack.infer import infer
 from .pack.spec import Pack
-from .regrade import Regrade, RegradeReport, check_questions
-from .report import write_report
-from .results import Result, empty_result
-from .review.hook import record_run
+from .results import PackedResults, Result, empty_result
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .regrade import RegradeReport
+
+# Start-up: pandas, matplotlib, Otter, Dask and sympy are not needed before the first result, so
+# the modules that bring them (the outputs, the review store, the regrade, the otter and docker
+# engines) are imported where they are used (tests/test_cli_startup.py checks it).
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ class GradeRun:
     reused: int = 0
     """Results reused from ``OUT/.cache`` instead of grading again."""
     results: list[dict] = field(default_factory=list)
-    """One result per submission, as written to ``results/``."""
+    """One result per submission, as written to ``results/`` (a
+    :class:`~autograder.results.PackedResults` from :func:`grade`)."""
     pack: Pack | None = None
     """The assignment graded."""
     regrade: RegradeReport | None = None
@@ -128,7 +129,8 @@ def grade_all(
     pack: Pack,
     executor: Executor | None = None,
     on_done: Callable[[Result], None] = lambda result: None,
-) -> list[Result]:
+    keep: list[Result] | PackedResults | None = None,
+) -> list[Result] | PackedResults:
     """Grade every submission on an executor; each yields exactly one result.
 
     A crash of ``grade_one``, a submission the executor refuses, a lost worker or a cancelled
@@ -145,6 +147,8 @@ def grade_all(
         executor: any ``concurrent.futures.Executor`` (e.g. a Dask ``ClientExecutor``); the
             caller owns it. Default: a ``ThreadPoolExecutor`` with ``jobs`` workers.
         on_done: called with each result as it arrives.
+        keep: where the results are collected (default: a new list); ``grade`` passes a
+            :class:`~autograder.results.PackedResults`, so a large batch stays small in memory.
 
     A ``grade_one`` with a ``grade_batch`` method (the docker engine) grades all submissions in
     one call on this machine, ``jobs`` at a time; it cannot use an ``executor``.
@@ -163,12 +167,18 @@ def grade_all(
         pool = ThreadPoolExecutor(max_workers=max(1, jobs))
         try:
             return grade_all(
-                submissions, grade_one, jobs=jobs, pack=pack, executor=pool, on_done=on_done
+                submissions,
+                grade_one,
+                jobs=jobs,
+                pack=pack,
+                executor=pool,
+                on_done=on_done,
+                keep=keep,
             )
         finally:  # after a stop, a thread still abandoning its submission is not waited for
             pool.shutdown(wait=not interrupts.stop_requested(), cancel_futures=True)
 
-    results = []
+    results: list[Result] | PackedResults = [] if keep is None else keep
 
     def record(result: Result) -> None:
         results.append(result)
@@ -197,7 +207,8 @@ def grade_all(
             except queue.Empty:
                 continue
             waiting -= 1
-            _collect(future, futures[future], record, pack=pack)
+            # Forget a collected future: it holds its result, and all of them a batch's worth.
+            _collect(future, futures.pop(future), record, pack=pack)
     except KeyboardInterrupt:  # no signal handler installed (a library caller): the same stop
         interrupts.request_stop(signal.SIGINT)
     if interrupts.stop_requested():
@@ -208,6 +219,8 @@ def grade_all(
             total=len(submissions),
             settled=settled,
         )
+    if isinstance(results, PackedResults):
+        return results.sort_by_student()
     return sorted(results, key=lambda r: r["student"])
 
 
@@ -317,15 +330,22 @@ def make_grader(
         raise GradingError("--unsafe-no-isolation applies to --engine judge only")
     name = registry.reference(registry.load(pack))
     if engine == "docker":
+        from .engines.docker_engine import DockerGrader, docker_problem
+
         problem = docker_problem()
         if problem is not None:
             raise GradingError(problem)
         built = ensure_built(out=build_dir, pack=name)
         return DockerGrader(built.offline_zip, timeout=timeout, pack=name)
     if engine == "otter":
+        from .engines.otter_engine import grade_submission as otter_grade
+
         built = ensure_built(out=build_dir, pack=name)
         return partial(otter_grade, autograder_zip=built.autograder_zip, timeout=timeout, pack=name)
     if engine == "judge":
+        from .judge.engine import JudgeConfig
+        from .judge.engine import grade_submission as judge_grade
+
         config = JudgeConfig(submission_timeout=timeout, isolate=not unsafe_no_isolation)
         if questions:
             return partial(judge_grade, config=config, pack=name, questions=tuple(questions))
@@ -339,6 +359,8 @@ def require_isolation() -> None:
     Raises:
         GradingError: naming the cause and the choices, where student code cannot be isolated.
     """
+    from .judge.engine import IsolationUnavailable, check_isolation
+
     try:
         check_isolation()
     except IsolationUnavailable as exc:
@@ -401,6 +423,10 @@ def grade(
         GradingInterrupted: a stop signal arrived while grading; only the cache was written.
     """
     interrupts.reset()
+    if engine == "judge":  # the evaluators' template imports numpy while the batch is read
+        from .judge.engine import warm_context
+
+        warm_context()
     roster_df = gradebook.read_roster(roster) if roster is not None else None
     found = discover(submissions, roster=roster_df)  # maps LMS names; logs unmapped, superseded
     if not found and roster_df is None:
@@ -414,6 +440,8 @@ def grade(
         gradebook.check_roster(roster_df, pack=pack)
     manual = read_overrides(overrides, pack=pack) if overrides is not None else []
     check_students(manual, (s.student for s in found), path=overrides)
+    if questions:
+        from .regrade import Regrade, check_questions
     chosen = check_questions(questions, pack=pack, force=force) if questions else ()
     grade_one = make_grader(
         engine,
@@ -429,10 +457,10 @@ def grade(
         out, assignment=source_fingerprint(pack), settings={"engine": engine, **limits}
     )
     regrade = None
-    reused: list[Result]
+    reused: PackedResults
     if chosen:  # every submission again; other questions' entries kept from the cache
         regrade = Regrade(out=out, questions=chosen, pack=pack, cache=cache, submissions=found)
-        to_grade, reused = found, []
+        to_grade, reused = found, PackedResults()
         if engine == "judge":
             only = make_grader(
                 engine,
@@ -447,6 +475,7 @@ def grade(
         to_grade, reused = cache.split(found, force=force)
     if engine == "judge" and to_grade and not unsafe_no_isolation:
         require_isolation()
+    reused_count = len(reused)
     if reused:
         log.info("reusing %d cached result(s) from %s", len(reused), cache.folder)
 
@@ -465,6 +494,7 @@ def grade(
                 pack=pack,
                 executor=executor,
                 on_done=on_done,
+                keep=PackedResults(),  # the results of a large batch stay small in memory
             )
     except ExecutorError as exc:
         raise GradingError(str(exc)) from None
@@ -477,10 +507,18 @@ def grade(
             reused=len(reused),
             settled=exc.settled,
         ) from None
+    from .regrade import Regrade
+    from .review.hook import record_run
+
     if regrade is not None:
-        results = regrade.merged(results)
+        results = regrade.merged(list(results))
     with interrupts.deferred():  # a signal now lets the outputs be completed first
-        autograded = note_late(sorted(results + reused, key=lambda r: r["student"]), found)
+        late = {s.student for s in found if s.late}
+        del found, to_grade  # the submissions (their notebooks) are not needed any more
+        autograded = PackedResults(
+            _noted_late(result, late) for result in itertools.chain(results, reused)
+        ).sort_by_student()
+        del results, reused
         changes = regrade.changed(autograded) if regrade is not None else []
         remove_manifest(out)  # a run that dies while writing leaves no manifest (course refuses)
         # Human marks from the review app (OUT/review.sqlite) are layered over the autograde with
@@ -495,9 +533,10 @@ def grade(
             overrides_path=overrides,
             regraded=Regrade.flags(changes),
         )
-        final = apply_overrides(autograded, human, pack=pack)
+        # A PackedResults: the writers only iterate over it and index it, as they do a list.
+        final = cast("list[dict]", apply_overrides(autograded, human, pack=pack))
         table = write_outputs(final, out, pack=pack, roster=roster_df)
-        report = regrade.report(changes, human=human, results=final) if regrade else None
+        report = regrade.report(changes, human=human, results=list(final)) if regrade else None
         manifest = make_manifest(pack=pack, roster=roster, engine=engine)
         write_manifest(manifest, out)  # last: a folder with a manifest is a finished run
         cache.prune()
@@ -505,7 +544,7 @@ def grade(
         table,
         out / "gradebook.csv",
         out / "results",
-        reused=len(reused),
+        reused=reused_count,
         results=final,
         pack=pack,
         regrade=report,
@@ -540,6 +579,10 @@ def write_outputs(
     Returns:
         The collated gradebook.
     """
+    from .exports import write_exports
+    from .feedback import write_feedback
+    from .report import write_report
+
     files = results if only is None else [r for r in results if r["student"] in only]
     gradebook.write_results(files, out)
     table = gradebook.collate(results, roster=roster, pack=pack)
@@ -555,6 +598,11 @@ def note_late(results: list[Result], submissions: list[Submission]) -> list[Resu
     """Add a note to the results of submissions an LMS marked late (no deduction)."""
     late = {s.student for s in submissions if s.late}
     for result in results:
-        if result["student"] in late:
-            result.setdefault("notes", []).append("submitted late (LMS late marker)")
+        _noted_late(result, late)
     return results
+
+
+def _noted_late(result: Any, late: set[str]) -> Any:
+    if result["student"] in late:
+        result.setdefault("notes", []).append("submitted late (LMS late marker)")
+    return result

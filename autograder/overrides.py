@@ -34,6 +34,7 @@ from typing import Any
 
 from .gradebook import GradebookError, read_ta_csv
 from .pack.spec import Pack
+from .results import PackedResults
 
 log = logging.getLogger(__name__)
 
@@ -143,43 +144,67 @@ def check_students(
 
 
 def apply_overrides(
-    results: Sequence[Mapping[str, Any]], overrides: Iterable[Override], *, pack: Pack
-) -> list[dict]:
+    results: Sequence[Mapping[str, Any]] | PackedResults,
+    overrides: Iterable[Override],
+    *,
+    pack: Pack,
+) -> list[dict] | PackedResults:
     """Results with the overrides applied; the given results are not modified.
 
     Each overridden question gets ``score = points`` and an ``override`` entry (``points``,
     ``comment``, ``autograded``: the score before the override); its feedback ends with a line
     saying so. The result's ``total`` is recomputed and ``overridden`` lists the questions.
+    A result without an override is returned as it is (not copied), and results read one at a
+    time (a :class:`~autograder.results.PackedResults` gives a packed one back), so a large
+    batch is never held twice.
 
     Raises:
         GradebookError: If an override names a student without a result.
     """
-    by_student = {r["student"]: dict(copy.deepcopy(r)) for r in results}
+    by_student: dict[str, list[Override]] = {}
     for override in overrides:
-        result = by_student.get(override.student)
-        if result is None:
-            raise GradebookError(
-                f"override on row {override.row}: no result for student {override.student!r}"
-            )
-        questions = result.setdefault("questions", {})
-        possible = float(pack.question(override.question).possible)
-        entry = questions.setdefault(
-            override.question, {"score": 0.0, "possible": possible, "tags": [], "feedback": ""}
-        )
-        autograded = entry.get("score", 0.0)
-        entry["score"] = override.points
-        entry["override"] = {
-            "points": override.points,
-            "comment": override.comment,
-            "autograded": autograded,
-        }
-        note = (
-            f"Manual override: {override.points:g} / {possible:g} points "
-            f"(autograded: {autograded:g})" + (f". {override.comment}" if override.comment else "")
-        )
-        entry["feedback"] = f"{entry['feedback']}\n{note}" if entry.get("feedback") else note
-        overridden = result.setdefault("overridden", [])
-        overridden.append(override.question)
-        overridden.sort(key=pack.question_ids.index)
-        result["total"] = round(math.fsum(q["score"] for q in questions.values()), 6)
-    return [by_student[r["student"]] for r in results]
+        by_student.setdefault(override.student, []).append(override)
+    if by_student:
+        students = {r["student"] for r in results}
+        for override in (o for group in by_student.values() for o in group):
+            if override.student not in students:
+                raise GradebookError(
+                    f"override on row {override.row}: no result for student {override.student!r}"
+                )
+    applied: list[dict] | PackedResults = (
+        PackedResults() if isinstance(results, PackedResults) else []
+    )
+    for result in results:
+        mine = by_student.get(result["student"])
+        if mine:
+            copied = dict(copy.deepcopy(result))
+            for override in mine:
+                _apply(copied, override, pack=pack)
+            result = copied
+        applied.append(result)  # type: ignore[arg-type]  # a Mapping: the caller's result
+    return applied
+
+
+def _apply(result: dict, override: Override, *, pack: Pack) -> None:
+    """Apply one override to a result (in place)."""
+    questions = result.setdefault("questions", {})
+    possible = float(pack.question(override.question).possible)
+    entry = questions.setdefault(
+        override.question, {"score": 0.0, "possible": possible, "tags": [], "feedback": ""}
+    )
+    autograded = entry.get("score", 0.0)
+    entry["score"] = override.points
+    entry["override"] = {
+        "points": override.points,
+        "comment": override.comment,
+        "autograded": autograded,
+    }
+    note = (
+        f"Manual override: {override.points:g} / {possible:g} points "
+        f"(autograded: {autograded:g})" + (f". {override.comment}" if override.comment else "")
+    )
+    entry["feedback"] = f"{entry['feedback']}\n{note}" if entry.get("feedback") else note
+    overridden = result.setdefault("overridden", [])
+    overridden.append(override.question)
+    overridden.sort(key=pack.question_ids.index)
+    result["total"] = round(math.fsum(q["score"] for q in questions.values()), 6)

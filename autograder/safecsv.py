@@ -29,10 +29,12 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .safetext import valid_unicode
+
+if TYPE_CHECKING:  # imported where a table is read: not before the first result
+    import pandas as pd
 
 TRIGGERS = "=+-@\t\r\n\uff1d\uff0b\uff0d\uff20"
 """Leading characters that make a spreadsheet evaluate a cell (OWASP, plus full-width forms, and
@@ -72,7 +74,9 @@ def restore(value: object) -> object:
     return value
 
 
-def write_csv(frame: pd.DataFrame, path: Path, *, keep: Collection[str] = ()) -> Path:
+def write_csv(
+    frame: pd.DataFrame, path: Path, *, keep: Collection[str] = (), append: bool = False
+) -> Path:
     """Write ``frame`` to ``path`` with every formula-like text cell and header neutralised.
 
     UTF-8, ``\\n`` line endings, no index; numbers are formatted by pandas as before.
@@ -82,6 +86,8 @@ def write_csv(frame: pd.DataFrame, path: Path, *, keep: Collection[str] = ()) ->
         path: Where to write it.
         keep: Columns written exactly as they are (their header and cells); the caller makes
             sure they hold nothing a spreadsheet would evaluate.
+        append: Add the rows to the end of ``path``, without a header (a table written in
+            chunks).
 
     Returns:
         ``path``.
@@ -92,7 +98,14 @@ def write_csv(frame: pd.DataFrame, path: Path, *, keep: Collection[str] = ()) ->
             continue
         table[column] = table[column].map(neutralise)
     table.columns = [column if column in keep else neutralise(column) for column in table.columns]
-    table.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    table.to_csv(
+        path,
+        index=False,
+        lineterminator="\n",
+        encoding="utf-8",
+        mode="a" if append else "w",
+        header=not append,
+    )
     return Path(path)
 
 
@@ -101,6 +114,8 @@ def read_csv(path: Path, **kwargs) -> pd.DataFrame:
 
     Cells and headers read as text get their original value back; numbers are untouched.
     """
+    import pandas as pd
+
     table = pd.read_csv(path, **kwargs)
     for column in table.columns:
         if _holds_text(table[column]):
@@ -110,4 +125,6 @@ def read_csv(path: Path, **kwargs) -> pd.DataFrame:
 
 
 def _holds_text(series: pd.Series) -> bool:
+    import pandas as pd
+
     return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))

@@ -2,7 +2,8 @@
 
 Usage:
     python benchmarks/scale.py [--n 100 1000 10000] [--jobs 2] [--otter 5] [--startup-repeats 5]
-                               [--kit LABEL=PATH ...] [--dask] [--plot docs/images/scale.png]
+                               [--kit LABEL=PATH ...] [--max-n LABEL=N ...] [--dask [--dask-n N]]
+                               [--plot docs/images/scale.png] [--table docs/images/scale.md]
 
 Generates N submissions from the kit's samples (``autograder/samples.py``): a mix of 34 notebooks
 (the correct answers, the 10 equivalent forms, every typical mistake except the infinite loop, and
@@ -14,12 +15,13 @@ the blank template), copied under distinct student ids. Then, side by side in on
 - for each N: ``python -m autograder grade SUBS --out OUT --jobs J`` (a fresh OUT, so nothing
   comes from the result cache), sampling the resident memory (RSS) of the whole process tree
   (the CLI, the forkserver, the evaluators) every 0.1 s with psutil;
-- with ``--dask``, the largest N again on a Dask LocalCluster with 2 worker processes
-  (``grade --scheduler``), its workers' memory included.
+- with ``--dask``, the largest N (or ``--dask-n``) again on a Dask LocalCluster with 2 worker
+  processes (``grade --scheduler``), its workers' memory included.
 
 Each ``--kit LABEL=PATH`` is another checkout of the kit to grade with (e.g. an export of an
 older commit: ``git archive COMMIT | tar -x -C /tmp/before``), so before and after are measured in
-the same run on the same batch; the default is this checkout, labelled ``this``. Prints a table
+the same run on the same batch; the default is this checkout, labelled ``this``. ``--max-n
+LABEL=N`` grades with a slow kit only up to N. Prints a table
 (wall time, ms per submission, marginal ms per submission beyond start-up, peak memory, ratio to
 ``otter run``), checks that every kit wrote the same gradebook for the same N, and writes the
 table (Markdown, next to the plot) and a plot of time and memory against N.
@@ -320,7 +322,17 @@ def main() -> None:
         help="a checkout of the kit to grade with (repeatable; default: this=this checkout)",
     )
     parser.add_argument(
+        "--max-n",
+        action="append",
+        default=[],
+        metavar="LABEL=N",
+        help="grade with kit LABEL only up to N submissions (a slow baseline; repeatable)",
+    )
+    parser.add_argument(
         "--dask", action="store_true", help="also the largest N on Dask (2 workers)"
+    )
+    parser.add_argument(
+        "--dask-n", type=int, default=None, help="the N graded on Dask [default: the largest]"
     )
     parser.add_argument("--plot", type=Path, default=None, help="write the plot here (PNG/SVG)")
     parser.add_argument("--table", type=Path, default=None, help="write the Markdown table here")
@@ -332,6 +344,8 @@ def main() -> None:
         label, _, path = spec.partition("=")
         kits[label] = Path(path).resolve()
 
+    limits = {label: int(n) for label, _, n in (m.partition("=") for m in args.max_n)}
+    dask_n = args.dask_n or max(args.n)
     scratch = Path(tempfile.mkdtemp(prefix="mp-scale-", dir=args.work))
     try:
         built = ensure_built(out=REPO / "dist", pack=args.assignment)
@@ -361,6 +375,8 @@ def main() -> None:
         for n in args.n:
             subs = write_batch(scratch / f"subs-{n}", notebooks, n)
             for label, kit in kits.items():
+                if n > limits.get(label, n):
+                    continue
                 out = scratch / f"out-{n}-{label}"
                 seconds, cpu, peak, main_peak = grade(
                     kit, subs, out, jobs=args.jobs, build_dir=REPO / "dist"
@@ -373,7 +389,7 @@ def main() -> None:
                     flush=True,
                 )
                 shutil.rmtree(out / "feedback", ignore_errors=True)  # scratch space at 10,000
-            if args.dask and n == max(args.n):
+            if args.dask and n == dask_n:
                 label, kit = list(kits.items())[-1]
                 with DaskCluster(kit) as cluster:
                     out = scratch / f"out-{n}-dask"
@@ -401,6 +417,8 @@ def main() -> None:
         print(table)
         for n in args.n:
             books = {r.kit: r.gradebook for r in runs if r.n == n}
+            if len(books) < 2:
+                continue
             same = len(set(books.values())) == 1
             print(f"N={n:,}: gradebooks identical across {', '.join(books)}: {same}")
         if args.table:

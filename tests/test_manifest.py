@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import autograder.grading
+import autograder.report
 from autograder.grading import grade
 from autograder.manifest import (
     MANIFEST_NAME,
@@ -95,7 +96,7 @@ def test_a_run_that_dies_while_writing_leaves_no_manifest(
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(autograder.grading, "write_report", crash)
+    monkeypatch.setattr(autograder.report, "write_report", crash)  # imported by write_outputs
     with pytest.raises(OSError, match="disk full"):
         grade(submissions=subs, out=out, build_dir=built.out, jobs=1)
     assert (out / "gradebook.csv").exists()

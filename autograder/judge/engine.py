@@ -132,7 +132,9 @@ def warm_context() -> multiprocessing.context.ForkServerContext:
     with _CONTEXT_LOCK:
         if _CONTEXT is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["numpy", "autograder.judge.evaluator"])
+            context.set_forkserver_preload(
+                ["numpy", "autograder.judge.evaluator", "autograder.judge.magics"]
+            )
             grader_environment = dict(os.environ)
             os.environ.clear()  # the template never sees the TA's environment (tokens, paths)
             os.environ.update(_template_environment(grader_environment))

@@ -26,13 +26,6 @@ from . import cgroups, protocol, sandbox
 OUTPUT_LIMIT = 1_000_000
 """Characters of student output kept in memory (the rest is discarded)."""
 
-try:  # IPython's own transformer turns `%magic` and `!cmd` lines into Python calls.
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    _TRANSFORMER: TransformerManager | None = TransformerManager()
-except ImportError:  # pragma: no cover - IPython comes with otter-grader
-    _TRANSFORMER = None
-
 
 class _Sink(io.TextIOBase):
     """stdout/stderr replacement that keeps a bounded amount of text."""
@@ -109,10 +102,12 @@ def _fresh_namespace() -> dict:
 
 def transform(source: str) -> str:
     """IPython syntax (``%magic``, ``!cmd``, ``?``) to plain Python calls on the stub shell."""
-    if _TRANSFORMER is None:
+    from .magics import TRANSFORMER  # preloaded by the template, or by main() before the sandbox
+
+    if TRANSFORMER is None:
         return source
     try:
-        return _TRANSFORMER.transform_cell(source)
+        return TRANSFORMER.transform_cell(source)
     except Exception:  # noqa: BLE001 - leave it to compile() to report
         return source
 
@@ -392,6 +387,8 @@ def main(
     except Exception as exc:  # noqa: BLE001 - a broken pack file is the grader's fault
         _refuse(conn, "givens", exc)
     forget_the_judge(student)
+    from . import magics  # noqa: F401 - IPython's transformer, imported before the sandbox
+
     try:
         os.setsid()
     except OSError:

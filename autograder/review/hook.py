@@ -7,9 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from autograder.overrides import Override
 from autograder.pack import Pack
@@ -17,6 +15,9 @@ from autograder.pack import Pack
 from .marks import overrides_for
 from .questions import question_specs
 from .store import ReviewStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
