@@ -222,11 +222,15 @@ def otter_run(paths: list[Path], built: Build, scratch: Path) -> float:
     for path in paths:
         work = scratch / path.stem
         work.mkdir(parents=True, exist_ok=True)
-        notebook = work / "math_primer.ipynb"
+        notebook = work / built.student_notebook.name
         shutil.copy(path, notebook)
         command = [sys.executable, "-m", "otter", "run", "-a", str(built.autograder_zip)]
         command += ["-o", str(work), str(notebook)]
-        subprocess.run(command, check=True, capture_output=True, env={**env, SEED_ENV: path.stem})
+        # cwd: `python -m` puts the working folder first on sys.path; run from the repository, the
+        # kit's own `autograder` would shadow the zip's shipped copy (and its one pack)
+        subprocess.run(
+            command, check=True, capture_output=True, cwd=work, env={**env, SEED_ENV: path.stem}
+        )
     return (time.perf_counter() - start) / len(paths)
 
 
