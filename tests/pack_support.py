@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
+
 from autograder.pack import Pack, Question, load
 from autograder.results import CaseOutcome, graded_result
-from autograder.samples import Samples, load_samples
+from autograder.samples import Samples, fill, load_samples
 
 FIXTURE_PACKS = Path(__file__).parent / "fixtures" / "assignments"
 """Packs that exist only for the tests (their solutions are in ``tests/fixtures/solutions``)."""
@@ -130,3 +132,48 @@ def scored(pack: Pack, student: str, status: str = "graded", **scores: float) ->
 def full_marks(pack: Pack, student: str) -> dict:
     """Every question at its possible points (autograded and manual)."""
     return scored(pack, student, **{q.id: q.possible for q in pack.questions})
+
+
+# --- attack notebooks (red team, sandbox, normal-user isolation) ----------------------------------
+
+
+def wrong_answers(pack: Pack) -> dict[str, str]:
+    """One wrong answer per question, right in shape, wrong by value (:func:`negated`): what an
+    attack notebook answers besides its attack, so a tampered comparison would show as a gain."""
+    return {q: negated(pack, q) for q in pack.question_ids}
+
+
+def report_epilogue(pack: Pack) -> str:
+    """An attack's last cell: the pack's last question raises with the attack's ``REPORT`` (a list
+    the attack's prelude defines), so the report reaches the feedback of that question."""
+    return answer(pack, last(pack).id, 'raise RuntimeError("attack report: " + " | ".join(REPORT))')
+
+
+def with_cells(
+    template: nbformat.NotebookNode, answers: dict[str, str], *cells: str, pack: Pack
+) -> nbformat.NotebookNode:
+    """The pack's template with these answers filled in and code cells appended."""
+    nb = fill(template, answers, pack=pack)
+    nb.cells.extend(nbformat.v4.new_code_cell(c) for c in cells)
+    return nb
+
+
+def question_scores(result: dict, pack: Pack) -> dict[str, float]:
+    """Question id -> score of one result."""
+    return {q: result["questions"][q]["score"] for q in pack.question_ids}
+
+
+def correct_source(pack: Pack) -> str:
+    """All the pack's correct sample answers in one cell (a read attack runs it only if its read
+    succeeded)."""
+    correct = samples_of(pack).correct
+    return "\n\n".join(correct[q] for q in pack.question_ids)
+
+
+def leak_epilogue(pack: Pack) -> str:
+    """A read attack's last cell: the correct answers (``CORRECT_SOURCE``) if ``LEAKED``, else
+    :func:`report_epilogue`."""
+    report = report_epilogue(pack)
+    return "if LEAKED:\n    exec(CORRECT_SOURCE, globals())\nelse:\n" + "".join(
+        f"    {line}\n" if line else "\n" for line in report.splitlines()
+    )

@@ -46,20 +46,22 @@ from test_sandbox import FAIR_RATIO, FORKER, NEIGHBOUR, SPINNER, cpu_ratio
 from autograder.judge.engine import UNSAFE_NOTE
 from autograder.judge.sandbox import Limits
 from helpers import CORRECT, MP, fill, write_notebooks
-from pack_support import answer, last, negated
+from pack_support import (
+    correct_source,
+    leak_epilogue,
+    question_scores,
+    report_epilogue,
+    with_cells,
+    wrong_answers,
+)
 
 # The red team's attack cells (tests/test_redteam.py) run here on Exercise 2, the pack a TA's
 # repository copy grades by default; the answers around them are built for it the same way.
 QUESTION_NAMES, TOTAL_POINTS = MP.question_ids, MP.total_points
-WRONG: dict[str, str] = {q: negated(MP, q) for q in QUESTION_NAMES}
-"""Right shape, wrong value on every part: what every attack notebook answers besides."""
-CORRECT_SOURCE = "\n\n".join(CORRECT[q] for q in QUESTION_NAMES)
-REPORT_EPILOGUE = answer(
-    MP, last(MP).id, 'raise RuntimeError("attack report: " + " | ".join(REPORT))'
-)
-LEAK_EPILOGUE = "if LEAKED:\n    exec(CORRECT_SOURCE, globals())\nelse:\n" + "".join(
-    f"    {line}\n" if line else "\n" for line in REPORT_EPILOGUE.splitlines()
-)
+WRONG = wrong_answers(MP)
+CORRECT_SOURCE = correct_source(MP)
+REPORT_EPILOGUE = report_epilogue(MP)
+LEAK_EPILOGUE = leak_epilogue(MP)
 FAKE_ROW = {
     "notebook": f"{MP.name}.ipynb",
     "marker": f"def {MP.questions[0].functions[0].name}",
@@ -75,13 +77,11 @@ full-marks gradebook row and result the fake-results attack writes."""
 
 
 def _with_cells(template, answers: dict[str, str], *cells: str) -> nbformat.NotebookNode:
-    nb = fill(template, answers)
-    nb.cells.extend(nbformat.v4.new_code_cell(c) for c in cells)
-    return nb
+    return with_cells(template, answers, *cells, pack=MP)
 
 
 def scores(result: dict) -> dict[str, float]:
-    return {q: result["questions"][q]["score"] for q in QUESTION_NAMES}
+    return question_scores(result, MP)
 
 
 pytestmark = pytest.mark.skipif(

@@ -42,7 +42,15 @@ import autograder
 from autograder import samples
 from autograder.grading import grade
 from helpers import TINY, TINY_SAMPLES, write_notebooks
-from pack_support import answer, first, last, negated
+from pack_support import (
+    answer,
+    correct_source,
+    first,
+    last,
+    leak_epilogue,
+    report_epilogue,
+    wrong_answers,
+)
 
 PACK = TINY
 CORRECT = TINY_SAMPLES.correct
@@ -64,7 +72,7 @@ DAEMON_SLEEP = 3.0
 """Seconds the double-forked daemon sleeps before it starts tampering."""
 
 
-WRONG: dict[str, str] = {q: negated(PACK, q) for q in QUESTION_NAMES}
+WRONG: dict[str, str] = wrong_answers(PACK)
 """One wrong answer per question, of the right shape but wrong by value on every part: what every
 attack notebook answers without its attack."""
 
@@ -77,7 +85,7 @@ def _report_in(question: str) -> str:
     return answer(PACK, question, 'raise RuntimeError("attack report: " + " | ".join(REPORT))')
 
 
-CORRECT_SOURCE = "\n\n".join(CORRECT[q] for q in QUESTION_NAMES)
+CORRECT_SOURCE = correct_source(PACK)
 """All correct answers in one cell: executed by a read attack only if its read succeeded."""
 
 # --- attack code, run as notebook cells ----------------------------------------------------------
@@ -97,12 +105,10 @@ def _try(label, action):
 """
 """Defines ``_try(label, action)``: run one attempt, note what happened, never raise."""
 
-REPORT_EPILOGUE = _report_in(LAST)
+REPORT_EPILOGUE = report_epilogue(PACK)
 """The report in the last question (for attacks whose answer to it does not matter)."""
 
-LEAK_EPILOGUE = "if LEAKED:\n    exec(CORRECT_SOURCE, globals())\nelse:\n" + "".join(
-    f"    {line}\n" if line else "\n" for line in REPORT_EPILOGUE.splitlines()
-)
+LEAK_EPILOGUE = leak_epilogue(PACK)
 """A read attack's last cell: correct answers if the read succeeded, else the report."""
 
 REPORT_IN_FIRST = _report_in(FIRST)

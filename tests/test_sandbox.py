@@ -20,14 +20,33 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_redteam import PRELUDE, REPORT_EPILOGUE, WRONG, _with_cells, scores
+from test_redteam import PRELUDE
 
 from autograder.grading import grade
 from autograder.judge import cgroups, sandbox
 from autograder.judge.engine import JudgeConfig, judge_cases
 from helpers import CORRECT, MP, fill, write_notebooks
+from pack_support import (
+    correct_source,
+    leak_epilogue,
+    question_scores,
+    report_epilogue,
+    with_cells,
+    wrong_answers,
+)
 
 TOTAL_POINTS = MP.total_points
+# The attack cells are the red team's (tests/test_redteam.py); here they run on Exercise 2.
+WRONG = wrong_answers(MP)
+REPORT_EPILOGUE = report_epilogue(MP)
+
+
+def _with_cells(template, answers: dict[str, str], *cells: str):
+    return with_cells(template, answers, *cells, pack=MP)
+
+
+def scores(result: dict) -> dict[str, float]:
+    return question_scores(result, MP)
 
 
 pytestmark = pytest.mark.skipif(
@@ -326,9 +345,7 @@ def test_keyrings_are_no_channel(template, tmp_path):
     }
     description, ta_key = f"mp-{uuid.uuid4().hex}", f"mp-ta-{uuid.uuid4().hex}"
     prelude = PRELUDE + KEYS.format(**numbers)
-    from test_redteam import CORRECT_SOURCE, LEAK_EPILOGUE
-
-    prelude += f"\nCORRECT_SOURCE = {CORRECT_SOURCE!r}\n"
+    prelude += f"\nCORRECT_SOURCE = {correct_source(MP)!r}\n"
     runs = {
         "writer": _with_cells(
             template, WRONG, prelude, KEY_WRITER.format(description=description), REPORT_EPILOGUE
@@ -338,7 +355,7 @@ def test_keyrings_are_no_channel(template, tmp_path):
             WRONG,
             prelude,
             KEY_READER.format(description=description, ta_key=ta_key),
-            LEAK_EPILOGUE,
+            leak_epilogue(MP),
         ),
     }
     results = {}
