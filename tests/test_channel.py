@@ -110,6 +110,19 @@ def test_peer_closing_mid_frame_is_closed(pair):
         channel.receive(timeout=5, max_bytes=1_000)
 
 
+def test_a_closed_channel_reports_closed_not_a_bad_file_descriptor(pair):
+    """After the judge closed its end (the evaluator was killed), do a send and a receive raise
+    ChannelClosed, which the engine turns into a dead evaluator, rather than OSError(EBADF), which
+    made the whole submission an `error` row after a segfault in a call sent ahead?"""
+    channel, _ = pair
+    channel.close()
+    assert channel.readable(0.1)  # the receive reports it
+    with pytest.raises(ChannelClosed):
+        channel.send(b"hello", timeout=1)
+    with pytest.raises(ChannelClosed):
+        channel.receive(timeout=1, max_bytes=100)
+
+
 def test_a_stop_cancels_a_wait_within_the_poll_interval(pair):
     """When the batch is stopping, does a receive waiting for a silent peer raise Cancelled
     within a few poll intervals?"""

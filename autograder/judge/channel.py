@@ -46,8 +46,14 @@ class Channel:
         connection.close()
 
     def _slice(self, deadline: float) -> float:
-        """Check for a stop; set the socket's timeout to the next slice (0: just try once)."""
+        """Check for a stop; set the socket's timeout to the next slice (0: just try once).
+
+        Raises:
+            ChannelClosed: the judge's end was closed (the evaluator was killed).
+        """
         interrupts.check()
+        if self._socket.fileno() == -1:
+            raise ChannelClosed("the judge's end is closed (the evaluator was killed)")
         left = deadline - time.monotonic()
         self._socket.settimeout(min(max(left, 0.0), interrupts.POLL_SECONDS))
         return left
@@ -56,7 +62,10 @@ class Channel:
         """Whether a frame (or an end of file) starts arriving within ``timeout`` seconds."""
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
-            left = self._slice(deadline)
+            try:
+                left = self._slice(deadline)
+            except ChannelClosed:
+                return True  # the receive reports it
             try:
                 self._socket.recv(1, socket.MSG_PEEK)
             except (TimeoutError, BlockingIOError):
