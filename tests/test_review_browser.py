@@ -81,6 +81,8 @@ def test_a_ta_grades_the_transposed_group_and_overrides_one_student(review_demo,
         page.get_by_label("new item points").fill("-0.5")
         page.get_by_role("button", name="add item").click()
         page.locator("p.done").wait_for()
+        # the shortcuts are bound by a deferred script: press keys once the page has loaded
+        page.wait_for_load_state("load")
         page.keyboard.press("j")
         first = page.locator("[data-card].current a.student").inner_text()
         page.keyboard.press("1")
