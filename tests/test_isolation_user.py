@@ -38,29 +38,29 @@ import threading
 import uuid
 from pathlib import Path
 
-import nbformat
 import pytest
 from test_redteam import COPY_OTHERS, FAKE_RESULTS, PRELUDE
-from test_sandbox import FAIR_RATIO, FORKER, NEIGHBOUR, SPINNER, cpu_ratio
+from test_sandbox import (
+    FAIR_RATIO,
+    FORKER,
+    NEIGHBOUR,
+    REPORT_EPILOGUE,
+    SPINNER,
+    WRONG,
+    _with_cells,
+    cpu_ratio,
+    scores,
+)
 
 from autograder.judge.engine import UNSAFE_NOTE
 from autograder.judge.sandbox import Limits
 from helpers import CORRECT, MP, fill, write_notebooks
-from pack_support import (
-    correct_source,
-    leak_epilogue,
-    question_scores,
-    report_epilogue,
-    with_cells,
-    wrong_answers,
-)
+from pack_support import correct_source, leak_epilogue
 
 # The red team's attack cells (tests/test_redteam.py) run here on Exercise 2, the pack a TA's
-# repository copy grades by default; the answers around them are built for it the same way.
+# repository copy grades by default, with test_sandbox.py's Exercise 2 answers and report cell.
 QUESTION_NAMES, TOTAL_POINTS = MP.question_ids, MP.total_points
-WRONG = wrong_answers(MP)
 CORRECT_SOURCE = correct_source(MP)
-REPORT_EPILOGUE = report_epilogue(MP)
 LEAK_EPILOGUE = leak_epilogue(MP)
 FAKE_ROW = {
     "notebook": f"{MP.name}.ipynb",
@@ -74,14 +74,6 @@ FAKE_ROW = {
 }
 """The pack's side of the attacks' fields: the notebook's name, the line that marks one, and the
 full-marks gradebook row and result the fake-results attack writes."""
-
-
-def _with_cells(template, answers: dict[str, str], *cells: str) -> nbformat.NotebookNode:
-    return with_cells(template, answers, *cells, pack=MP)
-
-
-def scores(result: dict) -> dict[str, float]:
-    return question_scores(result, MP)
 
 
 pytestmark = pytest.mark.skipif(
