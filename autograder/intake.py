@@ -703,14 +703,16 @@ def _parse_notebook(
     if not isinstance(raw, dict) or "nbformat" not in raw:
         what = "an object without an 'nbformat' key" if isinstance(raw, dict) else "not an object"
         return None, f"not a Jupyter notebook (the JSON is {what})"
+    # ``reads`` validates the converted notebook once (and logs what is wrong): its verdict is
+    # kept rather than validating a second time (half of intake's cost).
+    verdict: dict[str, Exception] = {}
     try:
-        notebook = nbformat.reads(text, as_version=4)
+        notebook = nbformat.reads(text, as_version=4, capture_validation_error=verdict)
     except Exception as e:  # noqa: BLE001 (nbformat raises many types on malformed input)
         return None, f"not a Jupyter notebook (nbformat: {_first_line(e)})"
-    try:
-        nbformat.validate(notebook)
-    except Exception as e:  # noqa: BLE001 (ValidationError, or whatever the validator hits)
-        return None, f"not a Jupyter notebook (nbformat validation: {_first_line(e)})"
+    if "ValidationError" in verdict:
+        error = verdict["ValidationError"]
+        return None, f"not a Jupyter notebook (nbformat validation: {_first_line(error)})"
     return notebook, None
 
 

@@ -207,12 +207,14 @@ def call_and_check(
         KitError: the grader could not make the call (never the student's fault).
     """
     label = f"`{target.name}` on {instance.what}"
+    # A function that runs elsewhere gets the arguments themselves: it only sends their bytes.
+    args = instance.args if isinstance(fn, CallsAhead) else tuple(map(_copy, instance.args))
     try:
         if limit is None:
-            answer = fn(*(_copy(a) for a in instance.args))
+            answer = fn(*args)
         else:
             with _time_limit(limit):
-                answer = fn(*(_copy(a) for a in instance.args))
+                answer = fn(*args)
     except CallTimeout as exc:
         seconds = exc.args[0] if exc.args else limit
         return Outcome(False, ("timeout",), f"{label} ran longer than {seconds:g} s")
@@ -248,7 +250,11 @@ def draw(pack: Pack, question: str, case: str, target: Target, *, key: str) -> l
 class CallsAhead:
     """A student function that can be told the calls coming next (the judge's remote functions:
     it sends them to the evaluator ahead of time). The runner announces a case's calls in order;
-    it may stop early (at the first failure), never make others in their place."""
+    it may stop early (at the first failure), never make others in their place.
+
+    Such a function runs in another process and only sends its arguments there: it never changes
+    them, so the runner passes an instance's arguments themselves (the same objects it announced),
+    not copies."""
 
     def call_ahead(self, calls: list[tuple]) -> None:
         """The argument tuples of the next calls, in order."""
@@ -332,7 +338,8 @@ def run_case(
             ``None`` when the functions enforce their own limit.
         memo: a dict kept across the cases of one submission (the same ``key``), so that no
             instance is derived twice; its instances are never handed to the functions (they
-            get copies of the arguments).
+            get copies of the arguments, but for a :class:`CallsAhead`, which cannot change
+            them).
 
     Returns:
         The case result; it never raises for anything the student's code does.

@@ -7,6 +7,10 @@ so the judge never blocks on it: every send and every receive has a deadline (a 
 or a full pipe costs the submission its time limit, never the batch), and every wait is sliced
 into :data:`~autograder.interrupts.POLL_SECONDS` so that a stopping batch
 (:mod:`autograder.interrupts`) is noticed at once.
+
+Receiving is buffered: one ``recv`` takes up to :data:`CHUNK` bytes, so the replies to calls sent
+ahead that are already in the pipe cost one system call between them, not three each (peek,
+length, body). A frame larger than the chunk is read into its own buffer, never beyond its end.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import time
 from multiprocessing.connection import Connection
 
 from .. import interrupts
+
+CHUNK = 64 * 1024
+"""Bytes asked of the socket per ``recv`` while frames are small."""
 
 
 class ChannelClosed(Exception):
@@ -44,6 +51,10 @@ class Channel:
         """Take over ``connection`` (a duplex ``multiprocessing.Pipe`` end; it is closed)."""
         self._socket = socket.socket(fileno=os.dup(connection.fileno()))
         connection.close()
+        self._buffer = bytearray()
+        """Bytes received and not yet handed out (the start of the next frame(s))."""
+        self._eof = False
+        """Whether the peer's end of file was read (after the bytes in the buffer)."""
 
     def _slice(self, deadline: float) -> float:
         """Check for a stop; set the socket's timeout to the next slice (0: just try once).
@@ -60,6 +71,8 @@ class Channel:
 
     def readable(self, timeout: float) -> bool:
         """Whether a frame (or an end of file) starts arriving within ``timeout`` seconds."""
+        if self._buffer or self._eof:
+            return True  # the start of a frame, or the end of file, is already here
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
             try:
@@ -67,7 +80,7 @@ class Channel:
             except ChannelClosed:
                 return True  # the receive reports it
             try:
-                self._socket.recv(1, socket.MSG_PEEK)
+                self._fill()
             except (TimeoutError, BlockingIOError):
                 if left <= 0:
                     return False
@@ -75,6 +88,15 @@ class Channel:
             except OSError:
                 pass  # an error counts as readable: the receive reports it
             return True
+
+    def _fill(self) -> int:
+        """One ``recv`` of up to :data:`CHUNK` bytes into the buffer (0 and ``_eof``: end of
+        file). Raises what the socket raises."""
+        data = self._socket.recv(CHUNK)
+        if not data:
+            self._eof = True
+        self._buffer += data
+        return len(data)
 
     def send(self, data: bytes, *, timeout: float) -> None:
         """Send one frame completely within ``timeout`` seconds.
@@ -115,19 +137,52 @@ class Channel:
             ChannelClosed: the evaluator's end closed (before or within the frame).
             FrameTooLarge: the announced length is negative or above ``max_bytes``.
         """
+        interrupts.check()  # as when the socket is asked: a stopping batch takes no more frames
         deadline = time.monotonic() + max(timeout, 0.0)
-        received = [0]
-        (size,) = struct.unpack("!i", self._exactly(4, deadline, received))
+        self._buffered(4, deadline)
+        (size,) = struct.unpack_from("!i", self._buffer)
+        start = 4
         if size == -1:
-            (size,) = struct.unpack("!Q", self._exactly(8, deadline, received))
+            self._buffered(12, deadline)
+            (size,) = struct.unpack_from("!Q", self._buffer, 4)
+            start = 12
         if size < 0 or size > max_bytes:
             raise FrameTooLarge(f"a frame of {size} bytes (at most {max_bytes})")
-        return self._exactly(size, deadline, received)
+        end = start + size
+        if end <= len(self._buffer) or end <= CHUNK:
+            self._buffered(end, deadline)
+            frame = bytes(self._buffer[start:end])
+            del self._buffer[:end]
+            return frame
+        # A large frame: into a buffer of its own, the socket read up to its end and no further.
+        body = bytearray(size)
+        have = len(self._buffer) - start
+        body[:have] = self._buffer[start:]
+        self._buffer.clear()
+        self._rest(memoryview(body)[have:], deadline)
+        return bytes(body)
 
-    def _exactly(self, size: int, deadline: float, received: list[int]) -> bytes:
-        """``size`` bytes by ``deadline``; ``received`` counts the frame's bytes so far."""
-        buffer = bytearray(size)
-        view = memoryview(buffer)
+    def _buffered(self, size: int, deadline: float) -> None:
+        """Receive until the buffer holds ``size`` bytes (at most a chunk), by ``deadline``."""
+        while len(self._buffer) < size:
+            if self._eof:
+                raise ChannelClosed("end of file" + (" inside a message" if self._buffer else ""))
+            left = self._slice(deadline)
+            try:
+                self._fill()
+            except (TimeoutError, BlockingIOError):
+                if left <= 0:
+                    raise FrameTimeout(
+                        "an incomplete message: the rest did not come in time"
+                        if self._buffer
+                        else "no answer in time",
+                        started=bool(self._buffer),
+                    ) from None
+            except OSError as exc:
+                raise ChannelClosed(f"the evaluator's end is closed ({exc})") from None
+
+    def _rest(self, view: memoryview, deadline: float) -> None:
+        """Fill ``view`` from the socket by ``deadline`` (the rest of a frame that has started)."""
         while view:
             left = self._slice(deadline)
             try:
@@ -135,19 +190,15 @@ class Channel:
             except (TimeoutError, BlockingIOError):
                 if left <= 0:
                     raise FrameTimeout(
-                        "an incomplete message: the rest did not come in time"
-                        if received[0]
-                        else "no answer in time",
-                        started=received[0] > 0,
+                        "an incomplete message: the rest did not come in time",
+                        started=True,
                     ) from None
                 continue
             except OSError as exc:
                 raise ChannelClosed(f"the evaluator's end is closed ({exc})") from None
             if n == 0:
-                raise ChannelClosed("end of file" + (" inside a message" if received[0] else ""))
+                raise ChannelClosed("end of file inside a message")
             view = view[n:]
-            received[0] += n
-        return bytes(buffer)
 
     def close(self) -> None:
         """Close the judge's end."""

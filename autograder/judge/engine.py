@@ -362,14 +362,23 @@ class Session:
     """The grading of one submission: its evaluator, its cells and its notes."""
 
     def __init__(
-        self, notebook: nbformat.NotebookNode, config: JudgeConfig, student: str, pack: Pack
+        self,
+        notebook: nbformat.NotebookNode,
+        config: JudgeConfig,
+        student: str,
+        pack: Pack,
+        *,
+        notebook_json: bytes | None = None,
     ) -> None:
+        """``notebook_json``: the notebook's :func:`~autograder.intake.notebook_bytes` when the
+        caller has them (a :class:`~autograder.intake.Submission` keeps them)."""
         self.config = config
         self.student = student
         self.pack = pack
         self.given_names = {id(value): name for name, value in pack.givens.items()}
         self.cells = [c.source for c in notebook.cells if c.cell_type == "code"]
-        self.notebook_json = notebook_bytes(notebook)  # compact: nbformat's indent balloons
+        # compact: nbformat's indent balloons
+        self.notebook_json = notebook_json or notebook_bytes(notebook)
         self.deadline = time.monotonic() + config.submission_timeout
         self.finished: list[int] = []
         self.notes: list[str] = []
@@ -694,6 +703,8 @@ class Ahead:
         if name != self.name or len(args) != len(self.args):
             return False
         for mine, theirs in zip(self.args, args):
+            if mine is theirs:  # the runner passes a remote function the arguments it announced
+                continue
             if callable(mine) or callable(theirs):
                 if mine is not theirs:
                     return False
@@ -732,17 +743,19 @@ def judge_cases(
     *,
     pack: Pack,
     questions: Collection[str] | None = None,
+    notebook_json: bytes | None = None,
 ) -> tuple[dict[str, list[CaseOutcome]], list[str]]:
     """Every hidden case of every question (or of ``questions`` only: a regrade of one question
     still runs every cell, but calls only that question's functions), judged; plus notes
-    (interrupted cells, isolation).
+    (interrupted cells, isolation). ``notebook_json``: the notebook's
+    :func:`~autograder.intake.notebook_bytes`, when the caller has them.
 
     Raises:
         KitError: the grader could not do its part (:class:`JudgeFault`: e.g. no evaluator
             could be started).
         interrupts.Cancelled: the batch is stopping (the evaluator is killed first).
     """
-    session = Session(notebook, config, student, pack)
+    session = Session(notebook, config, student, pack, notebook_json=notebook_json)
     try:
         session.start()
         session.run_cells()
@@ -785,22 +798,24 @@ def grade_submission(
     the chosen questions' entries, see :mod:`autograder.regrade`).
     """
     pack = registry.load(pack)
-    if submission.notebook is None:
+    notebook = submission.notebook  # a fresh copy each time it is asked for: asked once
+    if notebook is None:
         return empty_result(
             submission.student, "invalid", f"submission unusable: {submission.problem}", pack=pack
         )
     try:
         outcomes, notes = judge_cases(
-            submission.notebook,
+            notebook,
             submission.student,
             config or JudgeConfig(),
             pack=pack,
             questions=questions,
+            notebook_json=submission.notebook_json(),
         )
     except (EvaluatorGone, KitError) as exc:  # EvaluatorGone: never expected here
         log.warning("%s: %s", submission.student, exc)
         return empty_result(
             submission.student, "error", f"the judge could not grade: {exc}", pack=pack
         )
-    advice = advice_notes(submission.notebook, pack=pack)
+    advice = advice_notes(notebook, pack=pack)
     return graded_result(submission.student, outcomes, pack=pack, advice=advice, notes=notes)

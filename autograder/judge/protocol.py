@@ -60,25 +60,42 @@ def encode(header: dict, arrays: Sequence[np.ndarray] = ()) -> bytes:
     return b"".join([struct.pack(">I", len(head)), head, *blobs])
 
 
+_DTYPES: dict[str, np.dtype] = {}
+"""Accepted dtype descriptions already parsed (a handful: ``<f8``, ``<i8``, ``|b1``...)."""
+
+
+def _shape_ok(shape: object) -> bool:
+    if not isinstance(shape, list) or len(shape) > MAX_DIMS:
+        return False
+    for n in shape:
+        if type(n) is not int or n < 0:
+            return False
+    return True
+
+
 def _array(layout: object, blob: memoryview) -> np.ndarray:
     """A fresh array from its announced dtype and shape and its raw bytes; ProtocolError if they
     do not fit (only numeric dtypes are even parsed: nothing here can unpickle)."""
     if not isinstance(layout, list) or len(layout) != 2:
         raise ProtocolError("bad array layout")
     descr, shape = layout
-    if not isinstance(descr, str) or not _DTYPE.fullmatch(descr):
-        raise ProtocolError("blob is not a numeric array")
-    if (
-        not isinstance(shape, list)
-        or len(shape) > MAX_DIMS
-        or not all(type(n) is int and n >= 0 for n in shape)
-    ):
+    dtype = _DTYPES.get(descr) if type(descr) is str else None
+    if dtype is None:
+        if not isinstance(descr, str) or not _DTYPE.fullmatch(descr):
+            raise ProtocolError("blob is not a numeric array")
+        if not _shape_ok(shape):
+            raise ProtocolError("bad array shape")
+        try:
+            dtype = np.dtype(descr)
+        except TypeError as exc:
+            raise ProtocolError(f"bad array: {exc}") from None
+        if dtype.kind not in NUMERIC_KINDS + "c":
+            raise ProtocolError("blob lengths do not match the array")
+        if len(_DTYPES) < 64:  # the pattern allows a few hundred; senders use a handful
+            _DTYPES[descr] = dtype
+    elif not _shape_ok(shape):
         raise ProtocolError("bad array shape")
-    try:
-        dtype = np.dtype(descr)
-    except TypeError as exc:
-        raise ProtocolError(f"bad array: {exc}") from None
-    if dtype.kind not in NUMERIC_KINDS + "c" or math.prod(shape) * dtype.itemsize != len(blob):
+    if math.prod(shape) * dtype.itemsize != len(blob):
         raise ProtocolError("blob lengths do not match the array")
     return np.frombuffer(blob, dtype=dtype).reshape(shape).copy()
 
