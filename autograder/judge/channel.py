@@ -105,14 +105,27 @@ class Channel:
             FrameTimeout: the evaluator did not take it in time (it stopped reading).
             ChannelClosed: the evaluator's end is gone.
         """
-        if len(data) > 0x7FFFFFFF:
-            header = struct.pack("!i", -1) + struct.pack("!Q", len(data))
-        else:
-            header = struct.pack("!i", len(data))
+        self.send_all([data], timeout=timeout)
+
+    def send_all(self, frames: list[bytes], *, timeout: float) -> None:
+        """Send frames, in order, completely within ``timeout`` seconds; small ones together in
+        one system call (the copy costs less than a send each).
+
+        Raises:
+            FrameTimeout: the evaluator did not take them in time (it stopped reading).
+            ChannelClosed: the evaluator's end is gone.
+        """
+        parts: list[bytes] = []
+        for data in frames:
+            if len(data) > 0x7FFFFFFF:
+                parts.append(struct.pack("!i", -1) + struct.pack("!Q", len(data)))
+            else:
+                parts.append(struct.pack("!i", len(data)))
+            parts.append(data)
+        if sum(map(len, parts)) <= CHUNK:
+            parts = [b"".join(parts)]
         deadline = time.monotonic() + max(timeout, 0.0)
         sent = 0
-        # A small frame goes in one system call (the copy costs less than a second send).
-        parts = (header + data,) if len(data) <= CHUNK else (header, data)
         for part in parts:
             view = memoryview(part)
             while view:

@@ -235,20 +235,28 @@ class Evaluator:
         self.send(seq, frame, timeout=timeout)
         return self.reply(seq, timeout=timeout, start=start)
 
-    def frame(self, header: dict, arrays=()) -> tuple[int, bytes]:
-        """The next request's number and its encoded frame (for :meth:`send`)."""
-        seq = self._seq + 1
+    def frame(self, header: dict, arrays=(), *, after: int = 0) -> tuple[int, bytes]:
+        """The next request's number and its encoded frame (for :meth:`send`); ``after``: the
+        number of requests framed before it and not sent yet."""
+        seq = self._seq + 1 + after
         return seq, protocol.encode({**header, "seq": seq}, list(arrays))
 
     def send(self, seq: int, frame: bytes, *, timeout: float) -> None:
         """Send the frame of request ``seq`` (the next one, from :meth:`frame`); it must be taken
         within ``timeout`` plus the grace (else the evaluator is killed and
         :class:`EvaluatorGone` raised)."""
-        if seq != self._seq + 1:
-            raise ValueError(f"request {seq} is not the next one ({self._seq + 1})")
-        self._seq = seq
+        self.send_all([(seq, frame)], timeout=timeout)
+
+    def send_all(self, requests: list[tuple[int, bytes]], *, timeout: float) -> None:
+        """:meth:`send` for several requests (numbered in order, from :meth:`frame`), taken
+        together (one system call while they are small) within ``timeout`` plus the grace."""
+        for seq, _ in requests:
+            if seq != self._seq + 1:
+                raise ValueError(f"request {seq} is not the next one ({self._seq + 1})")
+            self._seq = seq
+        frames = [frame for _, frame in requests]
         try:
-            self.conn.send(frame, timeout=max(timeout, 0.0) + self.config.grace)
+            self.conn.send_all(frames, timeout=max(timeout, 0.0) + self.config.grace)
         except FrameTimeout as exc:
             self.kill()
             raise EvaluatorGone(str(exc)) from None
@@ -473,6 +481,7 @@ class Session:
         upcoming = 0  # the next cell to send
         while True:
             try:
+                batch: list[tuple[int, bytes]] = []  # sent together: one system call
                 while upcoming < len(self.cells) and self.remaining() > 0:
                     seq, frame = self._live().frame(
                         {
@@ -480,14 +489,17 @@ class Session:
                             "source": self.cells[upcoming],
                             "index": upcoming,
                             "not_after": self.deadline,
-                        }
+                        },
+                        after=len(batch),
                     )
                     if sent and sum(size for _, _, size in sent) + len(frame) > PIPELINE_BYTES:
                         break
                     sent.append((upcoming, seq, len(frame)))
+                    batch.append((seq, frame))
                     upcoming += 1
+                if batch:
                     timeout = min(self.config.cell_timeout, self.remaining())
-                    self._live().send(seq, frame, timeout=timeout)
+                    self._live().send_all(batch, timeout=timeout)
                 if not sent:
                     if upcoming < len(self.cells):
                         self._note(f"cells {upcoming + 1}+ skipped: submission time limit reached")
@@ -528,10 +540,14 @@ class Session:
                 break
             sent: list[tuple[str, int]] = []
             try:
+                batch: list[tuple[int, bytes]] = []
                 for name in pending:
-                    seq, frame = self._live().frame({"op": "probe", "names": [name]})
+                    seq, frame = self._live().frame(
+                        {"op": "probe", "names": [name]}, after=len(batch)
+                    )
                     sent.append((name, seq))
-                    self._live().send(seq, frame, timeout=timeout)
+                    batch.append((seq, frame))
+                self._live().send_all(batch, timeout=timeout)  # together: one system call
                 for name, seq in sent:
                     reply, _ = self._live().reply(seq, timeout=timeout)
                     found[name] = self._looked_up(name, reply)
@@ -603,22 +619,28 @@ class Session:
         if self.gave_up is not None or self.evaluator is None:
             return
         previous, size = None, 0
+        framed: list[tuple[int, bytes]] = []
+        ahead: list[Ahead] = []
         for args in calls:
             try:
                 request, arrays = self._call_request(name, args)
             except JudgeFault:  # raised again when the runner makes that call
-                return
+                break
             request.update(not_after=self.deadline, unless=previous)
-            seq, frame = self._live().frame(request, arrays)
+            seq, frame = self._live().frame(request, arrays, after=len(framed))
             size += len(frame)
-            if self.ahead and size > PIPELINE_BYTES:
-                return
-            try:
-                self._live().send(seq, frame, timeout=self.config.call_timeout)
-            except EvaluatorGone:  # killed: the answers of the calls before cannot come either
-                return
-            self.ahead.append(Ahead(name, args, seq))
+            if ahead and size > PIPELINE_BYTES:
+                break
+            framed.append((seq, frame))
+            ahead.append(Ahead(name, args, seq))
             previous = seq
+        if not framed:
+            return
+        try:  # together: one system call
+            self._live().send_all(framed, timeout=self.config.call_timeout)
+        except EvaluatorGone:  # killed: the answers cannot come (the calls are made again)
+            return
+        self.ahead.extend(ahead)
 
     def _take_ahead(self, name: str, args: tuple) -> Ahead | None:
         """The call sent ahead that this one is (the next, with the same arguments), or None
