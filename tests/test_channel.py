@@ -123,6 +123,51 @@ def test_a_closed_channel_reports_closed_not_a_bad_file_descriptor(pair):
         channel.receive(timeout=1, max_bytes=100)
 
 
+def test_frames_arriving_together_are_handed_out_one_by_one(pair):
+    """When several frames (and the start of a large one) arrive in one read, does each receive
+    give exactly its own frame, in order, and the large one whole?"""
+    channel, peer = pair
+    large = bytes(range(256)) * 1_000  # larger than one chunk, and than the socket's buffer
+    frames = [b"a", b"", b"bc" * 500, large]
+    data = b"".join(struct.pack("!i", len(f)) + f for f in frames)
+    sender = threading.Thread(target=peer.sendall, args=(data,))
+    sender.start()
+    try:
+        assert channel.readable(1.0)
+        for frame in frames:
+            assert channel.receive(timeout=5, max_bytes=1_000_000) == frame
+        assert not channel.readable(0.1)
+    finally:
+        sender.join(timeout=10)
+
+
+def test_frames_sent_together_read_back_with_multiprocessing_framing(pair):
+    """Do frames sent in one go (small ones in one system call, a large one after them) read
+    back one by one with Connection.recv_bytes?"""
+    channel, peer = pair
+    other = Connection(os.dup(peer.fileno()))
+    frames = [b"one", b"two" * 100, b"", b"x" * 200_000, b"last"]
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.extend(other.recv_bytes() for _ in frames))
+    reader.start()
+    channel.send_all(frames, timeout=5)
+    reader.join(timeout=10)
+    other.close()
+    assert received == frames
+
+
+def test_end_of_file_after_buffered_frames_is_closed_after_them(pair):
+    """Are frames already read handed out before an end of file that followed them is
+    reported as ChannelClosed?"""
+    channel, peer = pair
+    peer.sendall(struct.pack("!i", 2) + b"ok" + struct.pack("!i", 5) + b"ab")
+    peer.shutdown(socket.SHUT_WR)
+    assert channel.receive(timeout=2, max_bytes=100) == b"ok"
+    with pytest.raises(ChannelClosed, match="inside a message"):
+        channel.receive(timeout=2, max_bytes=100)
+    assert channel.readable(0.1)  # the receive reports it
+
+
 def test_a_stop_cancels_a_wait_within_the_poll_interval(pair):
     """When the batch is stopping, does a receive waiting for a silent peer raise Cancelled
     within a few poll intervals?"""

@@ -142,6 +142,24 @@ def test_not_finite_counts_bad_entries() -> None:
     assert f"2 NaN or inf value(s) of {RECT.size}" in outcome.message
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_an_infinite_reference_still_judges_finiteness_first(bad: float) -> None:
+    """With a reference holding inf (an unbounded tolerance), is a NaN or inf answer still
+    not_finite rather than passed (the quick check of a right answer needs a finite bound)?"""
+    expected = np.array([1.0, 5.0, np.inf])
+    outcome = check(np.array([1.0, bad, 2.0]), expected)
+    assert outcome.tags == ("not_finite",)
+
+
+def test_an_answer_within_a_finite_bound_passes_without_other_checks() -> None:
+    """Does an answer within the bound of a finite reference pass, and one that is off by more
+    than the bound with a NaN elsewhere still fail as not_finite?"""
+    assert check(RECT * (1 + 1e-9), RECT).passed
+    got = RECT + 1.0
+    got[0, 0] = np.nan
+    assert check(got, RECT).tags == ("not_finite",)
+
+
 # --- diagnoses --------------------------------------------------------------------------------
 
 

@@ -179,6 +179,22 @@ def test_schema_invalid_notebook(tmp_path):
     assert len(sub.problem) < 300
 
 
+@pytest.mark.parametrize("valid", [True, False])
+def test_a_notebook_is_validated_once(tmp_path, monkeypatch, valid):
+    """Is each notebook run through nbformat's validator once (the verdict of ``reads`` is
+    kept), whether it is valid or not?"""
+    raw = json.loads(notebook_text())
+    if not valid:
+        raw["cells"][0]["cell_type"] = "bogus"
+    (tmp_path / "bob.ipynb").write_text(json.dumps(raw))
+    calls = []
+    validate = nbformat.validate
+    monkeypatch.setattr(nbformat, "validate", lambda *a, **k: calls.append(1) or validate(*a, **k))
+    sub = only(discover(tmp_path))
+    assert len(calls) == 1
+    assert sub.ok is valid
+
+
 @pytest.mark.parametrize(
     ("members", "expected"),
     [

@@ -323,6 +323,33 @@ def test_mutating_inputs_does_not_change_the_oracle(question: str) -> None:
         assert run_case(question, case, fn, key=KEY).passed
 
 
+def test_a_function_calling_ahead_gets_the_announced_arguments_themselves() -> None:
+    """Does a function that runs elsewhere (a CallsAhead: it only sends the bytes of its
+    arguments) get the very objects it was announced, so the judge matches each call to the
+    one sent ahead by identity, while a plain function gets copies?"""
+    (target,) = TARGETS["q1a"]
+    (plain,) = correct("q1a")
+    announced: list[tuple] = []
+    received: list[tuple] = []
+
+    class Ahead(runner.CallsAhead):
+        def call_ahead(self, calls: list[tuple]) -> None:
+            announced.extend(calls)
+
+        def __call__(self, *args):
+            received.append(args)
+            return plain(*args)
+
+    assert run_case("q1a", "typical", Ahead(), key=KEY, memo={}).passed  # the judge's memo
+    assert len(received) == len(announced) > 0
+    assert all(a is b for got, sent in zip(received, announced) for a, b in zip(got, sent))
+    copies: list[tuple] = []
+    instance = runner.draw(MP, "q1a", "typical", target, key=KEY)[0]
+    outcome = call_and_check(target, lambda *a: copies.append(a) or plain(*a), instance, limit=None)
+    assert outcome.passed
+    assert all(a is not b for a, b in zip(copies[0], instance.args) if isinstance(b, np.ndarray))
+
+
 # --- the public form check --------------------------------------------------------------------
 
 
