@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import logging
 import multiprocessing
 import multiprocessing.forkserver
@@ -806,6 +807,13 @@ def judge_cases(
     return outcomes, session.notes
 
 
+def _cells_only(data: bytes) -> nbformat.NotebookNode:
+    """The notebook of a submission's JSON with attribute access down to its cells, which is all
+    the judge and the advice read (:attr:`Submission.notebook` converts every nested dict)."""
+    raw = json.loads(data)
+    return nbformat.NotebookNode(raw, cells=[nbformat.NotebookNode(c) for c in raw["cells"]])
+
+
 def grade_submission(
     submission: Submission,
     *,
@@ -820,11 +828,12 @@ def grade_submission(
     the chosen questions' entries, see :mod:`autograder.regrade`).
     """
     pack = registry.load(pack)
-    notebook = submission.notebook  # a fresh copy each time it is asked for: asked once
-    if notebook is None:
+    data = submission.notebook_json()
+    if data is None:
         return empty_result(
             submission.student, "invalid", f"submission unusable: {submission.problem}", pack=pack
         )
+    notebook = _cells_only(data)
     try:
         outcomes, notes = judge_cases(
             notebook,
@@ -832,7 +841,7 @@ def grade_submission(
             config or JudgeConfig(),
             pack=pack,
             questions=questions,
-            notebook_json=submission.notebook_json(),
+            notebook_json=data,
         )
     except (EvaluatorGone, KitError) as exc:  # EvaluatorGone: never expected here
         log.warning("%s: %s", submission.student, exc)
