@@ -115,6 +115,8 @@ class StudentError(Exception):
 _CONTEXT: multiprocessing.context.ForkServerContext | None = None
 _CONTEXT_LOCK = threading.Lock()
 _EVALUATOR_NUMBERS = itertools.count(1)
+THREAD_COUNTS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""The thread counts of numpy's BLAS (one each in the evaluators unless the TA set any)."""
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """The folder holding the ``autograder`` package (the repository, or the zip's ``files/``)."""
 
@@ -133,7 +135,12 @@ def warm_context() -> multiprocessing.context.ForkServerContext:
         if _CONTEXT is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(
-                ["numpy", "autograder.judge.evaluator", "autograder.judge.magics"]
+                [
+                    "numpy",
+                    "autograder.judge.evaluator",
+                    "autograder.judge.magics",
+                    "autograder.judge.template",  # last: freezes what the others loaded
+                ]
             )
             grader_environment = dict(os.environ)
             os.environ.clear()  # the template never sees the TA's environment (tokens, paths)
@@ -151,9 +158,17 @@ def warm_context() -> multiprocessing.context.ForkServerContext:
 def _template_environment(grader: dict[str, str]) -> dict[str, str]:
     """The template process's environment: the locale and thread counts the evaluator passes
     on, the interpreter's own settings, and this package on ``PYTHONPATH`` (Python 3.11's
-    forkserver ignores the parent's ``sys.path`` when preloading)."""
+    forkserver ignores the parent's ``sys.path`` when preloading).
+
+    Unless the TA set a thread count, one BLAS/OpenMP thread: an evaluator may use one core
+    (its CPU quota), and OpenBLAS's helper thread in the template woke at every fork.
+    """
     kept = evaluator.KEPT_ENVIRONMENT + ("PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONHASHSEED")
+    threads = (
+        {} if any(name in grader for name in THREAD_COUNTS) else dict.fromkeys(THREAD_COUNTS, "1")
+    )
     return {
+        **threads,
         **{name: grader[name] for name in kept if name in grader},
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, grader.get("PYTHONPATH")])),
