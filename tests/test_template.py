@@ -4,6 +4,7 @@ from inside a real sandboxed evaluator."""
 from __future__ import annotations
 
 import errno
+import sys
 
 import nbformat
 import numpy as np
@@ -18,6 +19,10 @@ from autograder.judge import sandbox
 
 def frozen(_):
     return np.array([gc.get_freeze_count()])
+
+def resolved(_):
+    cache = sandbox._exposed_for.cache_info()
+    return np.array([cache.hits, cache.misses])
 
 def program(_):
     return np.frombuffer(sandbox._PROGRAM, dtype=np.uint8)
@@ -60,6 +65,16 @@ def test_the_templates_objects_are_frozen(probe):
     """Are the objects the template loaded (numpy, IPython, the evaluator) out of reach of the
     evaluator's garbage collections, which would otherwise write to, and copy, their pages?"""
     assert probe("frozen")[0] > 10_000
+
+
+def test_the_exposed_folders_are_resolved_once(probe):
+    """Did the evaluator bind the folders the template resolved (a hit in the template's cache,
+    no resolving of its own), and are they the folders resolved afresh?"""
+    hits, misses = probe("resolved")
+    assert (hits, misses) == (1, 1)
+    assert sandbox._exposed() == list(
+        sandbox._exposed_for.__wrapped__(tuple(p for p in sys.path if p and "site-packages" in p))
+    )
 
 
 def test_evaluators_load_the_filter_the_template_compiled(probe):

@@ -27,6 +27,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import functools
 import os
 import resource
 import stat
@@ -144,8 +145,11 @@ def _syscall(name: str, *args: object) -> int:
 def write_setting(path: str, text: str) -> None:
     """Write a kernel setting (``/proc``, ``/sys``); SandboxUnavailable if it is refused."""
     try:
-        with open(path, "w") as handle:
-            handle.write(text)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            os.write(fd, text.encode())  # one write, as the kernel's settings files want
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise SandboxUnavailable(f"writing {path}: {exc.strerror}") from None
 
@@ -216,14 +220,21 @@ def enter_namespaces() -> None:
 
 def _exposed() -> list[str]:
     """Read-only folders the evaluator needs: the system libraries and Python itself."""
+    return list(_exposed_for(tuple(p for p in sys.path if p and "site-packages" in p)))
+
+
+@functools.lru_cache(maxsize=8)
+def _exposed_for(site_packages: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`_exposed` for these ``site-packages`` folders of ``sys.path`` (resolved once by
+    the evaluators' template, for the folders its evaluators have on their path)."""
     candidates = ["/usr", "/lib", "/lib64", "/bin", "/etc/alternatives", "/etc/ld.so.cache"]
     candidates += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
-    candidates += [p for p in sys.path if p and "site-packages" in p]
+    candidates += list(site_packages)
     dirs: list[str] = []
     for path in sorted({os.path.realpath(c) for c in candidates if os.path.exists(c)}):
         if not any(path == s or path.startswith(s + "/") for s in dirs):
             dirs.append(path)
-    return dirs
+    return tuple(dirs)
 
 
 def _bind_read_only(source: str, target: Path) -> None:
