@@ -160,8 +160,9 @@ def _template_environment(grader: dict[str, str]) -> dict[str, str]:
     on, the interpreter's own settings, and this package on ``PYTHONPATH`` (Python 3.11's
     forkserver ignores the parent's ``sys.path`` when preloading).
 
-    Unless the TA set a thread count, one BLAS/OpenMP thread: an evaluator may use one core
-    (its CPU quota), and OpenBLAS's helper thread in the template woke at every fork.
+    Unless the TA set a thread count, one BLAS/OpenMP thread each: evaluators run one per job
+    (as root, each within one core's CPU quota), so more threads only contend, and OpenBLAS's
+    idle helper thread in the template woke at every fork.
     """
     kept = evaluator.KEPT_ENVIRONMENT + ("PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONHASHSEED")
     threads = (
