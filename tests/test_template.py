@@ -20,6 +20,10 @@ from autograder.judge import sandbox
 def frozen(_):
     return np.array([gc.get_freeze_count()])
 
+def kit_sources(_):
+    import linecache
+    return np.array([sum(key.endswith(".py") for key in linecache.cache)])
+
 def resolved(_):
     cache = sandbox._exposed_for.cache_info()
     return np.array([cache.hits, cache.misses])
@@ -65,6 +69,12 @@ def test_the_templates_objects_are_frozen(probe):
     """Are the objects the template loaded (numpy, IPython, the evaluator) out of reach of the
     evaluator's garbage collections, which would otherwise write to, and copy, their pages?"""
     assert probe("frozen")[0] > 10_000
+
+
+def test_the_warm_up_leaves_no_source_text_behind(probe):
+    """Does the template's warm-up (which reads its own file to compile inspect's patterns) leave
+    no text of the kit's files in the cache student code can read?"""
+    assert probe("kit_sources")[0] == 0
 
 
 def test_the_exposed_folders_are_resolved_once(probe):
