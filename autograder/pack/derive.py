@@ -51,6 +51,15 @@ def call(fn: Callable, available: Mapping[str, Any]) -> Any:
     Raises:
         SpecError: the callable asks for a name that is not available.
     """
+    return fn(**keywords(fn, available))
+
+
+def keywords(fn: Callable, available: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords :func:`call` passes to ``fn`` (a new dict; the signature is read once).
+
+    Raises:
+        SpecError: the callable asks for a name that is not available.
+    """
     entry = _SIGNATURES.get(id(fn))
     if entry is None or entry[0] is not fn:
         params = inspect.signature(fn).parameters.values()
@@ -66,12 +75,12 @@ def call(fn: Callable, available: Mapping[str, Any]) -> Any:
         entry = _SIGNATURES[id(fn)] = (fn, names)
     names = entry[1]
     if names is None:
-        return fn(**available)
+        return dict(available)
     missing = [n for n in names if n not in available]
     if missing:
         name = getattr(fn, "__qualname__", repr(fn))
         raise SpecError(f"{name} asks for {missing}, but only {sorted(available)} are available")
-    return fn(**{n: available[n] for n in names})
+    return {n: available[n] for n in names}
 
 
 def draw_inputs(target: Target, rng: np.random.Generator, case: Case) -> list[Inputs]:
@@ -185,11 +194,27 @@ def fd_full_jacobian(
     whatever the size of their inputs, so a relative step would only lose accuracy.
     """
     point = np.asarray(inputs[wrt], dtype=np.float64)
-    forward = _scalar_map(target, inputs)
-    out_shape = np.asarray(forward(inputs)).shape
+    out_shape = np.asarray(_scalar_map(target, inputs)(inputs)).shape
+    # The forward map's keywords are bound once; each evaluation only swaps the wrt array (as
+    # call() would pass it for {**inputs, wrt: v}).
+    forward, shape = target.forward, point.shape
+    kwargs = keywords(forward, {**inputs, wrt: point})
+    swap = wrt in kwargs
+    if target.upstream is None:
 
-    def flat(v: np.ndarray) -> np.ndarray:
-        return np.asarray(forward({**inputs, wrt: v.reshape(point.shape)}), dtype=np.float64)
+        def flat(v: np.ndarray) -> np.ndarray:
+            if swap:
+                kwargs[wrt] = v.reshape(shape)
+            return np.asarray(forward(**kwargs), dtype=np.float64)
+
+    else:
+        upstream = np.asarray(inputs[target.upstream], dtype=np.float64)
+
+        def flat(v: np.ndarray) -> np.ndarray:
+            if swap:
+                kwargs[wrt] = v.reshape(shape)
+            value = np.sum(upstream * np.asarray(forward(**kwargs)))
+            return np.asarray(value, dtype=np.float64)
 
     return fd_jacobian(flat, point.ravel(), h=target.step), out_shape
 
