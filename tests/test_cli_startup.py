@@ -59,7 +59,8 @@ def progress(submissions):
     return on_done
 
 grade(submissions=Path(sys.argv[1]), out=Path(sys.argv[2]), jobs=1, progress=progress)
-print(json.dumps(seen["modules"]))
+end = {{f"end:{{name}}": name in sys.modules for name in {HEAVY!r}}}
+print(json.dumps({{**seen["modules"], **end}}))
 """
 
 
@@ -97,3 +98,13 @@ def test_grade_imports_no_sympy_before_its_first_result(first_result: dict[str, 
     """Once the pack's exact Jacobians are stored, is the first submission graded without
     importing sympy?"""
     assert not first_result["sympy"]
+
+
+@pytest.mark.parametrize("library", ["matplotlib", "sympy", "otter", "dask"])
+def test_a_whole_grade_of_one_submission_imports_none_of(
+    first_result: dict[str, bool], library: str
+) -> None:
+    """Once the pack's exact Jacobians are stored, does a whole ``grade`` of one submission,
+    outputs and report included, run without matplotlib (the report's figures are SVG written
+    directly), sympy, Otter or Dask?"""
+    assert not first_result[f"end:{library}"]
