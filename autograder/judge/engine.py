@@ -124,16 +124,20 @@ def warm_context() -> multiprocessing.context.ForkServerContext:
 
     The template is started once, with this package importable (Python 3.11's forkserver ignores
     the parent's ``sys.path`` when preloading), so each evaluator costs a fork, not an import.
-    Each evaluator still re-runs the parent's main module if that is a script (``python x.py``);
-    under ``python -m autograder`` or ``python -m pytest`` it does not, and evaluators start in
-    ~10 ms.
+    Evaluators never re-run the grader's main module (``template.py``), whether it is
+    ``python -m autograder``, a script or the ``dask worker`` command.
     """
     global _CONTEXT
     with _CONTEXT_LOCK:
         if _CONTEXT is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(
-                ["numpy", "autograder.judge.evaluator", "autograder.judge.magics"]
+                [
+                    "autograder.judge.template",
+                    "numpy",
+                    "autograder.judge.evaluator",
+                    "autograder.judge.magics",
+                ]
             )
             grader_environment = dict(os.environ)
             os.environ.clear()  # the template never sees the TA's environment (tokens, paths)
