@@ -8,21 +8,25 @@ class has. Scores and tags are taken from graded submissions only.
 
 Figures are inline SVG written by :mod:`autograder.charts` (no plotting library: matplotlib's
 import and drawing cost about half a second, as much as grading one submission), with fixed
-precision, so two runs on the same input write byte-identical HTML. pandas is imported with this
-module, which ``grade`` imports only to write the report, after the last result. A list of students longer than
+precision, so two runs on the same input write byte-identical HTML (the course report's figures
+still use matplotlib, through the helpers at the end, which import it when one is drawn). pandas
+is imported with this module, which ``grade`` imports only after the last result. A list of
+students longer than
 :data:`LIST_LIMIT` rows is summarised, so the report stays readable at 10,000 submissions.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -31,6 +35,9 @@ from autograder.errors import KitError
 from autograder.gradebook import STATUSES
 from autograder.pack.spec import Pack
 from autograder.safetext import visible
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -558,6 +565,53 @@ def _points(value: Any) -> str:
 
 def _pct(value: float) -> str:
     return "\u2014" if not math.isfinite(value) else f"{100 * value:.0f}%"
+
+
+# --- matplotlib figures (the course report's; imported when one is drawn) ---------------------
+
+_SVG_SALT = "math-primer-report"
+
+
+@contextmanager
+def _default_style() -> Iterator[None]:
+    """Matplotlib's default style whatever the user's matplotlibrc says, and a fixed SVG salt."""
+    import matplotlib as mpl
+
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        mpl.rcParams.update({"svg.hashsalt": _SVG_SALT, "svg.fonttype": "path"})
+        yield
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _despine(ax: Any) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="y", color="#dddddd", linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
+def _svg(fig: Figure, key: str) -> str:
+    """The figure as inline SVG: deterministic, ids prefixed with ``key``, no external names.
+
+    Called under :func:`_default_style`. The XML prolog, the RDF metadata (which names URLs) and
+    the namespace declarations (implied by HTML5 for inline SVG) are dropped.
+    """
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
+    text = re.sub(r'\s*<style type="text/css">.*?</style>', "", text, flags=re.DOTALL)
+    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
+    text = re.sub(r'\bid="', f'id="{key}-', text)
+    text = text.replace("url(#", f"url(#{key}-").replace('href="#', f'href="#{key}-')
+    text = text.replace("<svg ", '<svg role="img" class="plot" ', 1)
+    return f'<figure class="plot">{text.strip()}</figure>\n'
 
 
 _CSS = """
