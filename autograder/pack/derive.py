@@ -194,21 +194,26 @@ def fd_full_jacobian(
     whatever the size of their inputs, so a relative step would only lose accuracy.
     """
     point = np.asarray(inputs[wrt], dtype=np.float64)
-    out_shape = np.asarray(_scalar_map(target, inputs)(inputs)).shape
     # The forward map's keywords are bound once; each evaluation only swaps the wrt array (as
-    # call() would pass it for {**inputs, wrt: v}).
+    # call() would pass it for {**inputs, wrt: v}). The output shape is that of the first
+    # evaluation (the map at the unperturbed point only when there is none).
     forward, shape = target.forward, point.shape
     kwargs = keywords(forward, {**inputs, wrt: point})
     swap = wrt in kwargs
+    shapes: list[tuple[int, ...]] = []
     if target.upstream is None:
 
         def flat(v: np.ndarray) -> np.ndarray:
             if swap:
                 kwargs[wrt] = v.reshape(shape)
-            return np.asarray(forward(**kwargs), dtype=np.float64)
+            value = np.asarray(forward(**kwargs), dtype=np.float64)
+            if not shapes:
+                shapes.append(value.shape)
+            return value
 
     else:
         upstream = np.asarray(inputs[target.upstream], dtype=np.float64)
+        shapes.append(())
 
         def flat(v: np.ndarray) -> np.ndarray:
             if swap:
@@ -216,7 +221,10 @@ def fd_full_jacobian(
             value = np.sum(upstream * np.asarray(forward(**kwargs)))
             return np.asarray(value, dtype=np.float64)
 
-    return fd_jacobian(flat, point.ravel(), h=target.step), out_shape
+    jac = fd_jacobian(flat, point.ravel(), h=target.step)
+    if not shapes:
+        shapes.append(np.asarray(_scalar_map(target, inputs)(inputs)).shape)
+    return jac, shapes[0]
 
 
 def shape_derivative(
