@@ -100,11 +100,10 @@ def test_grade_imports_no_sympy_before_its_first_result(first_result: dict[str, 
     assert not first_result["sympy"]
 
 
-@pytest.mark.parametrize("library", ["matplotlib", "sympy", "otter", "dask"])
+@pytest.mark.parametrize("library", ["sympy", "otter", "dask"])
 def test_a_whole_grade_of_one_submission_imports_none_of(
     first_result: dict[str, bool], library: str
 ) -> None:
     """Once the pack's exact Jacobians are stored, does a whole ``grade`` of one submission,
-    outputs and report included, run without matplotlib (the report's figures are SVG written
-    directly), sympy, Otter or Dask?"""
+    outputs and report included, run without sympy, Otter or Dask?"""
     assert not first_result[f"end:{library}"]
