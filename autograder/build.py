@@ -29,10 +29,11 @@ from pathlib import Path
 from .errors import KitError
 from .givens import SEED_ENV
 from .pack import registry
-from .pack.master import check_master
 from .pack.spec import Pack
-from .pins import pinned
-from .validate import write_given_file
+
+# Start-up: ``grade`` imports this module for ensure_built and source_fingerprint; what only a
+# build needs (the master's check with nbformat and yaml, the pins, the given-cell fingerprint)
+# is imported by build() itself.
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,10 @@ def build(*, out: Path, pack: Pack | str) -> Build:
     pack = registry.load(pack)
     if pack.folder is None:
         raise BuildError(f"pack {pack.name!r} has no folder with a master notebook")
+    from .pack.master import check_master
+    from .pins import pinned
+    from .validate import write_given_file
+
     check_master(pack)
     out = out.resolve()
     with tempfile.TemporaryDirectory(prefix="mp-build-") as scratch:

@@ -177,3 +177,17 @@ def leak_epilogue(pack: Pack) -> str:
     return "if LEAKED:\n    exec(CORRECT_SOURCE, globals())\nelse:\n" + "".join(
         f"    {line}\n" if line else "\n" for line in report.splitlines()
     )
+
+
+def forged_fields(pack: Pack) -> dict[str, object]:
+    """What an attack needs to forge full marks for ``pack``: the notebook's name, the line that
+    marks it, the autograded total, and the gradebook's header and full-marks row (CSV lines)."""
+    total = pack.autograded_points
+    return {
+        "notebook": f"{pack.name}.ipynb",
+        "marker": f"def {pack.questions[0].functions[0].name}",
+        "total": total,
+        "header": ",".join(pack.gradebook_columns) + "\n",
+        "row": ",".join([*(f"{q.points:g}" for q in pack.questions), f"{total:g}", "100", "graded"])
+        + "\n",
+    }

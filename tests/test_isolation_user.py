@@ -55,23 +55,14 @@ from test_sandbox import (
 from autograder.judge.engine import UNSAFE_NOTE
 from autograder.judge.sandbox import Limits
 from helpers import CORRECT, MP, fill, write_notebooks
-from pack_support import correct_source, leak_epilogue
+from pack_support import correct_source, forged_fields, leak_epilogue
 
 # The red team's attack cells (tests/test_redteam.py) run here on Exercise 2, the pack a TA's
 # repository copy grades by default, with test_sandbox.py's Exercise 2 answers and report cell.
 QUESTION_NAMES, TOTAL_POINTS = MP.question_ids, MP.total_points
 CORRECT_SOURCE = correct_source(MP)
 LEAK_EPILOGUE = leak_epilogue(MP)
-FAKE_ROW = {
-    "notebook": f"{MP.name}.ipynb",
-    "marker": f"def {MP.questions[0].functions[0].name}",
-    "total": TOTAL_POINTS,
-    "header": ",".join(MP.gradebook_columns) + "\n",
-    "row": ",".join(
-        [*(f"{q.points:g}" for q in MP.questions), f"{TOTAL_POINTS:g}", "100", "graded"]
-    )
-    + "\n",
-}
+FAKE_ROW = forged_fields(MP)
 """The pack's side of the attacks' fields: the notebook's name, the line that marks one, and the
 full-marks gradebook row and result the fake-results attack writes."""
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -260,3 +261,51 @@ def test_calls_sent_ahead_after_one_that_raised_are_not_made():
         assert count(np.ones(1)).tolist() == [3, 2, 6, 7, 8]  # the call after it was made
     finally:
         session.close()
+
+
+GRADER_SCRIPT = """\
+import os
+with open(MARKER_PATH, "a") as marker:  # at import: runs wherever this module runs
+    marker.write(f"{os.getpid()}\\n")
+if __name__ == "__main__":
+    from pathlib import Path
+    import nbformat
+    from autograder.intake import Submission
+    from autograder.judge.engine import grade_submission
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    for student in ("ann", "bob"):
+        submission = Submission(student, Path(f"{student}.ipynb"), notebook, None)
+        print(grade_submission(submission, pack="math_primer")["status"])
+"""
+
+
+def test_evaluators_do_not_rerun_the_graders_script(tmp_path):
+    """Does a grader run as a script (as `dask worker` is) keep its own code out of the evaluators
+    (multiprocessing would re-run the main module in each one, before the sandbox)?"""
+    script, marker = tmp_path / "grade_two.py", tmp_path / "imports.txt"
+    script.write_text(GRADER_SCRIPT.replace("MARKER_PATH", repr(str(marker))))
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["graded", "graded"]
+    assert len(marker.read_text().split()) == 1, "the script ran again in an evaluator"
+
+
+def test_the_main_module_step_is_skipped_in_the_template_only():
+    """Does the grader's own process keep multiprocessing's main-module step (its other processes,
+    e.g. a Dask LocalCluster's workers, need it) while its evaluators skip it?"""
+    import multiprocessing.spawn
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    result = grade_submission(Submission("ann", Path("ann.ipynb"), notebook, None), pack=MP)
+    assert result["status"] == "graded"
+    assert "autograder.judge.template" not in sys.modules
+    assert multiprocessing.spawn._fixup_main_from_path.__module__ == "multiprocessing.spawn"

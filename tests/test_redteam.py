@@ -46,6 +46,7 @@ from pack_support import (
     answer,
     correct_source,
     first,
+    forged_fields,
     last,
     leak_epilogue,
     report_epilogue,
@@ -640,14 +641,9 @@ def redteam(tiny_built, tiny_template, tmp_path_factory) -> dict:
         "master": str(built.out / "autograder" / NOTEBOOK),
         "judge_pid": os.getpid(),
         "sleep": DAEMON_SLEEP,
-        "notebook": NOTEBOOK,
-        "marker": f"def {FIRST_FUNCTION}",
         "function": FIRST_FUNCTION,
         "functions": FUNCTIONS,
-        "total": FULL,
-        "header": ",".join(PACK.gradebook_columns) + "\n",
-        "row": ",".join([*(f"{q.points:g}" for q in PACK.questions), f"{FULL:g}", "100", "graded"])
-        + "\n",
+        **forged_fields(PACK),
     }
     prelude = PRELUDE + f"\nCORRECT_SOURCE = {CORRECT_SOURCE!r}\n"
     notebooks = {

@@ -74,10 +74,21 @@ def join(dirs: dict[str, str], limits: Limits) -> None:
 
 
 def remove(dirs: dict[str, str], *, wait: float = 2.0) -> None:
-    """Kill whatever is left in an evaluator's cgroups and remove them (judge side)."""
+    """Kill whatever is left in an evaluator's cgroups and remove them (judge side).
+
+    An empty group (the evaluator is gone, as after :meth:`Evaluator.kill`) is removed at once;
+    one that is not is emptied (its processes killed) until it can be, or ``wait`` seconds.
+    """
     deadline = time.monotonic() + wait
     for folder in dirs.values():
         while True:
+            try:
+                os.rmdir(folder)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:  # busy: processes are left in it
+                pass
             try:
                 pids = Path(folder, "cgroup.procs").read_text().split()
             except OSError:
@@ -87,15 +98,9 @@ def remove(dirs: dict[str, str], *, wait: float = 2.0) -> None:
                     os.kill(int(pid), signal.SIGKILL)
                 except (ProcessLookupError, PermissionError, ValueError):
                     pass
-            try:
-                os.rmdir(folder)
+            if time.monotonic() > deadline:
                 break
-            except FileNotFoundError:
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.02)
+            time.sleep(0.02)
 
 
 def sweep() -> None:

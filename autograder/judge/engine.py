@@ -116,6 +116,8 @@ class StudentError(Exception):
 _CONTEXT: multiprocessing.context.ForkServerContext | None = None
 _CONTEXT_LOCK = threading.Lock()
 _EVALUATOR_NUMBERS = itertools.count(1)
+THREAD_COUNTS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""The thread counts of numpy's BLAS (one each in the evaluators unless the TA set any)."""
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """The folder holding the ``autograder`` package (the repository, or the zip's ``files/``)."""
 
@@ -125,16 +127,20 @@ def warm_context() -> multiprocessing.context.ForkServerContext:
 
     The template is started once, with this package importable (Python 3.11's forkserver ignores
     the parent's ``sys.path`` when preloading), so each evaluator costs a fork, not an import.
-    Each evaluator still re-runs the parent's main module if that is a script (``python x.py``);
-    under ``python -m autograder`` or ``python -m pytest`` it does not, and evaluators start in
-    ~10 ms.
+    Evaluators never re-run the grader's main module (``template.py``), whether it is
+    ``python -m autograder``, a script or the ``dask worker`` command.
     """
     global _CONTEXT
     with _CONTEXT_LOCK:
         if _CONTEXT is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(
-                ["numpy", "autograder.judge.evaluator", "autograder.judge.magics"]
+                [
+                    "numpy",
+                    "autograder.judge.evaluator",
+                    "autograder.judge.magics",
+                    "autograder.judge.template",  # last: finishes and freezes what was loaded
+                ]
             )
             grader_environment = dict(os.environ)
             os.environ.clear()  # the template never sees the TA's environment (tokens, paths)
@@ -152,9 +158,18 @@ def warm_context() -> multiprocessing.context.ForkServerContext:
 def _template_environment(grader: dict[str, str]) -> dict[str, str]:
     """The template process's environment: the locale and thread counts the evaluator passes
     on, the interpreter's own settings, and this package on ``PYTHONPATH`` (Python 3.11's
-    forkserver ignores the parent's ``sys.path`` when preloading)."""
+    forkserver ignores the parent's ``sys.path`` when preloading).
+
+    Unless the TA set a thread count, one BLAS/OpenMP thread each: evaluators run one per job
+    (as root, each within one core's CPU quota), so more threads only contend, and OpenBLAS's
+    idle helper thread in the template woke at every fork.
+    """
     kept = evaluator.KEPT_ENVIRONMENT + ("PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONHASHSEED")
+    threads = (
+        {} if any(name in grader for name in THREAD_COUNTS) else dict.fromkeys(THREAD_COUNTS, "1")
+    )
     return {
+        **threads,
         **{name: grader[name] for name in kept if name in grader},
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, grader.get("PYTHONPATH")])),

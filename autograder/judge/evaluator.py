@@ -8,6 +8,7 @@ imported by the warm template process (the forkserver) before any submission arr
 from __future__ import annotations
 
 import builtins
+import contextlib
 import ctypes
 import io
 import linecache
@@ -112,17 +113,37 @@ def transform(source: str) -> str:
         return source
 
 
+def _compiled(source: str, filename: str) -> types.CodeType:
+    """A cell's code, compiled from what :func:`transform` makes of it (shown by ``linecache``).
+
+    A cell without IPython syntax skips the transformer (:func:`magics.plain_python`, the same
+    text); one that then does not compile is transformed after all, so that its error is exactly
+    the one the transformer's text gives.
+    """
+    from .magics import TRANSFORMER, plain_python
+
+    python = plain_python(source) if TRANSFORMER is not None else None
+    if python is not None:
+        _cache_source(filename, python)
+        with contextlib.suppress(Exception):  # reported from the transformer's text below
+            return compile(python, filename, "exec")
+    python = transform(source)
+    _cache_source(filename, python)
+    return compile(python, filename, "exec")
+
+
+def _cache_source(filename: str, python: str) -> None:
+    linecache.cache[filename] = (len(python), None, python.splitlines(True), filename)
+
+
 def _error_text(exc: BaseException) -> str:
     return protocol.text(f"{type(exc).__name__}: {exc}")
 
 
 def run_cell(source: str, index: int) -> dict:
     """Execute one cell; report ok, error or interrupted (never raise)."""
-    filename = f"<cell {index}>"
-    python = transform(source)
-    linecache.cache[filename] = (len(python), None, python.splitlines(True), filename)
     try:
-        code = compile(python, filename, "exec")
+        code = _compiled(source, f"<cell {index}>")
         exec(code, _NAMESPACE)  # noqa: S102 (the evaluator runs student code)
     except KeyboardInterrupt:
         return {"status": "interrupted"}

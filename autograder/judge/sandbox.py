@@ -27,6 +27,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import functools
 import os
 import resource
 import stat
@@ -63,6 +64,7 @@ MS_PRIVATE, MS_RELATIME = 1 << 18, 1 << 21
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
 PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 38, 47
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 KEYCTL_JOIN_SESSION_KEYRING = 1
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -143,8 +145,11 @@ def _syscall(name: str, *args: object) -> int:
 def write_setting(path: str, text: str) -> None:
     """Write a kernel setting (``/proc``, ``/sys``); SandboxUnavailable if it is refused."""
     try:
-        with open(path, "w") as handle:
-            handle.write(text)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            os.write(fd, text.encode())  # one write, as the kernel's settings files want
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise SandboxUnavailable(f"writing {path}: {exc.strerror}") from None
 
@@ -215,14 +220,21 @@ def enter_namespaces() -> None:
 
 def _exposed() -> list[str]:
     """Read-only folders the evaluator needs: the system libraries and Python itself."""
+    return list(_exposed_for(tuple(p for p in sys.path if p and "site-packages" in p)))
+
+
+@functools.lru_cache(maxsize=8)
+def _exposed_for(site_packages: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`_exposed` for these ``site-packages`` folders of ``sys.path`` (resolved once by
+    the evaluators' template, for the folders its evaluators have on their path)."""
     candidates = ["/usr", "/lib", "/lib64", "/bin", "/etc/alternatives", "/etc/ld.so.cache"]
     candidates += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
-    candidates += [p for p in sys.path if p and "site-packages" in p]
+    candidates += list(site_packages)
     dirs: list[str] = []
     for path in sorted({os.path.realpath(c) for c in candidates if os.path.exists(c)}):
         if not any(path == s or path.startswith(s + "/") for s in dirs):
             dirs.append(path)
-    return dirs
+    return tuple(dirs)
 
 
 def _bind_read_only(source: str, target: Path) -> None:
@@ -377,22 +389,66 @@ DENIED_FCNTL: tuple[int, ...] = (
 same channels as ``flock`` and ``inotify`` through shared files)."""
 
 
-def install_seccomp() -> None:
-    """Load the seccomp filter: every call in :data:`DENIED` and :data:`DENIED_FCNTL` fails,
-    any other architecture's system calls kill the process, the rest is allowed."""
+def _seccomp_rules():
+    """The filter of :data:`DENIED` and :data:`DENIED_FCNTL` (libseccomp's, not yet loaded)."""
     if pyseccomp is None:
         raise SandboxUnavailable(_SECCOMP_PROBLEM)
+    rules = pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
+    for name, number, _why in DENIED:
+        rules.add_rule(pyseccomp.ERRNO(number), name)
+    for command in DENIED_FCNTL:
+        rules.add_rule(
+            pyseccomp.ERRNO(errno.ENOLCK), "fcntl", pyseccomp.Arg(1, pyseccomp.EQ, command)
+        )
+    return rules
+
+
+_PROGRAM: bytes = b""
+"""The seccomp filter as libseccomp compiles it (BPF), once, in the evaluators' template
+(:func:`compile_seccomp`); empty until then."""
+
+
+def seccomp_program() -> bytes:
+    """The BPF program libseccomp makes of the filter (what :func:`install_seccomp` loads)."""
+    rules = _seccomp_rules()
+    read, write = os.pipe()
     try:
-        rules = pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
-        for name, number, _why in DENIED:
-            rules.add_rule(pyseccomp.ERRNO(number), name)
-        for command in DENIED_FCNTL:
-            rules.add_rule(
-                pyseccomp.ERRNO(errno.ENOLCK), "fcntl", pyseccomp.Arg(1, pyseccomp.EQ, command)
-            )
-        rules.load()
-    except OSError as exc:
-        raise SandboxUnavailable(f"seccomp: {exc.strerror}") from None
+        with os.fdopen(write, "wb") as sink:  # a few hundred bytes: within the pipe's buffer
+            rules.export_bpf(sink)
+        return os.read(read, 1 << 16)
+    finally:
+        os.close(read)
+
+
+def compile_seccomp() -> None:
+    """Compile the filter once (the template does, before any evaluator is forked): each
+    evaluator then loads the same program without compiling it again."""
+    global _PROGRAM
+    _PROGRAM = seccomp_program()
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def install_seccomp() -> None:
+    """Load the seccomp filter: every call in :data:`DENIED` and :data:`DENIED_FCNTL` fails,
+    any other architecture's system calls kill the process, the rest is allowed.
+
+    The program compiled by the template is loaded as libseccomp loads it (``no_new_privs``,
+    then the filter); without one, libseccomp compiles and loads the filter here."""
+    if pyseccomp is None:
+        raise SandboxUnavailable(_SECCOMP_PROBLEM)
+    if not _PROGRAM:
+        try:
+            _seccomp_rules().load()
+        except OSError as exc:
+            raise SandboxUnavailable(f"seccomp: {exc.strerror}") from None
+        return
+    program = ctypes.create_string_buffer(_PROGRAM, len(_PROGRAM))
+    fprog = _SockFprog(len(_PROGRAM) // 8, ctypes.addressof(program))
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
 
 
 def sandboxed_pids(tag_prefix: str = "") -> list[int]:

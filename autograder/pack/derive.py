@@ -10,9 +10,19 @@ that need the reference (``missing_diag``, ``diag_only``) are derived here; the 
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
+import linecache
+import logging
+import os
+import stat
+import tempfile
+import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from pathlib import Path
+from types import CodeType
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,12 +39,23 @@ from .spec import (
     array_arguments,
 )
 
+log = logging.getLogger(__name__)
+
 _SIGNATURES: dict[int, tuple[Callable, tuple[str, ...] | None]] = {}
 
 
 def call(fn: Callable, available: Mapping[str, Any]) -> Any:
     """Call a spec callable with the keywords its signature names (all of them if it takes
     ``**kwargs``).
+
+    Raises:
+        SpecError: the callable asks for a name that is not available.
+    """
+    return fn(**keywords(fn, available))
+
+
+def keywords(fn: Callable, available: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords :func:`call` passes to ``fn`` (a new dict; the signature is read once).
 
     Raises:
         SpecError: the callable asks for a name that is not available.
@@ -54,12 +75,12 @@ def call(fn: Callable, available: Mapping[str, Any]) -> Any:
         entry = _SIGNATURES[id(fn)] = (fn, names)
     names = entry[1]
     if names is None:
-        return fn(**available)
+        return dict(available)
     missing = [n for n in names if n not in available]
     if missing:
         name = getattr(fn, "__qualname__", repr(fn))
         raise SpecError(f"{name} asks for {missing}, but only {sorted(available)} are available")
-    return fn(**{n: available[n] for n in names})
+    return {n: available[n] for n in names}
 
 
 def draw_inputs(target: Target, rng: np.random.Generator, case: Case) -> list[Inputs]:
@@ -173,13 +194,37 @@ def fd_full_jacobian(
     whatever the size of their inputs, so a relative step would only lose accuracy.
     """
     point = np.asarray(inputs[wrt], dtype=np.float64)
-    forward = _scalar_map(target, inputs)
-    out_shape = np.asarray(forward(inputs)).shape
+    # The forward map's keywords are bound once; each evaluation only swaps the wrt array (as
+    # call() would pass it for {**inputs, wrt: v}). The output shape is that of the first
+    # evaluation (the map at the unperturbed point only when there is none).
+    forward, shape = target.forward, point.shape
+    kwargs = keywords(forward, {**inputs, wrt: point})
+    swap = wrt in kwargs
+    shapes: list[tuple[int, ...]] = []
+    if target.upstream is None:
 
-    def flat(v: np.ndarray) -> np.ndarray:
-        return np.asarray(forward({**inputs, wrt: v.reshape(point.shape)}), dtype=np.float64)
+        def flat(v: np.ndarray) -> np.ndarray:
+            if swap:
+                kwargs[wrt] = v.reshape(shape)
+            value = np.asarray(forward(**kwargs), dtype=np.float64)
+            if not shapes:
+                shapes.append(value.shape)
+            return value
 
-    return fd_jacobian(flat, point.ravel(), h=target.step), out_shape
+    else:
+        upstream = np.asarray(inputs[target.upstream], dtype=np.float64)
+        shapes.append(())
+
+        def flat(v: np.ndarray) -> np.ndarray:
+            if swap:
+                kwargs[wrt] = v.reshape(shape)
+            value = np.sum(upstream * np.asarray(forward(**kwargs)))
+            return np.asarray(value, dtype=np.float64)
+
+    jac = fd_jacobian(flat, point.ravel(), h=target.step)
+    if not shapes:
+        shapes.append(np.asarray(_scalar_map(target, inputs)(inputs)).shape)
+    return jac, shapes[0]
 
 
 def shape_derivative(
@@ -194,8 +239,25 @@ def shape_derivative(
 
 
 # --- exact references with sympy ---------------------------------------------------------------
+#
+# sympy costs about half a second to import and more to differentiate and compile, once per
+# process; the code lambdify generates is plain NumPy, though. So each compiled Jacobian of a pack
+# loaded from its folder is kept in ``<pack>/__pycache__/exact-jacobians-<fingerprint>.json``
+# (its source and the NumPy names it uses), and a later process replays that source without
+# importing sympy: the same code on the same NumPy, hence the same floats to the last bit. The
+# fingerprint covers the sympy version, this module and the pack's Python files; a missing key,
+# a stale or unreadable store falls back to sympy. The store is trusted like the ``spec.py`` next
+# to it (the kit executes that too): only a regular file owned by this user and writable by no
+# one else is read.
 
-_COMPILED: dict[tuple, tuple[Callable, tuple[int, ...]]] = {}
+_COMPILED: dict[tuple, tuple[Callable, tuple[int, ...], object]] = {}
+"""(id of the target, wrt, shapes, other inputs) -> compiled Jacobian, output shape, target."""
+STORE_FORMAT = 1
+"""Version of the store's layout (part of its fingerprint)."""
+STORE_PREFIX = "exact-jacobians-"
+_FUNCTION = "_lambdifygenerated"
+_STORES: dict[Path, _Store] = {}
+_STORES_LOCK = threading.Lock()
 
 
 def _symbols(name: str, shape: tuple[int, ...]):
@@ -237,24 +299,212 @@ def symbolic_output(target: Derivative, values: Mapping[str, object], flats) -> 
     return outputs
 
 
+def _code_names(code: CodeType) -> set[str]:
+    """The global (and attribute) names a code object and its nested code use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _replay(source: str, names: list[str]) -> Callable | None:
+    """The function defined by lambdify's ``source``, its ``names`` bound to NumPy's; None when
+    the source is not one such function or uses other globals."""
+    try:
+        code = compile(source, "<exact-jacobian>", "exec")
+    except (SyntaxError, ValueError):
+        return None
+    inner = [c for c in code.co_consts if isinstance(c, CodeType)]
+    if code.co_names != (_FUNCTION,) or len(inner) != 1 or inner[0].co_name != _FUNCTION:
+        return None
+    used = _code_names(inner[0])
+    if not used <= set(names) or not all(hasattr(np, n) for n in names):
+        return None
+    namespace: dict[str, object] = {n: getattr(np, n) for n in names}
+    exec(code, namespace)  # noqa: S102 - trusted: written by this module (the store's checks)
+    return cast("Callable", namespace[_FUNCTION])
+
+
+def _portable(compiled: Callable) -> tuple[str, list[str]] | None:
+    """lambdify's source of ``compiled`` and the NumPy names it uses, when it uses nothing else
+    (else None: that Jacobian is not stored)."""
+    code = getattr(compiled, "__code__", None)
+    if code is None or code.co_name != _FUNCTION:
+        return None
+    source = "".join(linecache.getlines(code.co_filename))
+    names = sorted(_code_names(code))
+    namespace = compiled.__globals__
+    missing = object()
+    for name in names:
+        if namespace.get(name, missing) is not getattr(np, name, missing):
+            return None
+    return (source, names) if source.startswith(f"def {_FUNCTION}(") else None
+
+
+def _fingerprint(folder: Path) -> str | None:
+    """What the compiled Jacobians of the pack in ``folder`` depend on: the store's format, the
+    sympy version, this module and the pack's Python files. None without sympy."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        digest = hashlib.sha256(f"{STORE_FORMAT}\0{version('sympy')}\0".encode())
+        digest.update(Path(__file__).read_bytes())
+        for path in sorted(folder.rglob("*.py")):
+            if "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(folder)).encode() + b"\0")
+                digest.update(path.read_bytes())
+    except (PackageNotFoundError, OSError):
+        return None
+    return digest.hexdigest()
+
+
+class _Store:
+    """The compiled exact Jacobians of one pack, kept in its folder's ``__pycache__``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.lock = threading.Lock()
+        fingerprint = _fingerprint(folder)
+        self.cache = folder / "__pycache__"
+        self.path = (
+            None if fingerprint is None else self.cache / f"{STORE_PREFIX}{fingerprint}.json"
+        )
+        self.entries: dict[str, dict] = self._read()
+        self.replayed: dict[str, tuple[Callable, tuple[int, ...]] | None] = {}
+
+    def _read(self) -> dict[str, dict]:
+        if self.path is None:
+            return {}
+        try:
+            with open(self.path, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if (
+                    not stat.S_ISREG(info.st_mode)
+                    or info.st_uid != os.geteuid()
+                    or info.st_mode & 0o022
+                ):
+                    log.warning("ignoring %s: not a file of this user only", self.path)
+                    return {}
+                data = json.loads(handle.read())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.debug("ignoring %s: %s", self.path, exc)
+            return {}
+        entries = data.get("entries") if isinstance(data, dict) else None
+        return entries if isinstance(entries, dict) else {}
+
+    def get(self, key: str) -> tuple[Callable, tuple[int, ...]] | None:
+        """The stored Jacobian under ``key``, replayed (None if absent or unusable)."""
+        with self.lock:
+            if key not in self.replayed:
+                self.replayed[key] = self._load(self.entries.get(key))
+            return self.replayed[key]
+
+    @staticmethod
+    def _load(entry: object) -> tuple[Callable, tuple[int, ...]] | None:
+        if not isinstance(entry, dict):
+            return None
+        source, names, shape = entry.get("source"), entry.get("names"), entry.get("out_shape")
+        if not (
+            isinstance(source, str)
+            and isinstance(names, list)
+            and all(isinstance(n, str) and n.isidentifier() for n in names)
+            and isinstance(shape, list)
+            and all(isinstance(n, int) for n in shape)
+        ):
+            return None
+        compiled = _replay(source, names)
+        return None if compiled is None else (compiled, tuple(shape))
+
+    def put(self, key: str, compiled: Callable, out_shape: tuple[int, ...]) -> None:
+        """Keep a Jacobian sympy just compiled (nothing if its code is not plain NumPy)."""
+        portable = _portable(compiled)
+        if portable is None or self.path is None:
+            return
+        source, names = portable
+        with self.lock:
+            self.entries[key] = {"source": source, "names": names, "out_shape": list(out_shape)}
+            self.replayed[key] = (compiled, tuple(out_shape))
+            try:
+                self._write()
+            except OSError as exc:  # e.g. a read-only installation: sympy every time
+                log.debug("cannot keep the exact Jacobians in %s: %s", self.path, exc)
+                self.path = None
+
+    def _write(self) -> None:
+        if self.path is None:
+            return
+        entries = {**self._read(), **self.entries}  # another process may have added some
+        self.cache.mkdir(exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.cache, prefix=f".{STORE_PREFIX}")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:  # mode 0600
+                json.dump({"format": STORE_FORMAT, "entries": entries}, out, sort_keys=True)
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        for stale in self.cache.glob(f"{STORE_PREFIX}*.json"):
+            if stale != self.path:
+                stale.unlink(missing_ok=True)
+
+
+def _stored(target: Derivative, key: tuple) -> tuple[_Store, str] | None:
+    """The store of the target's pack and the target's key in it (None: not kept on disk)."""
+    from . import registry
+
+    found = registry.owner(target)
+    folder = None if found is None else found[0].folder
+    if found is None or folder is None:
+        return None
+    label = found[1]
+    if any(" at 0x" in value for _, value in key[3]):  # an input whose repr changes per run
+        return None
+    with _STORES_LOCK:
+        store = _STORES.get(folder)
+        if store is None:
+            store = _STORES[folder] = _Store(folder)
+    text = json.dumps([label, key[1], [[k, list(s)] for k, s in key[2]], key[3]])
+    return store, text
+
+
+def _compile(
+    target: Derivative, inputs: Inputs, wrt: str, key: tuple
+) -> tuple[Callable, tuple[int, ...]]:
+    """The compiled exact Jacobian: from the pack's store, else from sympy (then stored)."""
+    stored = _stored(target, key)
+    if stored is not None:
+        hit = stored[0].get(stored[1])
+        if hit is not None:
+            return hit
+    import sympy as sp
+
+    arrays = _arrays(inputs)
+    values, flats = symbolic_inputs(inputs)
+    outputs = symbolic_output(target, values, flats)
+    jac = sp.Matrix(outputs).jacobian(flats[wrt])
+    out_shape = () if target.upstream is not None else np.shape(call(target.forward, inputs))
+    compiled = sp.lambdify([flats[k] for k in arrays], jac, modules="numpy")
+    if stored is not None:
+        stored[0].put(stored[1], compiled, tuple(out_shape))
+    return compiled, tuple(out_shape)
+
+
 def exact_jacobian(
     target: Derivative, inputs: Inputs, wrt: str
 ) -> tuple[np.ndarray, tuple[int, ...]]:
     """The exact Jacobian of the sympy form (outputs flattened x wrt flattened) at these inputs,
-    and the output shape; compiled once per target, shapes and non-array inputs."""
-    import sympy as sp
-
+    and the output shape; compiled once per target, shapes and non-array inputs (and kept in the
+    pack's store, so later processes need no sympy)."""
     arrays = _arrays(inputs)
     others = tuple(sorted((k, repr(v)) for k, v in inputs.items() if k not in arrays))
     key = (id(target), wrt, tuple((k, a.shape) for k, a in arrays.items()), others)
-    if key not in _COMPILED:
-        values, flats = symbolic_inputs(inputs)
-        outputs = symbolic_output(target, values, flats)
-        jac = sp.Matrix(outputs).jacobian(flats[wrt])
-        out_shape = () if target.upstream is not None else np.shape(call(target.forward, inputs))
-        compiled = sp.lambdify([flats[k] for k in arrays], jac, modules="numpy")
-        _COMPILED[key] = (compiled, tuple(out_shape))
-    compiled, out_shape = _COMPILED[key]
+    entry = _COMPILED.get(key)
+    if entry is None or entry[2] is not target:
+        compiled, out_shape = _compile(target, inputs, wrt, key)
+        entry = _COMPILED[key] = (compiled, out_shape, target)
+    compiled, out_shape, _ = entry
     args = [np.asarray(a, dtype=np.float64).ravel() for a in arrays.values()]
     jac = np.array(compiled(*args), dtype=np.float64)
     return jac.reshape(-1, arrays[wrt].size), out_shape

@@ -150,6 +150,24 @@ def load_path(folder: Path) -> Pack:
         return pack
 
 
+def loaded() -> list[Pack]:
+    """The packs loaded from their folders so far in this process."""
+    with _LOCK:
+        return list(_LOADED.values())
+
+
+def owner(target: object) -> tuple[Pack, str] | None:
+    """The loaded pack declaring this very target object, and the target's place in it
+    (``"<question id>/<position>/<name>"``, stable while the pack's files are unchanged); None
+    for a target of no pack loaded from a folder (e.g. one built in a test)."""
+    for pack in loaded():
+        for question in pack.questions:
+            for position, declared in enumerate(question.functions):
+                if declared is target:
+                    return pack, f"{question.id}/{position}/{declared.name}"
+    return None
+
+
 def _givens_module(package: str) -> ModuleType:
     return importlib.import_module(f"{package}.givens")
 
