@@ -432,18 +432,18 @@ def grade(
     found = discover(submissions, roster=roster_df)  # maps LMS names; logs unmapped, superseded
     if not found and roster_df is None:
         raise GradingError(f"no submissions found in {submissions}")
+    pack = registry.load(assignment or infer(s.notebook for s in found))
+    if questions:  # a mistyped option is said before anything about the submissions
+        from .regrade import Regrade, check_questions
+    chosen = check_questions(questions, pack=pack, force=force) if questions else ()
     for s in found:
         if s.problem:
             log.warning("%s: %s (graded as invalid)", s.student, s.problem)
-    pack = registry.load(assignment or infer(s.notebook for s in found))
     log.info("assignment: %s", pack.name)
     if roster_df is not None:
         gradebook.check_roster(roster_df, pack=pack)
     manual = read_overrides(overrides, pack=pack) if overrides is not None else []
     check_students(manual, (s.student for s in found), path=overrides)
-    if questions:
-        from .regrade import Regrade, check_questions
-    chosen = check_questions(questions, pack=pack, force=force) if questions else ()
     grade_one = make_grader(
         engine,
         build_dir=build_dir,

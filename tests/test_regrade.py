@@ -349,13 +349,18 @@ def test_ctrl_c_during_a_regrade_leaves_the_outputs_as_they_were(graded, tmp_pat
     ],
     ids=["unknown", "no-force"],
 )
-def test_bad_question_options_are_one_line_errors(graded, tmp_path, args, message):
+def test_bad_question_options_are_one_line_errors(graded, tmp_path, caplog, args, message):
     """Is an unknown --question id, or --question without --force, refused with one line that
-    says what to do, before anything is graded or written?"""
+    says what to do, before anything is graded or written, and before any warning about the
+    submissions?"""
+    subs = tmp_path / "subs"
+    shutil.copytree(graded["subs"], subs)
+    (subs / "zed_broken.ipynb").write_text("{ not a notebook", encoding="utf-8")
     out = tmp_path / "out"
-    result = regrade_cli(graded["subs"], out, *args)
+    result = regrade_cli(subs, out, *args)
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+    assert not [r for r in caplog.records if "zed_broken" in r.getMessage()]
     assert "Traceback" not in result.output
     assert not out.exists()
 
