@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from autograder.grading import grade
-from helpers import CORRECT, EQUIVALENT, MISTAKES, MP, fill, write_notebooks
+from helpers import CORRECT, EQUIVALENT, MISTAKES, MP, TINY, fill, write_notebooks
 
 BY_NAME, QUESTION_NAMES, TOTAL_POINTS = MP.by_id, MP.question_ids, MP.total_points
 TIMEOUT = 40.0
@@ -276,3 +276,26 @@ def test_judge_interrupts_a_stuck_cell_and_grades_the_rest(judge_batch):
     result = judge_batch["results"]["top_level_loop"]
     assert (result["status"], result["total"]) == ("graded", TOTAL_POINTS)
     assert any("interrupted" in note for note in result["notes"])
+
+
+@pytest.mark.parametrize(("limit", "prefetched"), [(100, True), (1, False)])
+def test_only_a_small_batch_loads_the_outputs_libraries_while_grading(
+    tiny_template, tmp_path, monkeypatch, limit, prefetched
+):
+    """Does a batch of at most PREFETCH_LIMIT submissions import pandas and matplotlib while it
+    is graded, and a larger one only at the end (so a large batch does not hold them throughout)?"""
+    from autograder import grading
+
+    started: list[str] = []
+    real = grading.prefetch_outputs
+
+    def watched():
+        started.append("prefetch")
+        return real()
+
+    monkeypatch.setattr(grading, "PREFETCH_LIMIT", limit)
+    monkeypatch.setattr(grading, "prefetch_outputs", watched)
+    subs = write_notebooks(tmp_path / "subs", {"ann": tiny_template, "bob": tiny_template})
+    run = grade(submissions=subs, out=tmp_path / "out", assignment=TINY, jobs=2)
+    assert len(run.results) == 2
+    assert bool(started) is prefetched
