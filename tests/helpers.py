@@ -5,7 +5,9 @@ and Chromium as a TA would open the outputs, HTML tables, and a norm-scaled clos
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -162,3 +164,18 @@ def assert_close_to(actual: np.ndarray, desired: np.ndarray, *, rtol: float, lab
         f"{label}: ||got - expected|| = {err:.3e} > rtol * scale = {rtol:.1e} * {scale:.3e}\n"
         f"got\n{actual}\nexpected\n{desired}"
     )
+
+
+def json_of_script(script: str, *args: str) -> dict:
+    """Run ``script`` in a fresh interpreter (``python -c``, as the judge's forkserver needs)
+    from the repository, and return the JSON object it prints last."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

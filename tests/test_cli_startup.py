@@ -7,17 +7,12 @@ graded)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from autograder.grading import PREFETCH_THREAD
 from autograder.samples import write_samples
+from helpers import json_of_script
 
-REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("pandas", "matplotlib", "otter", "dask", "distributed", "sympy")
 """Libraries that ``grade`` must not import before its first result."""
 
@@ -25,16 +20,7 @@ HEAVY = ("pandas", "matplotlib", "otter", "dask", "distributed", "sympy")
 def _imported(script: str, *args: str) -> dict[str, bool]:
     """Run ``script`` in a fresh interpreter (``python -c``, as the forkserver needs) and read
     the JSON it prints last: which of :data:`HEAVY` were imported."""
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json_of_script(script, *args)
 
 
 HELP = f"""

@@ -7,16 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from autograder.pack import derive
-from helpers import FIXTURE_PACKS
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers import FIXTURE_PACKS, json_of_script
 
 REFERENCES = """
 import hashlib, json, sys
@@ -42,16 +38,7 @@ print(json.dumps({"digest": digest.hexdigest(), "count": count, "sympy": "sympy"
 def references(pack: Path) -> dict:
     """Every reference of the pack's cases for two students, hashed, in a fresh interpreter;
     and whether sympy was imported."""
-    done = subprocess.run(
-        [sys.executable, "-c", REFERENCES, str(pack)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json_of_script(REFERENCES, str(pack))
 
 
 def stores(pack: Path) -> list[Path]:
