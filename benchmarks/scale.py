@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/scale.py [--n 100 1000 10000] [--jobs 2] [--otter 5] [--startup-repeats 5]
                                [--kit LABEL=PATH ...] [--max-n LABEL=N ...] [--dask [--dask-n N]]
-                               [--plot docs/images/scale.png] [--table docs/images/scale.md]
+                               [--plot docs/images/scale.png] [--table scale.md]
 
 Generates N submissions from the kit's samples (``autograder/samples.py``): a mix of 34 notebooks
 (the correct answers, the 10 equivalent forms, every typical mistake except the infinite loop, and
