@@ -370,7 +370,6 @@ class _Store:
             None if fingerprint is None else self.cache / f"{STORE_PREFIX}{fingerprint}.json"
         )
         self.entries: dict[str, dict] = self._read()
-        self.replayed: dict[str, tuple[Callable, tuple[int, ...]] | None] = {}
 
     def _read(self) -> dict[str, dict]:
         if self.path is None:
@@ -395,11 +394,11 @@ class _Store:
         return entries if isinstance(entries, dict) else {}
 
     def get(self, key: str) -> tuple[Callable, tuple[int, ...]] | None:
-        """The stored Jacobian under ``key``, replayed (None if absent or unusable)."""
+        """The stored Jacobian under ``key``, replayed (None if absent or unusable); asked once
+        per key and process (:func:`exact_jacobian` keeps what it gets)."""
         with self.lock:
-            if key not in self.replayed:
-                self.replayed[key] = self._load(self.entries.get(key))
-            return self.replayed[key]
+            entry = self.entries.get(key)
+        return self._load(entry)
 
     @staticmethod
     def _load(entry: object) -> tuple[Callable, tuple[int, ...]] | None:
@@ -425,7 +424,6 @@ class _Store:
         source, names = portable
         with self.lock:
             self.entries[key] = {"source": source, "names": names, "out_shape": list(out_shape)}
-            self.replayed[key] = (compiled, tuple(out_shape))
             try:
                 self._write()
             except OSError as exc:  # e.g. a read-only installation: sympy every time
