@@ -73,6 +73,22 @@ def _shape_ok(shape: object) -> bool:
     return True
 
 
+def _numeric_dtype(descr: object) -> np.dtype:
+    """The numeric dtype an array's description names (kept for the next arrays); ProtocolError
+    for anything else."""
+    if not isinstance(descr, str) or not _DTYPE.fullmatch(descr):
+        raise ProtocolError("blob is not a numeric array")
+    try:
+        dtype = np.dtype(descr)
+    except TypeError as exc:
+        raise ProtocolError(f"bad array: {exc}") from None
+    if dtype.kind not in NUMERIC_KINDS + "c":
+        raise ProtocolError("blob lengths do not match the array")
+    if len(_DTYPES) < 64:  # the pattern allows a few hundred; senders use a handful
+        _DTYPES[descr] = dtype
+    return dtype
+
+
 def _array(layout: object, blob: memoryview) -> np.ndarray:
     """A fresh array from its announced dtype and shape and its raw bytes; ProtocolError if they
     do not fit (only numeric dtypes are even parsed: nothing here can unpickle)."""
@@ -81,19 +97,8 @@ def _array(layout: object, blob: memoryview) -> np.ndarray:
     descr, shape = layout
     dtype = _DTYPES.get(descr) if type(descr) is str else None
     if dtype is None:
-        if not isinstance(descr, str) or not _DTYPE.fullmatch(descr):
-            raise ProtocolError("blob is not a numeric array")
-        if not _shape_ok(shape):
-            raise ProtocolError("bad array shape")
-        try:
-            dtype = np.dtype(descr)
-        except TypeError as exc:
-            raise ProtocolError(f"bad array: {exc}") from None
-        if dtype.kind not in NUMERIC_KINDS + "c":
-            raise ProtocolError("blob lengths do not match the array")
-        if len(_DTYPES) < 64:  # the pattern allows a few hundred; senders use a handful
-            _DTYPES[descr] = dtype
-    elif not _shape_ok(shape):
+        dtype = _numeric_dtype(descr)
+    if not _shape_ok(shape):
         raise ProtocolError("bad array shape")
     if math.prod(shape) * dtype.itemsize != len(blob):
         raise ProtocolError("blob lengths do not match the array")
