@@ -25,6 +25,7 @@ from .build import DEFAULT_OUT, default_out
 from .build import build as run_build
 from .cache import CACHE_DIR
 from .errors import KitError
+from .figures import PAINT_AHEAD_LIMIT, Painter, painting
 from .grading import (
     DEFAULT_TIMEOUT,
     ENGINES,
@@ -471,6 +472,9 @@ def _stoppable(
 ) -> Iterator[Callable[[Iterable[Submission]], Callable[[Result], None]]]:
     """Grade with Ctrl-C/SIGTERM handled (``interrupts.py``); yields the progress-bar factory.
 
+    A painter process (``figures.py``) imports matplotlib meanwhile and draws the report's
+    figures; a batch of more than ``PAINT_AHEAD_LIMIT`` submissions to grade stops it.
+
     A stop while grading prints how far the batch got and exits with 130 (SIGINT) or 143
     (SIGTERM); the progress bar is stopped first, so the terminal is left as it was. When every
     running submission was abandoned (nothing left to clean up), the exit skips Python's own
@@ -479,8 +483,8 @@ def _stoppable(
     """
     bars: list[Progress] = []
     try:
-        with interrupts.handle_signals():
-            yield partial(_progress_bar, bars=bars)
+        with interrupts.handle_signals(), painting() as painter:
+            yield partial(_progress_bar, bars=bars, painter=painter)
     except GradingInterrupted as stop:
         _stop_bars(bars)
         console.print(
@@ -529,8 +533,10 @@ def _exit_if_stopped() -> None:
         sys.exit(interrupts.exit_status(signum))
 
 
-def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress]):
+def _progress_bar(submissions: Iterable[Submission], *, bars: list[Progress], painter: Painter):
     total = sum(1 for _ in submissions)  # holds no submission (nor its notebook)
+    if total > PAINT_AHEAD_LIMIT:
+        painter.close()
     progress = Progress(
         TextColumn("grading"),
         BarColumn(),

@@ -25,21 +25,15 @@ import pandas as pd
 from .checks.tags import CASE_TAGS, FALLBACK_TAGS, GENERIC_TAGS
 from .course import WEIGHTED, GradedFolder
 from .errors import KitError
+from .figures import ACCENT_COLOR as _ACCENT_COLOR
+from .figures import BAR_COLOR as _BAR_COLOR
+from .figures import default_style as _default_style
+from .figures import despine as _despine
+from .figures import figure as _figure
+from .figures import svg as _svg
 from .gradebook import STATUSES
 from .pack import registry
-from .report import (
-    _ACCENT_COLOR,
-    _BAR_COLOR,
-    _CSS,
-    _default_style,
-    _despine,
-    _empty,
-    _figure,
-    _fmt,
-    _html_table,
-    _section,
-    _svg,
-)
+from .report import _CSS, _empty, _fmt, _html_table, _section
 
 NOT_MISCONCEPTIONS: tuple[str, ...] = ("missing", "exception", "timeout")
 """Tags that say a question was not answered or did not run, not how it was misunderstood."""

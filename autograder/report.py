@@ -6,33 +6,28 @@ the distribution of totals, the mean and full-marks rate per question, and how o
 diagnosis tag (the pack's :attr:`~autograder.pack.spec.Pack.vocabulary`) occurred per question: which misconceptions the
 class has. Scores and tags are taken from graded submissions only.
 
-Figures are drawn with matplotlib's object-oriented API (no pyplot, so no GUI backend is ever
-selected) under matplotlib's default style with a fixed SVG hash salt and no dates, so two runs on
-the same input write byte-identical HTML. matplotlib is imported with this module, which
-``grade`` imports only to write the report, after the last result. A list of students longer than
-:data:`LIST_LIMIT` rows is summarised, so the report stays readable at 10,000 submissions.
+Figures are described here as data and drawn by :mod:`autograder.figures` (matplotlib's default
+style, a fixed SVG hash salt, no dates), so two runs on the same input write byte-identical HTML,
+whether a painter process or this one drew them; this module imports no matplotlib. A list of
+students longer than :data:`LIST_LIMIT` rows is summarised, so the report stays readable at
+10,000 submissions.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from autograder.errors import KitError
+from autograder.figures import FigureSpec, render
 from autograder.gradebook import STATUSES
 from autograder.pack.spec import Pack
 from autograder.safetext import visible
@@ -47,9 +42,6 @@ LIST_LIMIT = 100
 (counts per reason or question) and shows its first rows, with a link to ``gradebook.csv``, so
 the report stays readable and small at 10,000 submissions."""
 _POINTS_TOLERANCE = 1e-6
-_BAR_COLOR = "#3a6ea5"
-_ACCENT_COLOR = "#d9822b"
-_SVG_SALT = "math-primer-report"
 
 
 def _esc(text: object) -> str:
@@ -195,15 +187,24 @@ def render_report(
     graded = _graded(table, pack)
     frequencies = tag_frequencies(results, pack=pack)
     stats = _question_stats(graded, pack)
-    with _default_style():
-        sections = [
-            _status_section(table),
-            _distribution_section(graded, pack),
-            _questions_section(graded, stats, frequencies, pack),
-            _tags_section(graded, frequencies, pack),
-            _attention_section(table, results),
-            _overrides_section(results, pack),
-        ]
+    specs = [
+        spec
+        for spec in (
+            _distribution_figure(graded, pack),
+            _questions_figure(graded, stats),
+            _tags_figure(graded, frequencies, pack),
+        )
+        if spec is not None
+    ]
+    figures = dict(zip((spec["key"] for spec in specs), render(specs), strict=True))
+    sections = [
+        _status_section(table),
+        _distribution_section(graded, figures.get("dist", "")),
+        _questions_section(graded, stats, frequencies, pack, figures.get("questions", "")),
+        _tags_section(graded, frequencies, pack, figures.get("tags", "")),
+        _attention_section(table, results),
+        _overrides_section(results, pack),
+    ]
     heading = _esc(f"{title or pack.title}: grading report")
     overview = _overview(table, graded, pack)
     body = "\n".join(sections)
@@ -243,28 +244,22 @@ def _status_section(table: pd.DataFrame) -> str:
     )
 
 
-def _distribution_section(graded: pd.DataFrame, pack: Pack) -> str:
-    total_points = pack.total_points
+def _distribution_figure(graded: pd.DataFrame, pack: Pack) -> FigureSpec | None:
+    if graded.empty:
+        return None
+    totals = graded["total"].to_numpy(dtype=float).tolist()
+    return {
+        "kind": "distribution",
+        "key": "dist",
+        "totals": totals,
+        "total_points": pack.total_points,
+    }
+
+
+def _distribution_section(graded: pd.DataFrame, figure: str) -> str:
     if graded.empty:
         return _section("Score distribution", _empty("No graded submissions: nothing to plot."))
     totals = graded["total"].to_numpy(dtype=float)
-    fig = _figure(8.5, 3.4)
-    ax = fig.add_subplot()
-    edges = np.arange(0, math.ceil(total_points) + 1, 1.0)
-    ax.hist(np.clip(totals, 0, total_points), bins=list(edges), color=_BAR_COLOR, edgecolor="white")
-    mean = float(totals.mean())
-    ax.axvline(mean, color=_ACCENT_COLOR, linestyle="--", linewidth=2, label=f"mean {mean:.2f}")
-    ax.set_xlim(0, total_points)
-    ax.set_xticks(edges)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(
-        f"total points (of {total_points:g}); bins of 1 point, the last one includes "
-        f"{total_points:g}"
-    )
-    ax.set_ylabel("submissions")
-    ax.set_title(f"Totals of {len(totals)} graded submission(s)")
-    ax.legend(loc="upper left", frameon=False)
-    _despine(ax)
     described = pd.Series(totals).describe()
     stats = _html_table(
         ["graded", "mean", "std", "min", "25%", "median", "75%", "max"],
@@ -274,11 +269,23 @@ def _distribution_section(graded: pd.DataFrame, pack: Pack) -> str:
         ],
         numeric=set(range(8)),
     )
-    return _section("Score distribution", _svg(fig, "dist") + stats)
+    return _section("Score distribution", figure + stats)
+
+
+def _questions_figure(graded: pd.DataFrame, stats: pd.DataFrame) -> FigureSpec | None:
+    if graded.empty:
+        return None
+    return {
+        "kind": "questions",
+        "key": "questions",
+        "labels": list(stats["question"]),
+        "means": (100 * stats["mean"] / stats["points"]).tolist(),
+        "full_marks": (100 * stats["full_marks_rate"]).tolist(),
+    }
 
 
 def _questions_section(
-    graded: pd.DataFrame, stats: pd.DataFrame, frequencies: pd.DataFrame, pack: Pack
+    graded: pd.DataFrame, stats: pd.DataFrame, frequencies: pd.DataFrame, pack: Pack, figure: str
 ) -> str:
     rows = []
     for row in stats.itertuples(index=False):
@@ -301,36 +308,33 @@ def _questions_section(
     )
     if graded.empty:
         return _section("Per question", _empty("No graded submissions: nothing to plot.") + table)
-    fig = _figure(9.5, 3.4)
-    left, right = fig.subplots(1, 2)
-    x = np.arange(len(stats))
-    labels = list(stats["question"])
-    for ax, values, heading, color in (
-        (left, 100 * stats["mean"] / stats["points"], "Mean score (% of the points)", _BAR_COLOR),
-        (
-            right,
-            100 * stats["full_marks_rate"],
-            "Full-marks rate (% of submissions)",
-            _ACCENT_COLOR,
-        ),
-    ):
-        bars = ax.bar(x, values, color=color, width=0.7)
-        ax.bar_label(bars, labels=[f"{v:.0f}" for v in values], padding=2, fontsize=9)
-        ax.set_xticks(x, labels)
-        ax.set_ylim(0, 112)
-        ax.set_yticks([0, 25, 50, 75, 100])
-        ax.yaxis.set_major_formatter(PercentFormatter(100))
-        ax.set_title(heading)
-        _despine(ax)
-    return _section("Per question", _svg(fig, "questions") + table)
+    return _section("Per question", figure + table)
 
 
-def _tags_section(graded: pd.DataFrame, frequencies: pd.DataFrame, pack: Pack) -> str:
-    # Most frequent tags first; ties (and the tags that never occurred) in the vocabulary's order.
-    names, vocabulary = list(pack.question_ids), pack.vocabulary
+def _tag_order(frequencies: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Every tag, most frequent first (ties, and the tags that never occurred, in the
+    vocabulary's order), and those of them that occurred."""
     totals = frequencies.sum()
     order = sorted(frequencies.columns, key=lambda t: -int(totals[t]))  # stable
-    seen = [t for t in order if totals[t] > 0]
+    return order, [t for t in order if totals[t] > 0]
+
+
+def _tags_figure(graded: pd.DataFrame, frequencies: pd.DataFrame, pack: Pack) -> FigureSpec | None:
+    _, seen = _tag_order(frequencies)
+    if graded.empty or not seen:
+        return None
+    return {
+        "kind": "tags",
+        "key": "tags",
+        "questions": list(pack.question_ids),
+        "tags": seen,
+        "counts": frequencies[seen].T.to_numpy().tolist(),
+    }
+
+
+def _tags_section(graded: pd.DataFrame, frequencies: pd.DataFrame, pack: Pack, figure: str) -> str:
+    names, vocabulary = list(pack.question_ids), pack.vocabulary
+    order, seen = _tag_order(frequencies)
     header = ["tag", "hint", *names, "all"]
     rows = []
     for tag in order:
@@ -352,39 +356,11 @@ def _tags_section(graded: pd.DataFrame, frequencies: pd.DataFrame, pack: Pack) -
     if graded.empty or not seen:
         why = "No graded submissions." if graded.empty else "No diagnosis tags: no mistakes found."
         return _section("Misconceptions: diagnosis tags per question", _empty(why) + table, note)
-    data = frequencies[seen].T.to_numpy()
-    fig = _figure(8.5, 1.2 + 0.38 * len(seen))
-    ax = fig.add_subplot()
-    cmap = mpl.colormaps["Oranges"].with_extremes(bad="#f4f5f7")
-    image = ax.imshow(
-        np.ma.masked_equal(data, 0), cmap=cmap, vmin=0, vmax=max(int(data.max()), 1), aspect="auto"
-    )
-    ax.set_xticks(range(len(names)), names)
-    ax.set_yticks(range(len(seen)), seen)
-    ax.xaxis.tick_top()
-    ax.tick_params(length=0)
-    threshold = 0.6 * data.max()
-    for (i, j), value in np.ndenumerate(data):
-        if value:
-            color = "white" if value > threshold else "black"
-            ax.text(j, i, str(value), ha="center", va="center", color=color, fontsize=10)
-    ax.set_xticks(np.arange(-0.5, len(names)), minor=True)
-    ax.set_yticks(np.arange(-0.5, len(seen)), minor=True)
-    ax.grid(which="minor", color="white", linewidth=2)
-    ax.tick_params(which="minor", length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    colorbar = fig.colorbar(image, ax=ax, pad=0.02, fraction=0.04)
-    colorbar.set_label("submissions")
-    colorbar.locator = MaxNLocator(integer=True)
-    colorbar.update_ticks()
     omitted = len(frequencies.columns) - len(seen)
     caption = (
         f" Tags that never occurred ({omitted}) are left out of the figure." if omitted else ""
     )
-    return _section(
-        "Misconceptions: diagnosis tags per question", _svg(fig, "tags") + table, note + caption
-    )
+    return _section("Misconceptions: diagnosis tags per question", figure + table, note + caption)
 
 
 def _attention_section(table: pd.DataFrame, results: list[dict]) -> str:
@@ -545,44 +521,6 @@ def _reason(result: dict) -> str:
 
 
 # --- rendering --------------------------------------------------------------------------------
-
-
-@contextmanager
-def _default_style() -> Iterator[None]:
-    """Matplotlib's default style whatever the user's matplotlibrc says, and a fixed SVG salt."""
-    with mpl.rc_context():
-        mpl.rcdefaults()
-        mpl.rcParams.update({"svg.hashsalt": _SVG_SALT, "svg.fonttype": "path"})
-        yield
-
-
-def _figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def _despine(ax: Any) -> None:
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.grid(axis="y", color="#dddddd", linewidth=0.8)
-    ax.set_axisbelow(True)
-
-
-def _svg(fig: Figure, key: str) -> str:
-    """The figure as inline SVG: deterministic, ids prefixed with ``key``, no external names.
-
-    Called under :func:`_default_style`. The XML prolog, the RDF metadata (which names URLs) and the namespace declarations
-    (implied by HTML5 for inline SVG) are dropped.
-    """
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    text = text[text.index("<svg") :]
-    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
-    text = re.sub(r'\s*<style type="text/css">.*?</style>', "", text, flags=re.DOTALL)
-    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
-    text = re.sub(r'\bid="', f'id="{key}-', text)
-    text = text.replace("url(#", f"url(#{key}-").replace('href="#', f'href="#{key}-')
-    text = text.replace("<svg ", '<svg role="img" class="plot" ', 1)
-    return f'<figure class="plot">{text.strip()}</figure>\n'
 
 
 def _section(heading: str, content: str, note: str = "") -> str:
