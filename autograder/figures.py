@@ -54,6 +54,7 @@ _CHILD = (
     "import sys; sys.path.insert(0, sys.argv[1]); from autograder.figures import serve; serve()"
 )
 _painter: Painter | None = None
+_ahead: Painter | None = None
 
 
 # --- drawing ----------------------------------------------------------------------------------
@@ -250,12 +251,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     process.communicate()
 
 
+def start_ahead() -> None:
+    """Start the painter that the next :func:`painting` will use (``python -m autograder grade``
+    starts it before the CLI's own imports, ~0.4 s earlier). Unused, it exits with this process
+    (its input closes)."""
+    global _ahead
+    if _ahead is None:
+        _ahead = Painter()
+
+
 @contextmanager
 def painting() -> Iterator[Painter]:
-    """Start a painter for :func:`render` while the block runs (the CLI's ``grade``); stop it
-    at the end if it did not draw."""
-    global _painter
-    painter = Painter()
+    """Start a painter for :func:`render` while the block runs (the CLI's ``grade``), or use
+    the one started by :func:`start_ahead`; stop it at the end if it did not draw."""
+    global _painter, _ahead
+    painter, _ahead = _ahead or Painter(), None
     _painter = painter
     try:
         yield painter
@@ -291,6 +301,8 @@ def serve() -> None:
     if not data:  # closed unused
         return
     sys.stdout.write(json.dumps(_draw_forked(json.loads(data))))
+    sys.stdout.flush()
+    os._exit(0)  # the grading process waits for the end of the output: skip the teardown (~0.1 s)
 
 
 def _draw_forked(specs: list[FigureSpec]) -> list[str]:
