@@ -121,3 +121,37 @@ def test_the_painter_imports_the_kit_it_was_started_from() -> None:
         assert Path(args[-1]) == Path(figures.__file__).resolve().parents[1]
     finally:
         painter.close()
+
+
+def test_grade_through_the_cli_writes_the_report_this_process_renders(tmp_path: Path) -> None:
+    """Does ``python -m autograder grade`` (its figures drawn by the painter it starts ahead)
+    write the report.html that this process renders from the same outputs, byte for byte?"""
+    import json
+    import subprocess
+
+    from autograder.gradebook import collate
+    from autograder.pack import load
+    from autograder.report import render_report
+    from autograder.samples import write_samples
+
+    write_samples(tmp_path / "all", pack="math_primer")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("ada_correct.ipynb", "ben_mistakes.ipynb"):  # the tag map needs a mistake
+        (subs / name).write_bytes((tmp_path / "all" / name).read_bytes())
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(out), "--jobs", "2"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    pack = load("math_primer")
+    results = [json.loads(p.read_text()) for p in sorted((out / "results").glob("*.json"))]
+    assert len(results) >= 2
+    page = render_report(collate(results, pack=pack), results, pack=pack)
+    assert (out / "report.html").read_text(encoding="utf-8") == page
+    assert page.count("<svg") == 3
