@@ -209,12 +209,16 @@ class Painter:
 
     def __init__(self) -> None:
         package_parent = str(Path(__file__).resolve().parents[1])
-        self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, package_parent],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
+        self._process: subprocess.Popen[bytes] | None = None
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, package_parent],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except (OSError, ValueError) as exc:  # no interpreter to start: drawn here
+            log.debug("no painter (%r); the figures will be drawn here", exc)
 
     @property
     def running(self) -> bool:

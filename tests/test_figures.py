@@ -155,3 +155,14 @@ def test_grade_through_the_cli_writes_the_report_this_process_renders(tmp_path: 
     page = render_report(collate(results, pack=pack), results, pack=pack)
     assert (out / "report.html").read_text(encoding="utf-8") == page
     assert page.count("<svg") == 3
+
+
+def test_no_painter_can_start_and_the_figures_are_drawn_here(
+    here: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When no interpreter can be started for the painter, does grading go on and draw the
+    figures here?"""
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    with figures.painting() as painter:
+        assert not painter.running
+        assert figures.render(SPECS) == here
