@@ -116,6 +116,9 @@ class StudentError(Exception):
 _CONTEXT: multiprocessing.context.ForkServerContext | None = None
 _CONTEXT_LOCK = threading.Lock()
 _EVALUATOR_NUMBERS = itertools.count(1)
+_TAG_PREFIX = ""
+"""How this process's evaluator tags begin: empty in the grading process (its pid and a dash
+then), the batch's pid, a dash and the worker's pid in a judge worker (:func:`join_template`)."""
 THREAD_COUNTS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """The thread counts of numpy's BLAS (one each in the evaluators unless the TA set any)."""
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -155,6 +158,40 @@ def warm_context() -> multiprocessing.context.ForkServerContext:
     return _CONTEXT
 
 
+def template_address() -> str:
+    """Where the evaluators' template takes requests (a Unix socket of this user's); it is
+    started first if need be."""
+    warm_context()
+    address = vars(multiprocessing.forkserver._forkserver).get("_forkserver_address")  # private
+    if not isinstance(address, str):
+        raise JudgeFault("the evaluators' template process has no address")
+    return address
+
+
+def join_template(address: str, batch: int) -> None:
+    """In a judge worker (a child of the template, see ``pool.py``): start evaluators from the
+    template at ``address``, the one this worker was forked from, rather than a template of its
+    own; tag them with the ``batch``'s pid, so that they are found and swept with the batch's.
+
+    Python's forkserver client checks that its server is alive by waiting for it as a child;
+    the template is this worker's parent, so the check is whether it still is.
+    """
+    global _CONTEXT, _TAG_PREFIX
+    server = multiprocessing.forkserver._forkserver
+    template = os.getppid()
+
+    def template_alive() -> None:
+        if os.getppid() != template:
+            raise JudgeFault("the evaluators' template process is gone")
+
+    vars(server).update(  # the client's state (private in the standard library)
+        _forkserver_address=address, _forkserver_pid=template, ensure_running=template_alive
+    )
+    with _CONTEXT_LOCK:
+        _CONTEXT = multiprocessing.get_context("forkserver")
+    _TAG_PREFIX = f"{batch}-{os.getpid()}."
+
+
 def _template_environment(grader: dict[str, str]) -> dict[str, str]:
     """The template process's environment: the locale and thread counts the evaluator passes
     on, the interpreter's own settings, and this package on ``PYTHONPATH`` (Python 3.11's
@@ -185,7 +222,7 @@ class Evaluator:
         self.config = config
         self._seq = 0
         context = warm_context()
-        tag = f"{os.getpid()}-{next(_EVALUATOR_NUMBERS)}"
+        tag = f"{_TAG_PREFIX or f'{os.getpid()}-'}{next(_EVALUATOR_NUMBERS)}"
         self.cgroup = cgroups.dirs_for(tag) if config.isolate else {}
         parent, child = context.Pipe(duplex=True)
         self.process = context.Process(

@@ -1,0 +1,119 @@
+"""Judge workers: a batch's judging spread over processes, one per job.
+
+The judge's own work for a submission (its instances and references, the checks, the protocol)
+is Python, so threads of one process share one core for it, however many jobs run: a second
+thread only overlaps the evaluators' time. A :class:`JudgePool` runs ``grade_one`` in ``jobs``
+worker processes instead.
+
+Each worker is forked from the evaluators' template (``engine.warm_context``), so starting one
+costs a fork and the judge's imports, not a new interpreter; and it asks that same template for
+its evaluators (``engine.join_template``). The template stays the one process whose memory every
+evaluator shares, and nothing a worker computes (references, oracles, other students' answers)
+is ever in an evaluator's memory.
+
+A worker takes the batch's stop as the grading process does (``interrupts``): Ctrl-C in a
+terminal reaches every process of its group, a stop that reaches the grading process only is
+passed on (:meth:`JudgePool.abandon_running`), and a worker whose grading process died (``kill
+-9``) abandons its submission and exits (:func:`_watch_batch`), so no evaluator outlives a batch.
+A worker's log records are handled by the grading process's handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from logging.handlers import QueueHandler, QueueListener
+from typing import Any, Literal
+
+from .. import interrupts
+from . import engine
+
+WORKER_GRACE = 1.0
+"""Seconds a worker whose grading process died gives its submission to be abandoned (its
+evaluator killed) before it exits."""
+
+
+class _ToOwnLogger(logging.Handler):
+    """Hands a worker's record to the logger of the same name in the grading process."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+class JudgePool(ProcessPoolExecutor):
+    """``jobs`` judge workers (a ``concurrent.futures`` executor): ``grade_one`` and the
+    submissions are sent to them, their results come back."""
+
+    def __init__(self, jobs: int) -> None:
+        context = engine.warm_context()
+        self._records: Any = context.Queue()
+        self._listener = QueueListener(self._records, _ToOwnLogger())
+        super().__init__(
+            max_workers=jobs,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(
+                engine.template_address(),
+                os.getpid(),
+                dict(os.environ),  # the TA's settings (the template has none of them)
+                self._records,
+                logging.getLogger().getEffectiveLevel(),
+            ),
+        )
+        self._listener.start()
+
+    def abandon_running(self) -> None:
+        """Pass the batch's stop on to every worker: each abandons its submission (its
+        evaluator killed, no result) and starts no other."""
+        for process in list((self._processes or {}).values()):
+            if process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):  # gone already
+                    os.kill(process.pid, signal.SIGTERM)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+        with contextlib.suppress(Exception):  # the listener thread was already stopped
+            self._listener.stop()
+
+    def __exit__(self, *exc_info: object) -> Literal[False]:
+        stopping = interrupts.stop_requested()
+        if stopping:
+            self.abandon_running()
+        self.shutdown(wait=not stopping, cancel_futures=True)
+        return False
+
+
+def _start_worker(
+    address: str, batch: int, environment: dict[str, str], records: Any, level: int
+) -> None:
+    """A worker's set-up, before its first submission."""
+    os.environ.clear()
+    os.environ.update(environment)
+    for signum in interrupts.STOP_SIGNALS:
+        signal.signal(signum, _record_stop)
+    root = logging.getLogger()
+    root.handlers[:] = [QueueHandler(records)]
+    root.setLevel(level)
+    engine.join_template(address, batch)
+    threading.Thread(target=_watch_batch, name="batch-watch", daemon=True).start()
+
+
+def _record_stop(signum: int, _frame: object) -> None:
+    interrupts.request_stop(signum)
+
+
+def _watch_batch() -> None:
+    """Wait for the grading process to end; if it ends first (killed), stop and exit."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    parent.join()
+    interrupts.request_stop(signal.SIGTERM)
+    time.sleep(WORKER_GRACE)
+    os._exit(1)
