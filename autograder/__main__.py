@@ -2,7 +2,7 @@
 
 import sys
 
-if __name__ == "__main__" and sys.argv[1:2] in (["grade"], ["demo"]):
+if __name__ == "__main__" and sys.argv[1:2] in (["grade"], ["demo"]) and "--help" not in sys.argv:
     # Start-up: the painter process imports matplotlib for the report while the CLI loads.
     from .figures import start_ahead
 
