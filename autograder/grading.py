@@ -529,6 +529,11 @@ def grade(
             reused=len(reused),
             settled=exc.settled,
         ) from None
+    finally:
+        if engine == "judge":  # evaluators retired by this process's threads are gone
+            from .judge.engine import finish_retired
+
+            finish_retired()
     if prefetch is not None:  # the outputs' imports are done (or failed: imported again below)
         prefetch.join()
     from .regrade import Regrade

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import threading
@@ -101,6 +102,7 @@ def _start_worker(
     root.handlers[:] = [QueueHandler(records)]
     root.setLevel(level)
     engine.join_template(address, batch)
+    multiprocessing.util.Finalize(None, engine.finish_retired, exitpriority=10)
     threading.Thread(target=_watch_batch, name="batch-watch", daemon=True).start()
 
 
