@@ -358,9 +358,10 @@ def make_grader(
 
 
 WORKERS_FROM = 8
-"""Batches of at least this many submissions to judge, with two jobs or more, are judged in
-worker processes (``judge/pool.py``); a smaller one in threads of the grading process, which
-start at once (a worker's start costs about a tenth of a second)."""
+"""Batches of at least this many submissions to judge, with two jobs or more, are judged in lanes
+of their own process each (``judge/pool.py``: one in this process, the others in worker
+processes); a smaller one in threads of this process, which start at once (a worker's start
+costs about a tenth of a second)."""
 
 
 def judge_workers(engine: str, *, jobs: int, batch: int) -> Executor | None:
@@ -529,6 +530,11 @@ def grade(
             reused=len(reused),
             settled=exc.settled,
         ) from None
+    finally:
+        if engine == "judge":  # evaluators retired by this process's threads are gone
+            from .judge.engine import finish_retired
+
+            finish_retired()
     if prefetch is not None:  # the outputs' imports are done (or failed: imported again below)
         prefetch.join()
     from .regrade import Regrade

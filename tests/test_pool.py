@@ -18,7 +18,7 @@ import psutil
 from autograder import grading
 from autograder.grading import grade
 from autograder.judge import sandbox
-from autograder.judge.pool import JudgePool
+from autograder.judge.pool import JudgePool, Workers
 from autograder.samples import write_samples
 from helpers import CORRECT, MATH_PRIMER, fill, warn_and_tell_pid, write_notebooks
 
@@ -81,7 +81,7 @@ def test_a_workers_log_reaches_the_grading_process(caplog):
     """Does a warning logged in a worker reach the grading process's log handlers (with its
     logger's name), not the worker's stderr?"""
     caplog.set_level(logging.WARNING)
-    with JudgePool(2) as pool:
+    with Workers(1) as pool:
         pid = pool.submit(warn_and_tell_pid, "autograder.judge.engine", "from a worker").result()
     assert pid != os.getpid()
     deadline = time.monotonic() + 5
@@ -111,12 +111,19 @@ def test_nothing_survives_kill_9_of_a_batch_in_workers(template, tmp_path):
         while len(sandbox.sandboxed_pids(f"{judge.pid}-")) < 6 and time.monotonic() < deadline:
             time.sleep(0.2)
         inside = sandbox.sandboxed_pids(f"{judge.pid}-")
-        started = [p.pid for p in psutil.Process(judge.pid).children(recursive=True)]
+        tree = {p.pid: p.ppid() for p in psutil.Process(judge.pid).children(recursive=True)}
+        started = list(tree)
     finally:
         judge.send_signal(signal.SIGKILL)
         judge.wait()
     assert len(inside) >= 6, inside  # two evaluators: each one, its PID 1 and the child
-    assert len(started) >= 4 + len(inside)  # the template and two workers too
+    parents_of_evaluators = {tree.get(pid) for pid in inside}
+    workers = [  # the template's children that are not evaluators (inside or waiting outside)
+        pid
+        for pid, parent in tree.items()
+        if tree.get(parent) == judge.pid and pid not in inside and pid not in parents_of_evaluators
+    ]
+    assert len(workers) == 1, tree  # --jobs 2: one lane in the grading process, one worker
 
     def alive() -> list[int]:
         left = []

@@ -31,6 +31,7 @@ forged one) is dropped.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import json
 import logging
@@ -41,6 +42,7 @@ import signal
 import threading
 import time
 from collections.abc import Collection
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -352,6 +354,18 @@ class Evaluator:
         except ProcessLookupError:
             pass
 
+    def retire(self) -> None:
+        """Kill the evaluator (it is no longer needed) and leave the waiting for it and the
+        removal of its cgroups to a thread: the judge goes on with its next submission while
+        the evaluator's processes end. :func:`finish_retired` waits for all of them."""
+        pid = self.process.pid
+        if pid is not None and self.process.exitcode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)  # its PID 1 gets SIGKILL: the student's code stops
+        with _RETIRING_LOCK:
+            _RETIRING[:] = [future for future in _RETIRING if not future.done()]
+            _RETIRING.append(_retirement().submit(self.kill))
+
     def kill(self) -> None:
         """Kill the evaluator and, with it, everything it started.
 
@@ -378,6 +392,29 @@ class Evaluator:
         self.process.join(timeout=5)
         self.conn.close()
         cgroups.remove(self.cgroup)
+
+
+_RETIRING: list[Future] = []
+"""Evaluators retired and not yet known to be gone (:meth:`Evaluator.retire`)."""
+_RETIRING_LOCK = threading.Lock()
+_RETIREMENT: list[ThreadPoolExecutor] = []
+
+
+def _retirement() -> ThreadPoolExecutor:
+    """The thread that finishes retired evaluators (one per process, started on first use)."""
+    if not _RETIREMENT:
+        _RETIREMENT.append(ThreadPoolExecutor(1, thread_name_prefix="evaluator-retirement"))
+    return _RETIREMENT[0]
+
+
+def finish_retired() -> None:
+    """Wait until every retired evaluator of this process is gone and its cgroups removed."""
+    with _RETIRING_LOCK:
+        pending = list(_RETIRING)
+        _RETIRING.clear()
+    for future in pending:
+        with contextlib.suppress(Exception):  # kill() reports nothing; it must not stop the rest
+            future.result()
 
 
 def _str_or_none(path: Path | None) -> str | None:
@@ -760,8 +797,14 @@ class Session:
             raise StudentError(remote_type or "Error", message)
         return protocol.value_from(reply.get("value"), out)
 
-    def close(self) -> None:
-        if self.evaluator is not None:
+    def close(self, *, background: bool = False) -> None:
+        """Kill the evaluator; with ``background`` (the submission is judged), the rest of its
+        end (waiting for it, removing its cgroups) is left to :func:`finish_retired`."""
+        if self.evaluator is None:
+            return
+        if background:
+            self.evaluator.retire()
+        else:
             self.evaluator.kill()
 
 
@@ -854,8 +897,10 @@ def judge_cases(
                 outcomes[question.id].append(
                     CaseOutcome(case.name, case.points, result.passed, result.tags, result.text())
                 )
-    finally:
+    except BaseException:  # stopping, or the grading side failed: the evaluator is gone first
         session.close()
+        raise
+    session.close(background=True)
     return outcomes, session.notes
 
 

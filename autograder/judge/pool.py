@@ -1,9 +1,10 @@
-"""Judge workers: a batch's judging spread over processes, one per job.
+"""Judge lanes: a batch's judging spread over processes, one lane per job.
 
 The judge's own work for a submission (its instances and references, the checks, the protocol)
 is Python, so threads of one process share one core for it, however many jobs run: a second
-thread only overlaps the evaluators' time. A :class:`JudgePool` runs ``grade_one`` in ``jobs``
-worker processes instead.
+thread only overlaps the evaluators' time. A :class:`JudgePool` of ``jobs`` lanes judges one
+submission at a time in each: one lane in a thread of the grading process (which holds the pack
+and the judge already), the others each in a worker process (:class:`Workers`).
 
 Each worker is forked from the evaluators' template (``engine.warm_context``), so starting one
 costs a fork and the judge's imports, not a new interpreter; and it asks that same template for
@@ -23,11 +24,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, Literal
 
@@ -46,9 +49,53 @@ class _ToOwnLogger(logging.Handler):
         logging.getLogger(record.name).handle(record)
 
 
-class JudgePool(ProcessPoolExecutor):
-    """``jobs`` judge workers (a ``concurrent.futures`` executor): ``grade_one`` and the
-    submissions are sent to them, their results come back."""
+class JudgePool(Executor):
+    """``jobs`` lanes that each judge one submission at a time (a ``concurrent.futures``
+    executor): one in a thread of the grading process, the others each in a worker process.
+
+    The grading process's own lane costs no process, and no memory, of its own: it already
+    holds the pack and the judge, and it is otherwise idle but for storing results. Each lane
+    takes the next submission when it is free, so a lane slowed by the grading process's other
+    work (the cache, the progress bar) takes fewer.
+    """
+
+    def __init__(self, jobs: int) -> None:
+        self._workers = Workers(max(1, jobs - 1))
+        self._lanes = ThreadPoolExecutor(max(2, jobs), thread_name_prefix="judge-lane")
+        self._local = threading.local()
+        self._taken = threading.Lock()
+        """Held for good by the first lane's thread: the one that judges here."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return self._lanes.submit(self._judge, fn, args, kwargs)
+
+    def _judge(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        here = getattr(self._local, "here", None)
+        if here is None:
+            here = self._local.here = self._taken.acquire(blocking=False)
+        if here:
+            return fn(*args, **kwargs)
+        return self._workers.submit(fn, *args, **kwargs).result()
+
+    def abandon_running(self) -> None:
+        """Pass the batch's stop on to the workers (the grading process's lane has it)."""
+        self._workers.abandon_running()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._lanes.shutdown(wait=wait, cancel_futures=cancel_futures)
+        self._workers.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def __exit__(self, *exc_info: object) -> Literal[False]:
+        stopping = interrupts.stop_requested()
+        if stopping:
+            self.abandon_running()
+        self.shutdown(wait=not stopping, cancel_futures=True)
+        return False
+
+
+class Workers(ProcessPoolExecutor):
+    """Judge worker processes: ``grade_one`` and the submissions are sent to them, their
+    results come back."""
 
     def __init__(self, jobs: int) -> None:
         context = engine.warm_context()
@@ -101,6 +148,7 @@ def _start_worker(
     root.handlers[:] = [QueueHandler(records)]
     root.setLevel(level)
     engine.join_template(address, batch)
+    multiprocessing.util.Finalize(None, engine.finish_retired, exitpriority=10)
     threading.Thread(target=_watch_batch, name="batch-watch", daemon=True).start()
 
 
