@@ -14,6 +14,11 @@ What every evaluator would otherwise do again is done here, once: the seccomp fi
 exposes are resolved (``sandbox._exposed``), and the regular expressions that ``inspect`` compiles
 on first use, to tell a placeholder function (``givens.is_placeholder``), are compiled.
 
+The pure steps each evaluator then takes per request (decoding a call and its arrays, calling,
+describing and encoding the answer, compiling a cell) are rehearsed here a few times
+(:func:`_rehearse`): the interpreter specialises their code and fills its caches once, in the
+template, where each evaluator would otherwise write (and so copy) those pages of its own.
+
 Then every object the template holds is moved out of reach of the garbage collector
 (:func:`gc.freeze`): a collection in an evaluator walks, and so writes to, every object of the
 generations it collects, and each page written after the fork is a page the kernel copies. Frozen,
@@ -28,8 +33,14 @@ import gc
 import linecache
 import multiprocessing.spawn
 
+import numpy as np
+
 from ..givens import is_placeholder
-from . import sandbox
+from . import evaluator, protocol, sandbox
+from .magics import plain_python
+
+REHEARSALS = 10
+"""Runs of each rehearsed step: more than CPython 3.11 needs to specialise a function's code."""
 
 
 def _skip_main(_name_or_path: str) -> None:
@@ -44,11 +55,38 @@ def _placeholder() -> None:
     """A placeholder, as a student's function looks before it is written."""
 
 
+def _twice(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A student's function, as the rehearsal calls it."""
+    return x * 2.0, x.sum(axis=0)
+
+
+def _rehearse() -> None:
+    """Take an evaluator's per-request steps on made-up data, leaving nothing behind."""
+    arrays = [np.arange(6.0).reshape(2, 3), np.arange(3), np.ones(2, dtype=bool)]
+    request = protocol.encode(
+        {"op": "call", "name": "_twice", "args": [{"kind": "array", "index": 0}], "seq": 1}, arrays
+    )
+    evaluator._NAMESPACE["_twice"] = _twice
+    try:
+        for _ in range(REHEARSALS):
+            header, got = protocol.decode(request, max_bytes=2**40, max_header=2**40)
+            reply, out = evaluator.call(header["name"], header["args"], got)
+            answer = protocol.encode({**reply, "seq": header["seq"]}, out)
+            back, blobs = protocol.decode(answer)
+            protocol.value_from(back["value"], blobs)
+            protocol.encode({"status": "ok", "probe": [evaluator.probe("_twice")], "seq": 2})
+            compile(plain_python("y = _twice(x)\n") or "", "<cell 0>", "exec")
+    finally:
+        evaluator._NAMESPACE.clear()
+
+
 with contextlib.suppress(Exception):  # else each evaluator tries, and says what is wrong
     sandbox.compile_seccomp()
 with contextlib.suppress(Exception):
     sandbox._exposed()
     is_placeholder(_placeholder)
+with contextlib.suppress(Exception):  # an optimisation only
+    _rehearse()
 linecache.cache.pop(__file__, None)  # this file's text is no business of student code
 gc.collect()  # no garbage frozen for good
 gc.freeze()
