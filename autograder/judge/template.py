@@ -9,7 +9,9 @@ grader's own code in the process that then runs the student's. An evaluator need
 the main module (its target, :func:`autograder.judge.evaluator.main`, is found by name), so in
 the template that step does nothing.
 
-What every evaluator would otherwise do again is done here, once: the seccomp filter is compiled
+What every evaluator would otherwise do again is done here, once: the module its pipe to the
+judge is unpickled with (``multiprocessing.popen_forkserver``, which the forkserver itself never
+imports) is imported, the seccomp filter is compiled
 (:func:`sandbox.compile_seccomp`; each evaluator loads the same program), the folders the sandbox
 exposes are resolved (``sandbox._exposed``), and the regular expressions that ``inspect`` compiles
 on first use, to tell a placeholder function (``givens.is_placeholder``), are compiled.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import linecache
+import multiprocessing.popen_forkserver  # unpickles the pipe of every evaluator: see above
 import multiprocessing.spawn
 
 import numpy as np
