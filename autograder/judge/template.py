@@ -59,8 +59,11 @@ def _placeholder() -> None:
 
 
 def _twice(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A student's function, as the rehearsal calls it."""
-    return x * 2.0, x.sum(axis=0)
+    """A student's function, as the rehearsal calls it: the NumPy functions the course's
+    answers call most (NumPy's Python wrappers are code to specialise too)."""
+    square = np.outer(x[0], x[0]) + np.diag(np.exp(x[0]))
+    solved = np.linalg.solve(square, np.asarray(x[0]))
+    return np.einsum("ij,j->i", square, solved) * 2.0, np.max(x, axis=0)
 
 
 def _rehearse() -> None:
