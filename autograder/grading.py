@@ -213,6 +213,9 @@ def grade_all(
     except KeyboardInterrupt:  # no signal handler installed (a library caller): the same stop
         interrupts.request_stop(signal.SIGINT)
     if interrupts.stop_requested():
+        abandon_running = getattr(executor, "abandon_running", None)
+        if abandon_running is not None:  # workers of their own: tell them (judge.pool)
+            abandon_running()
         settled = _abandon(futures, finished, record, pack=pack)
         raise GradingInterrupted(
             signum=interrupts.requested_signal() or signal.SIGINT,  # set: a stop arrived
@@ -354,6 +357,22 @@ def make_grader(
     raise GradingError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
+WORKERS_FROM = 8
+"""Batches of at least this many submissions to judge, with two jobs or more, are judged in lanes
+of their own process each (``judge/pool.py``: one in this process, the others in worker
+processes); a smaller one in threads of this process, which start at once (a worker's start
+costs about a tenth of a second)."""
+
+
+def judge_workers(engine: str, *, jobs: int, batch: int) -> Executor | None:
+    """The judge's worker processes for a batch of ``batch`` submissions (None: threads)."""
+    if engine != "judge" or jobs < 2 or batch < WORKERS_FROM:
+        return None
+    from .judge.pool import JudgePool
+
+    return JudgePool(jobs)
+
+
 def require_isolation() -> None:
     """Before the judge grades anything: start and stop one sandboxed evaluator, as grading will.
 
@@ -484,7 +503,9 @@ def grade(
     if regrade is not None:
         on_done = regrade.merging(on_done)
     place = (
-        dask_executor(scheduler, engine=engine, timeout=scheduler_timeout) if scheduler else None
+        dask_executor(scheduler, engine=engine, timeout=scheduler_timeout)
+        if scheduler
+        else judge_workers(engine, jobs=jobs or default_jobs(), batch=len(to_grade))
     )
     prefetch = prefetch_outputs() if len(to_grade) <= PREFETCH_LIMIT else None
     try:
@@ -509,6 +530,11 @@ def grade(
             reused=len(reused),
             settled=exc.settled,
         ) from None
+    finally:
+        if engine == "judge":  # evaluators retired by this process's threads are gone
+            from .judge.engine import finish_retired
+
+            finish_retired()
     if prefetch is not None:  # the outputs' imports are done (or failed: imported again below)
         prefetch.join()
     from .regrade import Regrade

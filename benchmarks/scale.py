@@ -13,8 +13,11 @@ the blank template), copied under distinct student ids. Then, side by side in on
   mix (the baseline of the ratio);
 - start-up: ``grade`` of one submission through the CLI, median of ``--startup-repeats`` runs;
 - for each N: ``python -m autograder grade SUBS --out OUT --jobs J`` (a fresh OUT, so nothing
-  comes from the result cache), sampling the resident memory (RSS) of the whole process tree
-  (the CLI, the forkserver, the evaluators) every 0.1 s with psutil;
+  comes from the result cache), sampling the memory of the whole process tree (the CLI, the
+  evaluators' template, the judge workers, the evaluators) every 0.1 s with psutil: the sum of
+  RSS (each process's resident pages, so a page the template shares with its forks counts once
+  per process) and the sum of PSS (each shared page divided among the processes sharing it: the
+  memory the tree really holds);
 - with ``--dask``, the largest N (or ``--dask-n``) again on a Dask LocalCluster with 2 worker
   processes (``grade --scheduler``), its workers' memory included.
 
@@ -22,8 +25,8 @@ Each ``--kit LABEL=PATH`` is another checkout of the kit to grade with (e.g. an 
 older commit: ``git archive COMMIT | tar -x -C /tmp/before``), so before and after are measured in
 the same run on the same batch; the default is this checkout, labelled ``this``. ``--max-n
 LABEL=N`` grades with a slow kit only up to N. Prints a table
-(wall time, ms per submission, marginal ms per submission beyond start-up, peak memory, ratio to
-``otter run``), checks that every kit wrote the same gradebook for the same N, and writes the
+(wall time, ms per submission, marginal ms per submission beyond start-up, peak memory as RSS
+and PSS sums, ratio to ``otter run``), checks that every kit wrote the same gradebook for the same N, and writes the
 table (Markdown, next to the plot) and a plot of time and memory against N.
 """
 
@@ -104,6 +107,8 @@ class Run:
     """Peak of the sum of RSS over the process tree."""
     peak_main_mb: float
     """Peak RSS of the `grade` process alone."""
+    peak_pss_mb: float
+    """Peak of the sum of PSS over the process tree (shared pages counted once in all)."""
     gradebook: bytes
 
 
@@ -142,6 +147,7 @@ class TreeMemory:
         self.main = pid
         self.peak = 0
         self.peak_main = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -154,7 +160,7 @@ class TreeMemory:
         self._thread.join()
 
     def sample(self) -> None:
-        total = 0
+        total = pss = 0
         for root in self.roots:
             try:
                 process = psutil.Process(root)
@@ -163,13 +169,16 @@ class TreeMemory:
                 continue
             for member in tree:
                 try:
-                    rss = member.memory_info().rss
+                    info = member.memory_full_info()  # smaps: PSS too
                 except psutil.Error:
                     continue
+                rss = info.rss
                 total += rss
+                pss += info.pss
                 if member.pid == self.main:
                     self.peak_main = max(self.peak_main, rss)
         self.peak = max(self.peak, total)
+        self.peak_pss = max(self.peak_pss, pss)
 
     def _loop(self) -> None:
         while not self._stop.wait(SAMPLE_EVERY):
@@ -185,8 +194,9 @@ def grade(
     build_dir: Path,
     scheduler: str | None = None,
     watch: list[int] = (),
-) -> tuple[float, float | None, float, float]:
-    """Run the kit's CLI on a batch; wall seconds, CPU seconds, peak tree MB, peak main MB."""
+) -> tuple[float, float | None, float, float, float]:
+    """Run the kit's CLI on a batch; wall seconds, CPU seconds, peak tree MB (RSS sum), peak
+    main MB, peak tree MB (PSS sum)."""
     command = [sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(out)]
     command += ["--jobs", str(jobs), "--build-dir", str(build_dir)]
     if scheduler:
@@ -212,7 +222,8 @@ def grade(
         cpu.close()
     if proc.returncode != 0:
         raise SystemExit(f"grade failed ({kit}):\n{stderr[-3000:]}")
-    return seconds, used, memory.peak / 2**20, memory.peak_main / 2**20
+    mb = 2**20
+    return seconds, used, memory.peak / mb, memory.peak_main / mb, memory.peak_pss / mb
 
 
 def otter_run(paths: list[Path], built: Build, scratch: Path) -> float:
@@ -266,12 +277,13 @@ def markdown_table(
     lines = [
         (
             "| kit | N | wall time | ms / submission | marginal ms / submission "
-            "| CPU ms / submission | peak memory (process tree) | ratio to `otter run` |"
+            "| CPU ms / submission | peak memory (process tree, RSS sum) | PSS sum "
+            "| ratio to `otter run` |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kit, (seconds, cpu) in startup.items():
-        lines.append(f"| {kit} | 1 (start-up) | {seconds:.2f} s | | | {_ms(cpu, 1)} | | |")
+        lines.append(f"| {kit} | 1 (start-up) | {seconds:.2f} s | | | {_ms(cpu, 1)} | | | |")
     for run in runs:
         per = 1000 * run.seconds / run.n
         base = startup.get(run.kit.split(" ")[0], (None, None))[0]
@@ -281,10 +293,10 @@ def markdown_table(
         ratio = f"{1000 * otter / per:.0f}×" if otter else ""
         lines.append(
             f"| {run.kit} | {run.n:,} | {run.seconds:.1f} s | {per:.1f} | {marginal} "
-            f"| {_ms(run.cpu, run.n)} | {run.peak_mb:.0f} MB | {ratio} |"
+            f"| {_ms(run.cpu, run.n)} | {run.peak_mb:.0f} MB | {run.peak_pss_mb:.0f} MB | {ratio} |"
         )
     if otter:
-        lines.append(f"| `otter run`, sequential | 5 | | {1000 * otter:.0f} | | | | 1× |")
+        lines.append(f"| `otter run`, sequential | 5 | | {1000 * otter:.0f} | | | | | 1× |")
     return "\n".join(lines)
 
 
@@ -369,7 +381,7 @@ def main() -> None:
             for label, kit in kits.items():
                 out = scratch / f"out-1-{label}"
                 shutil.rmtree(out, ignore_errors=True)
-                seconds, cpu, _, _ = grade(kit, one, out, jobs=args.jobs, build_dir=REPO / "dist")
+                seconds, cpu, *_ = grade(kit, one, out, jobs=args.jobs, build_dir=REPO / "dist")
                 starts.setdefault(label, []).append((seconds, cpu))
         startup = {label: _median(values) for label, values in starts.items()}
         for label, (seconds, cpu) in startup.items():
@@ -382,10 +394,10 @@ def main() -> None:
                 if n > limits.get(label, n):
                     continue
                 out = scratch / f"out-{n}-{label}"
-                seconds, cpu, peak, main_peak = grade(
+                seconds, cpu, peak, main_peak, pss = grade(
                     kit, subs, out, jobs=args.jobs, build_dir=REPO / "dist"
                 )
-                runs.append(Run(label, n, seconds, cpu, peak, main_peak, _book(out)))
+                runs.append(Run(label, n, seconds, cpu, peak, main_peak, pss, _book(out)))
                 print(
                     f"N={n:>6,} {label:>10}: {seconds:7.1f} s, {1000 * seconds / n:6.1f} ms/sub, "
                     f"CPU {_ms(cpu, n)} ms/sub, peak {peak:5.0f} MB (grade process "
@@ -397,7 +409,7 @@ def main() -> None:
                 label, kit = list(kits.items())[-1]
                 with DaskCluster(kit) as cluster:
                     out = scratch / f"out-{n}-dask"
-                    seconds, cpu, peak, main_peak = grade(
+                    seconds, cpu, peak, main_peak, pss = grade(
                         kit,
                         subs,
                         out,
@@ -406,7 +418,7 @@ def main() -> None:
                         scheduler=cluster.address,
                         watch=cluster.pids,
                     )
-                runs.append(Run(f"{label} dask", n, seconds, cpu, peak, main_peak, _book(out)))
+                runs.append(Run(f"{label} dask", n, seconds, cpu, peak, main_peak, pss, _book(out)))
                 print(
                     f"N={n:>6,} {label} on Dask (2 workers): {seconds:7.1f} s, "
                     f"{1000 * seconds / n:6.1f} ms/sub, CPU {_ms(cpu, n)} ms/sub, "

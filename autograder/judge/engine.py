@@ -31,6 +31,7 @@ forged one) is dropped.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import json
 import logging
@@ -41,6 +42,7 @@ import signal
 import threading
 import time
 from collections.abc import Collection
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,6 +118,9 @@ class StudentError(Exception):
 _CONTEXT: multiprocessing.context.ForkServerContext | None = None
 _CONTEXT_LOCK = threading.Lock()
 _EVALUATOR_NUMBERS = itertools.count(1)
+_TAG_PREFIX = ""
+"""How this process's evaluator tags begin: empty in the grading process (its pid and a dash
+then), the batch's pid, a dash and the worker's pid in a judge worker (:func:`join_template`)."""
 THREAD_COUNTS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """The thread counts of numpy's BLAS (one each in the evaluators unless the TA set any)."""
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -155,6 +160,40 @@ def warm_context() -> multiprocessing.context.ForkServerContext:
     return _CONTEXT
 
 
+def template_address() -> str:
+    """Where the evaluators' template takes requests (a Unix socket of this user's); it is
+    started first if need be."""
+    warm_context()
+    address = vars(multiprocessing.forkserver._forkserver).get("_forkserver_address")  # private
+    if not isinstance(address, str):
+        raise JudgeFault("the evaluators' template process has no address")
+    return address
+
+
+def join_template(address: str, batch: int) -> None:
+    """In a judge worker (a child of the template, see ``pool.py``): start evaluators from the
+    template at ``address``, the one this worker was forked from, rather than a template of its
+    own; tag them with the ``batch``'s pid, so that they are found and swept with the batch's.
+
+    Python's forkserver client checks that its server is alive by waiting for it as a child;
+    the template is this worker's parent, so the check is whether it still is.
+    """
+    global _CONTEXT, _TAG_PREFIX
+    server = multiprocessing.forkserver._forkserver
+    template = os.getppid()
+
+    def template_alive() -> None:
+        if os.getppid() != template:
+            raise JudgeFault("the evaluators' template process is gone")
+
+    vars(server).update(  # the client's state (private in the standard library)
+        _forkserver_address=address, _forkserver_pid=template, ensure_running=template_alive
+    )
+    with _CONTEXT_LOCK:
+        _CONTEXT = multiprocessing.get_context("forkserver")
+    _TAG_PREFIX = f"{batch}-{os.getpid()}."
+
+
 def _template_environment(grader: dict[str, str]) -> dict[str, str]:
     """The template process's environment: the locale and thread counts the evaluator passes
     on, the interpreter's own settings, and this package on ``PYTHONPATH`` (Python 3.11's
@@ -185,7 +224,7 @@ class Evaluator:
         self.config = config
         self._seq = 0
         context = warm_context()
-        tag = f"{os.getpid()}-{next(_EVALUATOR_NUMBERS)}"
+        tag = f"{_TAG_PREFIX or f'{os.getpid()}-'}{next(_EVALUATOR_NUMBERS)}"
         self.cgroup = cgroups.dirs_for(tag) if config.isolate else {}
         parent, child = context.Pipe(duplex=True)
         self.process = context.Process(
@@ -315,6 +354,18 @@ class Evaluator:
         except ProcessLookupError:
             pass
 
+    def retire(self) -> None:
+        """Kill the evaluator (it is no longer needed) and leave the waiting for it and the
+        removal of its cgroups to a thread: the judge goes on with its next submission while
+        the evaluator's processes end. :func:`finish_retired` waits for all of them."""
+        pid = self.process.pid
+        if pid is not None and self.process.exitcode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)  # its PID 1 gets SIGKILL: the student's code stops
+        with _RETIRING_LOCK:
+            _RETIRING[:] = [future for future in _RETIRING if not future.done()]
+            _RETIRING.append(_retirement().submit(self.kill))
+
     def kill(self) -> None:
         """Kill the evaluator and, with it, everything it started.
 
@@ -341,6 +392,29 @@ class Evaluator:
         self.process.join(timeout=5)
         self.conn.close()
         cgroups.remove(self.cgroup)
+
+
+_RETIRING: list[Future] = []
+"""Evaluators retired and not yet known to be gone (:meth:`Evaluator.retire`)."""
+_RETIRING_LOCK = threading.Lock()
+_RETIREMENT: list[ThreadPoolExecutor] = []
+
+
+def _retirement() -> ThreadPoolExecutor:
+    """The thread that finishes retired evaluators (one per process, started on first use)."""
+    if not _RETIREMENT:
+        _RETIREMENT.append(ThreadPoolExecutor(1, thread_name_prefix="evaluator-retirement"))
+    return _RETIREMENT[0]
+
+
+def finish_retired() -> None:
+    """Wait until every retired evaluator of this process is gone and its cgroups removed."""
+    with _RETIRING_LOCK:
+        pending = list(_RETIRING)
+        _RETIRING.clear()
+    for future in pending:
+        with contextlib.suppress(Exception):  # kill() reports nothing; it must not stop the rest
+            future.result()
 
 
 def _str_or_none(path: Path | None) -> str | None:
@@ -723,8 +797,14 @@ class Session:
             raise StudentError(remote_type or "Error", message)
         return protocol.value_from(reply.get("value"), out)
 
-    def close(self) -> None:
-        if self.evaluator is not None:
+    def close(self, *, background: bool = False) -> None:
+        """Kill the evaluator; with ``background`` (the submission is judged), the rest of its
+        end (waiting for it, removing its cgroups) is left to :func:`finish_retired`."""
+        if self.evaluator is None:
+            return
+        if background:
+            self.evaluator.retire()
+        else:
             self.evaluator.kill()
 
 
@@ -817,8 +897,10 @@ def judge_cases(
                 outcomes[question.id].append(
                     CaseOutcome(case.name, case.points, result.passed, result.tags, result.text())
                 )
-    finally:
+    except BaseException:  # stopping, or the grading side failed: the evaluator is gone first
         session.close()
+        raise
+    session.close(background=True)
     return outcomes, session.notes
 
 
