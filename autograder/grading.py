@@ -131,6 +131,7 @@ def grade_all(
     executor: Executor | None = None,
     on_done: Callable[[Result], None] = lambda result: None,
     keep: list[Result] | PackedResults | None = None,
+    ahead: int | None = None,
 ) -> list[Result] | PackedResults:
     """Grade every submission on an executor; each yields exactly one result.
 
@@ -150,6 +151,10 @@ def grade_all(
         on_done: called with each result as it arrives.
         keep: where the results are collected (default: a new list); ``grade`` passes a
             :class:`~autograder.results.PackedResults`, so a large batch stays small in memory.
+        ahead: at most this many submissions handed to the executor and not yet collected
+            (the next one is handed over as one is collected); None: all at once. A pending
+            submission costs memory (its future, its task), so ``grade`` keeps a few per job
+            on this machine.
 
     A ``grade_one`` with a ``grade_batch`` method (the docker engine) grades all submissions in
     one call on this machine, ``jobs`` at a time; it cannot use an ``executor``.
@@ -175,6 +180,7 @@ def grade_all(
                 executor=pool,
                 on_done=on_done,
                 keep=keep,
+                ahead=ahead,
             )
         finally:  # after a stop, a thread still abandoning its submission is not waited for
             pool.shutdown(wait=not interrupts.stop_requested(), cancel_futures=True)
@@ -187,10 +193,13 @@ def grade_all(
 
     finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
     futures: dict[Future, Submission] = {}
-    try:
-        for submission in submissions:
+    waiting = iter(submissions)
+
+    def hand_over() -> None:
+        """Hand the next submission to the executor (none once a stop arrived)."""
+        for submission in waiting:
             if interrupts.stop_requested():
-                break
+                return
             try:
                 future = executor.submit(grade_one, submission)
             except Exception as exc:  # e.g. the executor cannot serialise the task
@@ -201,15 +210,19 @@ def grade_all(
                 continue
             futures[future] = submission
             future.add_done_callback(finished.put)
-        waiting = len(futures)
-        while waiting and not interrupts.stop_requested():
+            return
+
+    try:
+        for _ in range(len(submissions) if ahead is None else max(1, ahead)):
+            hand_over()
+        while futures and not interrupts.stop_requested():
             try:
                 future = finished.get(timeout=interrupts.POLL_SECONDS)
             except queue.Empty:
                 continue
-            waiting -= 1
             # Forget a collected future: it holds its result, and all of them a batch's worth.
             _collect(future, futures.pop(future), record, pack=pack)
+            hand_over()
     except KeyboardInterrupt:  # no signal handler installed (a library caller): the same stop
         interrupts.request_stop(signal.SIGINT)
     if interrupts.stop_requested():
@@ -357,6 +370,10 @@ def make_grader(
     raise GradingError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
+AHEAD_PER_JOB = 4
+"""Submissions handed to a local executor per job ahead of their results (``grade_all``'s
+``ahead``): enough that no lane waits for work, few enough that 10,000 pending futures and
+their tasks are not held for the whole batch."""
 WORKERS_FROM = 8
 """Batches of at least this many submissions to judge, with two jobs or more, are judged in lanes
 of their own process each (``judge/pool.py``: one in this process, the others in worker
@@ -518,6 +535,7 @@ def grade(
                 executor=executor,
                 on_done=on_done,
                 keep=PackedResults(),  # the results of a large batch stay small in memory
+                ahead=None if scheduler else AHEAD_PER_JOB * (jobs or default_jobs()),
             )
     except ExecutorError as exc:
         raise GradingError(str(exc)) from None

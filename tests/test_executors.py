@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pickle
 import socket
-from concurrent.futures import Executor, Future
+import threading
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cloudpickle
@@ -172,3 +173,49 @@ def test_failed_futures_become_error_rows_and_the_rest_is_graded():
     assert "engine bug" in feedback["crash"]
     assert "KilledWorker" in feedback["lost"]
     assert "cannot pickle" in feedback["refused"]
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """Threads that count how many submissions were handed over and not yet finished."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.pending = self.most = 0
+        self.lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self.lock:
+            self.pending += 1
+            self.most = max(self.most, self.pending)
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future) -> None:
+        with self.lock:
+            self.pending -= 1
+
+
+@pytest.mark.parametrize(("ahead", "most"), [(3, 3), (None, 40)])
+def test_ahead_bounds_what_the_executor_holds(ahead, most):
+    """With ``ahead``, does the executor never hold more submissions than that (each collected
+    result lets the next one in), and is every submission still graded, in order?"""
+    students = [f"s{i:02d}" for i in range(40)]
+    gate = threading.Event()
+
+    def slow_grade_one(submission: Submission) -> dict:
+        gate.wait(5)  # the first ones wait until every submission the loop will hand is handed
+        return fake_grade_one(submission)
+
+    with CountingExecutor() as executor:
+        threading.Timer(0.5, gate.set).start()
+        results = grade_all(
+            [submission_of(s) for s in students],
+            slow_grade_one,
+            jobs=2,
+            executor=executor,
+            pack=MP,
+            ahead=ahead,
+        )
+    assert [r["student"] for r in results] == students
+    assert executor.most == most

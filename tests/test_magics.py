@@ -15,6 +15,7 @@ from autograder.judge.engine import grade_submission
 from autograder.judge.magics import TRANSFORMER, plain_python
 from autograder.pack import load, registry
 from autograder.samples import load_samples
+from helpers import json_of_script
 
 PACK = load("math_primer")
 
@@ -39,6 +40,34 @@ def test_cells_with_magics_still_define_their_answers() -> None:
     assert sum(plain.values()) > 0
     assert _scores("%matplotlib inline\n") == plain
     assert _scores("!echo ready\n") == plain
+
+
+def test_a_student_importing_ipython_gets_the_real_package() -> None:
+    """With only IPython's transformer in the evaluators' template (not the package's
+    ``__init__``), does a student's ``import IPython`` in the sandbox still import the whole
+    package, so that cells using it define the same answers?"""
+    plain = _scores("")
+    imports = "import IPython\nfrom IPython.core.inputtransformer2 import TransformerManager\n"
+    uses = "assert callable(IPython.get_ipython) and IPython.core.inputtransformer2\n"
+    assert _scores(imports + uses) == plain
+
+
+def test_the_transformer_leaves_no_ipython_module_behind() -> None:
+    """Does loading the transformer leave ``IPython`` out of ``sys.modules`` (a later
+    ``import IPython`` runs the real package's ``__init__``), while it still transforms?"""
+    found = json_of_script(
+        "import json, sys\n"
+        "from autograder.judge.magics import TRANSFORMER\n"
+        "left = sorted(m for m in sys.modules if m.split('.')[0] == 'IPython')\n"
+        "out = TRANSFORMER.transform_cell('%time x = 1\\n')\n"
+        "import IPython\n"
+        "print(json.dumps({'left': left, 'out': out, 'shell': hasattr(IPython, 'get_ipython')}))"
+    )
+    assert found == {
+        "left": [],
+        "out": "get_ipython().run_line_magic('time', 'x = 1')\n",
+        "shell": True,
+    }
 
 
 def _corpus() -> list[str]:

@@ -13,14 +13,41 @@ is one IPython would leave as it is.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
+import sys
+import types
+from typing import Any
 
-try:
-    from IPython.core.inputtransformer2 import TransformerManager
 
-    TRANSFORMER: TransformerManager | None = TransformerManager()
-except ImportError:  # pragma: no cover - IPython comes with otter-grader
-    TRANSFORMER = None
+def _transformer() -> Any:
+    """IPython's ``TransformerManager``, loaded without the rest of IPython; None without IPython.
+
+    ``import IPython`` runs the package's ``__init__``, which brings the whole shell (about 110
+    modules, 5 MB of the template's private memory that each evaluator forks, copies page tables
+    of and unmaps at its exit). The transformer needs only its own module and
+    ``IPython.utils.tokenutil``: they are loaded under a bare ``IPython`` package (its folder, its
+    ``__init__`` not run), and every ``IPython`` entry is then taken out of ``sys.modules`` again,
+    so that a student's ``import IPython`` imports the real package as it would anywhere.
+    """
+    spec = importlib.util.find_spec("IPython")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bare = types.ModuleType("IPython")
+    bare.__path__ = list(spec.submodule_search_locations)
+    before = set(sys.modules)
+    sys.modules["IPython"] = bare
+    try:
+        module = importlib.import_module("IPython.core.inputtransformer2")
+        return module.TransformerManager()
+    finally:
+        for name in set(sys.modules) - before:
+            if name == "IPython" or name.startswith("IPython."):
+                del sys.modules[name]
+
+
+TRANSFORMER: Any = _transformer()
 
 ESCAPES = ("!", "?", "%", ",", ";", "/")
 """IPython's escapes at the start of a line: ``!cmd``, ``?obj``, ``%magic`` (and ``%%cell``

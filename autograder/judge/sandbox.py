@@ -113,6 +113,8 @@ class SandboxUnavailable(Exception):
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+for _function in ("mount", "umount2", "unshare", "prctl", "capset", "syscall"):
+    getattr(_libc, _function)  # looked up once, here (in the template), not in every evaluator
 
 
 def _check(result: int, what: str) -> None:
@@ -134,12 +136,18 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
     )
 
 
-def _syscall(name: str, *args: object) -> int:
-    """A system call by name (numbers from libseccomp's table for this machine)."""
+@functools.cache
+def _syscall_number(name: str) -> int:
+    """A system call's number on this machine, from libseccomp's table (looked up once: the
+    template asks for the calls its evaluators make, see :func:`compile_seccomp`)."""
     if pyseccomp is None:
         raise SandboxUnavailable(_SECCOMP_PROBLEM)
-    number = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
-    return _libc.syscall(ctypes.c_long(number), *args)
+    return pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
+
+
+def _syscall(name: str, *args: object) -> int:
+    """A system call by name (numbers from libseccomp's table for this machine)."""
+    return _libc.syscall(ctypes.c_long(_syscall_number(name)), *args)
 
 
 def write_setting(path: str, text: str) -> None:
@@ -425,6 +433,8 @@ def compile_seccomp() -> None:
     evaluator then loads the same program without compiling it again."""
     global _PROGRAM
     _PROGRAM = seccomp_program()
+    for name in ("pivot_root", "keyctl"):  # the calls made by name before the filter is loaded
+        _syscall_number(name)
 
 
 class _SockFprog(ctypes.Structure):

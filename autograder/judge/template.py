@@ -9,10 +9,17 @@ grader's own code in the process that then runs the student's. An evaluator need
 the main module (its target, :func:`autograder.judge.evaluator.main`, is found by name), so in
 the template that step does nothing.
 
-What every evaluator would otherwise do again is done here, once: the seccomp filter is compiled
+What every evaluator would otherwise do again is done here, once: the module its pipe to the
+judge is unpickled with (``multiprocessing.popen_forkserver``, which the forkserver itself never
+imports) is imported, the seccomp filter is compiled
 (:func:`sandbox.compile_seccomp`; each evaluator loads the same program), the folders the sandbox
 exposes are resolved (``sandbox._exposed``), and the regular expressions that ``inspect`` compiles
 on first use, to tell a placeholder function (``givens.is_placeholder``), are compiled.
+
+The pure steps each evaluator then takes per request (decoding a call and its arrays, calling,
+describing and encoding the answer, compiling a cell) are rehearsed here a few times
+(:func:`_rehearse`): the interpreter specialises their code and fills its caches once, in the
+template, where each evaluator would otherwise write (and so copy) those pages of its own.
 
 Then every object the template holds is moved out of reach of the garbage collector
 (:func:`gc.freeze`): a collection in an evaluator walks, and so writes to, every object of the
@@ -26,10 +33,17 @@ from __future__ import annotations
 import contextlib
 import gc
 import linecache
+import multiprocessing.popen_forkserver  # unpickles the pipe of every evaluator: see above
 import multiprocessing.spawn
 
+import numpy as np
+
 from ..givens import is_placeholder
-from . import sandbox
+from . import evaluator, protocol, sandbox
+from .magics import plain_python
+
+REHEARSALS = 10
+"""Runs of each rehearsed step: more than CPython 3.11 needs to specialise a function's code."""
 
 
 def _skip_main(_name_or_path: str) -> None:
@@ -44,11 +58,41 @@ def _placeholder() -> None:
     """A placeholder, as a student's function looks before it is written."""
 
 
+def _twice(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A student's function, as the rehearsal calls it: the NumPy functions the course's
+    answers call most (NumPy's Python wrappers are code to specialise too)."""
+    square = np.outer(x[0], x[0]) + np.diag(np.exp(x[0]))
+    solved = np.linalg.solve(square, np.asarray(x[0]))
+    return np.einsum("ij,j->i", square, solved) * 2.0, np.max(x, axis=0)
+
+
+def _rehearse() -> None:
+    """Take an evaluator's per-request steps on made-up data, leaving nothing behind."""
+    arrays = [np.arange(6.0).reshape(2, 3), np.arange(3), np.ones(2, dtype=bool)]
+    request = protocol.encode(
+        {"op": "call", "name": "_twice", "args": [{"kind": "array", "index": 0}], "seq": 1}, arrays
+    )
+    evaluator._NAMESPACE["_twice"] = _twice
+    try:
+        for _ in range(REHEARSALS):
+            header, got = protocol.decode(request, max_bytes=2**40, max_header=2**40)
+            reply, out = evaluator.call(header["name"], header["args"], got)
+            answer = protocol.encode({**reply, "seq": header["seq"]}, out)
+            back, blobs = protocol.decode(answer)
+            protocol.value_from(back["value"], blobs)
+            protocol.encode({"status": "ok", "probe": [evaluator.probe("_twice")], "seq": 2})
+            compile(plain_python("y = _twice(x)\n") or "", "<cell 0>", "exec")
+    finally:
+        evaluator._NAMESPACE.clear()
+
+
 with contextlib.suppress(Exception):  # else each evaluator tries, and says what is wrong
     sandbox.compile_seccomp()
 with contextlib.suppress(Exception):
     sandbox._exposed()
     is_placeholder(_placeholder)
+with contextlib.suppress(Exception):  # an optimisation only
+    _rehearse()
 linecache.cache.pop(__file__, None)  # this file's text is no business of student code
 gc.collect()  # no garbage frozen for good
 gc.freeze()
