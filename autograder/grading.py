@@ -510,6 +510,8 @@ def grade(
             grade_one = regrade.grader(grade_one, only)
     else:
         to_grade, reused = cache.split(found, force=force)
+    # The outputs' libraries load while the isolation check waits for the evaluators' template.
+    prefetch = prefetch_outputs() if len(to_grade) <= PREFETCH_LIMIT else None
     if engine == "judge" and to_grade and not unsafe_no_isolation:
         require_isolation()
     reused_count = len(reused)
@@ -524,7 +526,6 @@ def grade(
         if scheduler
         else judge_workers(engine, jobs=jobs or default_jobs(), batch=len(to_grade))
     )
-    prefetch = prefetch_outputs() if len(to_grade) <= PREFETCH_LIMIT else None
     try:
         with place or nullcontext() as executor, interrupts.deferred():
             results = grade_all(
@@ -613,10 +614,16 @@ def prefetch_outputs() -> threading.Thread:
     would delay a small batch by as much. Only third-party modules that import nothing of the kit
     are loaded there, so no import of the grading thread can wait on them in a cycle."""
 
+    from .figures import painter_running
+
+    figures_here = not painter_running()  # else a painter process draws the report's figures
+
     def load() -> None:
         with suppress(Exception):  # imported again, and reported, where used
-            import matplotlib.figure  # noqa: F401
             import pandas  # noqa: F401
+
+            if figures_here:
+                import matplotlib.figure  # noqa: F401
 
     thread = threading.Thread(target=load, name=PREFETCH_THREAD, daemon=True)
     thread.start()

@@ -115,3 +115,28 @@ def test_a_whole_grade_of_one_submission_imports_none_of(
     """Once the pack's exact Jacobians are stored, does a whole ``grade`` of one submission,
     outputs and report included, run without sympy, Otter or Dask?"""
     assert not first_result[f"end:{library}"]
+
+
+WITH_PAINTER = f"""
+import json, sys
+from pathlib import Path
+from autograder import figures
+from autograder.grading import grade
+
+with figures.painting():
+    grade(submissions=Path(sys.argv[1]), out=Path(sys.argv[2]), jobs=1)
+print(json.dumps({{name: name in sys.modules for name in {HEAVY!r}}}))
+"""
+
+
+def test_with_a_painter_grade_never_imports_matplotlib(tmp_path_factory) -> None:
+    """With a painter drawing the report's figures (the CLI's ``grade``), does a whole ``grade``
+    of one submission leave matplotlib out of the grading process?"""
+    folder = tmp_path_factory.mktemp("painter")
+    write_samples(folder / "all", pack="math_primer")
+    one = folder / "one"
+    one.mkdir()
+    (one / "ada_correct.ipynb").write_bytes((folder / "all" / "ada_correct.ipynb").read_bytes())
+    imported = _imported(WITH_PAINTER, str(one), str(folder / "out"))
+    assert not imported["matplotlib"], imported
+    assert (folder / "out" / "report.html").read_text().count("<svg") == 2
