@@ -188,3 +188,37 @@ def warn_and_tell_pid(logger: str, text: str) -> int:
 
     logging.getLogger(logger).warning(text)
     return os.getpid()
+
+
+def assert_all_end(started: list[int], judge: int, *, within: float = 5.0) -> None:
+    """Wait up to ``within`` seconds for every process in ``started`` and every sandboxed
+    process of the judge with pid ``judge`` to be gone (or a zombie); kill what is left, so the
+    machine stays clean, and fail naming it."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    from autograder.judge import sandbox
+
+    def alive() -> list[int]:
+        left = []
+        for pid in set(started) | set(sandbox.sandboxed_pids(f"{judge}-")):
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    left.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return left
+
+    deadline = time.monotonic() + within
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = alive()
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not left, [psutil.Process(p).cmdline() for p in left if psutil.pid_exists(p)]

@@ -20,7 +20,7 @@ from autograder.grading import grade
 from autograder.judge import sandbox
 from autograder.judge.pool import JudgePool, Workers
 from autograder.samples import write_samples
-from helpers import CORRECT, MATH_PRIMER, fill, warn_and_tell_pid, write_notebooks
+from helpers import CORRECT, MATH_PRIMER, assert_all_end, fill, warn_and_tell_pid, write_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 HANG = """
@@ -125,23 +125,4 @@ def test_nothing_survives_kill_9_of_a_batch_in_workers(template, tmp_path):
     ]
     assert len(workers) == 1, tree  # --jobs 2: one lane in the grading process, one worker
 
-    def alive() -> list[int]:
-        left = []
-        for pid in set(started) | set(sandbox.sandboxed_pids(f"{judge.pid}-")):
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    left.append(pid)
-            except psutil.NoSuchProcess:
-                pass
-        return left
-
-    deadline = time.monotonic() + 5
-    while alive() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = alive()
-    for pid in left:  # leave the machine clean even when the test fails
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert not left, [psutil.Process(p).cmdline() for p in left if psutil.pid_exists(p)]
+    assert_all_end(started, judge.pid)

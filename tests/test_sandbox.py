@@ -25,7 +25,7 @@ from test_redteam import PRELUDE
 from autograder.grading import grade
 from autograder.judge import cgroups, sandbox
 from autograder.judge.engine import JudgeConfig, judge_cases
-from helpers import CORRECT, MP, fill, write_notebooks
+from helpers import CORRECT, MP, assert_all_end, fill, write_notebooks
 from pack_support import (
     correct_source,
     leak_epilogue,
@@ -416,24 +416,4 @@ def test_nothing_survives_kill_9_of_the_judge(template, tmp_path):
     finally:
         judge.send_signal(signal.SIGKILL)
         judge.wait()
-    deadline = time.monotonic() + 5
-
-    def alive() -> list[int]:
-        left = []
-        for pid in set(started) | set(sandbox.sandboxed_pids(f"{judge.pid}-")):
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    left.append(pid)
-            except psutil.NoSuchProcess:
-                pass
-        return left
-
-    while alive() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = alive()
-    for pid in left:  # leave the machine clean even when the test fails
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert not left, [psutil.Process(p).cmdline() for p in left if psutil.pid_exists(p)]
+    assert_all_end(started, judge.pid)

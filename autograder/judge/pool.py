@@ -49,7 +49,22 @@ class _ToOwnLogger(logging.Handler):
         logging.getLogger(record.name).handle(record)
 
 
-class JudgePool(Executor):
+class _Stoppable(Executor):
+    """An executor whose ``with`` block, ended by the batch's stop, passes the stop on to what
+    runs and waits for nothing; ended otherwise, waits for everything."""
+
+    def abandon_running(self) -> None:
+        """Tell what runs to abandon its submission."""
+
+    def __exit__(self, *exc_info: object) -> Literal[False]:
+        stopping = interrupts.stop_requested()
+        if stopping:
+            self.abandon_running()
+        self.shutdown(wait=not stopping, cancel_futures=True)
+        return False
+
+
+class JudgePool(_Stoppable):
     """``jobs`` lanes that each judge one submission at a time (a ``concurrent.futures``
     executor): one in a thread of the grading process, the others each in a worker process.
 
@@ -85,15 +100,8 @@ class JudgePool(Executor):
         self._lanes.shutdown(wait=wait, cancel_futures=cancel_futures)
         self._workers.shutdown(wait=wait, cancel_futures=cancel_futures)
 
-    def __exit__(self, *exc_info: object) -> Literal[False]:
-        stopping = interrupts.stop_requested()
-        if stopping:
-            self.abandon_running()
-        self.shutdown(wait=not stopping, cancel_futures=True)
-        return False
 
-
-class Workers(ProcessPoolExecutor):
+class Workers(ProcessPoolExecutor, _Stoppable):
     """Judge worker processes: ``grade_one`` and the submissions are sent to them, their
     results come back."""
 
@@ -127,13 +135,6 @@ class Workers(ProcessPoolExecutor):
         super().shutdown(wait=wait, cancel_futures=cancel_futures)
         with contextlib.suppress(Exception):  # the listener thread was already stopped
             self._listener.stop()
-
-    def __exit__(self, *exc_info: object) -> Literal[False]:
-        stopping = interrupts.stop_requested()
-        if stopping:
-            self.abandon_running()
-        self.shutdown(wait=not stopping, cancel_futures=True)
-        return False
 
 
 def _start_worker(
