@@ -5,6 +5,7 @@ click layer). Every expected failure (a :class:`~autograder.errors.KitError`) en
 from __future__ import annotations
 
 import logging
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -500,6 +501,9 @@ def _stoppable(
             sys.stdout.flush()
             sys.stderr.flush()
             logging.shutdown()
+            # The judge workers' queues: their semaphores are unlinked here, as a normal exit
+            # would (else the resource tracker warns of "leaked semaphore objects").
+            vars(multiprocessing.util)["_run_finalizers"](0)  # private: not in the stubs  # private: not in the stubs
             os._exit(interrupts.exit_status(stop.signum))
         sys.exit(interrupts.exit_status(stop.signum))
     except interrupts.Interrupted as stop:

@@ -385,3 +385,19 @@ def test_ctrl_c_stops_grading_on_a_dask_cluster(built, template, tmp_path, dask_
         while any(client.processing().values()) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not any(client.processing().values())
+
+
+def test_ctrl_c_of_a_small_batch_in_lanes_leaves_nothing_and_says_nothing_else(built, tmp_path):
+    """A batch small enough for the report's painter and large enough for the judge's worker
+    process (40 slow correct notebooks, `--jobs 2`): does Ctrl-C stop it with 130, leave no
+    process, and print no Python warning or traceback (e.g. of leaked semaphores)?"""
+    nb = fill(nbformat.read(str(built.student_notebook), as_version=4), CORRECT)
+    nb.cells.insert(1, nbformat.v4.new_code_cell(SLOW_CELL))
+    subs = write_notebooks(tmp_path / "subs", {f"s{i:02d}": nb for i in range(40)})
+    out = tmp_path / "out"
+    outcome = _interrupted_run(built, subs, out, tmp_path, signum=signal.SIGINT, graded=3)
+    assert outcome["code"] == 130, outcome["pane"][-2000:]
+    assert outcome["left"] == [] and outcome["clean"] < STOP_BOUND
+    assert 3 <= outcome["cached_at_exit"] < 40
+    for noise in ("Warning", "warnings.warn", "Traceback", "leaked"):
+        assert noise not in outcome["pane"], outcome["pane"][-2000:]
