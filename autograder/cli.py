@@ -503,7 +503,7 @@ def _stoppable(
             logging.shutdown()
             # The judge workers' queues: their semaphores are unlinked here, as a normal exit
             # would (else the resource tracker warns of "leaked semaphore objects").
-            vars(multiprocessing.util)["_run_finalizers"](0)  # private: not in the stubs  # private: not in the stubs
+            vars(multiprocessing.util)["_run_finalizers"](0)  # private: not in the stubs
             os._exit(interrupts.exit_status(stop.signum))
         sys.exit(interrupts.exit_status(stop.signum))
     except interrupts.Interrupted as stop:
