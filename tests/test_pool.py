@@ -20,7 +20,15 @@ from autograder.grading import grade
 from autograder.judge import sandbox
 from autograder.judge.pool import JudgePool, Workers
 from autograder.samples import write_samples
-from helpers import CORRECT, MATH_PRIMER, assert_all_end, fill, warn_and_tell_pid, write_notebooks
+from helpers import (
+    CORRECT,
+    MATH_PRIMER,
+    MP,
+    assert_all_end,
+    fill,
+    warn_and_tell_pid,
+    write_notebooks,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HANG = """
@@ -126,3 +134,30 @@ def test_nothing_survives_kill_9_of_a_batch_in_workers(template, tmp_path):
     assert len(workers) == 1, tree  # --jobs 2: one lane in the grading process, one worker
 
     assert_all_end(started, judge.pid)
+
+
+def test_a_dead_worker_costs_no_submission(built, tmp_path, caplog):
+    """If a judge worker process dies mid-batch (killed), is every submission still graded, as
+    in the grading process's own thread, with one warning saying the lanes moved here?"""
+    from autograder.grading import grade_all, make_grader
+    from autograder.intake import discover
+
+    subs = _batch(built, tmp_path, copies=2)
+    found = sorted(discover(subs), key=lambda s: s.student)
+    grade_one = make_grader("judge", build_dir=built.out, timeout=60, pack=MATH_PRIMER)
+    alone = grade_all(found, grade_one, jobs=1, pack=MP)
+    killed: list[int] = []
+    with JudgePool(2) as pool:
+
+        def kill_the_worker(_result) -> None:
+            if not killed:
+                for process in pool._workers._processes.values():
+                    os.kill(process.pid, signal.SIGKILL)
+                    killed.append(process.pid)
+
+        lanes = grade_all(found, grade_one, jobs=2, pack=MP, executor=pool, on_done=kill_the_worker)
+    assert killed
+    assert [(r["student"], r["status"], r.get("total")) for r in lanes] == [
+        (r["student"], r["status"], r.get("total")) for r in alone
+    ]
+    assert "a judge worker process died" in caplog.text

@@ -31,11 +31,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, Literal
 
 from .. import interrupts
 from . import engine
+
+log = logging.getLogger(__name__)
 
 WORKER_GRACE = 1.0
 """Seconds a worker whose grading process died gives its submission to be abandoned (its
@@ -80,6 +83,8 @@ class JudgePool(_Stoppable):
         self._local = threading.local()
         self._taken = threading.Lock()
         """Held for good by the first lane's thread: the one that judges here."""
+        self._workers_lost = False
+        """Whether a worker died: then every lane judges in this process (none is lost)."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         return self._lanes.submit(self._judge, fn, args, kwargs)
@@ -88,9 +93,15 @@ class JudgePool(_Stoppable):
         here = getattr(self._local, "here", None)
         if here is None:
             here = self._local.here = self._taken.acquire(blocking=False)
-        if here:
+        if here or self._workers_lost:
             return fn(*args, **kwargs)
-        return self._workers.submit(fn, *args, **kwargs).result()
+        try:
+            return self._workers.submit(fn, *args, **kwargs).result()
+        except BrokenProcessPool:  # a worker died (the kit's fault, never a student's)
+            if not self._workers_lost:
+                log.warning("a judge worker process died: its lanes judge in this process now")
+            self._workers_lost = True
+            return fn(*args, **kwargs)
 
     def abandon_running(self) -> None:
         """Pass the batch's stop on to the workers (the grading process's lane has it)."""
