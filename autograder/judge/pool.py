@@ -16,7 +16,9 @@ A worker takes the batch's stop as the grading process does (``interrupts``): Ct
 terminal reaches every process of its group, a stop that reaches the grading process only is
 passed on (:meth:`JudgePool.abandon_running`), and a worker whose grading process died (``kill
 -9``) abandons its submission and exits (:func:`_watch_batch`), so no evaluator outlives a batch.
-A worker's log records are handled by the grading process's handlers.
+A worker's log records are handled by the grading process's handlers. If a worker dies (never
+the student's doing: student code runs in the evaluators), its lanes judge in the grading process
+from then on, so no submission becomes an error row for it.
 """
 
 from __future__ import annotations
