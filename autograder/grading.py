@@ -41,6 +41,7 @@ from .cache import ResultCache
 from .checks.runner import CALL_TIMEOUT_ENV
 from .errors import KitError
 from .executors import ExecutorError, dask_executor
+from .figures import PAINT_AHEAD_LIMIT
 from .intake import Submission, discover
 from .manifest import make_manifest, remove_manifest, write_manifest
 from .overrides import apply_overrides, check_students, read_overrides
@@ -521,22 +522,23 @@ def grade(
     on_done = cache.recording(progress(to_grade) if progress else (lambda result: None))
     if regrade is not None:
         on_done = regrade.merging(on_done)
+    jobs = jobs or default_jobs()
     place = (
         dask_executor(scheduler, engine=engine, timeout=scheduler_timeout)
         if scheduler
-        else judge_workers(engine, jobs=jobs or default_jobs(), batch=len(to_grade))
+        else judge_workers(engine, jobs=jobs, batch=len(to_grade))
     )
     try:
         with place or nullcontext() as executor, interrupts.deferred():
             results = grade_all(
                 to_grade,
                 grade_one,
-                jobs=jobs or default_jobs(),
+                jobs=jobs,
                 pack=pack,
                 executor=executor,
                 on_done=on_done,
                 keep=PackedResults(),  # the results of a large batch stay small in memory
-                ahead=None if scheduler else AHEAD_PER_JOB * (jobs or default_jobs()),
+                ahead=None if scheduler else AHEAD_PER_JOB * jobs,
             )
     except ExecutorError as exc:
         raise GradingError(str(exc)) from None
@@ -602,10 +604,10 @@ def grade(
 
 PREFETCH_THREAD = "outputs-prefetch"
 """Name of the thread that imports the outputs' libraries while the batch is graded."""
-PREFETCH_LIMIT = 100
+PREFETCH_LIMIT = PAINT_AHEAD_LIMIT
 """Batches of up to this many submissions to grade import the outputs' libraries while they are
 graded (a larger batch imports them at the end: their ~0.4 s is then a small part of the run,
-and their ~40 MB would be held for all of it)."""
+and their ~40 MB would be held for all of it); the same bound as the report's painter's."""
 
 
 def prefetch_outputs() -> threading.Thread:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -397,14 +398,12 @@ class Evaluator:
 _RETIRING: list[Future] = []
 """Evaluators retired and not yet known to be gone (:meth:`Evaluator.retire`)."""
 _RETIRING_LOCK = threading.Lock()
-_RETIREMENT: list[ThreadPoolExecutor] = []
 
 
+@functools.cache
 def _retirement() -> ThreadPoolExecutor:
     """The thread that finishes retired evaluators (one per process, started on first use)."""
-    if not _RETIREMENT:
-        _RETIREMENT.append(ThreadPoolExecutor(1, thread_name_prefix="evaluator-retirement"))
-    return _RETIREMENT[0]
+    return ThreadPoolExecutor(1, thread_name_prefix="evaluator-retirement")
 
 
 def finish_retired() -> None:
