@@ -166,11 +166,11 @@ def assert_close_to(actual: np.ndarray, desired: np.ndarray, *, rtol: float, lab
     )
 
 
-def json_of_script(script: str, *args: str) -> dict:
-    """Run ``script`` in a fresh interpreter (``python -c``, as the judge's forkserver needs)
-    from the repository, and return the JSON object it prints last."""
+def run_python(*args: str) -> str:
+    """Run this interpreter with ``args`` from the repository, check that it succeeds and
+    return what it printed."""
     done = subprocess.run(
-        [sys.executable, "-c", script, *args],
+        [sys.executable, *args],
         cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
         text=True,
@@ -178,7 +178,13 @@ def json_of_script(script: str, *args: str) -> dict:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout
+
+
+def json_of_script(script: str, *args: str) -> dict:
+    """Run ``script`` in a fresh interpreter (``python -c``, as the judge's forkserver needs)
+    from the repository, and return the JSON object it prints last."""
+    return json.loads(run_python("-c", script, *args).strip().splitlines()[-1])
 
 
 def warn_and_tell_pid(logger: str, text: str) -> int:
@@ -222,3 +228,49 @@ def assert_all_end(started: list[int], judge: int, *, within: float = 5.0) -> No
         except ProcessLookupError:
             pass
     assert not left, [psutil.Process(p).cmdline() for p in left if psutil.pid_exists(p)]
+
+
+HANG = """
+import os, signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+if os.fork() == 0:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        pass
+while True:
+    pass
+"""
+"""A cell that hangs, ignoring interrupts, in two processes (the evaluator and its child)."""
+
+
+def kill_9_while_sandboxed(
+    subs: Path, out: Path, *extra: str, sandboxed: int
+) -> tuple[int, list[int], dict[int, int]]:
+    """Start ``grade`` on ``subs``, wait (up to 60 s) until ``sandboxed`` of its processes run in
+    the sandbox, then ``kill -9`` it. Returns its pid, the sandboxed pids and its process tree
+    (pid to parent pid) as they were just before the kill."""
+    import signal
+    import time
+
+    import psutil
+
+    from autograder.judge import sandbox
+
+    judge = subprocess.Popen(
+        [sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(out), *extra],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (
+            len(sandbox.sandboxed_pids(f"{judge.pid}-")) < sandboxed and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        inside = sandbox.sandboxed_pids(f"{judge.pid}-")
+        tree = {p.pid: p.ppid() for p in psutil.Process(judge.pid).children(recursive=True)}
+    finally:
+        judge.send_signal(signal.SIGKILL)
+        judge.wait()
+    return judge.pid, inside, tree

@@ -10,7 +10,7 @@ import pytest
 
 from autograder import figures
 from autograder.cli import _progress_bar
-from helpers import json_of_script
+from helpers import json_of_script, run_python
 
 SPECS: list[figures.FigureSpec] = [
     {"kind": "distribution", "key": "dist", "totals": [0.0, 3.5, 7.0, 7.0], "total_points": 7.0},
@@ -127,7 +127,6 @@ def test_grade_through_the_cli_writes_the_report_this_process_renders(tmp_path: 
     """Does ``python -m autograder grade`` (its figures drawn by the painter it starts ahead)
     write the report.html that this process renders from the same outputs, byte for byte?"""
     import json
-    import subprocess
 
     from autograder.gradebook import collate
     from autograder.pack import load
@@ -140,15 +139,7 @@ def test_grade_through_the_cli_writes_the_report_this_process_renders(tmp_path: 
     for name in ("ada_correct.ipynb", "ben_mistakes.ipynb"):  # the tag map needs a mistake
         (subs / name).write_bytes((tmp_path / "all" / name).read_bytes())
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(out), "--jobs", "2"],
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_python("-m", "autograder", "grade", str(subs), "--out", str(out), "--jobs", "2")
     pack = load("math_primer")
     results = [json.loads(p.read_text()) for p in sorted((out / "results").glob("*.json"))]
     assert len(results) >= 2

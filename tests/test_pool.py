@@ -7,39 +7,28 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import nbformat
-import psutil
 
 from autograder import grading
 from autograder.grading import grade
-from autograder.judge import sandbox
 from autograder.judge.pool import JudgePool, Workers
 from autograder.samples import write_samples
 from helpers import (
     CORRECT,
+    HANG,
     MATH_PRIMER,
     MP,
     assert_all_end,
     fill,
+    kill_9_while_sandboxed,
     warn_and_tell_pid,
     write_notebooks,
 )
 
 REPO = Path(__file__).resolve().parents[1]
-HANG = """
-import os, signal
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-if os.fork() == 0:
-    while True:
-        pass
-while True:
-    pass
-"""
 
 
 def _batch(built, folder: Path, copies: int) -> Path:
@@ -107,33 +96,17 @@ def test_nothing_survives_kill_9_of_a_batch_in_workers(template, tmp_path):
     hanging = fill(template, CORRECT)
     hanging.cells.append(nbformat.v4.new_code_cell(HANG))
     subs = write_notebooks(tmp_path / "subs", {f"hang{i}": hanging for i in range(8)})
-    judge = subprocess.Popen(
-        [sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(tmp_path / "out")]
-        + ["--jobs", "2"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while len(sandbox.sandboxed_pids(f"{judge.pid}-")) < 6 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        inside = sandbox.sandboxed_pids(f"{judge.pid}-")
-        tree = {p.pid: p.ppid() for p in psutil.Process(judge.pid).children(recursive=True)}
-        started = list(tree)
-    finally:
-        judge.send_signal(signal.SIGKILL)
-        judge.wait()
+    judge, inside, tree = kill_9_while_sandboxed(subs, tmp_path / "out", "--jobs", "2", sandboxed=6)
     assert len(inside) >= 6, inside  # two evaluators: each one, its PID 1 and the child
     parents_of_evaluators = {tree.get(pid) for pid in inside}
     workers = [  # the template's children that are not evaluators (inside or waiting outside)
         pid
         for pid, parent in tree.items()
-        if tree.get(parent) == judge.pid and pid not in inside and pid not in parents_of_evaluators
+        if tree.get(parent) == judge and pid not in inside and pid not in parents_of_evaluators
     ]
     assert len(workers) == 1, tree  # --jobs 2: one lane in the grading process, one worker
 
-    assert_all_end(started, judge.pid)
+    assert_all_end(list(tree), judge)
 
 
 def test_a_dead_worker_costs_no_submission(built, tmp_path, caplog):

@@ -11,21 +11,26 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
-import psutil
 import pytest
 from test_redteam import PRELUDE
 
 from autograder.grading import grade
 from autograder.judge import cgroups, sandbox
 from autograder.judge.engine import JudgeConfig, judge_cases
-from helpers import CORRECT, MP, assert_all_end, fill, write_notebooks
+from helpers import (
+    CORRECT,
+    HANG,
+    MP,
+    assert_all_end,
+    fill,
+    kill_9_while_sandboxed,
+    write_notebooks,
+)
 from pack_support import (
     correct_source,
     leak_epilogue,
@@ -382,17 +387,6 @@ def test_keyrings_are_no_channel(template, tmp_path):
 
 # --- nothing survives the judge -------------------------------------------------------------------
 
-HANG = """
-import os, signal
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-if os.fork() == 0:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        pass
-while True:
-    pass
-"""
-
 
 def test_nothing_survives_kill_9_of_the_judge(template, tmp_path):
     """After `kill -9` of a `grade` whose submission hangs (ignoring interrupts, with a child),
@@ -400,20 +394,6 @@ def test_nothing_survives_kill_9_of_the_judge(template, tmp_path):
     sandbox and everything inside?"""
     subs, out = tmp_path / "submissions", tmp_path / "out"
     write_notebooks(subs, {"hang": _with_cells(template, CORRECT, HANG)})
-    judge = subprocess.Popen(
-        [sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(out)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while len(sandbox.sandboxed_pids(f"{judge.pid}-")) < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        inside = sandbox.sandboxed_pids(f"{judge.pid}-")
-        assert len(inside) >= 3, inside  # the evaluator, its PID 1 and the student's child
-        started = [p.pid for p in psutil.Process(judge.pid).children(recursive=True)]
-    finally:
-        judge.send_signal(signal.SIGKILL)
-        judge.wait()
-    assert_all_end(started, judge.pid)
+    judge, inside, tree = kill_9_while_sandboxed(subs, out, sandboxed=3)
+    assert len(inside) >= 3, inside  # the evaluator, its PID 1 and the student's child
+    assert_all_end(list(tree), judge)
