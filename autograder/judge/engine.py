@@ -227,6 +227,7 @@ class Evaluator:
         context = warm_context()
         tag = f"{_TAG_PREFIX or f'{os.getpid()}-'}{next(_EVALUATOR_NUMBERS)}"
         self.cgroup = cgroups.dirs_for(tag) if config.isolate else {}
+        givens = None if pack is None else _str_or_none(registry.givens_file(pack))
         parent, child = context.Pipe(duplex=True)
         self.process = context.Process(
             target=evaluator.main,
@@ -238,8 +239,9 @@ class Evaluator:
                 student,
                 self.cgroup,
                 tag,
-                None if pack is None else _str_or_none(registry.givens_file(pack)),
+                givens,
                 "submission.ipynb" if pack is None else f"{pack.name}.ipynb",
+                None if givens is None else _givens_program(givens),
             ),
             daemon=True,
         )
@@ -414,6 +416,24 @@ def finish_retired() -> None:
     for future in pending:
         with contextlib.suppress(Exception):  # kill() reports nothing; it must not stop the rest
             future.result()
+
+
+def _givens_program(path: str) -> bytes | None:
+    """The givens file's :func:`evaluator.givens_program`, compiled once per version of the file
+    (None if it cannot be: the evaluator then says why)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return _compiled_givens(path, info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_givens(path: str, _mtime_ns: int, _size: int) -> bytes | None:
+    try:
+        return evaluator.givens_program(path)
+    except Exception:  # noqa: BLE001 - reported by the evaluator, which compiles it again
+        return None
 
 
 def _str_or_none(path: Path | None) -> str | None:

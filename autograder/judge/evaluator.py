@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import io
 import linecache
+import marshal
 import os
 import signal
 import sys
@@ -67,19 +68,22 @@ _GIVENS: dict = {}
 """What the judge may hand to student code: ``GIVENS`` of the pack's ``givens.py``."""
 
 
-def load_givens(path: str | None) -> dict:
-    """``GIVENS`` from a pack's ``givens.py`` (loaded by file: nothing else of the pack or of the
-    checks comes into this process)."""
+def givens_program(path: str) -> bytes:
+    """A pack's ``givens.py``, compiled and marshalled: what :func:`load_givens` runs (the judge
+    compiles it once per file rather than every evaluator compiling it again)."""
+    with open(path, "rb") as source:
+        return marshal.dumps(compile(source.read(), path, "exec"))
+
+
+def load_givens(path: str | None, program: bytes | None = None) -> dict:
+    """``GIVENS`` from a pack's ``givens.py`` (run by itself: nothing else of the pack or of the
+    checks comes into this process); ``program``: the file's :func:`givens_program`, if the
+    judge sends it."""
     if not path:
         return {}
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_pack_givens", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"{path} cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dict(getattr(module, "GIVENS", {}))
+    module: dict = {"__name__": "_pack_givens", "__file__": path, "__builtins__": builtins}
+    exec(marshal.loads(program or givens_program(path)), module)  # noqa: S102 (the pack's own)
+    return dict(module.get("GIVENS", {}))
 
 
 def _fresh_namespace() -> dict:
@@ -392,22 +396,27 @@ def main(
     tag: str = "",
     givens: str | None = None,
     notebook_name: str = "submission.ipynb",
+    program: bytes | None = None,
 ) -> None:
     """Entry point of an evaluator process (started from the warm forkserver).
 
     With ``isolate``, the student's code runs in the sandbox or not at all (the judge gets an
     ``error`` saying why); without, in a fresh folder with resource limits only. ``givens`` is
-    the path of the pack's ``givens.py`` (loaded before the sandbox is entered);
-    ``notebook_name`` the file name the notebook gets in the evaluator's working directory.
+    the path of the pack's ``givens.py``, ``program`` its :func:`givens_program` (compiled here,
+    before the sandbox is entered, if the judge does not send it); ``notebook_name`` the file
+    name the notebook gets in the evaluator's working directory.
+
+    What only the process that runs the student's code needs (the givens, forgetting the judge)
+    is done in that process, not in the one waiting outside the namespaces: each page of the
+    template's memory that both wrote would be copied twice.
     """
     sandbox.set_parent_death_signal(signal.SIGKILL)
     _close_fds_except(conn.fileno())
-    try:
-        _GIVENS.clear()
-        _GIVENS.update(load_givens(givens))
-    except Exception as exc:  # noqa: BLE001 - a broken pack file is the grader's fault
-        _refuse(conn, "givens", exc)
-    forget_the_judge(student)
+    if givens and program is None:
+        try:
+            program = givens_program(givens)
+        except Exception as exc:  # noqa: BLE001 - a broken pack file is the grader's fault
+            _refuse(conn, "givens", exc)
     from . import magics  # noqa: F401 - IPython's transformer, imported before the sandbox
 
     try:
@@ -427,6 +436,12 @@ def main(
         except (sandbox.SandboxUnavailable, OSError, ValueError) as exc:
             _refuse(conn, "limits", exc)
     sandbox.set_parent_death_signal(signal.SIGKILL)
+    forget_the_judge(student)
+    try:
+        _GIVENS.clear()
+        _GIVENS.update(load_givens(givens, program))
+    except Exception as exc:  # noqa: BLE001 - a broken pack file is the grader's fault
+        _refuse(conn, "givens", exc)
     _quiet_standard_streams()
     _fresh_namespace()
     ready = {"status": "ready", "isolation": isolation, "reason": reason, "givens": sorted(_GIVENS)}
