@@ -52,8 +52,9 @@ def dirs_for(name: str) -> dict[str, str]:
     return dirs
 
 
-def join(dirs: dict[str, str], limits: Limits) -> None:
-    """Create the evaluator's cgroups, set the submission's budget and move this process in."""
+def create(dirs: dict[str, str], limits: Limits) -> None:
+    """Create an evaluator's cgroups and set the submission's budget (judge side, before the
+    evaluator starts: the evaluator itself only joins them, :func:`join`)."""
     settings = {
         "memory": {"memory.limit_in_bytes": limits.submission_memory_bytes},
         "pids": {"pids.max": limits.processes},
@@ -70,7 +71,13 @@ def join(dirs: dict[str, str], limits: Limits) -> None:
             raise SandboxUnavailable(f"creating cgroup {folder}: {exc.strerror}") from None
         for name, value in settings[controller].items():
             write_setting(os.path.join(folder, name), str(value))
-        write_setting(os.path.join(folder, "cgroup.procs"), str(os.getpid()))
+
+
+def join(dirs: dict[str, str]) -> None:
+    """Move this process into the evaluator's cgroups (made by :func:`create`)."""
+    pid = str(os.getpid())
+    for folder in dirs.values():
+        write_setting(folder + "/cgroup.procs", pid)
 
 
 def remove(dirs: dict[str, str], *, wait: float = 2.0) -> None:

@@ -227,6 +227,11 @@ class Evaluator:
         context = warm_context()
         tag = f"{_TAG_PREFIX or f'{os.getpid()}-'}{next(_EVALUATOR_NUMBERS)}"
         self.cgroup = cgroups.dirs_for(tag) if config.isolate else {}
+        try:
+            cgroups.create(self.cgroup, config.limits)
+        except sandbox.SandboxUnavailable as exc:
+            cgroups.remove(self.cgroup, wait=0)
+            raise JudgeFault(f"sandbox: {exc}") from None
         givens = None if pack is None else _str_or_none(registry.givens_file(pack))
         parent, child = context.Pipe(duplex=True)
         self.process = context.Process(

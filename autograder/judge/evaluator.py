@@ -354,7 +354,7 @@ def _isolate(
         root = sandbox.mount_point()
         if os.geteuid() == 0:  # build the root first: uid 65534 may not reach root's Python
             if cgroup:
-                cgroups.join(cgroup, limits)
+                cgroups.join(cgroup)
             sandbox.private_mount_namespace()
             sandbox.build_root(root, notebook_json, tag=tag, limits=limits, name=name)
             sandbox.become_nobody()
@@ -367,7 +367,7 @@ def _isolate(
         sandbox.set_parent_death_signal(signal.SIGKILL)  # a change of uid clears it too
     except (sandbox.SandboxUnavailable, OSError) as exc:
         _refuse(conn, "sandbox", exc)
-    child = os.fork()  # the child is PID 1 of the new PID namespace
+    child = sandbox.fork()  # the child is PID 1 of the new PID namespace
     if child:
         conn.close()
         signal.signal(signal.SIGINT, lambda *_: _signal_child(child, signal.SIGINT))

@@ -32,6 +32,7 @@ import os
 import resource
 import stat
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +114,7 @@ class SandboxUnavailable(Exception):
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-for _function in ("mount", "umount2", "unshare", "prctl", "capset", "syscall"):
+for _function in ("mount", "umount2", "unshare", "prctl", "capset", "syscall", "fork"):
     getattr(_libc, _function)  # looked up once, here (in the template), not in every evaluator
 
 
@@ -148,6 +149,24 @@ def _syscall_number(name: str) -> int:
 def _syscall(name: str, *args: object) -> int:
     """A system call by name (numbers from libseccomp's table for this machine)."""
     return _libc.syscall(ctypes.c_long(_syscall_number(name)), *args)
+
+
+def fork() -> int:
+    """:func:`os.fork` for the evaluator's single-threaded process, through the C library alone.
+
+    ``os.fork`` also runs the interpreter's after-fork work in the child (reseeding ``random``,
+    ``threading``'s bookkeeping of other threads, re-creating locks other threads might hold):
+    about 200 of the template's memory pages written, so copied, in every evaluator. With no
+    other thread, there is nothing to repair: the child's ``random`` state is its parent's
+    (reseeded when the template forked it), and the parent never uses it. A process with other
+    threads forks through ``os.fork``."""
+    if threading.active_count() != 1:
+        return os.fork()
+    pid = _libc.fork()
+    if pid < 0:
+        number = ctypes.get_errno()
+        raise OSError(number, os.strerror(number))
+    return pid
 
 
 def write_setting(path: str, text: str) -> None:
