@@ -288,24 +288,34 @@ KEPT_ENVIRONMENT = (
 grader's environment is."""
 
 
+_BYTES_DATA = bytes.__basicsize__ - 1
+"""Offset of a bytes object's data from its address (CPython: after the header, before the
+closing NUL that ``__basicsize__`` counts)."""
+
+
 def _zero(secret: bytes) -> None:
     """Overwrite a bytes object in place before it is dropped (so no copy lingers in memory)."""
-    if secret:
-        address = ctypes.cast(ctypes.c_char_p(secret), ctypes.c_void_p).value
-        if address is not None:  # a non-empty bytes object has one
-            ctypes.memset(address, 0, len(secret))
+    if isinstance(secret, bytes) and secret:  # its data, in place (CPython's layout)
+        ctypes.memset(id(secret) + _BYTES_DATA, 0, len(secret))
 
 
 def forget_the_judge(student: str) -> None:
     """Drop what the forkserver handed over about the judge: its environment, command line and
     working folder, and the multiprocessing authkey (the process object's and the preparation
     data's copies are overwritten; the red team's ``judge_secrets`` looks for any other live
-    one). The student's code gets a minimal environment."""
-    kept = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
-    os.environ.clear()
-    os.environ.update(
-        {"PATH": "/usr/bin:/bin", "HOME": "/work", "TMPDIR": "/tmp", **kept, SEED_ENV: student}
-    )
+    one). The student's code gets a minimal environment.
+
+    The environment is edited, not rebuilt: the template's is already nearly the student's,
+    and each variable dropped or set is Python work in every evaluator."""
+    current = dict(os.environ)
+    wanted = {"PATH": "/usr/bin:/bin", "HOME": "/work", "TMPDIR": "/tmp"}
+    wanted.update((name, current[name]) for name in KEPT_ENVIRONMENT if name in current)
+    wanted[SEED_ENV] = student
+    for name in current.keys() - wanted.keys():
+        del os.environ[name]
+    for name, value in wanted.items():
+        if current.get(name) != value:
+            os.environ[name] = value
     sys.argv = [""]
     sys.orig_argv = [sys.executable]
     import multiprocessing.process

@@ -264,19 +264,66 @@ def _exposed_for(site_packages: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dirs)
 
 
-def _bind_read_only(source: str, target: Path) -> None:
-    if os.path.isdir(source):
-        target.mkdir(parents=True, exist_ok=True)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.touch()
-    _mount(source, str(target), None, MS_BIND | MS_REC)
-    flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID
-    current = os.statvfs(source).f_flag
-    for st_flag, ms_flag in _LOCKED_FLAGS:  # a user namespace may not drop these
-        if current & st_flag:
-            flags |= ms_flag
-    _mount(None, str(target), None, flags)
+@dataclass(frozen=True)
+class _RootPlan:
+    """What :func:`build_root` makes in the root's tmpfs (paths relative to the root), resolved
+    once in the template from the host's folders; each evaluator only makes it."""
+
+    folders: tuple[str, ...]
+    """Folders to create, each after its parent."""
+    files: tuple[str, ...]
+    """Empty files to create (mount points of single files and devices)."""
+    links: tuple[tuple[str, str], ...]
+    """Symbolic links (merged /usr: ``lib`` -> ``usr/lib``) and their text."""
+    binds: tuple[tuple[str, str, int], ...]
+    """Host path, its mount point, and the flags of its read-only remount (0: none)."""
+
+
+_DEVICES = ("null", "zero", "urandom", "random")
+_WRITABLE = ("work", "tmp")
+
+
+@functools.lru_cache(maxsize=8)
+def _plan_for(exposed: tuple[str, ...]) -> _RootPlan:
+    """The :class:`_RootPlan` for these exposed folders and files."""
+    folders: list[str] = []
+    files: list[str] = []
+
+    def folder(path: str) -> None:
+        if path and path not in folders:
+            folder(os.path.dirname(path))
+            folders.append(path)
+
+    binds = []
+    for source in exposed:
+        target = source.lstrip("/")
+        if os.path.isdir(source):
+            folder(target)
+        else:
+            folder(os.path.dirname(target))
+            files.append(target)
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID
+        current = os.statvfs(source).f_flag
+        for st_flag, ms_flag in _LOCKED_FLAGS:  # a user namespace may not drop these
+            if current & st_flag:
+                flags |= ms_flag
+        binds.append((source, target, flags))
+    links = tuple(
+        (link.lstrip("/"), os.readlink(link))
+        for link in ("/bin", "/lib", "/lib64", "/sbin")  # merged /usr: /lib -> usr/lib
+        if os.path.islink(link) and link.lstrip("/") not in folders + files
+    )
+    for device in _DEVICES:
+        folder("dev")
+        files.append(f"dev/{device}")
+        binds.append((f"/dev/{device}", f"dev/{device}", 0))
+    for writable in _WRITABLE:
+        folder(writable)
+    return _RootPlan(tuple(folders), tuple(files), links, tuple(binds))
+
+
+def _root_plan() -> _RootPlan:
+    return _plan_for(tuple(_exposed()))
 
 
 def private_mount_namespace() -> None:
@@ -303,20 +350,22 @@ def build_root(
         MS_NOSUID | MS_NODEV,
         f"size={limits.scratch_bytes},mode=755",
     )
-    for path in _exposed():
-        _bind_read_only(path, root / path.lstrip("/"))
-    for link in ("/bin", "/lib", "/lib64", "/sbin"):  # merged /usr: /lib -> usr/lib
-        if os.path.islink(link) and not os.path.lexists(root / link.lstrip("/")):
-            os.symlink(os.readlink(link), root / link.lstrip("/"))
-    for device in ("null", "zero", "urandom", "random"):
-        target = root / "dev" / device
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.touch()
-        _mount(f"/dev/{device}", str(target), None, MS_BIND)
-    for writable in ("work", "tmp"):
-        (root / writable).mkdir(mode=0o1777, exist_ok=True)
-        os.chmod(root / writable, 0o1777)
-    (root / "work" / name).write_bytes(notebook_json)
+    plan = _root_plan()
+    base = f"{root}/"
+    for path in plan.folders:
+        os.mkdir(base + path)
+    for path in plan.files:
+        os.close(os.open(base + path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+    for path, text in plan.links:
+        os.symlink(text, base + path)
+    for source, target, flags in plan.binds:
+        _mount(source, base + target, None, (MS_BIND | MS_REC) if flags else MS_BIND)
+        if flags:  # read-only, keeping the flags a user namespace may not drop
+            _mount(None, base + target, None, flags)
+    for writable in _WRITABLE:
+        os.chmod(base + writable, 0o1777)
+    with open(f"{base}work/{name}", "xb") as notebook:
+        notebook.write(notebook_json)
 
 
 def enter_root(root: Path) -> None:
@@ -366,6 +415,10 @@ class _CapData(ctypes.Structure):
     ]
 
 
+_NO_CAPS = (_CapHeader(LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)())
+"""What ``capset`` is given to keep no capability: this process, and empty sets (made once)."""
+
+
 def drop_capabilities() -> None:
     """Give up every capability (those the user namespace granted), for good: bounding set,
     ambient, effective, permitted and inheritable; then ``no_new_privs``."""
@@ -373,9 +426,7 @@ def drop_capabilities() -> None:
         if _libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
             break  # EINVAL past the last capability this kernel knows
     _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    _check(_libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
+    _check(_libc.capset(ctypes.byref(_NO_CAPS[0]), ctypes.byref(_NO_CAPS[1])), "capset")
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
@@ -433,6 +484,9 @@ def _seccomp_rules():
 _PROGRAM: bytes = b""
 """The seccomp filter as libseccomp compiles it (BPF), once, in the evaluators' template
 (:func:`compile_seccomp`); empty until then."""
+_LOADABLE: tuple = ()
+""":data:`_PROGRAM` as ``prctl`` takes it (a ``sock_fprog`` and the buffer it points to), made
+with it."""
 
 
 def seccomp_program() -> bytes:
@@ -450,8 +504,10 @@ def seccomp_program() -> bytes:
 def compile_seccomp() -> None:
     """Compile the filter once (the template does, before any evaluator is forked): each
     evaluator then loads the same program without compiling it again."""
-    global _PROGRAM
+    global _PROGRAM, _LOADABLE
     _PROGRAM = seccomp_program()
+    buffer = ctypes.create_string_buffer(_PROGRAM, len(_PROGRAM))
+    _LOADABLE = (_SockFprog(len(_PROGRAM) // 8, ctypes.addressof(buffer)), buffer)
     for name in ("pivot_root", "keyctl"):  # the calls made by name before the filter is loaded
         _syscall_number(name)
 
@@ -474,8 +530,7 @@ def install_seccomp() -> None:
         except OSError as exc:
             raise SandboxUnavailable(f"seccomp: {exc.strerror}") from None
         return
-    program = ctypes.create_string_buffer(_PROGRAM, len(_PROGRAM))
-    fprog = _SockFprog(len(_PROGRAM) // 8, ctypes.addressof(program))
+    fprog, _buffer = _LOADABLE
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
 

@@ -89,7 +89,7 @@ def _rehearse() -> None:
 with contextlib.suppress(Exception):  # else each evaluator tries, and says what is wrong
     sandbox.compile_seccomp()
 with contextlib.suppress(Exception):
-    sandbox._exposed()
+    sandbox._root_plan()
     is_placeholder(_placeholder)
 with contextlib.suppress(Exception):  # an optimisation only
     _rehearse()
