@@ -21,6 +21,12 @@ describing and encoding the answer, compiling a cell) are rehearsed here a few t
 (:func:`_rehearse`): the interpreter specialises their code and fills its caches once, in the
 template, where each evaluator would otherwise write (and so copy) those pages of its own.
 
+Standard input, which the forkserver closes and reopens on ``/dev/null`` after its preloads and
+multiprocessing then closes and reopens in every process it starts (an open file object each
+time), is reopened here once and left as ``None`` (the evaluator gives the student's code an
+empty one of its own); the C library's free memory is given back, so that no evaluator copies
+its page tables.
+
 Then every object the template holds is moved out of reach of the garbage collector
 (:func:`gc.freeze`): a collection in an evaluator walks, and so writes to, every object of the
 generations it collects, and each page written after the fork is a page the kernel copies. Frozen,
@@ -31,10 +37,13 @@ an evaluator makes are ever collected.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import linecache
 import multiprocessing.popen_forkserver  # unpickles the pipe of every evaluator: see above
 import multiprocessing.spawn
+import multiprocessing.util
+import sys
 
 import numpy as np
 
@@ -94,5 +103,9 @@ with contextlib.suppress(Exception):
 with contextlib.suppress(Exception):  # an optimisation only
     _rehearse()
 linecache.cache.pop(__file__, None)  # this file's text is no business of student code
+vars(multiprocessing.util)["_close_stdin"]()  # private: what the forkserver does after preloads
+sys.stdin = None  # type: ignore[assignment]  # so that no evaluator closes and reopens it again
 gc.collect()  # no garbage frozen for good
+with contextlib.suppress(Exception):  # the C library's free memory back to the system
+    ctypes.CDLL(None).malloc_trim(0)
 gc.freeze()
