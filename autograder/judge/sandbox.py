@@ -23,6 +23,7 @@ a container) does it run in a fresh working directory with limits only (:func:`f
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -202,12 +203,24 @@ def unavailable_reason() -> str | None:
         ("/proc/sys/user/max_user_namespaces", "user.max_user_namespaces"),
         ("/proc/sys/kernel/unprivileged_userns_clone", "kernel.unprivileged_userns_clone"),
     ):
-        try:
-            if Path(path).read_text().strip() == "0":
-                return f"user namespaces are disabled on this machine ({name} = 0)"
-        except OSError:
-            continue
+        if _read_setting(path) == b"0":
+            return f"user namespaces are disabled on this machine ({name} = 0)"
     return None
+
+
+def _read_setting(path: str) -> bytes | None:
+    """A kernel setting (``/proc/sys``), or None if it cannot be read (plain system calls: each
+    evaluator asks, and a text file object is much more Python work in each)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 64).strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 # --- namespaces and the private root --------------------------------------------------------------
@@ -223,15 +236,21 @@ def become_nobody() -> None:
 def mount_point() -> Path:
     """An empty folder of this user's in /tmp, over which each evaluator mounts its private root
     (in its own mount namespace: the host's folder stays empty)."""
-    path = Path("/tmp") / f".{ROOT_SOURCE}-{os.geteuid()}"
+    path = _mount_point_for(os.geteuid())
     try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
-    info = os.lstat(path)
+        info = os.lstat(path)
+    except FileNotFoundError:
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
         raise SandboxUnavailable(f"{path} exists but is not a folder of this user")
     return path
+
+
+@functools.lru_cache(maxsize=4)
+def _mount_point_for(uid: int) -> Path:
+    return Path("/tmp") / f".{ROOT_SOURCE}-{uid}"
 
 
 def enter_namespaces() -> None:

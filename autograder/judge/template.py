@@ -99,6 +99,7 @@ with contextlib.suppress(Exception):  # else each evaluator tries, and says what
     sandbox.compile_seccomp()
 with contextlib.suppress(Exception):
     sandbox._root_plan()
+    sandbox.mount_point()
     is_placeholder(_placeholder)
 with contextlib.suppress(Exception):  # an optimisation only
     _rehearse()
