@@ -18,6 +18,7 @@ from autograder.checks.oracle import fd_jacobian
 from autograder.intake import Submission
 from autograder.judge import protocol
 from autograder.judge.engine import grade_submission
+from autograder.judge.evaluator import givens_program, load_givens
 from autograder.pack import Derivative, Pack, Question, load, typical
 from autograder.pack.registry import givens_file
 
@@ -136,6 +137,16 @@ def test_evaluator_does_not_load_the_checks():
     assert "'cube', 'sin', 'softplus', 'tanh'" in out.stdout
     assert "autograder.checks" not in out.stdout and "autograder.pack" not in out.stdout
     assert "_autograder_pack_" not in out.stdout and ".spec" not in out.stdout
+
+
+def test_the_givens_program_is_the_givens_file():
+    """Does the givens program the judge compiles once give the evaluator the same names and
+    functions as its pack's givens.py run by itself?"""
+    path = str(givens_file(MP))
+    sent = load_givens(path, givens_program(path))
+    assert sent.keys() == load_givens(path).keys() == MP.givens.keys()
+    x = np.linspace(-2, 2, 7)
+    assert all(np.array_equal(sent[name](x), MP.givens[name](x)) for name in MP.givens)
 
 
 def _unsendable_pack() -> Pack:

@@ -28,6 +28,14 @@ def resolved(_):
     cache = sandbox._exposed_for.cache_info()
     return np.array([cache.hits, cache.misses])
 
+def planned(_):
+    cache = sandbox._plan_for.cache_info()
+    return np.array([cache.hits, cache.misses])
+
+def drawn(_):
+    import random
+    return np.array([random.random()])
+
 def program(_):
     return np.frombuffer(sandbox._PROGRAM, dtype=np.uint8)
 
@@ -85,6 +93,46 @@ def test_the_exposed_folders_are_resolved_once(probe):
     assert sandbox._exposed() == list(
         sandbox._exposed_for.__wrapped__(tuple(p for p in sys.path if p and "site-packages" in p))
     )
+
+
+def test_the_private_root_is_planned_once(probe):
+    """Did the evaluator make the private root the template planned (a hit in the template's
+    cache), and does the plan bind each exposed path and device at its own place, read-only
+    but for the devices, each folder made after its parent?"""
+    hits, misses = probe("planned")
+    assert (hits, misses) == (1, 1)
+    plan = sandbox._root_plan()
+    devices = [f"/dev/{device}" for device in sandbox._DEVICES]
+    assert [source for source, _, _ in plan.binds] == sandbox._exposed() + devices
+    assert all(target == source.lstrip("/") for source, target, _ in plan.binds)
+    assert all(
+        bool(flags & sandbox.MS_RDONLY) == (source not in devices)
+        for source, _, flags in plan.binds
+    )
+    for index, folder in enumerate(plan.folders):
+        parent = folder.rpartition("/")[0]
+        assert not parent or parent in plan.folders[:index]
+
+
+def test_each_evaluator_draws_its_own_random_numbers():
+    """Does each evaluator's ``random`` start from a state of its own (its sandboxed process is
+    forked without the interpreter's reseeding, so it keeps the state its parent got)?"""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PROBE)])
+    draws = []
+    for _ in range(2):
+        evaluator = engine.Evaluator(
+            nbformat.writes(notebook).encode(), engine.JudgeConfig(), "probe"
+        )
+        try:
+            reply, _ = evaluator.request({"op": "run", "source": PROBE, "index": 0}, timeout=10)
+            assert reply["status"] == "ok", reply
+            request = {"op": "call", "name": "drawn", "args": [{"kind": "array", "index": 0}]}
+            reply, arrays = evaluator.request(request, [np.zeros(1)], timeout=10)
+            assert reply["status"] == "ok", reply
+            draws.append(float(arrays[0][0]))
+        finally:
+            evaluator.kill()
+    assert draws[0] != draws[1]
 
 
 def test_evaluators_load_the_filter_the_template_compiled(probe):

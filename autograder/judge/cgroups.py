@@ -10,6 +10,7 @@ works for a normal user: no cgroup is delegated to one (see the README for what 
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -42,14 +43,21 @@ def dirs_for(name: str) -> dict[str, str]:
     in this process's own; empty where that is impossible (not root, no cgroup v1 hierarchies)."""
     if os.geteuid() != 0:
         return {}
+    return {controller: f"{parent}/{name}" for controller, parent in _parents(os.getpid())}
+
+
+@functools.lru_cache(maxsize=4)
+def _parents(_pid: int) -> tuple[tuple[str, str], ...]:
+    """Per controller, the folder of this process's evaluator groups (found once per process:
+    :func:`dirs_for` is asked for every evaluator); none if one of the controllers is missing."""
     own = _own_cgroups()
-    dirs: dict[str, str] = {}
+    parents = []
     for controller in ("memory", "pids", "cpu"):
         mount = CGROUP_MOUNT / controller
         if controller not in own or not (mount / "cgroup.procs").exists():
-            return {}
-        dirs[controller] = str(mount / own[controller].lstrip("/") / CGROUP_PARENT / name)
-    return dirs
+            return ()
+        parents.append((controller, str(mount / own[controller].lstrip("/") / CGROUP_PARENT)))
+    return tuple(parents)
 
 
 def create(dirs: dict[str, str], limits: Limits) -> None:
