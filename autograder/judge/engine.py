@@ -250,7 +250,11 @@ class Evaluator:
             ),
             daemon=True,
         )
-        self.process.start()
+        try:
+            self.process.start()
+        except BaseException:  # no evaluator: its groups go at once
+            cgroups.remove(self.cgroup, wait=0)
+            raise
         child.close()
         self.conn = Channel(parent)
         try:

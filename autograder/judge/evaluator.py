@@ -417,8 +417,9 @@ def main(
     name the notebook gets in the evaluator's working directory.
 
     What only the process that runs the student's code needs (the givens, forgetting the judge)
-    is done in that process, not in the one waiting outside the namespaces: each page of the
-    template's memory that both wrote would be copied twice.
+    is done in that process, not in the one waiting outside the namespaces, which runs no
+    student code and which nothing in the sandbox can reach: each page of the template's memory
+    that both wrote would be copied twice.
     """
     sandbox.set_parent_death_signal(signal.SIGKILL)
     _close_fds_except(conn.fileno())
