@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -262,9 +263,17 @@ class CallsAhead:
         """The argument tuples of the next calls, in order."""
 
 
-Memo = dict[tuple[str, str, str, str], tuple[list, list[Instance], list[tuple]]]
-"""Instances already drawn for one submission: (question, case, function, key) -> the drawn
-inputs, the instances built from them so far and the student's arguments of every instance."""
+Memo = dict[tuple, Any]
+"""What one submission's cases derived already (the same student ``key`` throughout):
+
+- ``(question, case, function, key)``: the drawn inputs of the case's instances for that function,
+  the instances built from them so far and the student's arguments of every instance;
+- ``(question, case, key, draw, draw_case)``: the drawn inputs, shared by the functions of a
+  question that draw alike (the same draw functions and seed: the same values);
+- ``(JACOBIANS,)``: the derivatives computed so far (:func:`derive.build_instance`), so that two
+  functions of the same forward map on the same inputs (a Jacobian and its diagonal) share them.
+"""
+JACOBIANS = "jacobians"
 
 
 def _drawn(
@@ -273,9 +282,15 @@ def _drawn(
     slot = (question, case, target.name, key)
     entry = memo.get(slot) if memo is not None else None
     if entry is None:
-        spec_case = pack.question(question).case(case)
-        rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
-        entry = (derive.draw_inputs(target, rng, spec_case), [], [])
+        shared = (question, case, key, target.draw, target.draw_case)
+        inputs = memo.get(shared) if memo is not None else None
+        if inputs is None:
+            spec_case = pack.question(question).case(case)
+            rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
+            inputs = derive.draw_inputs(target, rng, spec_case)
+            if memo is not None:
+                memo[shared] = inputs
+        entry = (inputs, [], [])
         if memo is not None:
             memo[slot] = entry
     return entry
@@ -298,10 +313,11 @@ def _lazy_draw(
     kept in ``memo`` when given: a case stops at its first failure, and the diagnosis of a later
     case reuses the baseline's first instance instead of deriving it again."""
     inputs, built, args = _drawn(pack, question, case, target, key=key, memo=memo)
+    jacobians = None if memo is None else memo.setdefault((JACOBIANS,), {})
     for index, values in enumerate(inputs):
         if index == len(built):
             known = args[index] if index < len(args) else None
-            built.append(derive.build_instance(target, values, known))
+            built.append(derive.build_instance(target, values, known, jacobians=jacobians))
         yield built[index]
 
 
