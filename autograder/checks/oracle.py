@@ -36,11 +36,11 @@ def fd_jacobian(f: Callable[[Vector], Vector], x: Vector, *, h: float = 1e-5) ->
         rows = np.arange(n)
         ups, downs = np.repeat(above[None, :], n, axis=0), np.repeat(below[None, :], n, axis=0)
         ups[rows, rows], downs[rows, rows] = steps
-        plus, minus = [], []
+        above_values, below_values = [], []
         for j in range(n):
-            plus.append(f(ups[j].copy()))
-            minus.append(f(downs[j].copy()))
-        jac = _columns(plus, minus, h)
+            above_values.append(f(ups[j].copy()))
+            below_values.append(f(downs[j].copy()))
+        jac = _columns(above_values, below_values, h)
         if jac is not None:
             return jac
     columns = []
@@ -55,12 +55,17 @@ def _columns(plus: list, minus: list, h: float) -> np.ndarray | None:
     """The Jacobian from the values of ``f`` above and below each coordinate, when they are
     distinct float64 arrays of one shape with at most one axis; else None (then the caller
     evaluates ``f`` again, one column at a time)."""
-    shape = getattr(plus[0], "shape", None)
     values = plus + minus
+    shape = plus[0].shape if type(plus[0]) is np.ndarray else None
     for value in values:
         if type(value) is not np.ndarray or value.dtype != np.float64 or value.shape != shape:
             return None
-    if len(shape) > 1 or not plus[0].size or len(set(map(id, values))) < len(values):
+    if (
+        shape is None
+        or len(shape) > 1
+        or not plus[0].size
+        or len(set(map(id, values))) < len(values)
+    ):
         return None  # a map that hands out one buffer each time: its values are gone
     size = plus[0].size
     differences = (np.array(plus).reshape(-1, size) - np.array(minus).reshape(-1, size)) / (2 * h)

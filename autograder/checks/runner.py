@@ -371,10 +371,10 @@ def run_case(
     targets = _functions(pack, question, functions)
     key = inst.seed_key() if key is None else key
     limit = call_timeout() if call_limit == _FROM_ENV else call_limit
-    vocabulary = pack.vocabulary
 
     def result(passed: bool, tags: tuple[str, ...], message: str) -> CaseResult:
-        return CaseResult(question, case, passed, tags, message, hint(tags, vocabulary))
+        advice = hint(tags, pack.vocabulary) if tags else ""  # a pass has no hint
+        return CaseResult(question, case, passed, tags, message, advice)
 
     baseline = spec.cases[0]
     for target, fn in zip(targets, functions):

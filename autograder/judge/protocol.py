@@ -10,7 +10,6 @@ evaluator can at worst send wrong numbers.
 from __future__ import annotations
 
 import json
-import json.decoder
 import json.encoder
 import json.scanner
 import math
@@ -56,20 +55,27 @@ def _not_json(value: object) -> object:
 
 
 _MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_ENCODER = (
+    None
+    if _MAKE_ENCODER is None
+    else _MAKE_ENCODER(
+        None, _not_json, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+)
+"""``json.dumps``'s C encoder with its default settings, made once; no check for cycles (a
+header is a few plain dicts and lists built for one message)."""
 _MAKE_SCANNER = getattr(json.scanner, "c_make_scanner", None)
 _SCAN = None if _MAKE_SCANNER is None else _MAKE_SCANNER(json.JSONDecoder())
-_WHITESPACE = json.decoder.WHITESPACE.match
+_WHITESPACE = " \t\n\r"
+"""What JSON counts as white space around a value."""
 
 
 def _dumps(header: dict) -> str:
-    """``json.dumps(header)``, the same text, without building its C encoder for each message
-    (two messages per call of a student function)."""
-    if _MAKE_ENCODER is None:
+    """``json.dumps(header)``, the same text, without making its encoder for each message (two
+    messages per call of a student function)."""
+    if _ENCODER is None:
         return json.dumps(header)
-    encoder = _MAKE_ENCODER(
-        {}, _not_json, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
-    )
-    return "".join(encoder(header, 0))
+    return "".join(_ENCODER(header, 0))
 
 
 def _loads(text: str) -> object:
@@ -77,10 +83,10 @@ def _loads(text: str) -> object:
     if _SCAN is None or text.startswith("\ufeff"):
         return json.loads(text)
     try:
-        value, end = _SCAN(text, _WHITESPACE(text, 0).end())
+        value, end = _SCAN(text, len(text) - len(text.lstrip(_WHITESPACE)))
     except StopIteration:
         raise ValueError("expecting a JSON value") from None
-    if _WHITESPACE(text, end).end() != len(text):
+    if text[end:].strip(_WHITESPACE):
         raise ValueError("extra data after the JSON value")
     return value
 
