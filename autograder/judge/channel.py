@@ -27,6 +27,8 @@ from multiprocessing.connection import Connection
 
 from .. import interrupts
 
+_LENGTH = struct.Struct("!i")
+"""A frame's length, as ``multiprocessing`` writes it."""
 CHUNK = 64 * 1024
 """Bytes asked of the socket per ``recv`` while frames are small."""
 
@@ -172,6 +174,13 @@ class Channel:
             FrameTooLarge: the announced length is negative or above ``max_bytes``.
         """
         interrupts.check()  # as when the socket is asked: a stopping batch takes no more frames
+        buffer = self._buffer
+        if len(buffer) >= 4:  # the common case: the whole (small) frame is here already
+            (size,) = _LENGTH.unpack_from(buffer)
+            if 0 <= size <= max_bytes and 4 + size <= len(buffer):
+                frame = bytes(buffer[4 : 4 + size])
+                del buffer[: 4 + size]
+                return frame
         deadline = time.monotonic() + max(timeout, 0.0)
         self._buffered(4, deadline)
         (size,) = struct.unpack_from("!i", self._buffer)

@@ -563,7 +563,7 @@ def derived_alternatives(expected: np.ndarray, *, bound: float) -> dict[str, np.
     if expected.ndim != 2 or expected.shape[0] != expected.shape[1]:
         return {}
     diagonal = np.diag(np.diag(expected))
-    if np.all(np.abs(expected - diagonal) <= bound):
+    if np.logical_and.reduce(np.abs(expected - diagonal) <= bound, axis=None):
         return {"missing_diag": np.diag(expected).copy()}
     return {"diag_only": diagonal}
 
