@@ -7,6 +7,7 @@ and the tests call :func:`run_case` with the pack given explicitly.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import signal
@@ -125,6 +126,15 @@ def _copy(arg: object) -> object:
     return arg.copy() if isinstance(arg, np.ndarray) else arg
 
 
+def _part_alternatives(instance: Instance, part: str) -> dict[str, object]:
+    """The known wrong values of one part of a tuple-valued answer, by tag."""
+    return {
+        tag: alt[part]
+        for tag, alt in instance.alternatives.items()
+        if isinstance(alt, dict) and part in alt
+    }
+
+
 def judge_answer(
     target: Target,
     answer: object,
@@ -149,9 +159,11 @@ def judge_answer(
             tol=target.tolerance,
             label=label,
             shape_hint=target.shape_hint,
-            alternatives={
-                t: a for t, a in instance.alternatives.items() if isinstance(a, np.ndarray)
-            },
+            alternatives=derive.Deferred(
+                lambda: {
+                    t: a for t, a in instance.alternatives.items() if isinstance(a, np.ndarray)
+                }
+            ),
         )
     names = ", ".join(target.returns)
     if not isinstance(answer, (tuple, list)):
@@ -175,11 +187,7 @@ def judge_answer(
     for index, part in enumerate(target.returns):
         if parts is not None and part not in parts:
             continue
-        known = {
-            tag: alt[part]
-            for tag, alt in instance.alternatives.items()
-            if isinstance(alt, dict) and part in alt
-        }
+        known = derive.Deferred(functools.partial(_part_alternatives, instance, part))
         outcome = compare(
             answer[index],
             expected[index],

@@ -19,7 +19,7 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import CodeType
 from typing import Any, cast
@@ -135,9 +135,36 @@ def build_instance(
         args=args,
         expected=expected,
         what=what,
-        alternatives=alternatives(target, inputs, expected),
+        alternatives=Deferred(lambda: alternatives(target, inputs, expected)),
         inputs=inputs,
     )
+
+
+class Deferred(Mapping[str, Any]):
+    """A mapping worked out on first use: an instance's known wrong answers are only looked at
+    when an answer is wrong (the same dict as computing them at once: they depend on the inputs
+    and the reference only)."""
+
+    def __init__(self, make: Callable[[], Mapping[str, Any]]) -> None:
+        self._make: Callable[[], Mapping[str, Any]] | None = make
+        self._items: Mapping[str, Any] = {}
+
+    def _mapping(self) -> Mapping[str, Any]:
+        if self._make is not None:
+            self._items, self._make = self._make(), None
+        return self._items
+
+    def __getitem__(self, key: str) -> Any:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+    def __repr__(self) -> str:
+        return repr(self._mapping())
 
 
 # --- the reference ---------------------------------------------------------------------------
