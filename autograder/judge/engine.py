@@ -473,7 +473,7 @@ class Session:
         self.student = student
         self.pack = pack
         self.given_names = {id(value): name for name, value in pack.givens.items()}
-        self.cells = [c.source for c in notebook.cells if c.cell_type == "code"]
+        self.cells = [c["source"] for c in notebook.cells if c.get("cell_type") == "code"]
         # compact: nbformat's indent balloons
         self.notebook_json = notebook_json or notebook_bytes(notebook)
         self.deadline = time.monotonic() + config.submission_timeout
