@@ -511,13 +511,14 @@ _SPARES: set[Evaluator] = set()
 _SPARES_LOCK = threading.Lock()
 
 
-def keep_spares() -> None:
+def keep_spares(keep: bool = True) -> None:
     """From now on, each evaluator this thread starts has the next one started with it: a spare
     that sets up its sandbox while this submission is judged, and takes the next submission
     (:meth:`Evaluator.take`). For a lane of a batch (``pool.py``): one evaluator more at a time
     per lane, and one started for nothing at the batch's end (:func:`finish_retired` retires it).
-    """
-    _LANE.spares = True
+    A spare runs no student code before it takes its submission, so ``--jobs`` submissions
+    are still graded at a time. ``keep=False``: no more spares in this thread."""
+    _LANE.spares = keep
 
 
 def _evaluator_for(session: Session) -> Evaluator:
