@@ -14,17 +14,17 @@ from .pack.spec import Pack
 
 def answer_source(notebook: nbformat.NotebookNode, functions: tuple[str, ...]) -> str:
     """The source of the code cells defining any of these functions ("" if none)."""
-    return "\n".join(
-        cell.source
-        for cell in notebook.cells
-        if cell.cell_type == "code" and any(f"def {name}(" in cell.source for name in functions)
-    )
+    heads = [f"def {name}(" for name in functions]
+    sources = (cell["source"] for cell in notebook.cells if cell.get("cell_type") == "code")
+    return "\n".join(source for source in sources if any(head in source for head in heads))
 
 
 def advice_notes(notebook: nbformat.NotebookNode, *, pack: Pack) -> dict[str, str]:
     """Question id -> advice note, for the questions whose answer cells match a rule."""
     notes = {}
     for question in pack.questions:
+        if not question.advice:
+            continue  # no rule: nothing to look for in the answer
         source = answer_source(notebook, question.function_names)
         found = [a.note for a in question.advice if re.search(a.pattern, source)]
         if found:

@@ -324,3 +324,88 @@ def test_the_main_module_step_is_skipped_in_the_template_only():
     assert result["status"] == "graded"
     assert "autograder.judge.template" not in sys.modules
     assert multiprocessing.spawn._fixup_main_from_path.__module__ == "multiprocessing.spawn"
+
+
+def _spare_takes(monkeypatch) -> list[str]:
+    """The students whose submissions a spare evaluator took (recorded in this process)."""
+    from autograder.judge.engine import Evaluator
+
+    taken: list[str] = []
+    take = Evaluator.take
+
+    def recording(self, notebook_json, student, pack=None):
+        take(self, notebook_json, student, pack)
+        taken.append(student)
+
+    monkeypatch.setattr(Evaluator, "take", recording)
+    return taken
+
+
+def test_a_lanes_next_evaluator_is_started_ahead_and_none_is_left(template, monkeypatch):
+    """With spares kept, does each submission after the first get the evaluator started ahead
+    (graded exactly as by a new one), and is the last, unused spare gone after the batch?"""
+    from autograder.judge import engine
+    from helpers import CORRECT, MISTAKES, MP, fill
+
+    question, _tag, wrong = MISTAKES[0]
+    notebooks = [fill(template, CORRECT), fill(template, {**CORRECT, question: wrong})]
+    submissions = [
+        Submission(f"s{i}", Path(f"s{i}.ipynb"), notebooks[i % 2], None) for i in range(3)
+    ]
+    fresh = [grade_submission(s, pack=MP) for s in submissions]
+    taken = _spare_takes(monkeypatch)
+    engine.keep_spares()
+    try:
+        ahead = [grade_submission(s, pack=MP) for s in submissions]
+        spares = list(engine._SPARES)
+    finally:
+        engine.keep_spares(False)
+        engine.finish_retired()
+    assert ahead == fresh
+    assert taken == ["s1", "s2"]
+    assert len(spares) == 1 and spares[0].process.exitcode is not None
+    assert not engine._SPARES
+
+
+def test_a_notebook_over_the_file_limit_gets_an_evaluator_of_its_own(template, monkeypatch):
+    """Is a notebook larger than a spare may write (the file-size limit inside the sandbox)
+    graded by a new evaluator, which writes it before the limits apply, as before spares?"""
+    from autograder.judge import engine
+    from autograder.judge.sandbox import Limits
+    from helpers import CORRECT, MP, fill
+
+    notebook = fill(template, CORRECT)
+    config = engine.JudgeConfig(limits=Limits(file_bytes=1000))
+    submissions = [Submission(f"s{i}", Path(f"s{i}.ipynb"), notebook, None) for i in range(2)]
+    taken = _spare_takes(monkeypatch)
+    engine.keep_spares()
+    try:
+        results = [grade_submission(s, pack=MP, config=config) for s in submissions]
+    finally:
+        engine.keep_spares(False)
+        engine.finish_retired()
+    assert taken == []
+    assert [r["total"] for r in results] == [r["possible"] for r in results]
+    assert results[0]["total"] > 0
+
+
+def test_the_process_outside_the_sandbox_holds_no_memory_of_the_templates(template):
+    """Once PID 1 is forked, is the process the judge started (outside the namespaces) `sleep`,
+    holding a few MB, while the judge signals PID 1 itself, its own child?"""
+    from autograder.judge import engine
+    from helpers import CORRECT, MP, fill
+
+    notebook_json = Submission("ann", Path("ann.ipynb"), fill(template, CORRECT), None)
+    evaluator = engine.Evaluator(
+        notebook_json.notebook_json() or b"", engine.JudgeConfig(), "ann", MP
+    )
+    try:
+        outside = evaluator.process.pid
+        assert Path(f"/proc/{outside}/comm").read_text().strip() == "sleep"
+        status = Path(f"/proc/{outside}/status").read_text()
+        rss_kb = int(next(l for l in status.splitlines() if l.startswith("VmRSS:")).split()[1])
+        assert rss_kb < 8 * 1024, status
+        assert evaluator.runner != outside and engine._parent_of(evaluator.runner) == outside
+    finally:
+        evaluator.kill()
+    assert evaluator.process.exitcode is not None

@@ -145,3 +145,47 @@ def test_mse_minimiser_beats_perturbations(shape: tuple[int, int], condition: fl
     best = mse(w, X, y)
     for _ in range(5):
         assert best <= mse(w + 1e-3 * rng.standard_normal(w.size), X, y) + 1e-12
+
+
+def _column_by_column(f, x: np.ndarray, h: float) -> np.ndarray:
+    """Central differences one column at a time, each a subtraction and a division of its own."""
+    columns = []
+    for j in range(x.size):
+        plus, minus = x + 0.0, x - 0.0
+        plus[j], minus[j] = x[j] + h, x[j] - h
+        columns.append((np.atleast_1d(f(plus)) - np.atleast_1d(f(minus))) / (2 * h))
+    return np.stack(columns, axis=1)
+
+
+_BUFFER = np.zeros(3)
+
+
+def _one_buffer(v: np.ndarray) -> np.ndarray:
+    """A map that hands out the same array every time (its earlier values are overwritten)."""
+    _BUFFER[:] = np.sin(v[:3]) * v.sum()
+    return _BUFFER
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        oracle.softmax,
+        oracle.log_softmax,
+        lambda v: np.array([oracle.cross_entropy(v, np.full(v.size, 1 / v.size))]),
+        lambda v: np.float64(np.sum(v**3)),  # a scalar (0-d) value
+        lambda v: (v * 2).astype(np.float32),  # not float64
+        _one_buffer,
+    ],
+    ids=["softmax", "log_softmax", "cross_entropy", "scalar", "float32", "one_buffer"],
+)
+def test_fd_jacobian_is_bit_for_bit_the_column_by_column_differences(f) -> None:
+    """Is the Jacobian, computed with all columns' differences at once, the same floats as one
+    column at a time, also for scalar, float32 and buffer-reusing maps?"""
+    rng = np.random.default_rng(SEED)
+    for size in (1, 3, 10):
+        x = rng.normal(0.0, 3.0, size) + (0.0 if size < 10 else 1000.0)
+        x[0] = -0.0
+        got, want = oracle.fd_jacobian(f, x, h=1e-5), _column_by_column(f, x, 1e-5)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert got.tobytes() == want.tobytes()
+        assert got.flags.c_contiguous

@@ -25,7 +25,7 @@ from autograder.checks.runner import (
     CaseResult,
     call_and_check,
 )
-from autograder.pack import Instance
+from autograder.pack import Instance, load
 from helpers import MP, MP_SAMPLES
 
 samples = MP_SAMPLES
@@ -450,3 +450,40 @@ def test_unknown_question_form_is_a_key_error() -> None:
     """Is the public check of an unknown question a KeyError?"""
     with pytest.raises(KeyError):
         check_form("q9", lambda W, x: W)
+
+
+SOFTMAX = ("softmax_diag_derivative", "softmax_jacobian")
+
+
+def _flat_arrays(instance: Instance) -> list[np.ndarray]:
+    parts = instance.expected if isinstance(instance.expected, tuple) else (instance.expected,)
+    known = [
+        v
+        for a in instance.alternatives.values()
+        for v in (a.values() if isinstance(a, dict) else [a])
+    ]
+    return [*(a for a in instance.args if isinstance(a, np.ndarray)), *parts, *known]
+
+
+@pytest.mark.parametrize("pack_name", ["math_primer", "backprop"])
+def test_one_submissions_memo_changes_no_instance(pack_name: str) -> None:
+    """Are the instances of one submission's memo (draws shared by functions that draw alike,
+    a Jacobian shared with its diagonal, known mistakes worked out late) bit for bit those drawn
+    case by case without one?"""
+    pack = load(pack_name)
+    memo: runner.Memo = {}
+    for question in pack.questions:
+        for case in question.cases:
+            for target in question.functions:
+                alone = runner.draw(pack, question.id, case.name, target, key="carol")
+                kept = list(
+                    runner._lazy_draw(pack, question.id, case.name, target, key="carol", memo=memo)
+                )
+                assert [i.what for i in kept] == [i.what for i in alone]
+                for mine, theirs in zip(kept, alone, strict=True):
+                    a, b = _flat_arrays(mine), _flat_arrays(theirs)
+                    assert list(mine.alternatives) == list(theirs.alternatives)
+                    assert [x.tobytes() for x in a] == [y.tobytes() for y in b]
+    if pack_name == "math_primer":  # softmax's diagonal and full Jacobian: one draw
+        diagonal, full = (memo["q2a", "typical", name, "carol"][0] for name in SOFTMAX)
+        assert diagonal is full

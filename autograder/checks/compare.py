@@ -14,7 +14,10 @@ import numpy as np
 
 _max = np.maximum.reduce
 _all = np.logical_and.reduce
-"""The reductions themselves (``np.max``, ``np.all`` without their Python wrappers)."""
+_any = np.logical_or.reduce
+_sum = np.add.reduce
+"""The reductions themselves (``np.max``, ``np.all``, ``np.any``, ``np.sum`` without their Python
+wrappers)."""
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,11 @@ def _generic_diagnoses(got: np.ndarray, expected: np.ndarray, bound: float) -> t
             return ("transposed",)
     if got.shape != expected.shape:
         return ()
-    if np.any(np.abs(expected) > bound) and _close(-got, expected, bound):
+    if _any(np.abs(expected) > bound, axis=None) and _close(-got, expected, bound):
         return ("sign_flipped",)
-    denom = float(np.sum(expected * expected))
+    denom = float(_sum(expected * expected, axis=None))
     if denom > 0:
-        c = float(np.sum(got * expected)) / denom
+        c = float(_sum(got * expected, axis=None)) / denom
         if abs(c - 1) > 1e-3 and abs(c) > 1e-3 and _close(got, c * expected, bound * abs(c)):
             return ("scaled",)
     if expected.ndim == 2 and expected.shape[0] == expected.shape[1] > 1:
@@ -119,7 +122,11 @@ def _mismatch_report(got: np.ndarray, expected: np.ndarray, bound: float) -> str
         if diff.size
         else ()
     )
-    rel = float(diff.max() / max(float(np.max(np.abs(expected))), 1e-300)) if diff.size else 0.0
+    rel = (
+        float(diff.max() / max(float(_max(np.abs(expected), axis=None)), 1e-300))
+        if diff.size
+        else 0.0
+    )
     where = f" at index {idx}" if idx else ""
     return (
         f"mismatched elements: {n_bad} / {got.size} ({100 * n_bad / max(got.size, 1):.0f}%); "

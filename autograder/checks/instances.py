@@ -26,14 +26,25 @@ def rng_for(question: str, case: str, *, key: str, salt: str) -> np.random.Gener
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
+SIGNS = np.array([-1.0, 1.0])
+"""The signs random entries take."""
+
+
+def signs(rng: np.random.Generator, size: int | tuple[int, ...]) -> np.ndarray:
+    """Random signs, each -1.0 or 1.0 with probability one half: ``rng.choice([-1.0, 1.0],
+    size)``, the same numbers from the same stream (that is how ``choice`` picks from two values
+    with replacement), without its overhead."""
+    return SIGNS[rng.integers(0, 2, size)]
+
+
 def matrix(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     """A random (n, d) matrix with entries of order one, kept away from zero and from symmetry."""
-    return rng.uniform(0.5, 2.0, (n, d)) * rng.choice([-1.0, 1.0], (n, d))
+    return rng.uniform(0.5, 2.0, (n, d)) * signs(rng, (n, d))
 
 
 def vector(rng: np.random.Generator, d: int) -> np.ndarray:
     """A random vector with entries of order one, kept away from zero."""
-    return rng.uniform(0.5, 2.0, d) * rng.choice([-1.0, 1.0], d)
+    return rng.uniform(0.5, 2.0, d) * signs(rng, d)
 
 
 def logits(rng: np.random.Generator, size: int, *, large: bool, sign: float = 1.0) -> np.ndarray:

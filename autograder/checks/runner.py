@@ -7,6 +7,7 @@ and the tests call :func:`run_case` with the pack given explicitly.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import signal
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -124,6 +126,15 @@ def _copy(arg: object) -> object:
     return arg.copy() if isinstance(arg, np.ndarray) else arg
 
 
+def _part_alternatives(instance: Instance, part: str) -> dict[str, object]:
+    """The known wrong values of one part of a tuple-valued answer, by tag."""
+    return {
+        tag: alt[part]
+        for tag, alt in instance.alternatives.items()
+        if isinstance(alt, dict) and part in alt
+    }
+
+
 def judge_answer(
     target: Target,
     answer: object,
@@ -148,9 +159,11 @@ def judge_answer(
             tol=target.tolerance,
             label=label,
             shape_hint=target.shape_hint,
-            alternatives={
-                t: a for t, a in instance.alternatives.items() if isinstance(a, np.ndarray)
-            },
+            alternatives=derive.Deferred(
+                lambda: {
+                    t: a for t, a in instance.alternatives.items() if isinstance(a, np.ndarray)
+                }
+            ),
         )
     names = ", ".join(target.returns)
     if not isinstance(answer, (tuple, list)):
@@ -174,11 +187,7 @@ def judge_answer(
     for index, part in enumerate(target.returns):
         if parts is not None and part not in parts:
             continue
-        known = {
-            tag: alt[part]
-            for tag, alt in instance.alternatives.items()
-            if isinstance(alt, dict) and part in alt
-        }
+        known = derive.Deferred(functools.partial(_part_alternatives, instance, part))
         outcome = compare(
             answer[index],
             expected[index],
@@ -262,9 +271,17 @@ class CallsAhead:
         """The argument tuples of the next calls, in order."""
 
 
-Memo = dict[tuple[str, str, str, str], tuple[list, list[Instance], list[tuple]]]
-"""Instances already drawn for one submission: (question, case, function, key) -> the drawn
-inputs, the instances built from them so far and the student's arguments of every instance."""
+Memo = dict[tuple, Any]
+"""What one submission's cases derived already (the same student ``key`` throughout):
+
+- ``(question, case, function, key)``: the drawn inputs of the case's instances for that function,
+  the instances built from them so far and the student's arguments of every instance;
+- ``(question, case, key, draw, draw_case)``: the drawn inputs, shared by the functions of a
+  question that draw alike (the same draw functions and seed: the same values);
+- ``(JACOBIANS,)``: the derivatives computed so far (:func:`derive.build_instance`), so that two
+  functions of the same forward map on the same inputs (a Jacobian and its diagonal) share them.
+"""
+JACOBIANS = "jacobians"
 
 
 def _drawn(
@@ -273,9 +290,15 @@ def _drawn(
     slot = (question, case, target.name, key)
     entry = memo.get(slot) if memo is not None else None
     if entry is None:
-        spec_case = pack.question(question).case(case)
-        rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
-        entry = (derive.draw_inputs(target, rng, spec_case), [], [])
+        shared = (question, case, key, target.draw, target.draw_case)
+        inputs = memo.get(shared) if memo is not None else None
+        if inputs is None:
+            spec_case = pack.question(question).case(case)
+            rng = inst.rng_for(question, case, key=key, salt=pack.seed_salt)
+            inputs = derive.draw_inputs(target, rng, spec_case)
+            if memo is not None:
+                memo[shared] = inputs
+        entry = (inputs, [], [])
         if memo is not None:
             memo[slot] = entry
     return entry
@@ -298,10 +321,11 @@ def _lazy_draw(
     kept in ``memo`` when given: a case stops at its first failure, and the diagnosis of a later
     case reuses the baseline's first instance instead of deriving it again."""
     inputs, built, args = _drawn(pack, question, case, target, key=key, memo=memo)
+    jacobians = None if memo is None else memo.setdefault((JACOBIANS,), {})
     for index, values in enumerate(inputs):
         if index == len(built):
             known = args[index] if index < len(args) else None
-            built.append(derive.build_instance(target, values, known))
+            built.append(derive.build_instance(target, values, known, jacobians=jacobians))
         yield built[index]
 
 
@@ -355,10 +379,10 @@ def run_case(
     targets = _functions(pack, question, functions)
     key = inst.seed_key() if key is None else key
     limit = call_timeout() if call_limit == _FROM_ENV else call_limit
-    vocabulary = pack.vocabulary
 
     def result(passed: bool, tags: tuple[str, ...], message: str) -> CaseResult:
-        return CaseResult(question, case, passed, tags, message, hint(tags, vocabulary))
+        advice = hint(tags, pack.vocabulary) if tags else ""  # a pass has no hint
+        return CaseResult(question, case, passed, tags, message, advice)
 
     baseline = spec.cases[0]
     for target, fn in zip(targets, functions):

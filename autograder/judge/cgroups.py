@@ -10,7 +10,6 @@ works for a normal user: no cgroup is delegated to one (see the README for what 
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import time
@@ -38,26 +37,35 @@ def _own_cgroups() -> dict[str, str]:
     return own
 
 
+_PARENTS: dict[int, dict[str, Path]] = {}
+"""Process id -> the folder of each controller holding its evaluators' groups (read once per
+process: a judge worker forked from the template reads its own)."""
+
+
+def _parents() -> dict[str, Path]:
+    """Per controller (memory, pids, cpu), the folder of this process's evaluator groups; empty
+    where there is none (not root, no cgroup v1 hierarchies)."""
+    pid = os.getpid()
+    parents = _PARENTS.get(pid)
+    if parents is None:
+        parents = {}
+        if os.geteuid() == 0:
+            own = _own_cgroups()
+            for controller in ("memory", "pids", "cpu"):
+                mount = CGROUP_MOUNT / controller
+                if controller not in own or not (mount / "cgroup.procs").exists():
+                    parents = {}
+                    break
+                parents[controller] = mount / own[controller].lstrip("/") / CGROUP_PARENT
+        _PARENTS.clear()
+        _PARENTS[pid] = parents
+    return parents
+
+
 def dirs_for(name: str) -> dict[str, str]:
     """Per controller (memory, pids, cpu), the cgroup an evaluator called ``name`` joins, nested
     in this process's own; empty where that is impossible (not root, no cgroup v1 hierarchies)."""
-    if os.geteuid() != 0:
-        return {}
-    return {controller: f"{parent}/{name}" for controller, parent in _parents(os.getpid())}
-
-
-@functools.lru_cache(maxsize=4)
-def _parents(_pid: int) -> tuple[tuple[str, str], ...]:
-    """Per controller, the folder of this process's evaluator groups (found once per process:
-    :func:`dirs_for` is asked for every evaluator); none if one of the controllers is missing."""
-    own = _own_cgroups()
-    parents = []
-    for controller in ("memory", "pids", "cpu"):
-        mount = CGROUP_MOUNT / controller
-        if controller not in own or not (mount / "cgroup.procs").exists():
-            return ()
-        parents.append((controller, str(mount / own[controller].lstrip("/") / CGROUP_PARENT)))
-    return tuple(parents)
+    return {controller: str(parent / name) for controller, parent in _parents().items()}
 
 
 def create(dirs: dict[str, str], limits: Limits) -> None:

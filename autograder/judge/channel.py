@@ -11,11 +11,15 @@ into :data:`~autograder.interrupts.POLL_SECONDS` so that a stopping batch
 Receiving is buffered: one ``recv`` takes up to :data:`CHUNK` bytes, so the replies to calls sent
 ahead that are already in the pipe cost one system call between them, not three each (peek,
 length, body). A frame larger than the chunk is read into its own buffer, never beyond its end.
+The socket is non-blocking: bytes already there cost one ``recv`` (a socket timeout would cost a
+mode switch and a ``poll`` before it), and only a wait polls, for one slice at a time.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import select
 import socket
 import struct
 import time
@@ -23,6 +27,8 @@ from multiprocessing.connection import Connection
 
 from .. import interrupts
 
+_LENGTH = struct.Struct("!i")
+"""A frame's length, as ``multiprocessing`` writes it."""
 CHUNK = 64 * 1024
 """Bytes asked of the socket per ``recv`` while frames are small."""
 
@@ -51,13 +57,16 @@ class Channel:
         """Take over ``connection`` (a duplex ``multiprocessing.Pipe`` end; it is closed)."""
         self._socket = socket.socket(fileno=os.dup(connection.fileno()))
         connection.close()
+        self._socket.setblocking(False)
+        self._polls: dict[int, select.poll] = {}
+        """Event mask -> a poll object watching the socket for it (made on first use)."""
         self._buffer = bytearray()
         """Bytes received and not yet handed out (the start of the next frame(s))."""
         self._eof = False
         """Whether the peer's end of file was read (after the bytes in the buffer)."""
 
     def _slice(self, deadline: float) -> float:
-        """Check for a stop; set the socket's timeout to the next slice (0: just try once).
+        """Check for a stop; the seconds left until ``deadline``.
 
         Raises:
             ChannelClosed: the judge's end was closed (the evaluator was killed).
@@ -65,9 +74,19 @@ class Channel:
         interrupts.check()
         if self._socket.fileno() == -1:
             raise ChannelClosed("the judge's end is closed (the evaluator was killed)")
-        left = deadline - time.monotonic()
-        self._socket.settimeout(min(max(left, 0.0), interrupts.POLL_SECONDS))
-        return left
+        return deadline - time.monotonic()
+
+    def _wait(self, left: float, *, write: bool = False) -> None:
+        """Wait until the socket can be read (or written), at most ``left`` seconds and one
+        slice (:data:`~autograder.interrupts.POLL_SECONDS`); nothing if no time is left."""
+        if left <= 0:
+            return
+        events = select.POLLOUT if write else select.POLLIN
+        poll = self._polls.get(events)
+        if poll is None:
+            poll = self._polls[events] = select.poll()
+            poll.register(self._socket.fileno(), events)
+        poll.poll(math.ceil(min(left, interrupts.POLL_SECONDS) * 1000))
 
     def readable(self, timeout: float) -> bool:
         """Whether a frame (or an end of file) starts arriving within ``timeout`` seconds."""
@@ -81,9 +100,10 @@ class Channel:
                 return True  # the receive reports it
             try:
                 self._fill()
-            except (TimeoutError, BlockingIOError):
+            except BlockingIOError:
                 if left <= 0:
                     return False
+                self._wait(left)
                 continue
             except OSError:
                 pass  # an error counts as readable: the receive reports it
@@ -132,12 +152,13 @@ class Channel:
                 left = self._slice(deadline)
                 try:
                     n = self._socket.send(view)
-                except (TimeoutError, BlockingIOError):
+                except BlockingIOError:
                     if left <= 0:
                         raise FrameTimeout(
                             "the evaluator stopped reading: a message was not taken in time",
                             started=sent > 0,
                         ) from None
+                    self._wait(left, write=True)
                     continue
                 except OSError as exc:
                     raise ChannelClosed(f"the evaluator's end is closed ({exc})") from None
@@ -153,6 +174,13 @@ class Channel:
             FrameTooLarge: the announced length is negative or above ``max_bytes``.
         """
         interrupts.check()  # as when the socket is asked: a stopping batch takes no more frames
+        buffer = self._buffer
+        if len(buffer) >= 4:  # the common case: the whole (small) frame is here already
+            (size,) = _LENGTH.unpack_from(buffer)
+            if 0 <= size <= max_bytes and 4 + size <= len(buffer):
+                frame = bytes(buffer[4 : 4 + size])
+                del buffer[: 4 + size]
+                return frame
         deadline = time.monotonic() + max(timeout, 0.0)
         self._buffered(4, deadline)
         (size,) = struct.unpack_from("!i", self._buffer)
@@ -185,7 +213,7 @@ class Channel:
             left = self._slice(deadline)
             try:
                 self._fill()
-            except (TimeoutError, BlockingIOError):
+            except BlockingIOError:
                 if left <= 0:
                     raise FrameTimeout(
                         "an incomplete message: the rest did not come in time"
@@ -193,6 +221,7 @@ class Channel:
                         else "no answer in time",
                         started=bool(self._buffer),
                     ) from None
+                self._wait(left)
             except OSError as exc:
                 raise ChannelClosed(f"the evaluator's end is closed ({exc})") from None
 
@@ -202,12 +231,13 @@ class Channel:
             left = self._slice(deadline)
             try:
                 n = self._socket.recv_into(view)
-            except (TimeoutError, BlockingIOError):
+            except BlockingIOError:
                 if left <= 0:
                     raise FrameTimeout(
                         "an incomplete message: the rest did not come in time",
                         started=True,
                     ) from None
+                self._wait(left)
                 continue
             except OSError as exc:
                 raise ChannelClosed(f"the evaluator's end is closed ({exc})") from None
@@ -217,4 +247,5 @@ class Channel:
 
     def close(self) -> None:
         """Close the judge's end."""
+        self._polls.clear()
         self._socket.close()

@@ -222,8 +222,49 @@ class Evaluator:
     def __init__(
         self, notebook_json: bytes, config: JudgeConfig, student: str, pack: Pack | None = None
     ) -> None:
+        self._launch(notebook_json, config, student, pack)
+        self._ready(pack)
+
+    @classmethod
+    def spare(cls, config: JudgeConfig, pack: Pack | None = None) -> Evaluator:
+        """An evaluator started ahead of its submission: it sets up its sandbox meanwhile and
+        runs nothing until :meth:`take` gives it the submission."""
+        spare = cls.__new__(cls)
+        spare._launch(None, config, None, pack)
+        return spare
+
+    def take(self, notebook_json: bytes, student: str, pack: Pack | None = None) -> None:
+        """Give this spare its submission and wait until it is ready (else it is killed and
+        :class:`JudgeFault` or :class:`EvaluatorGone` raised, as a new evaluator's start)."""
+        frame = protocol.encode(
+            {"op": "take", "student": student}, [np.frombuffer(notebook_json, dtype=np.uint8)]
+        )
+        try:
+            self.conn.send_all([frame], timeout=STARTUP_TIMEOUT)
+        except (FrameTimeout, ChannelClosed) as exc:
+            self.kill()
+            raise EvaluatorGone(
+                f"the spare evaluator did not take its submission ({exc})"
+            ) from None
+        except BaseException:  # the batch is stopping
+            self.kill()
+            raise
+        self._ready(pack)
+
+    def _launch(
+        self,
+        notebook_json: bytes | None,
+        config: JudgeConfig,
+        student: str | None,
+        pack: Pack | None,
+    ) -> None:
+        """Start the evaluator's process (a spare without ``notebook_json`` and ``student``)."""
         self.config = config
         self._seq = 0
+        self.runner: int | None = None
+        """The process that runs the student's code, once ready (see :meth:`_hold`)."""
+        self.handle: int | None = None
+        """A pidfd of :attr:`runner`, where the system has them."""
         context = warm_context()
         tag = f"{_TAG_PREFIX or f'{os.getpid()}-'}{next(_EVALUATOR_NUMBERS)}"
         self.cgroup = cgroups.dirs_for(tag) if config.isolate else {}
@@ -257,6 +298,9 @@ class Evaluator:
             raise
         child.close()
         self.conn = Channel(parent)
+
+    def _ready(self, pack: Pack | None) -> None:
+        """Wait for the evaluator to say it is ready; check what it loaded."""
         try:
             ready, _ = self._receive(timeout=STARTUP_TIMEOUT)
         except EvaluatorGone as exc:
@@ -273,6 +317,35 @@ class Evaluator:
             raise JudgeFault(f"the evaluator did not load the givens {', '.join(missing)}")
         self.isolation = protocol.text(ready.get("isolation", "?"))
         self.reason = protocol.text(ready.get("reason", ""))
+        self._hold(ready.get("pid"))
+
+    def _hold(self, pid: object) -> None:
+        """Keep a handle on the process that runs the student's code, which the judge signals
+        (``pid``, as its ready message says: PID 1 of the sandbox, a child of the process the
+        judge started, or that process itself without isolation). A pidfd where the system has
+        them; the pid itself stays reserved anyway while that child is not reaped (the process
+        outside the namespaces never reaps it: ``evaluator._wait_outside``)."""
+        started = self.process.pid
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+            pid = started
+        if pid is None:  # not started: nothing to hold
+            return
+        elif pid != started and _parent_of(pid) != started:
+            self.kill()
+            raise JudgeFault(f"the evaluator named process {pid}, not its own child")
+        self.runner = pid
+        try:
+            self.handle = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # no pidfds (Linux before 5.3), or it is gone
+            self.handle = None
+
+    def signal_runner(self, number: int) -> None:
+        """Send signal ``number`` to the process that runs the student's code (gone: nothing)."""
+        with contextlib.suppress(OSError):  # ProcessLookupError: gone
+            if self.handle is not None:
+                signal.pidfd_send_signal(self.handle, number)
+            elif self.runner is not None:
+                os.kill(self.runner, number)
 
     def _receive(self, *, timeout: float) -> tuple[dict, list[np.ndarray]]:
         """One whole message within ``timeout`` seconds, decoded; else kill and raise."""
@@ -358,22 +431,17 @@ class Evaluator:
         return reply, out
 
     def interrupt(self) -> None:
-        pid = self.process.pid
-        if pid is None:  # not started
-            return
-        try:
-            os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
+        self.signal_runner(signal.SIGINT)
 
     def retire(self) -> None:
         """Kill the evaluator (it is no longer needed) and leave the waiting for it and the
         removal of its cgroups to a thread: the judge goes on with its next submission while
         the evaluator's processes end. :func:`finish_retired` waits for all of them."""
         pid = self.process.pid
+        self.signal_runner(signal.SIGKILL)  # the student's code stops (all of PID 1's namespace)
         if pid is not None and self.process.exitcode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGTERM)  # its PID 1 gets SIGKILL: the student's code stops
+                os.kill(pid, signal.SIGTERM)
         with _RETIRING_LOCK:
             _RETIRING[:] = [future for future in _RETIRING if not future.done()]
             _RETIRING.append(_retirement().submit(self.kill))
@@ -381,12 +449,13 @@ class Evaluator:
     def kill(self) -> None:
         """Kill the evaluator and, with it, everything it started.
 
-        With namespaces, the process the judge knows is a parent outside the student's PID
-        namespace and process group: on SIGTERM it SIGKILLs its child, PID 1 of the namespace,
-        and with it every process in the namespace. Then (and without namespaces, at once)
-        SIGKILL for the process and its process group; as root, whatever is left in the
-        evaluator's cgroups is killed and the groups removed.
+        With namespaces, the process the judge started is a parent outside the student's PID
+        namespace and process group: PID 1 of the namespace gets SIGKILL, and with it every
+        process in the namespace. Then SIGTERM, SIGKILL for the process the judge started and
+        its process group (without namespaces, the one running the student's code); as root,
+        whatever is left in the evaluator's cgroups is killed and the groups removed.
         """
+        self.signal_runner(signal.SIGKILL)
         pid = self.process.pid
         if pid is not None and self.process.exitcode is None:
             for send, number in (
@@ -403,6 +472,9 @@ class Evaluator:
                     break
         self.process.join(timeout=5)
         self.conn.close()
+        if self.handle is not None:
+            os.close(self.handle)
+            self.handle = None
         cgroups.remove(self.cgroup)
 
 
@@ -418,7 +490,13 @@ def _retirement() -> ThreadPoolExecutor:
 
 
 def finish_retired() -> None:
-    """Wait until every retired evaluator of this process is gone and its cgroups removed."""
+    """Wait until every retired evaluator of this process is gone and its cgroups removed (its
+    spares too, see :func:`keep_spares`)."""
+    with _SPARES_LOCK:
+        spares = list(_SPARES)
+        _SPARES.clear()
+    for spare in spares:
+        spare.retire()
     with _RETIRING_LOCK:
         pending = list(_RETIRING)
         _RETIRING.clear()
@@ -443,6 +521,60 @@ def _compiled_givens(path: str, _mtime_ns: int, _size: int) -> bytes | None:
         return evaluator.givens_program(path)
     except Exception:  # noqa: BLE001 - reported by the evaluator, which compiles it again
         return None
+
+
+def _parent_of(pid: int) -> int | None:
+    """A process's parent pid (None if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rpartition(b")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_LANE = threading.local()
+"""This thread's lane: whether it keeps a spare evaluator (``spares``), and the spare
+(``spare``, with its ``config`` and pack name ``key``)."""
+_SPARES: set[Evaluator] = set()
+"""Every spare evaluator of this process not taken yet (the batch's end retires them)."""
+_SPARES_LOCK = threading.Lock()
+
+
+def keep_spares(keep: bool = True) -> None:
+    """From now on, each evaluator this thread starts has the next one started with it: a spare
+    that sets up its sandbox while this submission is judged, and takes the next submission
+    (:meth:`Evaluator.take`). For a lane of a batch (``pool.py``): one evaluator more at a time
+    per lane, and one started for nothing at the batch's end (:func:`finish_retired` retires it).
+    A spare runs no student code before it takes its submission, so ``--jobs`` submissions
+    are still graded at a time. ``keep=False``: no more spares in this thread."""
+    _LANE.spares = keep
+
+
+def _evaluator_for(session: Session) -> Evaluator:
+    """A ready evaluator for ``session``'s submission: this lane's spare if it has one for the
+    same settings, else a new one; then the lane's next spare is started."""
+    key = (session.config, session.pack.name)
+    spare: Evaluator | None = getattr(_LANE, "spare", None)
+    _LANE.spare = None
+    evaluator = None
+    if spare is not None:
+        with _SPARES_LOCK:
+            _SPARES.discard(spare)
+        if getattr(_LANE, "key", None) == key and (
+            len(session.notebook_json) <= session.config.limits.file_bytes
+        ):
+            with contextlib.suppress(EvaluatorGone, JudgeFault):  # a new one says what failed
+                spare.take(session.notebook_json, session.student, session.pack)
+                evaluator = spare
+        if evaluator is None:
+            spare.retire()
+    if evaluator is None:
+        evaluator = Evaluator(session.notebook_json, session.config, session.student, session.pack)
+    if getattr(_LANE, "spares", False):
+        _LANE.spare, _LANE.key = Evaluator.spare(session.config, session.pack), key
+        with _SPARES_LOCK:
+            _SPARES.add(_LANE.spare)
+    return evaluator
 
 
 def _str_or_none(path: Path | None) -> str | None:
@@ -502,7 +634,7 @@ class Session:
         self.student = student
         self.pack = pack
         self.given_names = {id(value): name for name, value in pack.givens.items()}
-        self.cells = [c.source for c in notebook.cells if c.cell_type == "code"]
+        self.cells = [c["source"] for c in notebook.cells if c.get("cell_type") == "code"]
         # compact: nbformat's indent balloons
         self.notebook_json = notebook_json or notebook_bytes(notebook)
         self.deadline = time.monotonic() + config.submission_timeout
@@ -535,7 +667,7 @@ class Session:
             if self.gave_up is not None:
                 raise EvaluatorGone(self.gave_up)
             self.restarts += 1
-        self.evaluator = Evaluator(self.notebook_json, self.config, self.student, self.pack)
+        self.evaluator = _evaluator_for(self)
         if not self.config.isolate:
             self._note(self.config.unisolated_note)
         for index in list(self.finished):

@@ -14,6 +14,7 @@ import io
 import linecache
 import marshal
 import os
+import shutil
 import signal
 import sys
 import time
@@ -63,6 +64,8 @@ class _ShellStub:
         return lambda *args, **kwargs: None
 
 
+_OUTSIDE: dict[str, int] = {}
+"""``pid``: PID 1's own pid as the judge sees it (outside its PID namespace)."""
 _NAMESPACE: dict = {}
 _GIVENS: dict = {}
 """What the judge may hand to student code: ``GIVENS`` of the pack's ``givens.py``."""
@@ -343,17 +346,26 @@ def _refuse(conn, stage: str, exc: BaseException) -> None:
     os._exit(1)
 
 
-def _signal_child(child: int, number: int) -> None:
-    """Pass a signal on to the namespace's PID 1 (already gone: nothing to do, no traceback on
-    the TA's terminal)."""
-    try:
-        os.kill(child, number)
-    except ProcessLookupError:
-        pass
+SLEEPER = shutil.which("sleep", path="/usr/bin:/bin") or "/bin/sleep"
+"""What the process outside the namespaces becomes once PID 1 is forked (``sleep infinity``):
+it only has to stay PID 1's parent, holding no memory of the template's."""
+
+
+def _wait_outside(child: int) -> None:
+    """The process the judge started, once PID 1 (``child``) is forked: it stays PID 1's parent,
+    so that PID 1 dies with it (the parent-death signal) and its pid is never reused while the
+    judge may signal it (it stays a zombie until this process dies: nothing here reaps it). The
+    judge signals PID 1 itself (``engine.Evaluator``); this process becomes ``sleep``, so it
+    holds none of the template's memory. Without ``sleep``, it waits in Python."""
+    with contextlib.suppress(OSError):
+        os.execv(SLEEPER, [SLEEPER, "infinity"])
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    os.waitid(os.P_PID, child, os.WEXITED | os.WNOWAIT)
+    signal.pause()  # until the judge kills it
 
 
 def _isolate(
-    conn, notebook_json: bytes, limits: sandbox.Limits, cgroup: dict, tag: str, name: str
+    conn, notebook_json: bytes | None, limits: sandbox.Limits, cgroup: dict, tag: str, name: str
 ) -> None:
     """Enter the sandbox (see ``sandbox.py``); returns in the process that runs the student's
     code, PID 1 of its own namespaces. The process the judge started stays outside, waiting."""
@@ -380,12 +392,10 @@ def _isolate(
     child = sandbox.fork()  # the child is PID 1 of the new PID namespace
     if child:
         conn.close()
-        signal.signal(signal.SIGINT, lambda *_: _signal_child(child, signal.SIGINT))
-        signal.signal(signal.SIGTERM, lambda *_: _signal_child(child, signal.SIGKILL))
-        os.waitpid(child, 0)
-        os._exit(0)
+        _wait_outside(child)
     sandbox.set_parent_death_signal(signal.SIGKILL)
     os.setpgid(0, 0)  # a group apart from the waiting parent: kill(0, ...) cannot reach it
+    _OUTSIDE["pid"] = sandbox.outside_pid()
     try:
         sandbox.enter_root(root)
         sandbox.apply_limits(limits)
@@ -396,12 +406,35 @@ def _isolate(
         _refuse(conn, "sandbox", exc)
 
 
+def take_submission(conn, name: str) -> tuple[str, bytes]:
+    """A spare evaluator's wait for its submission: the judge's ``take`` request names the
+    student and carries the notebook, which is written to ``name`` in the working folder (the
+    sandbox's /work). The judge gone first: the evaluator ends."""
+    while True:
+        try:
+            request, arrays = protocol.decode(conn.recv_bytes(), max_bytes=2**40, max_header=2**40)
+        except (EOFError, OSError, protocol.ProtocolError):
+            os._exit(0)
+        except KeyboardInterrupt:
+            continue
+        student = request.get("student")
+        if request.get("op") == "take" and isinstance(student, str) and len(arrays) == 1:
+            notebook_json = arrays[0].tobytes()
+            try:
+                with open(name, "wb") as notebook:
+                    notebook.write(notebook_json)
+            except OSError as exc:  # the judge starts an evaluator of its own for this one
+                _refuse(conn, "notebook", exc)
+            return student, notebook_json
+        os._exit(0)  # the judge sends nothing else first
+
+
 def main(
     conn,
-    notebook_json: bytes,
+    notebook_json: bytes | None,
     limits: sandbox.Limits,
     isolate: bool,
-    student: str,
+    student: str | None,
     cgroup: dict | None = None,
     tag: str = "",
     givens: str | None = None,
@@ -416,10 +449,14 @@ def main(
     before the sandbox is entered, if the judge does not send it); ``notebook_name`` the file
     name the notebook gets in the evaluator's working directory.
 
+    Without ``student`` (and ``notebook_json``), a *spare*: the evaluator is started ahead of its
+    submission, and after the sandbox is set up waits for it (:func:`take_submission`), so that
+    a lane's next evaluator is ready when its current submission is judged.
+
     What only the process that runs the student's code needs (the givens, forgetting the judge)
-    is done in that process, not in the one waiting outside the namespaces, which runs no
-    student code and which nothing in the sandbox can reach: each page of the template's memory
-    that both wrote would be copied twice.
+    is done in that process, not in the one outside the namespaces, which runs no student code
+    and which nothing in the sandbox can reach: each page of the template's memory that both
+    wrote would be copied twice.
     """
     sandbox.set_parent_death_signal(signal.SIGKILL)
     _close_fds_except(conn.fileno())
@@ -447,14 +484,23 @@ def main(
         except (sandbox.SandboxUnavailable, OSError, ValueError) as exc:
             _refuse(conn, "limits", exc)
     sandbox.set_parent_death_signal(signal.SIGKILL)
-    forget_the_judge(student)
+    forget_the_judge(student or "")
     try:
         _GIVENS.clear()
         _GIVENS.update(load_givens(givens, program))
     except Exception as exc:  # noqa: BLE001 - a broken pack file is the grader's fault
         _refuse(conn, "givens", exc)
+    if student is None:  # a spare: its submission comes now
+        student, notebook_json = take_submission(conn, notebook_name)
+        os.environ[SEED_ENV] = student
     _quiet_standard_streams()
     _fresh_namespace()
-    ready = {"status": "ready", "isolation": isolation, "reason": reason, "givens": sorted(_GIVENS)}
+    ready = {
+        "status": "ready",
+        "isolation": isolation,
+        "reason": reason,
+        "givens": sorted(_GIVENS),
+        "pid": _OUTSIDE.get("pid", os.getpid()),  # whom the judge signals
+    }
     conn.send_bytes(protocol.encode(ready))
     serve(conn)

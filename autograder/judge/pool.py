@@ -95,6 +95,8 @@ class JudgePool(_Stoppable):
         here = getattr(self._local, "here", None)
         if here is None:
             here = self._local.here = self._taken.acquire(blocking=False)
+            if here:
+                engine.keep_spares()
         if here or self._workers_lost:
             return fn(*args, **kwargs)
         try:
@@ -162,6 +164,7 @@ def _start_worker(
     root.handlers[:] = [QueueHandler(records)]
     root.setLevel(level)
     engine.join_template(address, batch)
+    engine.keep_spares()  # calls run in this thread
     multiprocessing.util.Finalize(None, engine.finish_retired, exitpriority=10)
     threading.Thread(target=_watch_batch, name="batch-watch", daemon=True).start()
 

@@ -10,6 +10,8 @@ evaluator can at worst send wrong numbers.
 from __future__ import annotations
 
 import json
+import json.encoder
+import json.scanner
 import math
 import re
 import struct
@@ -48,6 +50,47 @@ MAX_DIMS = 32
 """The most dimensions an array may announce."""
 
 
+def _not_json(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_ENCODER = (
+    None
+    if _MAKE_ENCODER is None
+    else _MAKE_ENCODER(
+        None, _not_json, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+)
+"""``json.dumps``'s C encoder with its default settings, made once; no check for cycles (a
+header is a few plain dicts and lists built for one message)."""
+_MAKE_SCANNER = getattr(json.scanner, "c_make_scanner", None)
+_SCAN = None if _MAKE_SCANNER is None else _MAKE_SCANNER(json.JSONDecoder())
+_WHITESPACE = " \t\n\r"
+"""What JSON counts as white space around a value."""
+
+
+def _dumps(header: dict) -> str:
+    """``json.dumps(header)``, the same text, without making its encoder for each message (two
+    messages per call of a student function)."""
+    if _ENCODER is None:
+        return json.dumps(header)
+    return "".join(_ENCODER(header, 0))
+
+
+def _loads(text: str) -> object:
+    """``json.loads(text)`` (the same value, or ValueError), without its layers of Python."""
+    if _SCAN is None or text.startswith("\ufeff"):
+        return json.loads(text)
+    try:
+        value, end = _SCAN(text, len(text) - len(text.lstrip(_WHITESPACE)))
+    except StopIteration:
+        raise ValueError("expecting a JSON value") from None
+    if text[end:].strip(_WHITESPACE):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
 def encode(header: dict, arrays: Sequence[np.ndarray] = ()) -> bytes:
     """A message from a JSON-able header and numeric arrays (each sent as its raw bytes, its
     dtype and shape in the header)."""
@@ -56,7 +99,7 @@ def encode(header: dict, arrays: Sequence[np.ndarray] = ()) -> bytes:
         contiguous = np.ascontiguousarray(array)
         blobs.append(contiguous.tobytes())
         layouts.append([contiguous.dtype.str, list(contiguous.shape)])
-    head = json.dumps({**header, "_blobs": [len(b) for b in blobs], "_arrays": layouts}).encode()
+    head = _dumps({**header, "_blobs": [len(b) for b in blobs], "_arrays": layouts}).encode()
     return b"".join([struct.pack(">I", len(head)), head, *blobs])
 
 
@@ -119,7 +162,7 @@ def decode(
     if size > max_header:
         raise ProtocolError(f"header of {size} bytes")
     try:
-        header = json.loads(data[4 : 4 + size].decode())
+        header = _loads(data[4 : 4 + size].decode())
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # deep nesting: RecursionError
         raise ProtocolError(f"bad header: {type(exc).__name__}") from None
     if not isinstance(header, dict) or not isinstance(header.get("_blobs"), list):

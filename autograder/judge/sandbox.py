@@ -353,14 +353,15 @@ def private_mount_namespace() -> None:
 
 def build_root(
     root: Path,
-    notebook_json: bytes,
+    notebook_json: bytes | None,
     *,
     tag: str,
     limits: Limits,
     name: str = "submission.ipynb",
 ) -> None:
     """Make ``root`` a private tmpfs holding the exposed folders read-only, a few devices and a
-    writable /work (with the notebook) and /tmp (in this process's own mount namespace)."""
+    writable /work (with the notebook; a spare evaluator's comes later, see
+    ``evaluator.take_submission``) and /tmp (in this process's own mount namespace)."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount(
         f"{ROOT_SOURCE}:{tag}",
@@ -383,8 +384,15 @@ def build_root(
             _mount(None, base + target, None, flags)
     for writable in _WRITABLE:
         os.chmod(base + writable, 0o1777)
-    with open(f"{base}work/{name}", "xb") as notebook:
-        notebook.write(notebook_json)
+    if notebook_json is not None:  # else it comes later (a spare evaluator)
+        with open(f"{base}work/{name}", "xb") as notebook:
+            notebook.write(notebook_json)
+
+
+def outside_pid() -> int:
+    """This process's pid in the PID namespace of the host's ``/proc`` (the judge's), read
+    before the private root hides it: inside its own PID namespace, PID 1 is 1."""
+    return int(os.readlink("/proc/self"))
 
 
 def enter_root(root: Path) -> None:
@@ -576,12 +584,14 @@ def sandboxed_pids(tag_prefix: str = "") -> list[int]:
     return sorted(found)
 
 
-def fallback_workdir(notebook_json: bytes, *, name: str = "submission.ipynb") -> Path:
-    """Without isolation: a fresh private directory holding only the notebook."""
+def fallback_workdir(notebook_json: bytes | None, *, name: str = "submission.ipynb") -> Path:
+    """Without isolation: a fresh private directory holding only the notebook (none yet for a
+    spare evaluator)."""
     import tempfile
 
     work = Path(tempfile.mkdtemp(prefix="mp-eval-"))
     work.chmod(0o777)
-    (work / name).write_bytes(notebook_json)
+    if notebook_json is not None:
+        (work / name).write_bytes(notebook_json)
     os.chdir(work)
     return work

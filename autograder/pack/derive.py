@@ -19,7 +19,7 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import CodeType
 from typing import Any, cast
@@ -40,6 +40,9 @@ from .spec import (
 )
 
 log = logging.getLogger(__name__)
+
+_sum = np.add.reduce
+"""``np.sum`` without its Python wrapper (the same reduction)."""
 
 _SIGNATURES: dict[int, tuple[Callable, tuple[str, ...] | None]] = {}
 
@@ -114,12 +117,15 @@ def instances(target: Target, rng: np.random.Generator, case: Case) -> list[Inst
     return [build_instance(target, inputs) for inputs in draw_inputs(target, rng, case)]
 
 
-def build_instance(target: Target, inputs: Inputs, args: tuple | None = None) -> Instance:
+def build_instance(
+    target: Target, inputs: Inputs, args: tuple | None = None, *, jacobians: dict | None = None
+) -> Instance:
     """One instance from its drawn inputs: the student's arguments (``args`` when already
     computed by :func:`student_args`), the reference, known mistakes (no randomness: the inputs of
-    a case are drawn first, so instances can be built lazily)."""
+    a case are drawn first, so instances can be built lazily). ``jacobians``: see
+    :func:`derivative`."""
     args = student_args(target, inputs) if args is None else args
-    expected = reference(target, inputs)
+    expected = reference(target, inputs, jacobians=jacobians)
     what = (
         str(call(target.describe, inputs))
         if target.describe is not None
@@ -129,23 +135,53 @@ def build_instance(target: Target, inputs: Inputs, args: tuple | None = None) ->
         args=args,
         expected=expected,
         what=what,
-        alternatives=alternatives(target, inputs, expected),
+        alternatives=Deferred(lambda: alternatives(target, inputs, expected)),
         inputs=inputs,
     )
+
+
+class Deferred(Mapping[str, Any]):
+    """A mapping worked out on first use: an instance's known wrong answers are only looked at
+    when an answer is wrong (the same dict as computing them at once: they depend on the inputs
+    and the reference only)."""
+
+    def __init__(self, make: Callable[[], Mapping[str, Any]]) -> None:
+        self._make: Callable[[], Mapping[str, Any]] | None = make
+        self._items: Mapping[str, Any] = {}
+
+    def _mapping(self) -> Mapping[str, Any]:
+        if self._make is not None:
+            self._items, self._make = self._make(), None
+        return self._items
+
+    def __getitem__(self, key: str) -> Any:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+    def __repr__(self) -> str:
+        return repr(self._mapping())
 
 
 # --- the reference ---------------------------------------------------------------------------
 
 
-def reference(target: Target, inputs: Inputs) -> Reference:
-    """The reference answer: derived for a Derivative, computed for a Computed target."""
+def reference(target: Target, inputs: Inputs, *, jacobians: dict | None = None) -> Reference:
+    """The reference answer: derived for a Derivative, computed for a Computed target
+    (``jacobians``: see :func:`derivative`)."""
     if isinstance(target, Computed):
         value = call(target.solve, inputs)
         if target.returns is None:
             return np.asarray(value, dtype=np.float64)
         return tuple(np.asarray(v, dtype=np.float64) for v in value)
     if isinstance(target, Derivative):
-        parts = tuple(derivative(target, inputs, wrt) for wrt in target.wrt_names())
+        parts = tuple(
+            derivative(target, inputs, wrt, jacobians=jacobians) for wrt in target.wrt_names()
+        )
         return parts[0] if target.returns is None else parts
     raise SpecError(f"{target.name}: declare it as a Derivative or a Computed target")
 
@@ -165,16 +201,41 @@ def _use_exact(target: Derivative, inputs: Inputs) -> bool:
     return target.exact_if is None or bool(call(target.exact_if, inputs))
 
 
-def derivative(target: Derivative, inputs: Inputs, wrt: str) -> np.ndarray:
+def derivative(
+    target: Derivative, inputs: Inputs, wrt: str, *, jacobians: dict | None = None
+) -> np.ndarray:
     """d(output)/d(wrt) of the target's forward map at these inputs, shape ``out + wrt``
-    (or the diagonal, or a vector-Jacobian product, as the target declares)."""
+    (or the diagonal, or a vector-Jacobian product, as the target declares).
+
+    ``jacobians``: a dict kept while ``inputs`` (the same dict object) lives, e.g. for one
+    submission. The Jacobian is a function of the inputs and of the target's forward map, sympy
+    form, upstream gradient, step and exact-or-not rule only, so a second target that shares all
+    of them (a Jacobian and its diagonal) gets a copy of the first one's instead of computing it
+    again.
+    """
     array = inputs.get(wrt)
     if not isinstance(array, np.ndarray):
         raise SpecError(f"{target.name}: wrt={wrt!r} must name an array input")
-    if _use_exact(target, inputs):
-        jac, out_shape = exact_jacobian(target, inputs, wrt)
+    slot = (
+        id(inputs),
+        wrt,
+        target.forward,
+        target.sympy,
+        target.upstream,
+        target.step,
+        target.exact_max_size,
+        target.exact_if,
+    )
+    known = None if jacobians is None else jacobians.get(slot)
+    if known is not None:
+        jac, out_shape = known[0].copy(), known[1]
     else:
-        jac, out_shape = fd_full_jacobian(target, inputs, wrt)
+        if _use_exact(target, inputs):
+            jac, out_shape = exact_jacobian(target, inputs, wrt)
+        else:
+            jac, out_shape = fd_full_jacobian(target, inputs, wrt)
+        if jacobians is not None:
+            jacobians[slot] = (jac.copy(), out_shape, inputs)  # inputs: its id stays its own
     return shape_derivative(target, jac, out_shape, array.shape)
 
 
@@ -182,7 +243,7 @@ def _scalar_map(target: Derivative, inputs: Inputs) -> Callable[[Inputs], object
     if target.upstream is None:
         return lambda values: call(target.forward, values)
     upstream = np.asarray(inputs[target.upstream], dtype=np.float64)
-    return lambda values: np.sum(upstream * np.asarray(call(target.forward, values)))
+    return lambda values: _sum(upstream * np.asarray(call(target.forward, values)), axis=None)
 
 
 def fd_full_jacobian(
@@ -218,7 +279,7 @@ def fd_full_jacobian(
         def flat(v: np.ndarray) -> np.ndarray:
             if swap:
                 kwargs[wrt] = v.reshape(shape)
-            value = np.sum(upstream * np.asarray(forward(**kwargs)))
+            value = _sum(upstream * np.asarray(forward(**kwargs)), axis=None)
             return np.asarray(value, dtype=np.float64)
 
     jac = fd_jacobian(flat, point.ravel(), h=target.step)
@@ -529,7 +590,7 @@ def derived_alternatives(expected: np.ndarray, *, bound: float) -> dict[str, np.
     if expected.ndim != 2 or expected.shape[0] != expected.shape[1]:
         return {}
     diagonal = np.diag(np.diag(expected))
-    if np.all(np.abs(expected - diagonal) <= bound):
+    if np.logical_and.reduce(np.abs(expected - diagonal) <= bound, axis=None):
         return {"missing_diag": np.diag(expected).copy()}
     return {"diag_only": diagonal}
 
