@@ -843,7 +843,7 @@ def _too_deep(raw: object) -> bool:
     return False
 
 
-def notebook_bytes(notebook: nbformat.NotebookNode) -> bytes:
+def notebook_bytes(notebook: nbformat.NotebookNode | dict) -> bytes:
     """A notebook as compact JSON: sorted keys, no indentation, non-ASCII text escaped.
 
     Unlike ``nbformat.writes`` (indent 1), its size is at most about twice the notebook's text
