@@ -52,6 +52,7 @@ Moodle: mtime, then name) and the others are reported as superseded.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -62,9 +63,11 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import nbformat
+from nbformat.json_compat import get_current_validator
+from nbformat.validator import get_validator
 from traitlets.log import get_logger
 
 from .errors import KitError
@@ -775,6 +778,8 @@ def _read_v4(raw: dict) -> Exception | None:
             cell["metadata"].pop("trusted", None)
     except Exception:  # noqa: BLE001 (whatever fails, ``reads`` fails there too)
         raise _Unusual from None
+    if _surely_valid(raw):  # what ``validate`` would find, and it would change nothing
+        return None
     try:
         nbformat.validate(raw)
     except nbformat.ValidationError as e:
@@ -783,6 +788,81 @@ def _read_v4(raw: dict) -> Exception | None:
     except Exception:  # noqa: BLE001 (e.g. an nbformat_minor that is not a number)
         raise _Unusual from None
     return None
+
+
+def _surely_valid(notebook: dict) -> bool:
+    """Whether ``nbformat.validate`` would pass a v4 notebook without changing it; False when
+    unsure (then ``validate`` itself is to be asked).
+
+    ``validate`` first gives cells of a v4.5 notebook a missing or duplicate id; then it checks
+    the notebook against the schema, each cell against the schema's ``oneOf`` of the three cell
+    types (every cell is checked against all three: most of intake's cost). Here the ids are
+    checked, the notebook against the schema without its ``cells: items`` rule, and each cell
+    against its own type's definition alone, with nbformat's own validator class: the same
+    verdict (a cell of one type fails the others' definitions by their ``cell_type`` enum).
+    """
+    minor = notebook.get("nbformat_minor", 0)
+    if type(minor) is not int:
+        return False
+    checks = _schema_checks(get_current_validator().name, minor)
+    if checks is None:
+        return False
+    top, by_type = checks
+    cells = notebook["cells"]
+    try:
+        if minor >= 5:  # ``validate`` gives cells without an id, or a duplicate one, a new id
+            ids = {cell["id"] for cell in cells}
+            if len(ids) != len(cells):
+                return False
+        top.validate(notebook)
+        for cell in cells:
+            cell_type = cell.get("cell_type")
+            if type(cell_type) is not str or cell_type not in by_type:
+                return False
+            by_type[cell_type].validate(cell)
+    except Exception:  # noqa: BLE001 (invalid, or an unhashable id: ``validate`` says what)
+        return False
+    return True
+
+
+_CELL_TYPES = ("raw", "markdown", "code")
+"""The cell types of the v4 schema's ``cell`` definition, in its ``oneOf`` order."""
+
+
+@functools.cache
+def _schema_checks(validator_name: str, minor: int) -> tuple[Any, dict[str, Any]] | None:
+    """Validators for :func:`_surely_valid` made from nbformat's own for v4.``minor`` (same
+    class, same schema): the notebook without its ``cells: items`` rule, and each cell type's
+    definition. None when that schema is not shaped so that they give its verdict."""
+    validator = get_validator(4, minor)
+    schema = getattr(validator, "_schema", None)
+    if validator is None or validator.name != validator_name or not isinstance(schema, dict):
+        return None
+    try:
+        definitions = schema["definitions"]
+        cells = schema["properties"]["cells"]
+        refs = [{"$ref": f"#/definitions/{name}_cell"} for name in _CELL_TYPES]
+        if cells.get("items") != {"$ref": "#/definitions/cell"} or definitions["cell"] != {
+            "type": "object",
+            "oneOf": refs,
+        }:
+            return None
+        for name in _CELL_TYPES:
+            definition = definitions[f"{name}_cell"]
+            if "cell_type" not in definition["required"] or definition["properties"][
+                "cell_type"
+            ].get("enum") != [name]:
+                return None
+        without_items = {key: value for key, value in cells.items() if key != "items"}
+        top = {**schema, "properties": {**schema["properties"], "cells": without_items}}
+        dialect = {key: schema[key] for key in ("$schema",) if key in schema}
+        by_type = {
+            name: type(validator)({**dialect, "definitions": definitions, **ref})
+            for name, ref in zip(_CELL_TYPES, refs, strict=True)
+        }
+        return type(validator)(top), by_type
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 def _rejoin_bundle(bundle: dict) -> None:
