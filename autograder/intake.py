@@ -52,6 +52,7 @@ Moodle: mtime, then name) and the others are reported as superseded.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -148,7 +149,8 @@ class Submission:
     def notebook(self) -> nbformat.NotebookNode | None:
         """The validated notebook (nbformat v4; a fresh copy), or None when it is unusable."""
         data = self.notebook_json()
-        return None if data is None else nbformat.from_dict(json.loads(data))
+        # ``from_dict(json.loads(data))``, with each object made a node as it is decoded
+        return None if data is None else json.loads(data, object_hook=nbformat.NotebookNode)
 
     def notebook_json(self) -> bytes | None:
         """The notebook as :func:`notebook_bytes` gives it, or None when it is unusable."""
@@ -369,11 +371,8 @@ def _read_candidate(candidate: _Candidate, *, max_bytes: int) -> Submission:
         submission = _read_submission(student, candidate.path, max_bytes=max_bytes)
     if lms is None:
         return submission
-    return Submission(
-        student,
-        submission.source,
-        submission.notebook,
-        submission.problem,
+    return dataclasses.replace(  # the packed notebook as it is (not unpacked and packed again)
+        submission,
         late=candidate.late,
         platform=lms.platform,
         lms_id=lms.lms_id,
