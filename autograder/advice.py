@@ -25,6 +25,8 @@ def advice_notes(notebook: nbformat.NotebookNode, *, pack: Pack) -> dict[str, st
     """Question id -> advice note, for the questions whose answer cells match a rule."""
     notes = {}
     for question in pack.questions:
+        if not question.advice:  # most questions have no rule: their cells are not looked at
+            continue
         source = answer_source(notebook, question.function_names)
         found = [a.note for a in question.advice if re.search(a.pattern, source)]
         if found:
