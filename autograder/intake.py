@@ -826,6 +826,8 @@ def _surely_valid(notebook: dict) -> bool:
 
 _CELL_TYPES = ("raw", "markdown", "code")
 """The cell types of the v4 schema's ``cell`` definition, in its ``oneOf`` order."""
+_MULTILINE = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+"""The v4 schema's ``misc/multiline_string``."""
 
 
 @functools.cache
@@ -855,6 +857,11 @@ def _schema_checks(validator_name: str, minor: int) -> tuple[Any, dict[str, Any]
         without_items = {key: value for key, value in cells.items() if key != "items"}
         top = {**schema, "properties": {**schema["properties"], "cells": without_items}}
         dialect = {key: schema[key] for key in ("$schema",) if key in schema}
+        misc = definitions.get("misc", {})
+        if misc.get("multiline_string") == _MULTILINE:  # text or lines: never both, so "any"
+            # is "one", and fastjsonschema's "oneOf" raises inside for every text it checks
+            misc = {**misc, "multiline_string": {"anyOf": _MULTILINE["oneOf"]}}
+            definitions = {**definitions, "misc": misc}
         by_type = {
             name: type(validator)({**dialect, "definitions": definitions, **ref})
             for name, ref in zip(_CELL_TYPES, refs, strict=True)
