@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import nbformat
 from nbformat.json_compat import get_current_validator
+from nbformat.v4 import rwbase
 from nbformat.validator import get_validator
 from traitlets.log import get_logger
 
@@ -716,9 +717,8 @@ def _parse_notebook(
     # ``reads`` validates the converted notebook once (and logs what is wrong): its verdict is
     # kept rather than validating a second time.
     verdict: dict[str, Exception] = {}
-    notebook: nbformat.NotebookNode | dict = raw
     try:
-        error = _read_v4(raw)
+        notebook, error = _read_v4(raw)
     except _Unusual:  # ``reads`` reads it again, and says what is wrong
         try:
             notebook = nbformat.reads(text, as_version=4, capture_validation_error=verdict)
@@ -734,19 +734,17 @@ class _Unusual(Exception):
     """Parsed JSON :func:`_read_v4` leaves to ``nbformat.reads``."""
 
 
-_BUNDLE_OUTPUTS = frozenset({"execute_result", "display_data"})
-
-
-def _read_v4(raw: dict) -> Exception | None:
-    """Make parsed JSON, in place, the notebook ``nbformat.reads(text, as_version=4)`` returns
-    (plain dicts, not ``NotebookNode`` objects, which print the same); return the validator's
-    error as ``reads(..., capture_validation_error=...)`` gives it, None when it is valid.
+def _read_v4(raw: dict) -> tuple[nbformat.NotebookNode, Exception | None]:
+    """Make parsed JSON the notebook ``nbformat.reads(text, as_version=4)`` returns (the parts
+    nbformat's read steps reach by attribute as ``NotebookNode`` objects, :func:`_nodes`; the
+    rest plain dicts, which print the same); return it and the validator's error as
+    ``reads(..., capture_validation_error=...)`` gives it, None when it is valid.
 
     For a v4 notebook ``reads`` parses the text again, copies it into ``NotebookNode`` objects,
     joins multi-line text (``nbformat.v4.rwbase.rejoin_lines``), drops transient metadata
     (``strip_transient``), then validates it with ``nbformat.validate`` (which gives a cell
-    missing its id one) and logs what is wrong. This does the same, step for step, to the one
-    parse.
+    missing its id one) and logs what is wrong. This takes the same steps, with nbformat's own
+    functions, on the one parse.
 
     Raises:
         _Unusual: Not v4, or a step fails on the notebook's shape (``raw`` may be half changed):
@@ -756,37 +754,41 @@ def _read_v4(raw: dict) -> Exception | None:
     if type(major) is not int or major != 4:
         raise _Unusual
     try:
-        cells = raw["cells"]
-        for cell in cells:  # rejoin_lines
-            if "source" in cell and isinstance(cell["source"], list):
-                cell["source"] = "".join(cell["source"])
-            for attachment in cell.get("attachments", {}).values():
-                _rejoin_bundle(attachment)
-            if cell.get("cell_type", None) == "code":
-                for output in cell.get("outputs", []):
-                    output_type = output.get("output_type", "")
-                    if output_type in _BUNDLE_OUTPUTS:
-                        _rejoin_bundle(output.get("data", {}))
-                    elif output_type and isinstance(output.get("text", ""), list):
-                        output["text"] = "".join(output["text"])
-        metadata = raw["metadata"]  # strip_transient
-        metadata.pop("orig_nbformat", None)
-        metadata.pop("orig_nbformat_minor", None)
-        metadata.pop("signature", None)
-        for cell in cells:
-            cell["metadata"].pop("trusted", None)
+        notebook = rwbase.strip_transient(rwbase.rejoin_lines(_nodes(raw)))
     except Exception:  # noqa: BLE001 (whatever fails, ``reads`` fails there too)
         raise _Unusual from None
-    if _surely_valid(raw):  # what ``validate`` would find, and it would change nothing
-        return None
+    if _surely_valid(notebook):  # what ``validate`` would find, and it would change nothing
+        return notebook, None
     try:
-        nbformat.validate(raw)
+        nbformat.validate(notebook)
     except nbformat.ValidationError as e:
         get_logger().error("Notebook JSON is invalid: %s", e)
-        return e
+        return notebook, e
     except Exception:  # noqa: BLE001 (e.g. an nbformat_minor that is not a number)
         raise _Unusual from None
-    return None
+    return notebook, None
+
+
+def _nodes(raw: dict) -> nbformat.NotebookNode:
+    """A notebook's parsed JSON with the objects nbformat's read steps (``rejoin_lines``,
+    ``strip_transient``) reach by attribute made ``NotebookNode`` objects, as ``from_dict``
+    makes them: the notebook, its metadata, its cells, their metadata and outputs (each a
+    shallow copy; the rest is shared). Raises whatever a malformed notebook makes it raise."""
+    cells = raw["cells"]
+    if isinstance(cells, list):
+        cells = [_node(cell) for cell in cells]
+        for cell in cells:
+            if isinstance(cell, dict):
+                if "metadata" in cell:
+                    cell["metadata"] = _node(cell["metadata"])
+                if isinstance(cell.get("outputs"), list):
+                    cell["outputs"] = [_node(output) for output in cell["outputs"]]
+    return nbformat.NotebookNode(raw, cells=_node(cells), metadata=_node(raw["metadata"]))
+
+
+def _node(value: object) -> object:
+    """A JSON object as a ``NotebookNode`` (a shallow copy); anything else as it is."""
+    return nbformat.NotebookNode(value) if isinstance(value, dict) else value
 
 
 def _surely_valid(notebook: dict) -> bool:
@@ -869,20 +871,6 @@ def _schema_checks(validator_name: str, minor: int) -> tuple[Any, dict[str, Any]
         return type(validator)(top), by_type
     except (KeyError, TypeError, AttributeError):
         return None
-
-
-def _rejoin_bundle(bundle: dict) -> None:
-    """Join a mimebundle's lists of lines, as ``nbformat.v4.rwbase._rejoin_mimebundle`` does."""
-    for key, value in list(bundle.items()):
-        if (
-            not (
-                key == "application/json"
-                or (key.startswith("application/") and key.endswith("+json"))
-            )
-            and isinstance(value, list)
-            and all(isinstance(line, str) for line in value)
-        ):
-            bundle[key] = "".join(value)
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
