@@ -26,10 +26,11 @@ under the new key, so the next plain run reuses it.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import cast
@@ -43,6 +44,8 @@ CACHE_DIR = ".cache"
 """The cache folder inside ``OUT``."""
 CACHE_FORMAT = 2
 """Bumped when the entry layout or the meaning of a key changes; old entries are then ignored."""
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+"""How a temporary entry is opened: a new file, never an existing one."""
 CACHED_STATUSES = frozenset({"graded", "invalid"})
 """Statuses that depend on the submission alone; ``error`` and ``timeout`` are graded again."""
 
@@ -78,6 +81,8 @@ class ResultCache:
         self._hashes: dict[str, str] = {}
         self.stored = 0
         """Results written to the cache by :meth:`store`."""
+        self._token = secrets.token_hex(4)  # temporary files of distinct caches never collide
+        self._serial = itertools.count()
 
     def key(self, submission: Submission) -> str:
         """The cache key of a submission (a hex SHA-256)."""
@@ -131,27 +136,38 @@ class ResultCache:
             "result": result,
         }
         try:
-            # Compact: the C encoder (an indented dump is Python's, several times slower).
-            text = json.dumps(entry, ensure_ascii=False, allow_nan=False)
-            try:
-                fd, temp = tempfile.mkstemp(dir=self.folder, prefix=f".{key[:16]}-", suffix=".tmp")
-            except FileNotFoundError:  # the first entry (or the folder was removed meanwhile)
-                self.folder.mkdir(parents=True, exist_ok=True)
-                fd, temp = tempfile.mkstemp(dir=self.folder, prefix=f".{key[:16]}-", suffix=".tmp")
-            try:
-                # A lone surrogate is written as its JSON escape (the only unencodable text).
-                with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
-                    handle.write(text)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp, self.folder / f"{key}.json")
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
+            # Compact: the C encoder (an indented dump is Python's, several times slower). A lone
+            # surrogate is written as its JSON escape (the only unencodable text).
+            data = json.dumps(entry, ensure_ascii=False, allow_nan=False).encode(
+                "utf-8", "backslashreplace"
+            )
+            self._write(f"{key}.json", data)
         except (OSError, TypeError, ValueError) as exc:  # the batch goes on without this entry
             log.warning("could not cache the result of %s: %s", student, exc)
             return
         self.stored += 1
+
+    def _write(self, name: str, data: bytes) -> None:
+        """Write ``folder/name`` atomically and durably: a temporary file, synced, then renamed
+        (plain system calls: this runs once per result, on the thread that hands out work)."""
+        temp = self.folder / f".{name[:16]}-{self._token}-{next(self._serial)}.tmp"
+        try:
+            fd = os.open(temp, _CREATE, 0o600)
+        except FileNotFoundError:  # the first entry (or the folder was removed meanwhile)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(temp, _CREATE, 0o600)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, self.folder / name)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
 
     def recording(self, on_done: Callable[[Result], None]) -> Callable[[Result], None]:
         """``on_done`` that stores each result in the cache first."""

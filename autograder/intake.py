@@ -52,6 +52,8 @@ Moodle: mtime, then name) and the others are reported as superseded.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import math
@@ -62,9 +64,13 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import nbformat
+from nbformat.json_compat import get_current_validator
+from nbformat.v4 import rwbase
+from nbformat.validator import get_validator
+from traitlets.log import get_logger
 
 from .errors import KitError
 from .safetext import visible
@@ -110,8 +116,8 @@ class Submission:
     """Student id: the file stem (``ann.ipynb``, ``ann.zip``) or the folder name (``ann/``)."""
     source: Path
     """Where the notebook came from: the ``.ipynb``, the ``.zip``, or the notebook in the folder."""
-    packed: nbformat.NotebookNode | bytes | None = field(repr=False)
-    """The validated notebook (nbformat v4) as given; stored as the zlib-compressed
+    packed: nbformat.NotebookNode | dict | bytes | None = field(repr=False)
+    """The validated notebook (nbformat v4, as a ``NotebookNode`` or plain dicts) as given; stored as the zlib-compressed
     :func:`notebook_bytes`, or None when the submission is unusable."""
     problem: str | None
     """Why the submission is unusable (e.g. ``"not valid JSON"``), or None when it is fine."""
@@ -144,7 +150,8 @@ class Submission:
     def notebook(self) -> nbformat.NotebookNode | None:
         """The validated notebook (nbformat v4; a fresh copy), or None when it is unusable."""
         data = self.notebook_json()
-        return None if data is None else nbformat.from_dict(json.loads(data))
+        # ``from_dict(json.loads(data))``, with each object made a node as it is decoded
+        return None if data is None else json.loads(data, object_hook=nbformat.NotebookNode)
 
     def notebook_json(self) -> bytes | None:
         """The notebook as :func:`notebook_bytes` gives it, or None when it is unusable."""
@@ -365,11 +372,8 @@ def _read_candidate(candidate: _Candidate, *, max_bytes: int) -> Submission:
         submission = _read_submission(student, candidate.path, max_bytes=max_bytes)
     if lms is None:
         return submission
-    return Submission(
-        student,
-        submission.source,
-        submission.notebook,
-        submission.problem,
+    return dataclasses.replace(  # the packed notebook as it is (not unpacked and packed again)
+        submission,
         late=candidate.late,
         platform=lms.platform,
         lms_id=lms.lms_id,
@@ -607,7 +611,9 @@ def _read_submission(student: str, path: Path, *, max_bytes: int) -> Submission:
     return Submission(student, path, notebook, problem)
 
 
-def _read_file(path: Path, *, max_bytes: int) -> tuple[nbformat.NotebookNode | None, str | None]:
+def _read_file(
+    path: Path, *, max_bytes: int
+) -> tuple[nbformat.NotebookNode | dict | None, str | None]:
     try:
         size = path.stat().st_size
         if size > max_bytes:
@@ -681,8 +687,13 @@ def _is_notebook_member(info: zipfile.ZipInfo) -> bool:
 
 def _parse_notebook(
     data: bytes, *, max_bytes: int
-) -> tuple[nbformat.NotebookNode | None, str | None]:
-    """Turn raw bytes into a validated v4 notebook, or a reason why that is impossible."""
+) -> tuple[nbformat.NotebookNode | dict | None, str | None]:
+    """Turn raw bytes into a validated v4 notebook, or a reason why that is impossible.
+
+    The JSON is parsed once: a v4 notebook that nbformat reads without complaint is read from
+    that parse (:func:`_read_v4`); any other goes through ``nbformat.reads``, so its problem is
+    worded by nbformat exactly as before.
+    """
     if len(data) > max_bytes:
         return None, _too_big(len(data), max_bytes)
     if not data.strip():
@@ -697,27 +708,183 @@ def _parse_notebook(
         return None, f"not valid JSON ({e})"
     except RecursionError:
         return None, f"not a Jupyter notebook (JSON nested more than {MAX_DEPTH} levels deep)"
-    problem = _tree_problem(raw)
+    problem = _tree_problem(raw, text)
     if problem is not None:
         return None, f"not a Jupyter notebook ({problem})"
     if not isinstance(raw, dict) or "nbformat" not in raw:
         what = "an object without an 'nbformat' key" if isinstance(raw, dict) else "not an object"
         return None, f"not a Jupyter notebook (the JSON is {what})"
     # ``reads`` validates the converted notebook once (and logs what is wrong): its verdict is
-    # kept rather than validating a second time (half of intake's cost).
+    # kept rather than validating a second time.
     verdict: dict[str, Exception] = {}
     try:
-        notebook = nbformat.reads(text, as_version=4, capture_validation_error=verdict)
-    except Exception as e:  # noqa: BLE001 (nbformat raises many types on malformed input)
-        return None, f"not a Jupyter notebook (nbformat: {_first_line(e)})"
-    if "ValidationError" in verdict:
-        error = verdict["ValidationError"]
+        notebook, error = _read_v4(raw)
+    except _Unusual:  # ``reads`` reads it again, and says what is wrong
+        try:
+            notebook = nbformat.reads(text, as_version=4, capture_validation_error=verdict)
+        except Exception as e:  # noqa: BLE001 (nbformat raises many types on malformed input)
+            return None, f"not a Jupyter notebook (nbformat: {_first_line(e)})"
+        error = verdict.get("ValidationError")
+    if error is not None:
         return None, f"not a Jupyter notebook (nbformat validation: {_first_line(error)})"
     return notebook, None
 
 
-def _tree_problem(raw: object) -> str | None:
-    """Why parsed JSON cannot be a notebook we can handle: too deep, or a lone surrogate."""
+class _Unusual(Exception):
+    """Parsed JSON :func:`_read_v4` leaves to ``nbformat.reads``."""
+
+
+def _read_v4(raw: dict) -> tuple[nbformat.NotebookNode, Exception | None]:
+    """Make parsed JSON the notebook ``nbformat.reads(text, as_version=4)`` returns (the parts
+    nbformat's read steps reach by attribute as ``NotebookNode`` objects, :func:`_nodes`; the
+    rest plain dicts, which print the same); return it and the validator's error as
+    ``reads(..., capture_validation_error=...)`` gives it, None when it is valid.
+
+    For a v4 notebook ``reads`` parses the text again, copies it into ``NotebookNode`` objects,
+    joins multi-line text (``nbformat.v4.rwbase.rejoin_lines``), drops transient metadata
+    (``strip_transient``), then validates it with ``nbformat.validate`` (which gives a cell
+    missing its id one) and logs what is wrong. This takes the same steps, with nbformat's own
+    functions, on the one parse.
+
+    Raises:
+        _Unusual: Not v4, or a step fails on the notebook's shape (``raw`` may be half changed):
+            ``reads`` is to read the text, and word the problem.
+    """
+    major = raw.get("nbformat", 1)
+    if type(major) is not int or major != 4:
+        raise _Unusual
+    try:
+        notebook = rwbase.strip_transient(rwbase.rejoin_lines(_nodes(raw)))
+    except Exception:  # noqa: BLE001 (whatever fails, ``reads`` fails there too)
+        raise _Unusual from None
+    if _surely_valid(notebook):  # what ``validate`` would find, and it would change nothing
+        return notebook, None
+    try:
+        nbformat.validate(notebook)
+    except nbformat.ValidationError as e:
+        get_logger().error("Notebook JSON is invalid: %s", e)
+        return notebook, e
+    except Exception:  # noqa: BLE001 (e.g. an nbformat_minor that is not a number)
+        raise _Unusual from None
+    return notebook, None
+
+
+def _nodes(raw: dict) -> nbformat.NotebookNode:
+    """A notebook's parsed JSON with the objects nbformat's read steps (``rejoin_lines``,
+    ``strip_transient``) reach by attribute made ``NotebookNode`` objects, as ``from_dict``
+    makes them: the notebook, its metadata, its cells, their metadata and outputs (each a
+    shallow copy; the rest is shared). Raises whatever a malformed notebook makes it raise."""
+    cells = raw["cells"]
+    if isinstance(cells, list):
+        cells = [_node(cell) for cell in cells]
+        for cell in cells:
+            if isinstance(cell, dict):
+                if "metadata" in cell:
+                    cell["metadata"] = _node(cell["metadata"])
+                if isinstance(cell.get("outputs"), list):
+                    cell["outputs"] = [_node(output) for output in cell["outputs"]]
+    return nbformat.NotebookNode(raw, cells=_node(cells), metadata=_node(raw["metadata"]))
+
+
+def _node(value: object) -> object:
+    """A JSON object as a ``NotebookNode`` (a shallow copy); anything else as it is."""
+    return nbformat.NotebookNode(value) if isinstance(value, dict) else value
+
+
+def _surely_valid(notebook: dict) -> bool:
+    """Whether ``nbformat.validate`` would pass a v4 notebook without changing it; False when
+    unsure (then ``validate`` itself is to be asked).
+
+    ``validate`` first gives cells of a v4.5 notebook a missing or duplicate id; then it checks
+    the notebook against the schema, each cell against the schema's ``oneOf`` of the three cell
+    types (every cell is checked against all three: most of intake's cost). Here the ids are
+    checked, the notebook against the schema without its ``cells: items`` rule, and each cell
+    against its own type's definition alone, with nbformat's own validator class: the same
+    verdict (a cell of one type fails the others' definitions by their ``cell_type`` enum).
+    """
+    minor = notebook.get("nbformat_minor", 0)
+    if type(minor) is not int:
+        return False
+    checks = _schema_checks(get_current_validator().name, minor)
+    if checks is None:
+        return False
+    top, by_type = checks
+    cells = notebook["cells"]
+    try:
+        if minor >= 5:  # ``validate`` gives cells without an id, or a duplicate one, a new id
+            ids = {cell["id"] for cell in cells}
+            if len(ids) != len(cells):
+                return False
+        top.validate(notebook)
+        for cell in cells:
+            cell_type = cell.get("cell_type")
+            if type(cell_type) is not str or cell_type not in by_type:
+                return False
+            by_type[cell_type].validate(cell)
+    except Exception:  # noqa: BLE001 (invalid, or an unhashable id: ``validate`` says what)
+        return False
+    return True
+
+
+_CELL_TYPES = ("raw", "markdown", "code")
+"""The cell types of the v4 schema's ``cell`` definition, in its ``oneOf`` order."""
+_MULTILINE = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+"""The v4 schema's ``misc/multiline_string``."""
+
+
+@functools.cache
+def _schema_checks(validator_name: str, minor: int) -> tuple[Any, dict[str, Any]] | None:
+    """Validators for :func:`_surely_valid` made from nbformat's own for v4.``minor`` (same
+    class, same schema): the notebook without its ``cells: items`` rule, and each cell type's
+    definition. None when that schema is not shaped so that they give its verdict."""
+    validator = get_validator(4, minor)
+    schema = getattr(validator, "_schema", None)
+    if validator is None or validator.name != validator_name or not isinstance(schema, dict):
+        return None
+    try:
+        definitions = schema["definitions"]
+        cells = schema["properties"]["cells"]
+        refs = [{"$ref": f"#/definitions/{name}_cell"} for name in _CELL_TYPES]
+        if cells.get("items") != {"$ref": "#/definitions/cell"} or definitions["cell"] != {
+            "type": "object",
+            "oneOf": refs,
+        }:
+            return None
+        for name in _CELL_TYPES:
+            definition = definitions[f"{name}_cell"]
+            if "cell_type" not in definition["required"] or definition["properties"][
+                "cell_type"
+            ].get("enum") != [name]:
+                return None
+        without_items = {key: value for key, value in cells.items() if key != "items"}
+        top = {**schema, "properties": {**schema["properties"], "cells": without_items}}
+        dialect = {key: schema[key] for key in ("$schema",) if key in schema}
+        misc = definitions.get("misc", {})
+        if misc.get("multiline_string") == _MULTILINE:  # text or lines: never both, so "any"
+            # is "one", and fastjsonschema's "oneOf" raises inside for every text it checks
+            misc = {**misc, "multiline_string": {"anyOf": _MULTILINE["oneOf"]}}
+            definitions = {**definitions, "misc": misc}
+        by_type = {
+            name: type(validator)({**dialect, "definitions": definitions, **ref})
+            for name, ref in zip(_CELL_TYPES, refs, strict=True)
+        }
+        return type(validator)(top), by_type
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""What JSON text must hold for a parsed string to hold a lone surrogate (or a pair)."""
+
+
+def _tree_problem(raw: object, text: str | None = None) -> str | None:
+    """Why parsed JSON cannot be a notebook we can handle: too deep, or a lone surrogate.
+
+    ``text``, the JSON parsed, makes it cheaper: without a ``\\uD800``-``\\uDFFF`` escape in it
+    (UTF-8 text cannot hold a surrogate otherwise) only the nesting needs checking.
+    """
+    if text is not None and _SURROGATE_ESCAPE.search(text) is None:
+        return f"JSON nested more than {MAX_DEPTH} levels deep" if _too_deep(raw) else None
     stack = [(raw, 1)]
     while stack:
         node, depth = stack.pop()
@@ -737,7 +904,20 @@ def _tree_problem(raw: object) -> str | None:
     return None
 
 
-def notebook_bytes(notebook: nbformat.NotebookNode) -> bytes:
+def _too_deep(raw: object) -> bool:
+    """Whether parsed JSON nests arrays and objects more than :data:`MAX_DEPTH` levels deep."""
+    stack = [(raw, 1)] if type(raw) is dict or type(raw) is list else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return False
+
+
+def notebook_bytes(notebook: nbformat.NotebookNode | dict) -> bytes:
     """A notebook as compact JSON: sorted keys, no indentation, non-ASCII text escaped.
 
     Unlike ``nbformat.writes`` (indent 1), its size is at most about twice the notebook's text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -263,18 +264,31 @@ def graded_result(
     return result
 
 
-class PackedResults(Sequence[Any]):
-    """Result dicts kept compressed in memory (about 1 KB each instead of 12 KB of Python
-    objects), so a batch of 10,000 holds its results in a few MB.
+_WBITS = 12
+"""zlib window of packed results (4 KB: a result is a few KB)."""
+_WINDOW = 1 << _WBITS
+"""The most of a preset dictionary that window uses."""
 
-    A read-only sequence for its readers: each item read is a fresh dict decoded from its JSON
-    (changing it changes nothing stored); :meth:`append` adds one. A result that is not
-    JSON-serialisable is kept as it is, so the writer of ``results/`` reports it as before.
+
+class PackedResults(Sequence[Any]):
+    """Result dicts kept compressed in memory (a few hundred bytes each instead of 12 KB of
+    Python objects), so a batch of 10,000 holds its results in a few MB.
+
+    A read-only sequence for its readers: each item read is a fresh dict, what decoding the
+    result's JSON gives (changing it changes nothing stored); :meth:`append` adds one. A result
+    that is not JSON-serialisable is kept as it is, so the writer of ``results/`` reports it as
+    before.
+
+    Each item is kept as the :mod:`marshal` form of its decoded JSON (read back three times
+    faster than JSON, and exactly: it holds only dicts, lists, text, numbers, booleans and None),
+    compressed against the first item (results of one pack share most of their text) with a
+    small window (setting up zlib's default one costs more than compressing a result).
     """
 
     def __init__(self, results: Iterable[Any] = ()) -> None:
         self._students: list[object] = []
         self._items: list[bytes | dict] = []
+        self._zdict = b""
         for result in results:
             self.append(result)
 
@@ -282,9 +296,16 @@ class PackedResults(Sequence[Any]):
         """Add a result (packed now: later changes to ``result`` are not seen)."""
         item: bytes | dict
         try:
-            item = zlib.compress(json.dumps(result).encode("ascii"), 1)
+            data = marshal.dumps(json.loads(json.dumps(result)))
         except (TypeError, ValueError):  # not JSON: kept as is, for write_results to report
             item = result
+        else:
+            if not self._zdict:
+                self._zdict = data[-_WINDOW:]
+            packer = zlib.compressobj(
+                1, zlib.DEFLATED, _WBITS, 8, zlib.Z_DEFAULT_STRATEGY, self._zdict
+            )
+            item = packer.compress(data) + packer.flush()
         self._students.append(result.get("student") if isinstance(result, dict) else None)
         self._items.append(item)
 
@@ -300,9 +321,11 @@ class PackedResults(Sequence[Any]):
         """The student ids, in order (as text)."""
         return [str(student) for student in self._students]
 
-    @staticmethod
-    def _unpack(item: bytes | dict) -> dict:
-        return json.loads(zlib.decompress(item)) if isinstance(item, bytes) else item
+    def _unpack(self, item: bytes | dict) -> dict:
+        if not isinstance(item, bytes):
+            return item
+        unpacker = zlib.decompressobj(_WBITS, self._zdict)
+        return marshal.loads(unpacker.decompress(item) + unpacker.flush())
 
     def __len__(self) -> int:
         return len(self._items)

@@ -181,8 +181,8 @@ def test_schema_invalid_notebook(tmp_path):
 
 @pytest.mark.parametrize("valid", [True, False])
 def test_a_notebook_is_validated_once(tmp_path, monkeypatch, valid):
-    """Is each notebook run through nbformat's validator once (the verdict of ``reads`` is
-    kept), whether it is valid or not?"""
+    """Is each notebook run through nbformat's validator at most once (an invalid one once, its
+    verdict kept; a valid one never: its cells are checked against their own type's schema)?"""
     raw = json.loads(notebook_text())
     if not valid:
         raw["cells"][0]["cell_type"] = "bogus"
@@ -191,7 +191,7 @@ def test_a_notebook_is_validated_once(tmp_path, monkeypatch, valid):
     validate = nbformat.validate
     monkeypatch.setattr(nbformat, "validate", lambda *a, **k: calls.append(1) or validate(*a, **k))
     sub = only(discover(tmp_path))
-    assert len(calls) == 1
+    assert len(calls) == (0 if valid else 1)
     assert sub.ok is valid
 
 
