@@ -354,16 +354,23 @@ def test_a_lanes_next_evaluator_is_started_ahead_and_none_is_left(template, monk
     ]
     fresh = [grade_submission(s, pack=MP) for s in submissions]
     taken = _spare_takes(monkeypatch)
+    started: list = []
+    spare = engine.Evaluator.spare.__func__
+    monkeypatch.setattr(
+        engine.Evaluator,
+        "spare",
+        classmethod(lambda cls, *a: started.append(spare(cls, *a)) or started[-1]),
+    )
     engine.keep_spares()
     try:
         ahead = [grade_submission(s, pack=MP) for s in submissions]
-        spares = list(engine._SPARES)
     finally:
         engine.keep_spares(False)
         engine.finish_retired()
     assert ahead == fresh
     assert taken == ["s1", "s2"]
-    assert len(spares) == 1 and spares[0].process.exitcode is not None
+    assert len(started) == 3  # one per submission: the last one for nothing
+    assert all(spare.process.exitcode is not None for spare in started)
     assert not engine._SPARES
 
 

@@ -114,6 +114,8 @@ class JudgePool(_Stoppable):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._lanes.shutdown(wait=wait, cancel_futures=cancel_futures)
         self._workers.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if wait:  # this process's lane's spare evaluator, and its retired ones, are gone
+            engine.finish_retired()
 
 
 class Workers(ProcessPoolExecutor, _Stoppable):
