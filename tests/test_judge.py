@@ -416,3 +416,26 @@ def test_the_process_outside_the_sandbox_holds_no_memory_of_the_templates(templa
     finally:
         evaluator.kill()
     assert evaluator.process.exitcode is not None
+
+
+def test_a_killed_evaluators_pid_1_is_reaped_by_the_template(template):
+    """Once the judge kills an evaluator, is its PID 1 (which the outside process never reaps)
+    reaped by the evaluators' template, never left a zombie for the machine's init?"""
+    from autograder.judge import engine
+    from helpers import CORRECT, MP, fill
+
+    data = Submission("ann", Path("ann.ipynb"), fill(template, CORRECT), None).notebook_json()
+    evaluator = engine.Evaluator(data or b"", engine.JudgeConfig(), "ann", MP)
+    runner = evaluator.runner
+    assert runner is not None
+    evaluator.kill()
+    parents = set()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        parent = engine._parent_of(runner)
+        if parent is None:
+            break
+        parents.add(parent)
+        time.sleep(0.01)
+    assert engine._parent_of(runner) is None, "PID 1 was not reaped"
+    assert 1 not in parents, parents

@@ -34,6 +34,7 @@ import resource
 import stat
 import sys
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -387,6 +388,24 @@ def build_root(
     if notebook_json is not None:  # else it comes later (a spare evaluator)
         with open(f"{base}work/{name}", "xb") as notebook:
             notebook.write(notebook_json)
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def reap_orphans() -> None:
+    """Make this process (the evaluators' template) the reaper of its descendants' orphans.
+
+    An evaluator's outside process (``evaluator._wait_outside``) never reaps its PID 1, so that
+    the pid stays the judge's to signal; when the judge then kills it, the dead PID 1 is
+    reparented here rather than to the machine's init (which, in a container, may never reap
+    it: each zombie would hold a pid of the TA's budget). The forkserver's loop reaps every
+    child; it warns about children it did not fork, which these are, so that warning is
+    silenced."""
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    warnings.filterwarnings(
+        "ignore", message="forkserver: waitpid returned unexpected pid", category=UserWarning
+    )
 
 
 def outside_pid() -> int:

@@ -103,6 +103,7 @@ with contextlib.suppress(Exception):
     is_placeholder(_placeholder)
 with contextlib.suppress(Exception):  # an optimisation only
     _rehearse()
+sandbox.reap_orphans()  # the PID 1 an evaluator's outside process leaves behind when killed
 linecache.cache.pop(__file__, None)  # this file's text is no business of student code
 vars(multiprocessing.util)["_close_stdin"]()  # private: what the forkserver does after preloads
 sys.stdin = None  # type: ignore[assignment]  # so that no evaluator closes and reopens it again
