@@ -214,6 +214,18 @@ def _past(deadline: object) -> bool:
         return False
 
 
+def _next_request(conn) -> tuple[dict, list[np.ndarray]]:
+    """The judge's next request, decoded; the judge gone or the pipe broken: the evaluator ends.
+    An interrupt that arrives between requests is nothing to answer."""
+    while True:
+        try:
+            return protocol.decode(conn.recv_bytes(), max_bytes=2**40, max_header=2**40)
+        except (EOFError, OSError, protocol.ProtocolError):
+            os._exit(0)
+        except KeyboardInterrupt:
+            continue
+
+
 def serve(conn) -> None:
     """Answer the judge's requests until it says exit or goes away.
 
@@ -222,12 +234,7 @@ def serve(conn) -> None:
     """
     failed = None
     while True:
-        try:
-            request, arrays = protocol.decode(conn.recv_bytes(), max_bytes=2**40, max_header=2**40)
-        except (EOFError, OSError, protocol.ProtocolError):
-            os._exit(0)
-        except KeyboardInterrupt:
-            continue
+        request, arrays = _next_request(conn)
         op, seq = request.get("op"), request.get("seq")
         reply: dict
         out: list[np.ndarray]
@@ -411,12 +418,7 @@ def take_submission(conn, name: str) -> tuple[str, bytes]:
     student and carries the notebook, which is written to ``name`` in the working folder (the
     sandbox's /work). The judge gone first: the evaluator ends."""
     while True:
-        try:
-            request, arrays = protocol.decode(conn.recv_bytes(), max_bytes=2**40, max_header=2**40)
-        except (EOFError, OSError, protocol.ProtocolError):
-            os._exit(0)
-        except KeyboardInterrupt:
-            continue
+        request, arrays = _next_request(conn)
         student = request.get("student")
         if request.get("op") == "take" and isinstance(student, str) and len(arrays) == 1:
             notebook_json = arrays[0].tobytes()
