@@ -708,26 +708,48 @@ def _parse_notebook(
         return None, f"not valid JSON ({e})"
     except RecursionError:
         return None, f"not a Jupyter notebook (JSON nested more than {MAX_DEPTH} levels deep)"
-    problem = _tree_problem(raw, text)
+    problem = json_problem(raw, text)
     if problem is not None:
-        return None, f"not a Jupyter notebook ({problem})"
-    if not isinstance(raw, dict) or "nbformat" not in raw:
-        what = "an object without an 'nbformat' key" if isinstance(raw, dict) else "not an object"
-        return None, f"not a Jupyter notebook (the JSON is {what})"
-    # ``reads`` validates the converted notebook once (and logs what is wrong): its verdict is
-    # kept rather than validating a second time.
-    verdict: dict[str, Exception] = {}
+        return None, problem
     try:
         notebook, error = _read_v4(raw)
     except _Unusual:  # ``reads`` reads it again, and says what is wrong
-        try:
-            notebook = nbformat.reads(text, as_version=4, capture_validation_error=verdict)
-        except Exception as e:  # noqa: BLE001 (nbformat raises many types on malformed input)
-            return None, f"not a Jupyter notebook (nbformat: {_first_line(e)})"
-        error = verdict.get("ValidationError")
+        return read_with_nbformat(text)
     if error is not None:
-        return None, f"not a Jupyter notebook (nbformat validation: {_first_line(error)})"
+        return None, _invalid(error)
     return notebook, None
+
+
+def json_problem(raw: object, text: str | None = None) -> str | None:
+    """Why parsed JSON (of ``text``) cannot be a notebook, before nbformat is asked: too deep, a
+    lone surrogate, or not an object with an ``nbformat`` key; None when nbformat is to say."""
+    problem = _tree_problem(raw, text)
+    if problem is not None:
+        return f"not a Jupyter notebook ({problem})"
+    if not isinstance(raw, dict) or "nbformat" not in raw:
+        what = "an object without an 'nbformat' key" if isinstance(raw, dict) else "not an object"
+        return f"not a Jupyter notebook (the JSON is {what})"
+    return None
+
+
+def read_with_nbformat(text: str) -> tuple[nbformat.NotebookNode | None, str | None]:
+    """A notebook's text read by ``nbformat.reads`` as version 4, or why it is not a notebook.
+
+    ``reads`` validates the converted notebook once (and logs what is wrong): its verdict is kept
+    rather than validating a second time. Intake reads this way what it cannot read from its
+    one parse (:func:`_read_v4`)."""
+    verdict: dict[str, Exception] = {}
+    try:
+        notebook = nbformat.reads(text, as_version=4, capture_validation_error=verdict)
+    except Exception as e:  # noqa: BLE001 (nbformat raises many types on malformed input)
+        return None, f"not a Jupyter notebook (nbformat: {_first_line(e)})"
+    if "ValidationError" in verdict:
+        return None, _invalid(verdict["ValidationError"])
+    return notebook, None
+
+
+def _invalid(error: Exception) -> str:
+    return f"not a Jupyter notebook (nbformat validation: {_first_line(error)})"
 
 
 class _Unusual(Exception):

@@ -42,23 +42,13 @@ def sample_notebook() -> dict:
 
 def as_before(text: str) -> tuple[bytes | None, str | None]:
     """What intake made of a notebook's text before it parsed it once: its checks of the JSON,
-    then ``nbformat.reads``."""
+    then ``nbformat.reads`` (the path intake still takes for what it cannot read from its parse)."""
     raw = json.loads(text)
-    problem = intake._tree_problem(raw)
+    problem = intake.json_problem(raw)
     if problem is not None:
-        return None, f"not a Jupyter notebook ({problem})"
-    if not isinstance(raw, dict) or "nbformat" not in raw:
-        what = "an object without an 'nbformat' key" if isinstance(raw, dict) else "not an object"
-        return None, f"not a Jupyter notebook (the JSON is {what})"
-    verdict: dict[str, Exception] = {}
-    try:
-        notebook = nbformat.reads(text, as_version=4, capture_validation_error=verdict)
-    except Exception as e:  # noqa: BLE001
-        return None, f"not a Jupyter notebook (nbformat: {intake._first_line(e)})"
-    if "ValidationError" in verdict:
-        error = intake._first_line(verdict["ValidationError"])
-        return None, f"not a Jupyter notebook (nbformat validation: {error})"
-    return notebook_bytes(notebook), None
+        return None, problem
+    notebook, problem = intake.read_with_nbformat(text)
+    return (None if notebook is None else notebook_bytes(notebook)), problem
 
 
 def as_now(text: str) -> tuple[bytes | None, str | None]:
