@@ -138,9 +138,9 @@ class Channel:
         parts: list[bytes] = []
         for data in frames:
             if len(data) > 0x7FFFFFFF:
-                parts.append(struct.pack("!i", -1) + struct.pack("!Q", len(data)))
+                parts.append(_LENGTH.pack(-1) + struct.pack("!Q", len(data)))
             else:
-                parts.append(struct.pack("!i", len(data)))
+                parts.append(_LENGTH.pack(len(data)))
             parts.append(data)
         if sum(map(len, parts)) <= CHUNK:
             parts = [b"".join(parts)]
@@ -183,7 +183,7 @@ class Channel:
                 return frame
         deadline = time.monotonic() + max(timeout, 0.0)
         self._buffered(4, deadline)
-        (size,) = struct.unpack_from("!i", self._buffer)
+        (size,) = _LENGTH.unpack_from(self._buffer)
         start = 4
         if size == -1:
             self._buffered(12, deadline)

@@ -330,7 +330,7 @@ class Evaluator:
             pid = started
         if pid is None:  # not started: nothing to hold
             return
-        elif pid != started and _parent_of(pid) != started:
+        if pid != started and _parent_of(pid) != started:
             self.kill()
             raise JudgeFault(f"the evaluator named process {pid}, not its own child")
         self.runner = pid
@@ -533,8 +533,8 @@ def _parent_of(pid: int) -> int | None:
 
 
 _LANE = threading.local()
-"""This thread's lane: whether it keeps a spare evaluator (``spares``), and the spare
-(``spare``, with its ``config`` and pack name ``key``)."""
+"""This thread's lane: whether it keeps a spare evaluator (``spares``), and the spare with the
+settings it was started for (``spare``: the config and pack name, and the evaluator)."""
 _SPARES: set[Evaluator] = set()
 """Every spare evaluator of this process not taken yet (the batch's end retires them)."""
 _SPARES_LOCK = threading.Lock()
@@ -554,15 +554,13 @@ def _evaluator_for(session: Session) -> Evaluator:
     """A ready evaluator for ``session``'s submission: this lane's spare if it has one for the
     same settings, else a new one; then the lane's next spare is started."""
     key = (session.config, session.pack.name)
-    spare: Evaluator | None = getattr(_LANE, "spare", None)
+    spare_key, spare = getattr(_LANE, "spare", None) or (None, None)
     _LANE.spare = None
     evaluator = None
     if spare is not None:
         with _SPARES_LOCK:
             _SPARES.discard(spare)
-        if getattr(_LANE, "key", None) == key and (
-            len(session.notebook_json) <= session.config.limits.file_bytes
-        ):
+        if spare_key == key and len(session.notebook_json) <= session.config.limits.file_bytes:
             with contextlib.suppress(EvaluatorGone, JudgeFault):  # a new one says what failed
                 spare.take(session.notebook_json, session.student, session.pack)
                 evaluator = spare
@@ -571,9 +569,10 @@ def _evaluator_for(session: Session) -> Evaluator:
     if evaluator is None:
         evaluator = Evaluator(session.notebook_json, session.config, session.student, session.pack)
     if getattr(_LANE, "spares", False):
-        _LANE.spare, _LANE.key = Evaluator.spare(session.config, session.pack), key
+        spare = Evaluator.spare(session.config, session.pack)
+        _LANE.spare = (key, spare)
         with _SPARES_LOCK:
-            _SPARES.add(_LANE.spare)
+            _SPARES.add(spare)
     return evaluator
 
 
