@@ -65,7 +65,8 @@ class _ShellStub:
 
 
 _OUTSIDE: dict[str, int] = {}
-"""``pid``: PID 1's own pid as the judge sees it (outside its PID namespace)."""
+"""``pid``: PID 1's own pid as the judge sees it (outside its PID namespace); ``parent``: the
+template that forked this evaluator."""
 _NAMESPACE: dict = {}
 _GIVENS: dict = {}
 """What the judge may hand to student code: ``GIVENS`` of the pack's ``givens.py``."""
@@ -364,6 +365,10 @@ def _wait_outside(child: int) -> None:
     judge may signal it (it stays a zombie until this process dies: nothing here reaps it). The
     judge signals PID 1 itself (``engine.Evaluator``); this process becomes ``sleep``, so it
     holds none of the template's memory. Without ``sleep``, it waits in Python."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # nothing of the grader's (a pipe it reads to its end) is held here
+        os.dup2(devnull, fd)
+    os.close(devnull)
     with contextlib.suppress(OSError):
         os.execv(SLEEPER, [SLEEPER, "infinity"])
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -396,6 +401,8 @@ def _isolate(
         sandbox.set_parent_death_signal(signal.SIGKILL)  # a change of uid clears it too
     except (sandbox.SandboxUnavailable, OSError) as exc:
         _refuse(conn, "sandbox", exc)
+    if os.getppid() != _OUTSIDE["parent"]:  # the template died while the signal was unset
+        os._exit(0)
     child = sandbox.fork()  # the child is PID 1 of the new PID namespace
     if child:
         conn.close()
@@ -461,6 +468,8 @@ def main(
     wrote would be copied twice.
     """
     sandbox.set_parent_death_signal(signal.SIGKILL)
+    _OUTSIDE["parent"] = os.getppid()  # the template: it must still be the parent once the
+    # signal is set again after a change of uid (else this evaluator would outlive it)
     _close_fds_except(conn.fileno())
     if givens and program is None:
         try:
