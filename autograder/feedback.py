@@ -19,6 +19,7 @@ Files are named by :func:`~autograder.results.file_stem` of the student id.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import re
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.errors import KitError
+from autograder.gradebook import write_file
 from autograder.pack.spec import Pack
 from autograder.results import file_stem
 from autograder.safetext import visible
@@ -102,10 +104,11 @@ def write_feedback(results: list[dict], out: Path, *, pack: Pack) -> list[Path]:
     for index in sorted(range(len(students)), key=students.__getitem__):
         student, result = students[index], results[index]
         report = _report(student, result, pack)
-        md = folder / f"{file_stem(student)}.md"
-        md.write_text(render_markdown(report), encoding="utf-8", newline="\n")
-        page = folder / f"{file_stem(student)}.html"
-        page.write_text(render_html(report), encoding="utf-8", newline="\n")
+        stem = file_stem(student)
+        md = folder / f"{stem}.md"
+        write_file(str(md), render_markdown(report).encode("utf-8"))
+        page = folder / f"{stem}.html"
+        write_file(str(page), render_html(report).encode("utf-8"))
         paths += [md, page]
     logger.info("wrote feedback for %d student(s) to %s", len(students), folder)
     return paths
@@ -250,6 +253,7 @@ def _level(q: dict) -> str:
     return "partial" if q["score"] > 0 else "none"
 
 
+@functools.lru_cache(maxsize=4096)  # the same few point values in every file
 def _pts(value: float) -> str:
     return f"{round(float(value), 4) + 0.0:g}"
 
