@@ -49,6 +49,7 @@ from .pack import registry
 from .pack.infer import infer
 from .pack.spec import Pack
 from .results import PackedResults, Result, empty_result
+from .studentfiles import HELPER_FROM, Helper
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -665,14 +666,51 @@ def write_outputs(
     from .report import write_report
 
     files = results if only is None else [r for r in results if r["student"] in only]
-    gradebook.write_results(files, out)
-    table = gradebook.collate(results, roster=roster, pack=pack)
-    gradebook.write_gradebook(table, out)
-    write_exports(table, results, out, roster=roster, pack=pack, long=long)
-    write_feedback(files, out, pack=pack)
+    if not (isinstance(files, PackedResults) and len(files) >= HELPER_FROM):
+        gradebook.write_results(files, out)
+        table = gradebook.collate(results, roster=roster, pack=pack)
+        gradebook.write_gradebook(table, out)
+        write_exports(table, results, out, roster=roster, pack=pack, long=long)
+        write_feedback(files, out, pack=pack)
+    else:  # the per-student files on the other core, the same files and errors (studentfiles.py)
+        helper = Helper(files, out, pack=pack)
+        failed: Exception | None = None
+        try:
+            try:
+                table = gradebook.collate(results, roster=roster, pack=pack)
+                gradebook.write_gradebook(table, out)
+                write_exports(table, results, out, roster=roster, pack=pack, long=long)
+            except Exception as exc:  # noqa: BLE001 - raised after results/'s error, as written
+                failed = exc
+            done = helper.finish()
+        finally:
+            helper.close()
+        _written(done["results"], lambda: gradebook.write_results(files, out))
+        if failed is not None:
+            raise failed
+        _written(done["feedback"], lambda: write_feedback(files, out, pack=pack))
+        _log_student_files(len(files), out)
     if report:
         write_report(table, results, out, pack=pack)
     return table
+
+
+def _written(outcome: BaseException | bool | None, write: Callable[[], object]) -> None:
+    """A helper's phase: done (True), its error raised here, or (None) written here."""
+    if isinstance(outcome, BaseException):
+        raise outcome
+    if outcome is None:
+        write()
+
+
+def _log_student_files(count: int, out: Path) -> None:
+    """The writers' log lines, for the files a helper wrote."""
+    logging.getLogger(gradebook.__name__).info(
+        "wrote %d result file(s) to %s", count, Path(out) / "results"
+    )
+    logging.getLogger("autograder.feedback").info(
+        "wrote feedback for %d student(s) to %s", count, Path(out) / "feedback"
+    )
 
 
 def note_late(results: list[Result], submissions: list[Submission]) -> list[Result]:

@@ -15,7 +15,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NotRequired, TypedDict, overload
+from typing import Any, Final, Literal, NotRequired, TypedDict, cast, overload
 
 from .pack.spec import Pack, Question
 from .safetext import valid_unicode
@@ -315,6 +315,20 @@ class PackedResults(Sequence[Any]):
         self._students = [self._students[i] for i in order]
         self._items = [self._items[i] for i in order]
         return self
+
+    def packed(self) -> tuple[bytes, list[object], list[bytes]] | None:
+        """The preset dictionary, the student ids and the packed items, for
+        :meth:`from_packed` in another process; None when an item is kept as it is (not JSON)."""
+        if not all(isinstance(item, bytes) for item in self._items):
+            return None
+        return self._zdict, list(self._students), cast("list[bytes]", list(self._items))
+
+    @classmethod
+    def from_packed(cls, zdict: bytes, students: list[object], items: list[bytes]) -> PackedResults:
+        """The results :meth:`packed` gave, in their order."""
+        results = cls()
+        results._zdict, results._students, results._items = zdict, list(students), list(items)
+        return results
 
     @property
     def students(self) -> list[str]:
