@@ -30,7 +30,7 @@ from typing import Any
 from autograder.errors import KitError
 from autograder.gradebook import write_file
 from autograder.pack.spec import Pack
-from autograder.results import file_stem
+from autograder.results import file_stem, student_ids
 from autograder.safetext import visible
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def write_feedback(results: list[dict], out: Path, *, pack: Pack) -> list[Path]:
         FeedbackError: If a result has no student id (not a string, or blank) or two results
             share one.
     """
-    students = [_student_id(result, index) for index, result in enumerate(results)]
+    students = student_ids(results, _student_id)
     duplicates = sorted(s for s, n in Counter(students).items() if n > 1)
     if duplicates:
         raise FeedbackError(f"several results for student(s) {', '.join(duplicates)}")
@@ -258,6 +258,7 @@ def _pts(value: float) -> str:
     return f"{round(float(value), 4) + 0.0:g}"
 
 
+@functools.lru_cache(maxsize=8192)  # feedback lines, notes and labels recur across students
 def _md(text: str) -> str:
     """Text for Markdown, one line: only the kit's `code spans` are Markdown; the rest is text.
 
@@ -280,6 +281,7 @@ def _md_text(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(), html.escape(text, quote=False))
 
 
+@functools.lru_cache(maxsize=8192)
 def _html(text: str) -> str:
     """Escaped text for HTML, with the feedback's `code spans` as <code> elements."""
     escaped = html.escape(visible(str(text)), quote=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from autograder.errors import KitError
 from autograder.pack.spec import Pack
-from autograder.results import file_stem
+from autograder.results import file_stem, student_ids
 from autograder.safecsv import write_csv
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: not before the first result
@@ -170,7 +170,7 @@ def write_results(results: list[dict], out: Path) -> None:
         GradebookError: If a result has no usable student id, two results share one (one file
             would overwrite the other), or a result is not JSON-serialisable (e.g. a NaN score).
     """
-    students = [_student_id(result, index) for index, result in enumerate(results)]
+    students = student_ids(results, _student_id)
     duplicates = _duplicates(students)
     if duplicates:
         raise GradebookError(f"several results for student(s) {', '.join(duplicates)}")

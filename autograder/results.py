@@ -385,3 +385,15 @@ class PackedResults(Sequence[Any]):
     def __iter__(self) -> Iterator[Any]:
         for item in self._items:
             yield self._unpack(item)
+
+
+def student_ids(results: Sequence[Any], checked: Callable[[Any, int], str]) -> list[str]:
+    """``[checked(result, index) for index, result in enumerate(results)]``, where ``checked``
+    returns a result's student id (a non-blank string) or raises; a :class:`PackedResults`
+    decodes only the results whose id is not one."""
+    if not isinstance(results, PackedResults):
+        return [checked(result, index) for index, result in enumerate(results)]
+    return [
+        student if isinstance(student, str) and student.strip() else checked(results[index], index)
+        for index, student in enumerate(results.ids())
+    ]
