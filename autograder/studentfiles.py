@@ -17,10 +17,11 @@ What a failure in the helper becomes:
   writes what the helper did not finish itself, as it would have without a helper, so no file is
   lost and any error is the writers' own.
 
-The helper ignores SIGINT (Ctrl-C reaches the whole process group; ``grade`` decides, and
-completes its outputs, see :func:`autograder.interrupts.deferred`), is killed with the grading
-process (Linux's parent-death signal), and is always waited for or killed by :meth:`Helper.close`,
-so none outlives ``grade``.
+Ctrl-C in a terminal reaches the whole foreground process group: the helper runs in a session
+of its own, and ignores SIGINT anyway, so ``grade`` alone decides what a stop means (it completes
+its outputs, see :func:`autograder.interrupts.deferred`). The helper is killed with the grading
+process (Linux's parent-death signal), and always waited for or killed by :meth:`Helper.close`, so
+none outlives ``grade``.
 
 This module imports only the standard library until the helper runs.
 """
@@ -78,6 +79,7 @@ class Helper:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
+                start_new_session=True,  # the terminal's Ctrl-C is grade's alone to handle
             )
             stdin = cast("IO[bytes]", self._process.stdin)  # a pipe: stdin=PIPE
             stdin.write(payload)
