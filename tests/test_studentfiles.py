@@ -188,3 +188,29 @@ def tiny() -> Pack:
     from helpers import TINY
 
     return TINY
+
+
+def test_grade_with_a_helper_writes_what_grade_alone_writes(
+    tiny_template, tmp_path: Path, helpers: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through ``grade`` (packed results, an override, an unreadable notebook), is every output
+    file the same with the helper as without it?"""
+    from autograder.grading import grade
+    from helpers import TINY, write_notebooks
+
+    subs = write_notebooks(tmp_path / "subs", {"ann": tiny_template, "bob": tiny_template})
+    (subs / "cid.ipynb").write_text("not a notebook")
+    overrides = tmp_path / "overrides.csv"
+    overrides.write_text(f"student,question,points,comment\nbob,{first(TINY).id},0.5,seen\n")
+    outs = {}
+    for name, limit in (("helped", 1), ("alone", 10**9)):
+        monkeypatch.setattr(grading, "HELPER_FROM", limit)
+        outs[name] = tmp_path / name
+        grade(submissions=subs, out=outs[name], assignment=TINY, jobs=1, overrides=overrides)
+    assert len(helpers) == 1 and helpers[0].returncode == 0
+
+    def written(out: Path) -> dict[str, bytes]:
+        return {k: v for k, v in tree(out).items() if not k.startswith((".cache", "assignment"))}
+
+    assert written(outs["helped"]) == written(outs["alone"])
+    assert "Manual override" in (outs["helped"] / "feedback" / "bob.md").read_text()
