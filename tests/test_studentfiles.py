@@ -214,3 +214,42 @@ def test_grade_with_a_helper_writes_what_grade_alone_writes(
 
     assert written(outs["helped"]) == written(outs["alone"])
     assert "Manual override" in (outs["helped"] / "feedback" / "bob.md").read_text()
+
+
+PARENT = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], str(os.getpid())])
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+CHILD = """
+import os, sys, time
+from autograder.studentfiles import _die_with_parent
+_die_with_parent(int(sys.argv[1]))
+open(sys.argv[1] + ".ready", "w").close()
+time.sleep(60)
+"""
+
+
+def test_the_helper_dies_with_grade(tmp_path: Path) -> None:
+    """If the grading process is killed outright (SIGKILL: no cleanup runs), does a helper
+    still end with it instead of outliving it?"""
+    import subprocess
+    import sys
+
+    from helpers import assert_all_end
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, CHILD],
+        stdout=subprocess.PIPE,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    deadline = time.monotonic() + 30
+    while not (tmp_path / f"{parent.pid}.ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    parent.kill()
+    parent.wait()
+    assert_all_end([child], judge=parent.pid)
