@@ -35,6 +35,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 from contextlib import suppress
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -66,6 +67,7 @@ class Helper:
 
         self.count = len(results)
         self._process: subprocess.Popen[bytes] | None = None
+        self._sender: threading.Thread | None = None
         packed = results.packed()
         if packed is None:
             return
@@ -81,12 +83,16 @@ class Helper:
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,  # the terminal's Ctrl-C is grade's alone to handle
             )
-            stdin = cast("IO[bytes]", self._process.stdin)  # a pipe: stdin=PIPE
-            stdin.write(payload)
-            stdin.close()
-        except (OSError, ValueError) as exc:  # no interpreter, or it died at once
+        except (OSError, ValueError) as exc:  # no interpreter to start
             log.debug("no helper for the student files (%r): written here", exc)
-            self.close()
+            return
+        # Sent by a thread: the pipe takes the payload (~0.3 MB per 1,000 results) only as fast
+        # as the helper, which starts in ~0.1 s, reads it; this one goes on meanwhile.
+        stdin = cast("IO[bytes]", self._process.stdin)  # a pipe: stdin=PIPE
+        self._sender = threading.Thread(
+            target=_send, args=(stdin, payload), name="student-files-sender", daemon=True
+        )
+        self._sender.start()
 
     @property
     def running(self) -> bool:
@@ -103,7 +109,7 @@ class Helper:
             out = cast("IO[bytes]", process.stdout).read()
             process.wait()
         finally:
-            _stop(process)
+            self._end(process)
         try:
             reply = json.loads(out.decode()) if process.returncode == 0 else {}
         except ValueError:
@@ -122,19 +128,31 @@ class Helper:
         """Kill the helper if it is still running (a failure elsewhere, an interrupt)."""
         process, self._process = self._process, None
         if process is not None:
-            _stop(process)
+            self._end(process)
 
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Kill the process if it runs, wait for it, and close its pipes."""
-    if process.poll() is None:
-        with suppress(OSError):
-            process.kill()
-    process.wait()
-    for pipe in (process.stdin, process.stdout):
-        if pipe is not None:
+    def _end(self, process: subprocess.Popen[bytes]) -> None:
+        """Kill the process if it runs, wait for it and for the sender (its pipe broken if the
+        process did not read it all), and close the pipes."""
+        if process.poll() is None:
             with suppress(OSError):
-                pipe.close()
+                process.kill()
+        process.wait()
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.join()
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                with suppress(OSError, ValueError):
+                    pipe.close()
+
+
+def _send(stdin: IO[bytes], payload: bytes) -> None:
+    """Write the payload to the helper and close its input (a helper gone before it read all:
+    its reply says so)."""
+    with suppress(OSError, ValueError):
+        stdin.write(payload)
+    with suppress(OSError, ValueError):
+        stdin.close()
 
 
 def _error(reply: Any) -> BaseException | None:
