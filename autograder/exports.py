@@ -27,6 +27,7 @@ and logged (grade it by hand); the identifiers that are written are never altere
 
 from __future__ import annotations
 
+import csv
 import itertools
 import logging
 import math
@@ -41,7 +42,7 @@ from autograder.errors import KitError
 from autograder.gradebook import SCORE_DECIMALS
 from autograder.pack.spec import Pack
 from autograder.results import PackedResults, autograded_possible
-from autograder.safecsv import needs_quote, write_csv
+from autograder.safecsv import needs_quote, neutralise, write_csv
 
 logger = logging.getLogger(__name__)
 
@@ -212,23 +213,30 @@ LONG_CHUNK = 500
 
 
 def write_long(results: Iterable[dict], path: Path, *, pack: Pack) -> Path:
-    """Write :func:`long_table` of ``results`` to ``path`` in chunks of :data:`LONG_CHUNK`
-    results (the same bytes as one table; memory does not grow with the batch)."""
+    """Write :func:`long_table` of ``results`` to ``path``: the bytes
+    :func:`~autograder.safecsv.write_csv` writes for that table, row by row (neither the table
+    nor its chunks are built, so memory does not grow with the batch)."""
     ordered = (
         results
         if isinstance(results, PackedResults)  # sorted by student when collected
         and _sorted(results.students)
         else sorted(results, key=lambda r: str(r.get("student", "")))
     )
-    chunk: list[dict] = []
-    written = False
-    for result in ordered:
-        chunk.append(result)
-        if len(chunk) == LONG_CHUNK:
-            write_csv(long_table(chunk, pack=pack), path, append=written)
-            chunk, written = [], True
-    if chunk or not written:
-        write_csv(long_table(chunk, pack=pack), path, append=written)
+    cells: dict[str, str] = {}  # text -> as written (few distinct values: one neutralise each)
+
+    def written(value: str) -> str:
+        text = cells.get(value)
+        if text is None:
+            text = cells[value] = str(neutralise(value))
+        return text
+
+    with open(path, "w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow([written(column) for column in LONG_COLUMNS])
+        for index, result in enumerate(ordered):
+            writer.writerows([written(v) for v in row] for row in _long_rows(result, pack))
+            if index % LONG_CHUNK == LONG_CHUNK - 1:
+                cells.clear()  # each student's id is one of them
     return path
 
 
@@ -251,31 +259,32 @@ def long_table(results: Iterable[dict], *, pack: Pack) -> pd.DataFrame:
     each gets all of the question's tags (``tag_source = question``: one of the failed cases
     had the tag, the results do not say which).
     """
-    rows: list[dict[str, Any]] = []
-    for result in sorted(results, key=lambda r: str(r.get("student", ""))):
-        student = str(result.get("student", ""))
-        status = str(result.get("status", ""))
-        questions = result.get("questions") or {}
-        for question in pack.question_ids:
-            entry = questions.get(question) or {}
-            cases = pack.question(question).case_points
-            for case, points, passed, tags, source in _cases(status, entry, cases):
-                score = points if passed else 0.0
-                for tag in tags or [""]:
-                    rows.append(
-                        {
-                            "student": student,
-                            "status": status,
-                            "question": question,
-                            "case": case,
-                            "points": _points(points),
-                            "passed": "true" if passed else "false",
-                            "tag": tag,
-                            "tag_source": source if tag else "",
-                            "score": _points(score),
-                        }
-                    )
+    rows = [
+        row
+        for result in sorted(results, key=lambda r: str(r.get("student", "")))
+        for row in _long_rows(result, pack)
+    ]
     return pd.DataFrame(rows, columns=list(LONG_COLUMNS), dtype=object)
+
+
+def _long_rows(result: Mapping[str, Any], pack: Pack) -> list[list[str]]:
+    """The rows of :func:`long_table` for one result, as text in :data:`LONG_COLUMNS` order."""
+    rows: list[list[str]] = []
+    student = str(result.get("student", ""))
+    status = str(result.get("status", ""))
+    questions = result.get("questions") or {}
+    for question in pack.question_ids:
+        entry = questions.get(question) or {}
+        cases = pack.question(question).case_points
+        for case, points, passed, tags, source in _cases(status, entry, cases):
+            worth = _points(points)
+            score = worth if passed else _points(0.0)
+            outcome = "true" if passed else "false"
+            for tag in tags or [""]:
+                row = [student, status, question, case, worth, outcome, tag, source if tag else ""]
+                row.append(score)
+                rows.append(row)
+    return rows
 
 
 def _cases(

@@ -19,6 +19,7 @@ Files are named by :func:`~autograder.results.file_stem` of the student id.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import re
@@ -27,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from autograder.errors import KitError
+from autograder.gradebook import write_file
 from autograder.pack.spec import Pack
-from autograder.results import file_stem
+from autograder.results import file_stem, student_ids
 from autograder.safetext import visible
 
 logger = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ def write_feedback(results: list[dict], out: Path, *, pack: Pack) -> list[Path]:
         FeedbackError: If a result has no student id (not a string, or blank) or two results
             share one.
     """
-    students = [_student_id(result, index) for index, result in enumerate(results)]
+    students = student_ids(results, _student_id)
     duplicates = sorted(s for s, n in Counter(students).items() if n > 1)
     if duplicates:
         raise FeedbackError(f"several results for student(s) {', '.join(duplicates)}")
@@ -102,10 +104,11 @@ def write_feedback(results: list[dict], out: Path, *, pack: Pack) -> list[Path]:
     for index in sorted(range(len(students)), key=students.__getitem__):
         student, result = students[index], results[index]
         report = _report(student, result, pack)
-        md = folder / f"{file_stem(student)}.md"
-        md.write_text(render_markdown(report), encoding="utf-8", newline="\n")
-        page = folder / f"{file_stem(student)}.html"
-        page.write_text(render_html(report), encoding="utf-8", newline="\n")
+        stem = file_stem(student)
+        md = folder / f"{stem}.md"
+        write_file(str(md), render_markdown(report).encode("utf-8"))
+        page = folder / f"{stem}.html"
+        write_file(str(page), render_html(report).encode("utf-8"))
         paths += [md, page]
     logger.info("wrote feedback for %d student(s) to %s", len(students), folder)
     return paths
@@ -250,10 +253,12 @@ def _level(q: dict) -> str:
     return "partial" if q["score"] > 0 else "none"
 
 
+@functools.lru_cache(maxsize=4096)  # the same few point values in every file
 def _pts(value: float) -> str:
     return f"{round(float(value), 4) + 0.0:g}"
 
 
+@functools.lru_cache(maxsize=8192)  # feedback lines, notes and labels recur across students
 def _md(text: str) -> str:
     """Text for Markdown, one line: only the kit's `code spans` are Markdown; the rest is text.
 
@@ -276,6 +281,7 @@ def _md_text(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(), html.escape(text, quote=False))
 
 
+@functools.lru_cache(maxsize=8192)
 def _html(text: str) -> str:
     """Escaped text for HTML, with the feedback's `code spans` as <code> elements."""
     escaped = html.escape(visible(str(text)), quote=True)

@@ -18,13 +18,14 @@ import json
 import logging
 import math
 import numbers
+import os
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from autograder.errors import KitError
 from autograder.pack.spec import Pack
-from autograder.results import file_stem
+from autograder.results import file_stem, student_ids
 from autograder.safecsv import write_csv
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: not before the first result
@@ -169,21 +170,103 @@ def write_results(results: list[dict], out: Path) -> None:
         GradebookError: If a result has no usable student id, two results share one (one file
             would overwrite the other), or a result is not JSON-serialisable (e.g. a NaN score).
     """
-    students = [_student_id(result, index) for index, result in enumerate(results)]
+    students = student_ids(results, _student_id)
     duplicates = _duplicates(students)
     if duplicates:
         raise GradebookError(f"several results for student(s) {', '.join(duplicates)}")
     folder = Path(out) / "results"
     folder.mkdir(parents=True, exist_ok=True)
+    prefix = f"{folder}{os.sep}"
     for student, result in zip(students, results, strict=True):
         try:
-            text = json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False)
+            text = result_json(result)
         except (TypeError, ValueError) as e:
             raise GradebookError(f"result for {student!r} cannot be written as JSON: {e}") from e
-        path = folder / f"{file_stem(student)}.json"
         # Only lone surrogates cannot be encoded; inside a JSON string "\udXXX" is their escape.
-        path.write_text(text + "\n", encoding="utf-8", errors="backslashreplace")
+        data = (text + "\n").encode("utf-8", "backslashreplace")
+        write_file(f"{prefix}{file_stem(student)}.json", data)
     logger.info("wrote %d result file(s) to %s", len(results), folder)
+
+
+def result_json(result: Any) -> str:
+    """``json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False)``, the text of a
+    ``results/`` file, about three times faster for what results hold (dicts with text keys,
+    lists, text, finite numbers, booleans, None); anything else goes to :func:`json.dumps`,
+    which writes it, or raises its error, as always."""
+    chunks: list[str] = []
+    if not _indented(result, chunks, "\n"):
+        return json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False)
+    return "".join(chunks)
+
+
+_encode_text = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C when available
+_DEEPEST = 1 + 2 * 64
+"""Longest line break and indent :func:`_indented` writes (64 levels, results have 5)."""
+
+
+def _indented(value: Any, chunks: list[str], newline: str) -> bool:
+    """Append ``value`` as indented JSON to ``chunks`` (``newline``: a line break and the current
+    indent); False when it holds anything :func:`result_json` leaves to :func:`json.dumps`."""
+    kind = type(value)
+    if kind is str:
+        chunks.append(_encode_text(value))
+    elif kind is float:
+        if not math.isfinite(value):
+            return False
+        chunks.append(float.__repr__(value))
+    elif kind is int:
+        chunks.append(int.__repr__(value))
+    elif value is None:
+        chunks.append("null")
+    elif value is True:
+        chunks.append("true")
+    elif value is False:
+        chunks.append("false")
+    elif len(newline) > _DEEPEST:  # json.dumps says whether it is circular, or writes it
+        return False
+    elif kind is dict:
+        if not value:
+            chunks.append("{}")
+            return True
+        inner = newline + "  "
+        separator = "{" + inner
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            chunks.append(separator)
+            chunks.append(_encode_text(key))
+            chunks.append(": ")
+            if not _indented(item, chunks, inner):
+                return False
+            separator = "," + inner
+        chunks.append(newline + "}")
+    elif kind is list:
+        if not value:
+            chunks.append("[]")
+            return True
+        inner = newline + "  "
+        separator = "[" + inner
+        for item in value:
+            chunks.append(separator)
+            if not _indented(item, chunks, inner):
+                return False
+            separator = "," + inner
+        chunks.append(newline + "]")
+    else:
+        return False
+    return True
+
+
+def write_file(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` (created or truncated, mode 0o666 less the umask), as
+    ``Path.write_bytes`` does, with a third of its overhead (one of thousands of small files)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def write_gradebook(df: pd.DataFrame, out: Path) -> Path:

@@ -20,7 +20,6 @@ are abandoned (their evaluators or subprocesses killed), every finished result s
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import queue
@@ -49,6 +48,7 @@ from .pack import registry
 from .pack.infer import infer
 from .pack.spec import Pack
 from .results import PackedResults, Result, empty_result
+from .studentfiles import HELPER_FROM, Helper
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -566,9 +566,10 @@ def grade(
     with interrupts.deferred():  # a signal now lets the outputs be completed first
         late = {s.student for s in found if s.late}
         del found, to_grade  # the submissions (their notebooks) are not needed any more
-        autograded = PackedResults(
-            _noted_late(result, late) for result in itertools.chain(results, reused)
-        ).sort_by_student()
+        autograded = PackedResults()  # packed results taken as they are
+        autograded.extend(results)
+        autograded.extend(reused)
+        autograded = autograded.sort_by_student().changed(late, partial(_noted_late, late=late))
         del results, reused
         changes = regrade.changed(autograded) if regrade is not None else []
         remove_manifest(out)  # a run that dies while writing leaves no manifest (course refuses)
@@ -645,7 +646,10 @@ def write_outputs(
     """Write every output of a graded folder from its final results (no grading).
 
     ``results/``, ``gradebook.csv``, the LMS exports, ``feedback/`` and ``report.html``; ``grade``
-    calls it once per run and the review app after each change.
+    calls it once per run and the review app after each change. From
+    :data:`~autograder.studentfiles.HELPER_FROM` packed results (``grade``'s large batches), a
+    helper process writes ``results/`` and ``feedback/`` while this one writes the rest: the
+    same files, and the same first error.
 
     Args:
         results: One final result per submission (overrides applied).
@@ -665,6 +669,16 @@ def write_outputs(
     from .report import write_report
 
     files = results if only is None else [r for r in results if r["student"] in only]
+    if isinstance(files, PackedResults) and len(files) >= HELPER_FROM:
+        return _write_outputs_helped(
+            files,
+            cast("list[dict]", files),
+            out,
+            pack=pack,
+            roster=roster,
+            report=report,
+            long=long,
+        )
     gradebook.write_results(files, out)
     table = gradebook.collate(results, roster=roster, pack=pack)
     gradebook.write_gradebook(table, out)
@@ -673,6 +687,70 @@ def write_outputs(
     if report:
         write_report(table, results, out, pack=pack)
     return table
+
+
+def _write_outputs_helped(
+    packed: PackedResults,
+    results: list[dict],
+    out: Path,
+    *,
+    pack: Pack,
+    roster: pd.DataFrame | None,
+    report: bool,
+    long: bool,
+) -> pd.DataFrame:
+    """:func:`write_outputs` of every student, the per-student files written by a helper
+    process meanwhile (``studentfiles.py``): the same files, and the error the sequential order
+    raises first (``results/``, the tables, ``feedback/``, the report)."""
+    from .exports import write_exports
+    from .feedback import write_feedback
+    from .report import write_report
+
+    helper = Helper(packed, out, pack=pack)
+    tables: Exception | None = None  # after results/'s error, before feedback/'s
+    last: Exception | None = None  # the report's, after feedback/'s
+    try:
+        try:
+            table = gradebook.collate(results, roster=roster, pack=pack)
+            gradebook.write_gradebook(table, out)
+            write_exports(table, results, out, roster=roster, pack=pack, long=long)
+        except Exception as exc:  # noqa: BLE001 - raised in its turn, below
+            tables = exc
+        else:
+            try:
+                if report:
+                    write_report(table, results, out, pack=pack)
+            except Exception as exc:  # noqa: BLE001 - raised in its turn, below
+                last = exc
+        done = helper.finish()
+    finally:
+        helper.close()
+    _written(done["results"], lambda: gradebook.write_results(results, out))
+    if tables is not None:
+        raise tables
+    _written(done["feedback"], lambda: write_feedback(results, out, pack=pack))
+    _log_student_files(len(results), out)
+    if last is not None:
+        raise last
+    return table
+
+
+def _written(outcome: BaseException | bool | None, write: Callable[[], object]) -> None:
+    """A helper's phase: done (True), its error raised here, or (None) written here."""
+    if isinstance(outcome, BaseException):
+        raise outcome
+    if outcome is None:
+        write()
+
+
+def _log_student_files(count: int, out: Path) -> None:
+    """The writers' log lines, for the files a helper wrote."""
+    logging.getLogger(gradebook.__name__).info(
+        "wrote %d result file(s) to %s", count, Path(out) / "results"
+    )
+    logging.getLogger("autograder.feedback").info(
+        "wrote feedback for %d student(s) to %s", count, Path(out) / "feedback"
+    )
 
 
 def note_late(results: list[Result], submissions: list[Submission]) -> list[Result]:

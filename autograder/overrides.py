@@ -165,15 +165,25 @@ def apply_overrides(
     for override in overrides:
         by_student.setdefault(override.student, []).append(override)
     if by_student:
-        students = {r["student"] for r in results}
+        students = (
+            set(results.ids())
+            if isinstance(results, PackedResults)
+            else {r["student"] for r in results}
+        )
         for override in (o for group in by_student.values() for o in group):
             if override.student not in students:
                 raise GradebookError(
                     f"override on row {override.row}: no result for student {override.student!r}"
                 )
-    applied: list[dict] | PackedResults = (
-        PackedResults() if isinstance(results, PackedResults) else []
-    )
+    if isinstance(results, PackedResults):  # the others shared, not decoded and packed again
+
+        def overridden(result: dict) -> dict:
+            for override in by_student[result["student"]]:
+                _apply(result, override, pack=pack)
+            return result
+
+        return results.changed(by_student, overridden)
+    applied: list[dict] = []
     for result in results:
         mine = by_student.get(result["student"])
         if mine:

@@ -13,9 +13,9 @@ import json
 import marshal
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NotRequired, TypedDict, overload
+from typing import Any, Final, Literal, NotRequired, TypedDict, cast, overload
 
 from .pack.spec import Pack, Question
 from .safetext import valid_unicode
@@ -294,20 +294,47 @@ class PackedResults(Sequence[Any]):
 
     def append(self, result: Any) -> None:
         """Add a result (packed now: later changes to ``result`` are not seen)."""
-        item: bytes | dict
+        self._students.append(result.get("student") if isinstance(result, dict) else None)
+        self._items.append(self._pack(result))
+
+    def _pack(self, result: Any) -> bytes | dict:
         try:
             data = marshal.dumps(json.loads(json.dumps(result)))
         except (TypeError, ValueError):  # not JSON: kept as is, for write_results to report
-            item = result
-        else:
-            if not self._zdict:
-                self._zdict = data[-_WINDOW:]
-            packer = zlib.compressobj(
-                1, zlib.DEFLATED, _WBITS, 8, zlib.Z_DEFAULT_STRATEGY, self._zdict
-            )
-            item = packer.compress(data) + packer.flush()
-        self._students.append(result.get("student") if isinstance(result, dict) else None)
-        self._items.append(item)
+            return result
+        if not self._zdict:
+            self._zdict = data[-_WINDOW:]
+        packer = zlib.compressobj(1, zlib.DEFLATED, _WBITS, 8, zlib.Z_DEFAULT_STRATEGY, self._zdict)
+        return packer.compress(data) + packer.flush()
+
+    def extend(self, results: Iterable[Any]) -> None:
+        """Append every result; those of a :class:`PackedResults` packed against the same
+        dictionary (or into an empty one) are taken as they are, not decoded and packed again."""
+        if isinstance(results, PackedResults) and (
+            results._zdict == self._zdict or not self._items
+        ):
+            self._zdict = results._zdict or self._zdict
+            self._students += results._students
+            self._items += results._items
+            return
+        for result in results:
+            self.append(result)
+
+    def changed(self, students: Collection[str], change: Callable[[dict], Any]) -> PackedResults:
+        """A copy where the result of each student in ``students`` is ``change(result)`` (a
+        fresh dict to change in place, or a new result); the others are shared, not decoded."""
+        copy = PackedResults()
+        copy._zdict, copy._students, copy._items = self._zdict, [*self._students], [*self._items]
+        for index, student in enumerate(self._students):
+            if isinstance(student, str) and student in students:
+                result = change(self._unpack(self._items[index]))
+                copy._students[index] = result.get("student") if isinstance(result, dict) else None
+                copy._items[index] = copy._pack(result)
+        return copy
+
+    def ids(self) -> list[object]:
+        """Each result's ``student`` value as it is (None where it has none), in order."""
+        return list(self._students)
 
     def sort_by_student(self) -> PackedResults:
         """Sort in place by student id (stable), as the gradebook is."""
@@ -315,6 +342,20 @@ class PackedResults(Sequence[Any]):
         self._students = [self._students[i] for i in order]
         self._items = [self._items[i] for i in order]
         return self
+
+    def packed(self) -> tuple[bytes, list[object], list[bytes]] | None:
+        """The preset dictionary, the student ids and the packed items, for
+        :meth:`from_packed` in another process; None when an item is kept as it is (not JSON)."""
+        if not all(isinstance(item, bytes) for item in self._items):
+            return None
+        return self._zdict, list(self._students), cast("list[bytes]", list(self._items))
+
+    @classmethod
+    def from_packed(cls, zdict: bytes, students: list[object], items: list[bytes]) -> PackedResults:
+        """The results :meth:`packed` gave, in their order."""
+        results = cls()
+        results._zdict, results._students, results._items = zdict, list(students), list(items)
+        return results
 
     @property
     def students(self) -> list[str]:
@@ -344,3 +385,15 @@ class PackedResults(Sequence[Any]):
     def __iter__(self) -> Iterator[Any]:
         for item in self._items:
             yield self._unpack(item)
+
+
+def student_ids(results: Sequence[Any], checked: Callable[[Any, int], str]) -> list[str]:
+    """``[checked(result, index) for index, result in enumerate(results)]``, where ``checked``
+    returns a result's student id (a non-blank string) or raises; a :class:`PackedResults`
+    decodes only the results whose id is not one."""
+    if not isinstance(results, PackedResults):
+        return [checked(result, index) for index, result in enumerate(results)]
+    return [
+        student if isinstance(student, str) and student.strip() else checked(results[index], index)
+        for index, student in enumerate(results.ids())
+    ]

@@ -12,14 +12,18 @@ import pytest
 
 from autograder.exports import (
     CANVAS_ID_COLUMNS,
+    LONG_CHUNK,
     LONG_COLUMNS,
     MOODLE_ID_COLUMNS,
     ExportError,
+    long_table,
     write_exports,
+    write_long,
 )
 from autograder.gradebook import collate
 from autograder.pack import Pack, load
 from autograder.results import CaseOutcome, empty_result, graded_result
+from autograder.safecsv import write_csv
 from helpers import TINY, check_golden
 from pack_support import all_passed, failing, first, first_case_points, last
 
@@ -383,3 +387,30 @@ def test_exports_of_another_pack_use_its_title_and_cases(tmp_path):
         ("p2", "dX", "true", ""),
         ("p2", "dW", "false", "transposed"),
     ]
+
+
+@pytest.mark.parametrize("count", [0, 1, LONG_CHUNK + 3])
+def test_long_csv_row_by_row_is_the_table_written_whole(
+    any_pack: Pack, tmp_path: Path, count: int
+) -> None:
+    """Is long.csv, written row by row, byte for byte what write_csv writes for long_table of
+    the same results (formula-like ids and tags, a carriage return, every status, any size)?"""
+    hostile = ["=HYPERLINK(1)", "-2", "a\rb", "@x", "zoë", "'=y"]
+    results = [
+        graded_result(
+            hostile[i % len(hostile)] + f"{i:04d}" if i % 4 else f"s{i:04d}",
+            {
+                **all_passed(any_pack),
+                first(any_pack).id: failing(any_pack, first(any_pack).id, ("=sum", "shape")),
+            }
+            if i % 3
+            else all_passed(any_pack),
+            pack=any_pack,
+        )
+        if i % 5
+        else empty_result(f"e{i:04d}", ("invalid", "error", "timeout")[i % 3], "x", pack=any_pack)
+        for i in range(count)
+    ]
+    write_long(results, tmp_path / "long.csv", pack=any_pack)
+    write_csv(long_table(results, pack=any_pack), tmp_path / "whole.csv")
+    assert (tmp_path / "long.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()

@@ -69,3 +69,25 @@ def test_a_result_that_is_not_json_is_kept_as_it_is():
     assert packed.sort_by_student().students == ["ann", "bob", "cid"]
     assert packed[1] is odd
     assert list(packed)[2] == {"student": "cid", "total": 1.0}
+
+
+@settings(max_examples=100, deadline=None)
+@given(first=st.lists(results, max_size=4), second=st.lists(results, max_size=4))
+def test_extending_takes_packed_items_as_they_are(first, second):
+    """Does extending a PackedResults by another (the same dictionary, an empty one, or
+    another's) read back as the results of both in order, and changing the copy of some
+    students' results leave the others and the original as they were?"""
+    merged = PackedResults()
+    merged.extend(PackedResults(first))
+    merged.extend(PackedResults(second))  # another dictionary: packed again
+    merged.extend(merged[:0])
+    expected = [json.loads(json.dumps(result)) for result in [*first, *second]]
+    assert all(same(g, e) for g, e in zip(merged, expected, strict=True))
+    assert len(merged) == len(expected)
+    chosen = {r["student"] for r in first[:1]}
+    changed = merged.changed(chosen, lambda r: {**r, "seen": True})
+    for got, before in zip(changed, expected, strict=True):
+        wanted = {**before, "seen": True} if before["student"] in chosen else before
+        assert same(got, wanted)
+    assert all(same(g, e) for g, e in zip(merged, expected, strict=True))
+    assert changed.ids() == [r["student"] for r in expected]

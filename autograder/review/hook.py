@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from autograder.overrides import Override
 from autograder.pack import Pack
+from autograder.results import PackedResults
 
 from .marks import overrides_for
 from .questions import question_specs
@@ -76,7 +77,11 @@ def record_run(
         for (student, question), (reason, old, new) in sorted((regraded or {}).items()):
             if (student, question) in marked:
                 tx.flag(student=student, question=question, reason=reason, old=old, new=new)
-    students = {r["student"] for r in autograded}
+    students = (  # packed results give their ids without being decoded
+        set(autograded.ids())
+        if isinstance(autograded, PackedResults)
+        else {r["student"] for r in autograded}
+    )
     idle = sorted({m.student for m in state.marks.values() if not m.empty} - students)
     if idle:
         log.warning(

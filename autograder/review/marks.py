@@ -159,18 +159,20 @@ def overrides_for(
         run_overrides: The run's ``--overrides`` rows.
         possible: Points per question id.
     """
-    scores = {
-        r["student"]: {
-            q: float(e.get("score") or 0.0) for q, e in (r.get("questions") or {}).items()
-        }
-        for r in results
-    }
     by_cell: dict[tuple[str, str], list] = {}
     for override in run_overrides:
         by_cell.setdefault((override.student, override.question), [None, None])[0] = override
     for mark in marks:
         if not mark.empty:
             by_cell.setdefault((mark.student, mark.question), [None, None])[1] = mark
+    if not by_cell:  # nothing marked: the results need not be read (a batch's worth of them)
+        return []
+    scores = {
+        r["student"]: {
+            q: float(e.get("score") or 0.0) for q, e in (r.get("questions") or {}).items()
+        }
+        for r in results
+    }
     overrides = []
     for (student, question), (run_override, mark) in sorted(by_cell.items()):
         if student not in scores or question not in possible:
