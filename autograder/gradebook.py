@@ -179,82 +179,13 @@ def write_results(results: list[dict], out: Path) -> None:
     prefix = f"{folder}{os.sep}"
     for student, result in zip(students, results, strict=True):
         try:
-            text = result_json(result)
+            text = json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise GradebookError(f"result for {student!r} cannot be written as JSON: {e}") from e
         # Only lone surrogates cannot be encoded; inside a JSON string "\udXXX" is their escape.
         data = (text + "\n").encode("utf-8", "backslashreplace")
         write_file(f"{prefix}{file_stem(student)}.json", data)
     logger.info("wrote %d result file(s) to %s", len(results), folder)
-
-
-def result_json(result: Any) -> str:
-    """``json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False)``, the text of a
-    ``results/`` file, about three times faster for what results hold (dicts with text keys,
-    lists, text, finite numbers, booleans, None); anything else goes to :func:`json.dumps`,
-    which writes it, or raises its error, as always."""
-    chunks: list[str] = []
-    if not _indented(result, chunks, "\n"):
-        return json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False)
-    return "".join(chunks)
-
-
-_encode_text = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C when available
-_DEEPEST = 1 + 2 * 64
-"""Longest line break and indent :func:`_indented` writes (64 levels, results have 5)."""
-
-
-def _indented(value: Any, chunks: list[str], newline: str) -> bool:
-    """Append ``value`` as indented JSON to ``chunks`` (``newline``: a line break and the current
-    indent); False when it holds anything :func:`result_json` leaves to :func:`json.dumps`."""
-    kind = type(value)
-    if kind is str:
-        chunks.append(_encode_text(value))
-    elif kind is float:
-        if not math.isfinite(value):
-            return False
-        chunks.append(float.__repr__(value))
-    elif kind is int:
-        chunks.append(int.__repr__(value))
-    elif value is None:
-        chunks.append("null")
-    elif value is True:
-        chunks.append("true")
-    elif value is False:
-        chunks.append("false")
-    elif len(newline) > _DEEPEST:  # json.dumps says whether it is circular, or writes it
-        return False
-    elif kind is dict:
-        if not value:
-            chunks.append("{}")
-            return True
-        inner = newline + "  "
-        separator = "{" + inner
-        for key, item in value.items():
-            if type(key) is not str:
-                return False
-            chunks.append(separator)
-            chunks.append(_encode_text(key))
-            chunks.append(": ")
-            if not _indented(item, chunks, inner):
-                return False
-            separator = "," + inner
-        chunks.append(newline + "}")
-    elif kind is list:
-        if not value:
-            chunks.append("[]")
-            return True
-        inner = newline + "  "
-        separator = "[" + inner
-        for item in value:
-            chunks.append(separator)
-            if not _indented(item, chunks, inner):
-                return False
-            separator = "," + inner
-        chunks.append(newline + "]")
-    else:
-        return False
-    return True
 
 
 def write_file(path: str, data: bytes) -> None:

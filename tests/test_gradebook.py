@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from autograder.gradebook import (
     STATUSES,
     GradebookError,
     collate,
     read_roster,
-    result_json,
     summary_table,
     write_gradebook,
     write_results,
@@ -437,45 +434,3 @@ def test_a_roster_column_named_like_a_question_of_the_pack_clashes():
     roster = pd.DataFrame({"student": ["ann"], "p2": ["x"]})
     with pytest.raises(GradebookError, match="clash"):
         collate([_tiny_result("ann")], roster=roster, pack=TINY)
-
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(alphabet=st.characters(blacklist_categories=()))
-    | st.tuples(st.integers()),
-    lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(st.text(max_size=3) | st.integers() | st.none(), inner, max_size=3)
-    ),
-    max_leaves=20,
-)
-
-
-def _dumped(value: object) -> str:
-    try:
-        return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        return f"{type(e).__name__}: {e}"
-
-
-@settings(max_examples=400, deadline=None)
-@given(value=json_values)
-def test_result_json_is_json_dumps(value):
-    """Is a results/ file's text exactly json.dumps's indented text, or its error, whatever the
-    result holds (NaN, lone surrogates, tuples, keys that are not text, empty containers)?"""
-    try:
-        got = result_json(value)
-    except (TypeError, ValueError) as e:
-        got = f"{type(e).__name__}: {e}"
-    assert got == _dumped(value)
-
-
-def test_result_json_of_a_circular_result_is_json_dumps_error():
-    """Does a result that contains itself raise json.dumps's error, not a RecursionError?"""
-    loop: list = []
-    loop.append({"a": loop})
-    with pytest.raises(ValueError, match="Circular reference detected"):
-        result_json({"student": "ann", "x": loop})
