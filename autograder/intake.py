@@ -52,6 +52,7 @@ Moodle: mtime, then name) and the others are reported as superseded.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -59,6 +60,7 @@ import logging
 import math
 import os
 import re
+import sys
 import zipfile
 import zlib
 from collections.abc import Iterable
@@ -129,6 +131,9 @@ class Submission:
     """The id in the LMS file name (Canvas user id, Moodle participant id), else None."""
     zdict: bytes = field(default=b"", repr=False)
     """The zlib preset dictionary ``packed`` was compressed with (shared, not copied)."""
+    marks: Marks | None = field(default=None, repr=False, compare=False)
+    """What in the notebook tells its assignment (:func:`notebook_marks`), taken when the
+    notebook is packed; None when unusable or not taken (then ask the notebook itself)."""
 
     def __post_init__(self) -> None:
         if (self.packed is None) == (self.problem is None):
@@ -138,6 +143,11 @@ class Submission:
                 f"problem={self.problem!r}"
             )
         if isinstance(self.packed, dict):
+            # A malformed notebook has no marks: the pack is then inferred from the notebook
+            # itself, which fails there exactly as it always did.
+            with contextlib.suppress(Exception):
+                if self.marks is None:
+                    object.__setattr__(self, "marks", notebook_marks(self.packed))
             data = notebook_bytes(self.packed)
             if not _DICTIONARY:
                 _DICTIONARY.append(data[-_WINDOW:])
@@ -164,6 +174,40 @@ class Submission:
     def ok(self) -> bool:
         """Whether the submission holds a usable notebook."""
         return self.problem is None
+
+
+Marks = tuple[str | None, tuple[str, ...]]
+"""What tells a notebook's assignment (:func:`notebook_marks`): the ``assignment_name`` in its
+Otter metadata (None when that is not a string) and the functions its code cells define, sorted."""
+
+_DEF = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
+
+
+def defined_functions(notebook: nbformat.NotebookNode | dict) -> set[str]:
+    """The functions a notebook's code cells define (``def <name>(`` at the start of a line)."""
+    names = set()
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "code":
+            names.update(_DEF.findall(cell.get("source", "")))
+    return names
+
+
+def otter_name(notebook: nbformat.NotebookNode | dict) -> object:
+    """The ``assignment_name`` in a notebook's Otter metadata (any JSON value), else None."""
+    otter = (notebook.get("metadata") or {}).get("otter") or {}
+    return otter.get("assignment_name") if isinstance(otter, dict) else None
+
+
+def notebook_marks(notebook: nbformat.NotebookNode | dict) -> Marks:
+    """What in ``notebook`` tells its assignment (``autograder.pack.infer`` votes with it), kept
+    on each :class:`Submission` so that the pack is inferred without the notebook again.
+
+    Raises:
+        Whatever a malformed notebook makes :func:`defined_functions` raise.
+    """
+    named = otter_name(notebook)
+    names = sorted(defined_functions(notebook))
+    return (named if isinstance(named, str) else None, tuple(map(sys.intern, names)))
 
 
 @dataclass(frozen=True)
