@@ -109,6 +109,19 @@ _DICTIONARY: list[bytes] = []
 """The first notebook packed in this process, the preset dictionary of the others."""
 
 
+_PRIMED: list[tuple[bytes, Any]] = []
+"""A compressor primed with the preset dictionary (each notebook is packed by a copy of it)."""
+
+
+def _packer(zdict: bytes) -> Any:
+    """A fresh compressor for :class:`Submission`'s packing, preset with ``zdict``: a copy of
+    one primed once (the same state as ``zlib.compressobj(6, zdict=zdict)``, so the same
+    bytes; loading a 32 KB dictionary costs more than copying the state)."""
+    if not _PRIMED or _PRIMED[0][0] is not zdict:
+        _PRIMED[:] = [(zdict, zlib.compressobj(6, zdict=zdict))]
+    return _PRIMED[0][1].copy()
+
+
 @dataclass(frozen=True)
 class Submission:
     """One student's submission, read but not executed.
@@ -157,7 +170,7 @@ class Submission:
             if not _DICTIONARY:
                 _DICTIONARY.append(data[-_WINDOW:])
             zdict = _DICTIONARY[0]
-            packer = zlib.compressobj(6, zdict=zdict)
+            packer = _packer(zdict)
             object.__setattr__(self, "packed", packer.compress(data) + packer.flush())
             object.__setattr__(self, "zdict", zdict)
 
@@ -894,17 +907,15 @@ def _read_v4(raw: dict) -> tuple[nbformat.NotebookNode, Exception | None]:
 def _nodes(raw: dict) -> nbformat.NotebookNode:
     """A notebook's parsed JSON with the objects nbformat's read steps (``rejoin_lines``,
     ``strip_transient``) reach by attribute made ``NotebookNode`` objects, as ``from_dict``
-    makes them: the notebook, its metadata, its cells, their metadata and outputs (each a
-    shallow copy; the rest is shared). Raises whatever a malformed notebook makes it raise."""
+    makes them: the notebook, its metadata, its cells and their outputs (each a shallow copy;
+    the rest is shared; a cell's metadata is only reached by attribute to call ``pop`` on it,
+    which a plain dict has). Raises whatever a malformed notebook makes it raise."""
     cells = raw["cells"]
     if isinstance(cells, list):
         cells = [_node(cell) for cell in cells]
         for cell in cells:
-            if isinstance(cell, dict):
-                if "metadata" in cell:
-                    cell["metadata"] = _node(cell["metadata"])
-                if isinstance(cell.get("outputs"), list):
-                    cell["outputs"] = [_node(output) for output in cell["outputs"]]
+            if isinstance(cell, dict) and isinstance(cell.get("outputs"), list):
+                cell["outputs"] = [_node(output) for output in cell["outputs"]]
     return nbformat.NotebookNode(raw, cells=_node(cells), metadata=_node(raw["metadata"]))
 
 
