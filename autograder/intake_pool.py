@@ -5,8 +5,9 @@ this process still reads from the front of that list, in order, as it always did
 process reads chunks of files from the back; when this process reaches the helper's part it
 takes the helper's results in order. The helper is a new interpreter (:mod:`subprocess`, with
 this process's ``sys.path``), never a fork of this one: the grading process already holds
-threads when it reads the batch. It ignores Ctrl-C (this process stops and kills it), dies with
-this process, and is killed when the reading is done, whatever happened.
+threads when it reads the batch. It is in a process group of its own and ignores Ctrl-C (this
+process stops, see ``interrupts.py``, and kills it), dies with this process, and is killed when
+the reading is done, whatever happened.
 
 What comes out is what reading in this process gives:
 
@@ -30,6 +31,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import warnings
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -110,7 +112,8 @@ class PoolReader(_Reader):
                 import fcntl
 
                 fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        command = [sys.executable, "-c", _HELPER, json.dumps(sys.path)]
+        path = [entry for entry in sys.path if isinstance(entry, str)]
+        command = [sys.executable, "-c", _HELPER, json.dumps(path)]
         command += [str(inbox_read), str(outbox_write), str(os.getpid())]
         try:
             self._helper = subprocess.Popen(
@@ -118,6 +121,7 @@ class PoolReader(_Reader):
                 pass_fds=(inbox_read, outbox_write),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                process_group=0,  # a Ctrl-C in the terminal is this process's to handle
             )
         except OSError:  # no helper: every file is read here (nothing logged: same lines)
             os.close(inbox_write)
@@ -193,6 +197,8 @@ def _submission(student: str, path: Path, result: Result) -> Submission:
     """The helper's result as this process's Submission; its log records and warnings replayed."""
     source, packed, problem, marks, records, caught = result
     for record in records:
+        record.process, record.thread = os.getpid(), threading.get_ident()
+        record.threadName = threading.current_thread().name
         target = logging.getLogger(record.name)
         if target.isEnabledFor(record.levelno):
             target.handle(record)
