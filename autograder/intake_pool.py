@@ -3,11 +3,14 @@
 :func:`intake.scan` reads the chosen file of each student in order. With :class:`PoolReader`
 this process still reads from the front of that list, in order, as it always did, while a helper
 process reads chunks of files from the back; when this process reaches the helper's part it
-takes the helper's results in order. The helper is a new interpreter (:mod:`subprocess`, with
-this process's ``sys.path``), never a fork of this one: the grading process already holds
-threads when it reads the batch. It is in a process group of its own and ignores Ctrl-C (this
-process stops, see ``interrupts.py``, and kills it), dies with this process, and is killed when
-the reading is done, whatever happened.
+takes the helper's results in order. It never waits for the helper: a file whose result has not
+come yet is read here (and the helper's result for it, if it comes, is not used); the helper is
+given files only once it has started (about 0.3 s).
+
+The helper is a new interpreter (:mod:`subprocess`, with this process's ``sys.path``), never a
+fork of this one: the grading process already holds threads when it reads the batch. It is in a
+process group of its own and ignores Ctrl-C (this process stops, see ``interrupts.py``, and
+kills it), dies with this process, and is killed when the reading is done, whatever happened.
 
 What comes out is what reading in this process gives:
 
@@ -55,6 +58,9 @@ _HELPER = (
     "from autograder.intake_pool import serve; serve(*map(int, sys.argv[2:]))"
 )
 
+_READY = "ready"
+"""The helper's first message, once it can read."""
+
 Result = tuple[str, bytes | None, str | None, Any, list[logging.LogRecord], list[tuple]]
 """What the helper sends per file: source, packed notebook, problem, marks, log records and
 warnings (message, category, file name, line)."""
@@ -81,6 +87,8 @@ class PoolReader(_Reader):
         self._outbox: Connection | None = None
         """The helper's results (this process reads)."""
         self._dictionary_sent = False
+        self._ready = False
+        """Whether the helper has started (and imported what it needs): no chunk before."""
 
     def __enter__(self) -> Self:
         self._start()
@@ -92,15 +100,16 @@ class PoolReader(_Reader):
     def read(self, student: str, path: Path) -> Submission:
         position = self._next
         self._next += 1
-        if position < self._floor or self._items[position] != (student, path):
-            submission = _read_submission(student, path, max_bytes=self.max_bytes)
-            self._feed()
-            return submission
-        while position not in self._results and self._outbox is not None:
-            self._receive()
-        if position not in self._results:  # the helper died: read here
-            return _read_submission(student, path, max_bytes=self.max_bytes)
-        return _submission(student, path, self._results.pop(position))
+        if position >= self._floor and self._items[position] == (student, path):
+            self._drain()
+            result = self._results.pop(position, None)
+            if result is not None:
+                return _submission(student, path, result)
+            # Not read yet (a slow or dead helper): read here rather than wait; the helper's
+            # result for it, if it comes, is never used.
+        submission = _read_submission(student, path, max_bytes=self.max_bytes)
+        self._feed()
+        return submission
 
     def _start(self) -> None:
         if not sys.executable:
@@ -146,7 +155,8 @@ class PoolReader(_Reader):
 
     def _feed(self) -> None:
         """Take the helper's finished chunks and give it more, without waiting."""
-        if self._inbox is None:
+        self._drain()
+        if self._inbox is None or not self._ready:
             return
         try:
             if not self._dictionary_sent:
@@ -154,9 +164,7 @@ class PoolReader(_Reader):
                     return
                 self._inbox.send_bytes(_dumps(("dictionary", intake._DICTIONARY[0])))
                 self._dictionary_sent = True
-            while self._outbox is not None and self._outbox.poll(0):
-                self._receive()
-            while self._pending < IN_FLIGHT and self._inbox is not None:
+            while self._pending < IN_FLIGHT:
                 low = self._floor - CHUNK
                 if low - self._next < CHUNK:  # this process reaches them soon: it reads them
                     return
@@ -170,18 +178,29 @@ class PoolReader(_Reader):
                 self._floor = chunk[-1][0]
                 self._inbox.send_bytes(_dumps(("read", chunk[::-1], self.max_bytes)))
                 self._pending += 1
-        except (OSError, EOFError):
+        except OSError:
+            self._lost()
+
+    def _drain(self) -> None:
+        """Take what the helper has sent (its readiness, results), without waiting."""
+        try:
+            while self._outbox is not None and self._outbox.poll(0):
+                self._receive()
+        except OSError:
             self._lost()
 
     def _receive(self) -> None:
-        """Wait for the helper's next chunk of results."""
+        """Take the helper's next message (waiting for it)."""
         try:
-            results = pickle.loads(cast(Connection, self._outbox).recv_bytes())
+            message = pickle.loads(cast(Connection, self._outbox).recv_bytes())
         except (OSError, EOFError, pickle.UnpicklingError):
             self._lost()
             return
-        self._pending -= 1
-        self._results.update(results)
+        if message == _READY:
+            self._ready = True
+        else:
+            self._pending -= 1
+            self._results.update(message)
 
     def _lost(self) -> None:
         """The helper died (or its pipes broke): what it did not send is read here (nothing is
@@ -265,6 +284,7 @@ def serve(inbox_fd: int, outbox_fd: int, parent: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [recorder]
     root.setLevel(1)
+    outbox.send_bytes(_dumps(_READY))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         while True:

@@ -147,21 +147,32 @@ def test_two_processes_read_a_mixed_folder_as_one_does(tmp_path, small_chunks):
     assert any("Notebook JSON is invalid" in line for _, _, line in alone[1])
 
 
-def test_a_helper_that_dies_leaves_its_files_to_this_process(tmp_path, small_chunks, monkeypatch):
-    """When the helper is killed half way, is every submission still read, the same?"""
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGSTOP], ids=["dies", "stalls"])
+def test_a_helper_that_dies_or_stalls_leaves_its_files_here(
+    tmp_path, small_chunks, monkeypatch, signum
+):
+    """When the helper is killed, or stopped, after its first chunk of results, is every
+    submission still read, the same, with the same log, and without waiting for it?"""
     folder = _mixed_folder(tmp_path / "subs")
     roster = pd.DataFrame({"student": ["ann"]})
     alone = _scan(folder, roster, parallel_from=10**9)
     real = intake_pool.PoolReader._receive
+    messages = []
 
-    def kill_then_receive(self):
-        os.kill(self._helper.pid, signal.SIGKILL)
+    def receive_then_signal(self):
         real(self)
+        messages.append(self._results.copy())
+        if len(messages) == 2:  # "ready", then the first chunk
+            os.kill(self._helper.pid, signum)
 
-    monkeypatch.setattr(intake_pool.PoolReader, "_receive", kill_then_receive)
+    monkeypatch.setattr(intake_pool.PoolReader, "_receive", receive_then_signal)
+    started = time.monotonic()
     shared = _scan(folder, roster, parallel_from=0)
+    assert time.monotonic() - started < 60
+    assert messages[1]  # the helper read a chunk before
     assert _fields(shared[0]) == _fields(alone[0])
     assert shared[1] == alone[1]
+    assert shared[2] == alone[2]
 
 
 def test_a_stop_during_reading_ends_the_helper(tmp_path, small_chunks, monkeypatch):
