@@ -366,8 +366,8 @@ def scan(
         max_bytes: Largest notebook accepted, in bytes (uncompressed size for zip members).
         parallel_from: Fewest notebooks to read for a second process to read part of them
             (``autograder.intake_pool``): the same submissions, packed to the same bytes, and the
-            same log records and warnings in the same order, in about half the time on two
-            cores. A smaller batch is read in this process alone.
+            same log records and warnings in the same order, in up to half the time when a
+            second core is free. A smaller batch is read in this process alone.
 
     Returns:
         The submissions (one per student id, sorted), the unmapped LMS files (graded under a
@@ -415,7 +415,7 @@ def scan(
             newest = sorted(usable, key=lambda c: _mtime(c.path) if mixed else c.order)[::-1]
             steps.append((student, newest[0], newest[1:]))
     to_read = [
-        (c.student, c.path) for _, c, _ in steps if isinstance(c, _Candidate) and not c.problem
+        (c.student, c.path) for _, c, _ in steps if isinstance(c, _Candidate) and c.problem is None
     ]
 
     submissions, unmapped, superseded = [], [], []
