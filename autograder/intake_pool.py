@@ -50,8 +50,6 @@ CHUNK_PATH_BYTES = 8 * 1024
 """Most bytes of file names in one chunk (each message fits the pipe's buffer many times)."""
 IN_FLIGHT = 2
 """Chunks the helper holds at a time: one to read, the next waiting."""
-NICENESS = 10
-"""Added to the helper's nice value: it takes what the other core has to spare."""
 PIPE_BYTES = 1024 * 1024
 """Buffer asked for each pipe (Linux's default is 64 KB; the first message holds 32 KB)."""
 
@@ -280,8 +278,6 @@ def serve(inbox_fd: int, outbox_fd: int, parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:
         return
-    with contextlib.suppress(OSError):  # a spare core's work: on a busy machine, the
-        os.nice(NICENESS)  # reading process keeps its share (it never waits for the helper)
     inbox = Connection(inbox_fd, writable=False)
     outbox = Connection(outbox_fd, readable=False)
     recorder = _Recorder()
