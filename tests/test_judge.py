@@ -374,6 +374,42 @@ def test_a_lanes_next_evaluator_is_started_ahead_and_none_is_left(template, monk
     assert not engine._SPARES
 
 
+def test_a_spare_is_started_by_a_thread_of_its_own_and_retired_if_the_batch_ends_first(
+    template, monkeypatch
+):
+    """Is a lane's spare started by the launch thread, so that the lane judges meanwhile; and
+    is a spare still starting when the batch ends waited for and retired, never left running?"""
+    import threading
+    import time
+
+    from autograder.judge import engine
+    from helpers import CORRECT, MP, fill
+
+    started: list = []
+    threads: list[str] = []
+    spare = engine.Evaluator.spare.__func__
+
+    def slow_spare(cls, *args):
+        threads.append(threading.current_thread().name)
+        time.sleep(0.5)  # still starting when the batch below ends
+        started.append(spare(cls, *args))
+        return started[-1]
+
+    monkeypatch.setattr(engine.Evaluator, "spare", classmethod(slow_spare))
+    submission = Submission("ann", Path("ann.ipynb"), fill(template, CORRECT), None)
+    engine.keep_spares()
+    try:
+        result = grade_submission(submission, pack=MP)
+    finally:
+        engine.keep_spares(False)
+        engine.finish_retired()
+    assert result["total"] == result["possible"]
+    assert len(threads) == 1 and threads[0].startswith("evaluator-launch")
+    assert threads[0] != threading.current_thread().name
+    assert len(started) == 1 and started[0].process.exitcode is not None
+    assert not engine._SPARES
+
+
 def test_a_notebook_over_the_file_limit_gets_an_evaluator_of_its_own(template, monkeypatch):
     """Is a notebook larger than a spare may write (the file-size limit inside the sandbox)
     graded by a new evaluator, which writes it before the limits apply, as before spares?"""

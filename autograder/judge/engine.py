@@ -491,12 +491,14 @@ def _retirement() -> ThreadPoolExecutor:
 
 def finish_retired() -> None:
     """Wait until every retired evaluator of this process is gone and its cgroups removed (its
-    spares too, see :func:`keep_spares`)."""
+    spares too, see :func:`keep_spares`: one still being started is waited for, then retired)."""
     with _SPARES_LOCK:
-        spares = list(_SPARES)
+        pending = list(_SPARES)
         _SPARES.clear()
-    for spare in spares:
-        spare.retire()
+    for launch in pending:
+        spare = None if launch.cancel() else _launched(launch)
+        if spare is not None:
+            spare.retire()
     with _RETIRING_LOCK:
         pending = list(_RETIRING)
         _RETIRING.clear()
@@ -534,9 +536,11 @@ def _parent_of(pid: int) -> int | None:
 
 _LANE = threading.local()
 """This thread's lane: whether it keeps a spare evaluator (``spares``), and the spare with the
-settings it was started for (``spare``: the config and pack name, and the evaluator)."""
-_SPARES: set[Evaluator] = set()
-"""Every spare evaluator of this process not taken yet (the batch's end retires them)."""
+settings it was started for (``spare``: the config and pack name, and the start of the
+evaluator, a future of :func:`_launcher`)."""
+_SPARES: set[Future] = set()
+"""The start of every spare evaluator of this process not taken yet (the batch's end retires
+them)."""
 _SPARES_LOCK = threading.Lock()
 
 
@@ -546,7 +550,9 @@ def keep_spares(keep: bool = True) -> None:
     (:meth:`Evaluator.take`). For a lane of a batch (``pool.py``): one evaluator more at a time
     per lane, and one started for nothing at the batch's end (:func:`finish_retired` retires it).
     A spare runs no student code before it takes its submission, so ``--jobs`` submissions
-    are still graded at a time. ``keep=False``: no more spares in this thread."""
+    are still graded at a time. The spare is started by a thread of its own (:func:`_launcher`):
+    the template's fork of it takes a few milliseconds, which the lane spends judging.
+    ``keep=False``: no more spares in this thread."""
     _LANE.spares = keep
 
 
@@ -554,12 +560,14 @@ def _evaluator_for(session: Session) -> Evaluator:
     """A ready evaluator for ``session``'s submission: this lane's spare if it has one for the
     same settings, else a new one; then the lane's next spare is started."""
     key = (session.config, session.pack.name)
-    spare_key, spare = getattr(_LANE, "spare", None) or (None, None)
+    spare_key, launch = getattr(_LANE, "spare", None) or (None, None)
     _LANE.spare = None
     evaluator = None
-    if spare is not None:
+    spare = None if launch is None else _launched(launch)
+    if launch is not None:
         with _SPARES_LOCK:
-            _SPARES.discard(spare)
+            _SPARES.discard(launch)
+    if spare is not None:
         if spare_key == key and len(session.notebook_json) <= session.config.limits.file_bytes:
             with contextlib.suppress(EvaluatorGone, JudgeFault):  # a new one says what failed
                 spare.take(session.notebook_json, session.student, session.pack)
@@ -569,11 +577,36 @@ def _evaluator_for(session: Session) -> Evaluator:
     if evaluator is None:
         evaluator = Evaluator(session.notebook_json, session.config, session.student, session.pack)
     if getattr(_LANE, "spares", False):
-        spare = Evaluator.spare(session.config, session.pack)
-        _LANE.spare = (key, spare)
+        launch = _launcher().submit(Evaluator.spare, session.config, session.pack)
+        _LANE.spare = (key, launch)
         with _SPARES_LOCK:
-            _SPARES.add(spare)
+            _SPARES.add(launch)
     return evaluator
+
+
+@functools.cache
+def _launcher() -> ThreadPoolExecutor:
+    """The thread that starts this process's spare evaluators (:func:`keep_spares`), so that a
+    lane goes on judging while the template forks its next evaluator."""
+    return ThreadPoolExecutor(1, thread_name_prefix="evaluator-launch")
+
+
+def _launched(launch: Future) -> Evaluator | None:
+    """The spare evaluator ``launch`` started, or None if it could not be started (a new
+    evaluator then says why). One that takes longer than :data:`STARTUP_TIMEOUT` to start is
+    retired whenever it does."""
+    try:
+        return launch.result(timeout=STARTUP_TIMEOUT)
+    except TimeoutError:
+        launch.add_done_callback(_retire_late)
+        return None
+    except Exception:  # noqa: BLE001 - the lane starts an evaluator of its own instead
+        return None
+
+
+def _retire_late(launch: Future) -> None:
+    if not launch.cancelled() and launch.exception() is None:
+        launch.result().retire()
 
 
 def _str_or_none(path: Path | None) -> str | None:
