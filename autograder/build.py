@@ -49,6 +49,7 @@ SHIPPED = (
     "safetext.py",
     "advice.py",
     "intake.py",
+    "intake_pool.py",
     "givens.py",
     "interrupts.py",
     "validate.py",

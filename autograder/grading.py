@@ -469,7 +469,9 @@ def grade(
     found = discover(submissions, roster=roster_df)  # maps LMS names; logs unmapped, superseded
     if not found and roster_df is None:
         raise GradingError(f"no submissions found in {submissions}")
-    pack = registry.load(assignment or infer(s.notebook for s in found))
+    pack = registry.load(
+        assignment or infer(s.notebook if s.marks is None else s.marks for s in found)
+    )
     if questions:  # a mistyped option is said before anything about the submissions
         from .regrade import Regrade, check_questions
     chosen = check_questions(questions, pack=pack, force=force) if questions else ()

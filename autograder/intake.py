@@ -52,6 +52,7 @@ Moodle: mtime, then name) and the others are reported as superseded.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -59,12 +60,13 @@ import logging
 import math
 import os
 import re
+import sys
 import zipfile
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import nbformat
 from nbformat.json_compat import get_current_validator
@@ -96,10 +98,29 @@ class IntakeError(KitError):
     """The submissions folder itself cannot be used (missing, or not a directory)."""
 
 
+PARALLEL_FROM = 2000
+"""Fewest notebooks to read for :func:`scan` to have a second process read part of them. The
+helper costs about 0.5 s of CPU (0.3 s to start, importing nbformat, before it reads anything);
+measured on two cores, 1,000 notebooks were read 0.13 s sooner with it (0.87 s alone), 10,000 in
+half the time. Fewer than this are read in this process alone."""
+
 _WINDOW = 32 * 1024
 """zlib's window: the most of a preset dictionary it uses."""
 _DICTIONARY: list[bytes] = []
 """The first notebook packed in this process, the preset dictionary of the others."""
+
+
+_PRIMED: list[tuple[bytes, Any]] = []
+"""A compressor primed with the preset dictionary (each notebook is packed by a copy of it)."""
+
+
+def _packer(zdict: bytes) -> Any:
+    """A fresh compressor for :class:`Submission`'s packing, preset with ``zdict``: a copy of
+    one primed once (the same state as ``zlib.compressobj(6, zdict=zdict)``, so the same
+    bytes; loading a 32 KB dictionary costs more than copying the state)."""
+    if not _PRIMED or _PRIMED[0][0] is not zdict:
+        _PRIMED[:] = [(zdict, zlib.compressobj(6, zdict=zdict))]
+    return _PRIMED[0][1].copy()
 
 
 @dataclass(frozen=True)
@@ -129,6 +150,9 @@ class Submission:
     """The id in the LMS file name (Canvas user id, Moodle participant id), else None."""
     zdict: bytes = field(default=b"", repr=False)
     """The zlib preset dictionary ``packed`` was compressed with (shared, not copied)."""
+    marks: Marks | None = field(default=None, repr=False, compare=False)
+    """What in the notebook tells its assignment (:func:`notebook_marks`), taken when the
+    notebook is packed; None when unusable or not taken (then ask the notebook itself)."""
 
     def __post_init__(self) -> None:
         if (self.packed is None) == (self.problem is None):
@@ -138,11 +162,16 @@ class Submission:
                 f"problem={self.problem!r}"
             )
         if isinstance(self.packed, dict):
+            # A malformed notebook has no marks: the pack is then inferred from the notebook
+            # itself, which fails there exactly as it always did.
+            with contextlib.suppress(Exception):
+                if self.marks is None:
+                    object.__setattr__(self, "marks", notebook_marks(self.packed))
             data = notebook_bytes(self.packed)
             if not _DICTIONARY:
                 _DICTIONARY.append(data[-_WINDOW:])
             zdict = _DICTIONARY[0]
-            packer = zlib.compressobj(6, zdict=zdict)
+            packer = _packer(zdict)
             object.__setattr__(self, "packed", packer.compress(data) + packer.flush())
             object.__setattr__(self, "zdict", zdict)
 
@@ -164,6 +193,40 @@ class Submission:
     def ok(self) -> bool:
         """Whether the submission holds a usable notebook."""
         return self.problem is None
+
+
+Marks = tuple[str | None, tuple[str, ...]]
+"""What tells a notebook's assignment (:func:`notebook_marks`): the ``assignment_name`` in its
+Otter metadata (None when that is not a string) and the functions its code cells define, sorted."""
+
+_DEF = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
+
+
+def defined_functions(notebook: nbformat.NotebookNode | dict) -> set[str]:
+    """The functions a notebook's code cells define (``def <name>(`` at the start of a line)."""
+    names = set()
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "code":
+            names.update(_DEF.findall(cell.get("source", "")))
+    return names
+
+
+def otter_name(notebook: nbformat.NotebookNode | dict) -> object:
+    """The ``assignment_name`` in a notebook's Otter metadata (any JSON value), else None."""
+    otter = (notebook.get("metadata") or {}).get("otter") or {}
+    return otter.get("assignment_name") if isinstance(otter, dict) else None
+
+
+def notebook_marks(notebook: nbformat.NotebookNode | dict) -> Marks:
+    """What in ``notebook`` tells its assignment (``autograder.pack.infer`` votes with it), kept
+    on each :class:`Submission` so that the pack is inferred without the notebook again.
+
+    Raises:
+        Whatever a malformed notebook makes :func:`defined_functions` raise.
+    """
+    named = otter_name(notebook)
+    names = sorted(defined_functions(notebook))
+    return (named if isinstance(named, str) else None, tuple(map(sys.intern, names)))
 
 
 @dataclass(frozen=True)
@@ -253,7 +316,11 @@ class _Candidate:
 
 
 def discover(
-    folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, roster: pd.DataFrame | None = None
+    folder: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    roster: pd.DataFrame | None = None,
+    parallel_from: int = PARALLEL_FROM,
 ) -> list[Submission]:
     """Find and read every submission in ``folder``: ``scan(...).submissions``.
 
@@ -266,6 +333,8 @@ def discover(
         folder: The submissions folder.
         max_bytes: Largest notebook accepted, in bytes (uncompressed size for zip members).
         roster: Optional roster mapping LMS ids to student ids (see :func:`scan`).
+        parallel_from: Fewest notebooks to read for a second process to read part of them (see
+            :func:`scan`).
 
     Returns:
         One Submission per student id, sorted by student. Empty for an empty folder.
@@ -273,11 +342,15 @@ def discover(
     Raises:
         IntakeError: If ``folder`` does not exist or is not a directory, or the roster is unusable.
     """
-    return scan(folder, max_bytes=max_bytes, roster=roster).submissions
+    return scan(folder, max_bytes=max_bytes, roster=roster, parallel_from=parallel_from).submissions
 
 
 def scan(
-    folder: Path, *, roster: pd.DataFrame | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    folder: Path,
+    *,
+    roster: pd.DataFrame | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    parallel_from: int = PARALLEL_FROM,
 ) -> Intake:
     """Find and read every submission in ``folder``, including LMS "Download all" layouts.
 
@@ -292,6 +365,10 @@ def scan(
             matches: a unique match of the full name, ignoring case, spaces and punctuation, in
             either "First Last" or "Last, First" order).
         max_bytes: Largest notebook accepted, in bytes (uncompressed size for zip members).
+        parallel_from: Fewest notebooks to read for a second process to read part of them
+            (``autograder.intake_pool``): the same submissions, packed to the same bytes, and the
+            same log records and warnings in the same order, in up to half the time when a
+            second core is free. A smaller batch is read in this process alone.
 
     Returns:
         The submissions (one per student id, sorted), the unmapped LMS files (graded under a
@@ -324,52 +401,71 @@ def scan(
             candidates.setdefault(candidate.student, []).append(candidate)
     _separate_ambiguous(candidates)
 
-    submissions, unmapped, superseded = [], [], []
-    for student in sorted(candidates):
+    steps: list[tuple[str, Submission | _Candidate, list[_Candidate]]] = []
+    for student in sorted(candidates):  # which file of each student is read (nothing read yet)
         group = candidates[student]
         usable = [c for c in group if c.problem is None] or group[:1]
         plain = [c for c in usable if c.lms is None]
         if len(usable) > 1 and plain:
             names = ", ".join(sorted(_display_name(c.path) for c in usable))
             submission = Submission(student, usable[0].path, None, f"several submissions: {names}")
+            steps.append((student, submission, []))
         else:
             # Ids and -N suffixes order files of one platform; across platforms only mtimes do.
             mixed = len({c.lms.platform for c in usable if c.lms is not None}) > 1
             newest = sorted(usable, key=lambda c: _mtime(c.path) if mixed else c.order)[::-1]
-            chosen = newest[0]
-            for other in newest[1:]:
-                superseded.append(Superseded(other.path, student, chosen.path))
-                logger.warning(
-                    "%s: not grading %s, superseded by the newer %s",
-                    student,
-                    _text(other.path.name),
-                    _text(chosen.path.name),
-                )
-            submission = _read_candidate(chosen, max_bytes=max_bytes)
-            if chosen.lms is not None and not mapper.knows(student):
-                unmapped.append(chosen.lms)
-                logger.warning(
-                    "%s: %s id %s (%s) is not on the roster; graded as %s",
-                    _text(chosen.path.name),
-                    chosen.lms.platform.capitalize(),
-                    chosen.lms.lms_id,
-                    chosen.lms.lms_name or "no name",
-                    student,
-                )
-        if submission.ok:
-            logger.debug("found %s in %s", student, submission.source)
-        else:
-            logger.info("%s (%s): %s", student, submission.source, submission.problem)
-        submissions.append(submission)
+            steps.append((student, newest[0], newest[1:]))
+    to_read = [
+        (c.student, c.path) for _, c, _ in steps if isinstance(c, _Candidate) and c.problem is None
+    ]
+
+    submissions, unmapped, superseded = [], [], []
+    reader: _Reader
+    if len(to_read) >= parallel_from:
+        from .intake_pool import PoolReader
+
+        reader = PoolReader(to_read, max_bytes=max_bytes)
+    else:
+        reader = _Reader(max_bytes=max_bytes)
+    with reader:
+        for student, step, others in steps:
+            if isinstance(step, Submission):
+                submission = step
+            else:
+                chosen = step
+                for other in others:
+                    superseded.append(Superseded(other.path, student, chosen.path))
+                    logger.warning(
+                        "%s: not grading %s, superseded by the newer %s",
+                        student,
+                        _text(other.path.name),
+                        _text(chosen.path.name),
+                    )
+                submission = _read_candidate(chosen, reader)
+                if chosen.lms is not None and not mapper.knows(student):
+                    unmapped.append(chosen.lms)
+                    logger.warning(
+                        "%s: %s id %s (%s) is not on the roster; graded as %s",
+                        _text(chosen.path.name),
+                        chosen.lms.platform.capitalize(),
+                        chosen.lms.lms_id,
+                        chosen.lms.lms_name or "no name",
+                        student,
+                    )
+            if submission.ok:
+                logger.debug("found %s in %s", student, submission.source)
+            else:
+                logger.info("%s (%s): %s", student, submission.source, submission.problem)
+            submissions.append(submission)
     return Intake(submissions, unmapped, superseded)
 
 
-def _read_candidate(candidate: _Candidate, *, max_bytes: int) -> Submission:
+def _read_candidate(candidate: _Candidate, reader: _Reader) -> Submission:
     student, lms = candidate.student, candidate.lms
     if candidate.problem is not None:
         submission = Submission(student, candidate.path, None, candidate.problem)
     else:
-        submission = _read_submission(student, candidate.path, max_bytes=max_bytes)
+        submission = reader.read(student, candidate.path)
     if lms is None:
         return submission
     return dataclasses.replace(  # the packed notebook as it is (not unpacked and packed again)
@@ -378,6 +474,24 @@ def _read_candidate(candidate: _Candidate, *, max_bytes: int) -> Submission:
         platform=lms.platform,
         lms_id=lms.lms_id,
     )
+
+
+class _Reader:
+    """Reads the chosen files in :func:`scan`'s order, each as :func:`_read_submission` does;
+    ``intake_pool.PoolReader`` has a second process read some of them."""
+
+    def __init__(self, *, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def read(self, student: str, path: Path) -> Submission:
+        """The submission in ``path``; called once per file to read, in order."""
+        return _read_submission(student, path, max_bytes=self.max_bytes)
 
 
 def canvas_readings(file_name: str) -> list[CanvasReading]:
@@ -794,17 +908,15 @@ def _read_v4(raw: dict) -> tuple[nbformat.NotebookNode, Exception | None]:
 def _nodes(raw: dict) -> nbformat.NotebookNode:
     """A notebook's parsed JSON with the objects nbformat's read steps (``rejoin_lines``,
     ``strip_transient``) reach by attribute made ``NotebookNode`` objects, as ``from_dict``
-    makes them: the notebook, its metadata, its cells, their metadata and outputs (each a
-    shallow copy; the rest is shared). Raises whatever a malformed notebook makes it raise."""
+    makes them: the notebook, its metadata, its cells and their outputs (each a shallow copy;
+    the rest is shared; a cell's metadata is only reached by attribute to call ``pop`` on it,
+    which a plain dict has). Raises whatever a malformed notebook makes it raise."""
     cells = raw["cells"]
     if isinstance(cells, list):
         cells = [_node(cell) for cell in cells]
         for cell in cells:
-            if isinstance(cell, dict):
-                if "metadata" in cell:
-                    cell["metadata"] = _node(cell["metadata"])
-                if isinstance(cell.get("outputs"), list):
-                    cell["outputs"] = [_node(output) for output in cell["outputs"]]
+            if isinstance(cell, dict) and isinstance(cell.get("outputs"), list):
+                cell["outputs"] = [_node(output) for output in cell["outputs"]]
     return nbformat.NotebookNode(raw, cells=_node(cells), metadata=_node(raw["metadata"]))
 
 

@@ -9,47 +9,57 @@ when every notebook that tells points to the same pack.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable
 
 import nbformat
 
 from ..errors import PackNotFound
+from ..intake import Marks, defined_functions, notebook_marks, otter_name
 from . import registry
+
+__all__ = ["Marks", "infer", "marks_pack", "notebook_marks", "notebook_pack"]
 
 log = logging.getLogger(__name__)
 
 
-def _defined(notebook: nbformat.NotebookNode) -> set[str]:
-    names = set()
-    for cell in notebook.get("cells", []):
-        if cell.get("cell_type") == "code":
-            names.update(
-                re.findall(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", cell.get("source", ""), re.MULTILINE)
-            )
-    return names
-
-
-def notebook_pack(notebook: nbformat.NotebookNode, candidates: Iterable[str]) -> str | None:
-    """The pack a notebook belongs to, or None when it does not tell."""
+def marks_pack(marks: Marks, candidates: Iterable[str]) -> str | None:
+    """The pack a notebook with these :func:`notebook_marks` belongs to, or None when they do
+    not tell: what :func:`notebook_pack` says of the notebook."""
     candidates = list(candidates)
-    otter = (notebook.get("metadata") or {}).get("otter") or {}
-    named = otter.get("assignment_name") if isinstance(otter, dict) else None
-    if isinstance(named, str) and named in candidates:
+    named, defined = marks
+    if named is not None and named in candidates:
         return named
-    defined = _defined(notebook)
+    return _best(set(defined), candidates)
+
+
+def _graded_functions(name: str) -> set[str]:
+    return {f for q in registry.load(name).questions for f in q.function_names}
+
+
+def _best(defined: set[str], candidates: list[str]) -> str | None:
     scores = {}
     for name in candidates:
-        functions = {f for q in registry.load(name).questions for f in q.function_names}
-        scores[name] = len(defined & functions)
+        scores[name] = len(defined & _graded_functions(name))
     best = max(scores.values(), default=0)
     winners = [name for name, score in scores.items() if score == best]
     return winners[0] if best > 0 and len(winners) == 1 else None
 
 
-def infer(notebooks: Iterable[nbformat.NotebookNode | None]) -> str:
+def notebook_pack(notebook: nbformat.NotebookNode, candidates: Iterable[str]) -> str | None:
+    """The pack a notebook belongs to, or None when it does not tell."""
+    candidates = list(candidates)
+    named = otter_name(notebook)
+    if isinstance(named, str) and named in candidates:
+        return named
+    return _best(defined_functions(notebook), candidates)
+
+
+def infer(notebooks: Iterable[nbformat.NotebookNode | Marks | None]) -> str:
     """The one pack every telling notebook belongs to.
+
+    Each notebook may be given as its :func:`notebook_marks` instead (a tuple): the same vote,
+    without the notebook. None (an unusable submission) does not vote.
 
     Raises:
         PackNotFound: the folder is mixed, or no notebook tells; the message names the candidates
@@ -60,10 +70,11 @@ def infer(notebooks: Iterable[nbformat.NotebookNode | None]) -> str:
         raise PackNotFound("no assignments found (no assignments/<name>/spec.py)")
     if len(candidates) == 1:
         return candidates[0]
+    said: dict[Marks, str | None] = {}  # a batch has few distinct marks: each is scored once
     votes = Counter(
         pack
         for notebook in notebooks
-        if notebook is not None and (pack := notebook_pack(notebook, candidates)) is not None
+        if notebook is not None and (pack := _pack(notebook, candidates, said)) is not None
     )
     if len(votes) == 1:
         return next(iter(votes))
@@ -74,3 +85,13 @@ def infer(notebooks: Iterable[nbformat.NotebookNode | None]) -> str:
         )
     mixed = ", ".join(f"{count} look like {name}" for name, count in sorted(votes.items()))
     raise PackNotFound(f"mixed submissions ({mixed}); grade each assignment with --assignment NAME")
+
+
+def _pack(
+    notebook: nbformat.NotebookNode | Marks, candidates: list[str], said: dict[Marks, str | None]
+) -> str | None:
+    if not isinstance(notebook, tuple):
+        return notebook_pack(notebook, candidates)
+    if notebook not in said:
+        said[notebook] = marks_pack(notebook, candidates)
+    return said[notebook]
