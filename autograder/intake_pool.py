@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import threading
@@ -41,7 +40,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Self, cast
 
-from . import intake
+from . import intake, interrupts
 from .intake import Submission, _read_submission, _Reader
 
 CHUNK = 32
@@ -271,12 +270,7 @@ class _Recorder(logging.Handler):
 def serve(inbox_fd: int, outbox_fd: int, parent: int) -> None:
     """The helper process: read the files of each chunk it is sent, send back what reading
     gives (see the module docstring), until its requests pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which kills it
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
+    if not interrupts.helper_of(parent):  # Ctrl-C stops the parent, which kills it
         return
     inbox = Connection(inbox_fd, writable=False)
     outbox = Connection(outbox_fd, readable=False)

@@ -20,7 +20,9 @@ The state is per process (signals are): one batch at a time.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -122,3 +124,23 @@ def deferred() -> Iterator[None]:
         yield
     finally:
         _deferring -= 1
+
+
+PR_SET_PDEATHSIG = 1
+"""``prctl``'s option: the signal this process gets when its parent dies (Linux)."""
+
+
+def helper_of(parent: int) -> bool:
+    """In a helper process the grading process started (``intake_pool``, ``studentfiles``):
+    ignore Ctrl-C (the grading process alone decides what a stop means, and ends its helpers),
+    and be killed when the grading process dies, even by ``kill -9`` (Linux's parent-death
+    signal). False if ``parent`` is not this process's parent any more (it died already)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    return os.getppid() == parent

@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import threading
@@ -54,7 +53,6 @@ PHASES = ("results", "feedback")
 ``write_outputs``, so the first error is the one a single process would raise)."""
 
 _CHILD = "import sys; sys.path.insert(0, sys.argv[1]); from autograder.studentfiles import serve; serve()"
-PR_SET_PDEATHSIG = 1
 
 
 class Helper:
@@ -192,8 +190,10 @@ def serve() -> None:
     """The helper's main: read the packed results from stdin, write the files, answer on
     stdout with ``{"results": true | error, "feedback": true | error}`` (a phase left out was
     not done)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(int(sys.argv[2]))
+    from autograder.interrupts import helper_of
+
+    if not helper_of(int(sys.argv[2])):  # the grading process died already
+        os._exit(1)
     data = sys.stdin.buffer.read()
     from autograder.feedback import write_feedback
     from autograder.gradebook import write_results
@@ -221,16 +221,3 @@ def serve() -> None:
     sys.stdout.write(json.dumps(reply))
     sys.stdout.flush()
     os._exit(0)  # the parent waits for the end of the output: skip the teardown
-
-
-def _die_with_parent(parent: int) -> None:
-    """Be killed when the grading process dies (Linux); exit now if it already has."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(1)

@@ -224,8 +224,9 @@ time.sleep(60)
 """
 CHILD = """
 import os, sys, time
-from autograder.studentfiles import _die_with_parent
-_die_with_parent(int(sys.argv[1]))
+from autograder.interrupts import helper_of
+if not helper_of(int(sys.argv[1])):
+    sys.exit(1)
 open(sys.argv[1] + ".ready", "w").close()
 time.sleep(60)
 """
