@@ -110,8 +110,13 @@ def write_feedback(results: list[dict], out: Path, *, pack: Pack) -> list[Path]:
         page = folder / f"{stem}.html"
         write_file(str(page), render_html(report).encode("utf-8"))
         paths += [md, page]
-    logger.info("wrote feedback for %d student(s) to %s", len(students), folder)
+    log_feedback_written(len(students), Path(out))
     return paths
+
+
+def log_feedback_written(count: int, out: Path) -> None:
+    """The log line of :func:`write_feedback` (also said for the files a helper process wrote)."""
+    logger.info("wrote feedback for %d student(s) to %s", count, Path(out) / "feedback")
 
 
 def render_markdown(report: dict) -> str:

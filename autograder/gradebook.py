@@ -185,7 +185,12 @@ def write_results(results: list[dict], out: Path) -> None:
         # Only lone surrogates cannot be encoded; inside a JSON string "\udXXX" is their escape.
         data = (text + "\n").encode("utf-8", "backslashreplace")
         write_file(f"{prefix}{file_stem(student)}.json", data)
-    logger.info("wrote %d result file(s) to %s", len(results), folder)
+    log_results_written(len(results), Path(out))
+
+
+def log_results_written(count: int, out: Path) -> None:
+    """The log line of :func:`write_results` (also said for the files a helper process wrote)."""
+    logger.info("wrote %d result file(s) to %s", count, Path(out) / "results")
 
 
 def write_file(path: str, data: bytes) -> None:

@@ -747,12 +747,10 @@ def _written(outcome: BaseException | bool | None, write: Callable[[], object]) 
 
 def _log_student_files(count: int, out: Path) -> None:
     """The writers' log lines, for the files a helper wrote."""
-    logging.getLogger(gradebook.__name__).info(
-        "wrote %d result file(s) to %s", count, Path(out) / "results"
-    )
-    logging.getLogger("autograder.feedback").info(
-        "wrote feedback for %d student(s) to %s", count, Path(out) / "feedback"
-    )
+    from .feedback import log_feedback_written
+
+    gradebook.log_results_written(count, out)
+    log_feedback_written(count, out)
 
 
 def note_late(results: list[Result], submissions: list[Submission]) -> list[Result]:
